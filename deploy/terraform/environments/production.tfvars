@@ -1,0 +1,33 @@
+project_id  = "pull-production"
+region      = "us-central1"
+environment = "production"
+
+db_tier                = "db-custom-4-15360"
+db_disk_size_gb        = 100
+db_max_connections     = 400
+db_retained_backups    = 30
+db_deletion_protection = true
+
+redis_tier           = "STANDARD_HA"
+redis_memory_size_gb = 5
+
+api_image         = "us-central1-docker.pkg.dev/pull-production/pull/pull-api:latest"
+worker_image      = "us-central1-docker.pkg.dev/pull-production/pull/pull-temporal-worker:latest"
+api_cpu           = "2"
+api_memory        = "2Gi"
+api_min_instances = 2
+api_max_instances = 50
+
+# Runbook: production workers 4Gi, 4 CPU, 2..50 instances.
+worker_cpu           = "4"
+worker_memory        = "4Gi"
+worker_min_instances = 2
+worker_max_instances = 50
+
+temporal_address   = "pull-production.tmprl.cloud:7233"
+temporal_namespace = "pull-production"
+cors_origins       = "https://app.pull.com"
+
+backup_retention_days = 90
+
+enable_workload_identity_bindings = true
