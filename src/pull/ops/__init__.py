@@ -1,0 +1,1 @@
+"""Operator tools: post-deployment smoke checks (`pull smoke`)."""
