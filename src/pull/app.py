@@ -1,0 +1,106 @@
+"""The ASGI application: wiring only; behaviour lives in the domain modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from pull import __version__
+from pull.config import Settings, get_settings
+from pull.kit.db import make_engine, make_sessionmaker
+from pull.kit.errors import install_error_handlers
+from pull.kit.middleware import RequestContextMiddleware
+from pull.kit.ratelimit import RateLimiter
+from pull.kit.redis import make_redis
+from pull.kit.temporal import TemporalConnector
+from pull.system.api import router as system_router
+
+RATE_HEADERS = [
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.started_at = time.monotonic()
+        app.state.engine = make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        app.state.redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_max)
+        app.state.rate_limiter = RateLimiter(settings.redis_url)
+        app.state.temporal = TemporalConnector(
+            settings.temporal_address, settings.temporal_namespace
+        )
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="PULL API",
+        version=__version__,
+        description="PULL super-app backend. Errors always come as "
+        '`{"error": {"code", "message", "details", "request_id"}}`.',
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+
+    static_dir = files("fastapi_offline").joinpath("static")
+    app.mount("/static/docs", StaticFiles(directory=str(static_dir)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="PULL API docs",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    app.include_router(system_router)
+    for router in _domain_routers():
+        app.include_router(router)
+
+    app.add_middleware(
+        RequestContextMiddleware,
+        body_limit=settings.body_limit,
+        hsts=settings.environment.value == "production",
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Internal-Key"],
+        expose_headers=RATE_HEADERS,
+        max_age=600,
+    )
+    return app
+
+
+def _domain_routers() -> list[APIRouter]:
+    """Each domain module's routers; modules add themselves here as they land."""
+    return []

@@ -1,0 +1,245 @@
+"""`pull` command line: the processes of the runbook plus operator tools."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from pull.config import Settings, get_settings, missing_required
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="PULL backend processes")
+
+
+def _settings_or_exit() -> Settings:
+    """Load settings; deployed environments must name every required one explicitly."""
+    settings = get_settings()
+    if settings.is_deployed:
+        missing = missing_required(dict(os.environ))
+        if missing:
+            typer.echo(
+                f"FATAL: Missing required environment variables: {', '.join(missing)}", err=True
+            )
+            raise typer.Exit(1)
+    return settings
+
+
+@app.command()
+def api(
+    workers: int = typer.Option(0, help="Worker processes (default API_WORKERS)"),
+) -> None:
+    """Serve the HTTP API (uvicorn) on PORT."""
+    import uvicorn
+
+    from pull.kit.logging import configure_logging
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level)
+    count = workers or settings.api_workers
+    if count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pull-metrics-")
+    uvicorn.run(
+        "pull.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=count,
+        log_config=None,
+        access_log=False,
+        proxy_headers=settings.trust_proxy,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        server_header=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker on task queue pull-main-queue."""
+    from pull.kit.logging import configure_logging
+    from pull.worker import run_worker
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def migrate(
+    revision: str = typer.Argument("heads", help="Target revision"),
+    downgrade: bool = typer.Option(False, help="Downgrade to REVISION instead"),
+) -> None:
+    """Apply database migrations (Alembic)."""
+    from pull import migrate as m
+
+    settings = _settings_or_exit()
+    if downgrade:
+        m.downgrade(settings.database_url, revision)
+    else:
+        m.upgrade(settings.database_url, revision)
+    typer.echo("migrations applied")
+
+
+@app.command()
+def smoke(
+    base_url: str = typer.Option(..., "--base-url", help="API base URL"),
+    internal_key: str | None = typer.Option(None, "--internal-key"),
+    register: bool = typer.Option(
+        True, "--register/--no-register", help="Create a throwaway user to test register and login"
+    ),
+) -> None:
+    """Post-deployment verification from the runbook; exits non-zero naming failed checks."""
+    from pull.ops.smoke import run
+
+    raise typer.Exit(run(base_url.rstrip("/"), internal_key, register))
+
+
+class _Lock:
+    """An exclusive lock on the data directory, so two `pull dev` never share one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+
+@app.command()
+def dev(
+    seed: bool = typer.Option(True, "--seed/--no-seed", help="Load demo data"),
+) -> None:
+    """Run everything on embedded PostgreSQL, Redis and Temporal (data in PULL_DATA_DIR)."""
+    from pull import devstack
+    from pull import migrate as m
+
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    lock = _Lock(data_dir / "dev.lock")
+    if not lock.acquire():
+        typer.echo(
+            f"pull dev is already running on {data_dir} (pid {lock.holder()}); "
+            "stop it or set PULL_DATA_DIR to another directory",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    typer.echo(f"Starting embedded services in {data_dir} ...")
+    stack = devstack.start_stack(
+        data_dir,
+        pg_port=settings.dev_postgres_port,
+        redis_port=settings.dev_redis_port,
+        temporal_port=settings.dev_temporal_port,
+        temporal_ui_port=settings.dev_temporal_ui_port,
+    )
+    children: list[devstack.Service] = []
+    code = 0
+    try:
+        env = {
+            **os.environ,
+            "DATABASE_URL": stack.database_url,
+            "REDIS_URL": stack.redis_url,
+            "TEMPORAL_ADDRESS": stack.temporal_address,
+        }
+        m.upgrade(stack.database_url)
+        if seed:
+            _seed(env)
+        for name in ("api", "worker"):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pull.cli", name],
+                env=env,
+                preexec_fn=devstack._die_with_parent(signal.SIGTERM),
+            )
+            children.append(devstack.Service(name, proc))
+        api_url = f"http://127.0.0.1:{settings.port}"
+        _wait_http(f"{api_url}/health/ready", 60, lambda: stopping)
+        typer.echo(
+            "\nPULL is running:\n"
+            f"  API           {api_url}\n"
+            f"  API docs      {api_url}/docs\n"
+            f"  Metrics       {api_url}/metrics  (worker: http://127.0.0.1:{settings.metrics_port}/metrics)\n"
+            f"  Temporal UI   http://127.0.0.1:{settings.dev_temporal_ui_port}\n"
+            f"  PostgreSQL    {stack.database_url.replace('+asyncpg', '')}\n"
+            f"  Redis         {stack.redis_url}\n"
+            "Press Ctrl-C to stop.\n"
+        )
+        while not stopping:
+            dead = [c for c in children if c.proc.poll() is not None]
+            if dead:
+                typer.echo(f"{dead[0].name} exited with code {dead[0].proc.returncode}", err=True)
+                code = 1
+                break
+            time.sleep(0.2)
+    finally:
+        typer.echo("Stopping ...")
+        for child in reversed(children):
+            child.stop()
+        stack.stop()
+        typer.echo("Stopped.")
+    raise typer.Exit(code)
+
+
+def _wait_http(url: str, timeout: float, cancelled: object) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(cancelled) and cancelled():
+            return
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    typer.echo(f"warning: {url} not ready after {timeout:.0f}s", err=True)
+
+
+def _seed(env: dict[str, str]) -> None:
+    """Demo data for a newcomer; each module's seeder is idempotent."""
+    from pull.seed import seed_all
+
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "TEMPORAL_ADDRESS")})
+    get_settings.cache_clear()
+    asyncio.run(seed_all(get_settings()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

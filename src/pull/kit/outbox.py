@@ -1,0 +1,155 @@
+"""Transactional outbox: events written with the business change, relayed after commit.
+
+Delivery is at-least-once; every handler is idempotent (workflow ids are business keys,
+signals carry event ids that workflows dedupe), so the effect happens exactly once even
+when the relay crashes between dispatching and marking a row delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from pull.kit.db import Base, utcnow
+
+log = logging.getLogger("pull.outbox")
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(100), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def emit(session: AsyncSession, *, topic: str, key: str, payload: dict[str, Any]) -> None:
+    """Queue an event in the caller's transaction; it is relayed only if that commits."""
+    session.add(OutboxEvent(topic=topic, key=key, payload=payload))
+
+
+def start_workflow_event(
+    session: AsyncSession, *, workflow: str, workflow_id: str, arg: dict[str, Any] | None = None
+) -> None:
+    emit(
+        session,
+        topic="temporal.start",
+        key=workflow_id,
+        payload={"workflow": workflow, "id": workflow_id, "arg": arg},
+    )
+
+
+def signal_workflow_event(
+    session: AsyncSession, *, workflow_id: str, signal: str, arg: dict[str, Any]
+) -> None:
+    emit(
+        session,
+        topic="temporal.signal",
+        key=workflow_id,
+        payload={"id": workflow_id, "signal": signal, "arg": arg},
+    )
+
+
+Handler = Callable[[OutboxEvent], Awaitable[None]]
+
+
+def temporal_handlers(client: Client, task_queue: str) -> dict[str, Handler]:
+    async def start(event: OutboxEvent) -> None:
+        p = event.payload
+        args = [p["arg"]] if p.get("arg") is not None else []
+        try:
+            await client.start_workflow(
+                p["workflow"],
+                args=args,
+                id=p["id"],
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            log.info("workflow already started", extra={"workflow_id": p["id"]})
+
+    async def signal(event: OutboxEvent) -> None:
+        p = event.payload
+        handle = client.get_workflow_handle(p["id"])
+        await handle.signal(p["signal"], p["arg"])
+
+    return {"temporal.start": start, "temporal.signal": signal}
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        maker: async_sessionmaker[AsyncSession],
+        handlers: dict[str, Handler],
+        *,
+        batch_size: int = 100,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.maker = maker
+        self.handlers = handlers
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+
+    async def relay_once(self) -> int:
+        """Deliver one batch. Rows stay locked while handled, so relays can run side by side."""
+        delivered = 0
+        async with self.maker() as session, session.begin():
+            rows = (
+                await session.scalars(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.delivered_at.is_(None))
+                    .order_by(OutboxEvent.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for event in rows:
+                handler = self.handlers.get(event.topic)
+                if handler is None:
+                    event.attempts += 1
+                    event.last_error = f"no handler for topic {event.topic}"
+                    continue
+                try:
+                    await handler(event)
+                except Exception as exc:
+                    event.attempts += 1
+                    event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    log.warning(
+                        "outbox delivery failed",
+                        extra={"event_id": event.id, "topic": event.topic},
+                    )
+                    continue
+                event.delivered_at = utcnow()
+                delivered += 1
+        return delivered
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                count = await self.relay_once()
+            except Exception:
+                log.exception("outbox relay error")
+                count = 0
+            if count == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,162 @@
+"""Rate limits by class, counted in Redis.
+
+When Redis is unreachable: money routes fail closed (503), auth routes fall back to a
+per-process in-memory window with the same limits (so login keeps working but is still
+limited), and everything else fails open. See docs/rate-limits.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import Request, Response
+from limits import RateLimitItem, RateLimitItemPerMinute, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
+from pull.kit.errors import ServiceUnavailable, TooManyRequests
+from pull.kit.tokens import peek_user_id
+
+log = logging.getLogger("pull.ratelimit")
+
+
+class RateClass(StrEnum):
+    anonymous = "anonymous"
+    authenticated = "authenticated"
+    auth = "auth"
+    payments = "payments"
+    trading = "trading"
+
+
+LIMITS: dict[RateClass, RateLimitItem] = {
+    RateClass.anonymous: RateLimitItemPerMinute(30),
+    RateClass.authenticated: RateLimitItemPerMinute(100),
+    RateClass.auth: parse("10 per 15 minutes"),
+    RateClass.payments: parse("5 per 10 minutes"),
+    # Trading clients place many orders; the runbook has no figure, Kalshi's basic tier is 10/s.
+    RateClass.trading: parse("600 per minute"),
+}
+
+
+class OnRedisDown(StrEnum):
+    fail_open = "open"
+    fail_closed = "closed"
+    local = "local"
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int
+    remaining: int
+    reset_at: float
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._redis = SlidingWindowCounterRateLimiter(
+            RedisStorage(
+                _limits_uri(redis_url),
+                implementation="redispy",
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+            )
+        )
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    async def hit(
+        self, cls: RateClass, identity: str, *, on_redis_down: OnRedisDown, cost: int = 1
+    ) -> RateState | None:
+        """Count one request; raises 429 over the limit. None when not counted (fail open)."""
+        item = LIMITS[cls]
+        key = f"{cls.value}:{identity}"
+        limiter = self._redis
+        try:
+            allowed = await limiter.hit(item, key, cost=cost)
+            stats = await limiter.get_window_stats(item, key)
+        except Exception as exc:
+            log.warning("rate limit store unavailable", extra={"error": type(exc).__name__})
+            if on_redis_down is OnRedisDown.fail_open:
+                return None
+            if on_redis_down is OnRedisDown.fail_closed:
+                raise ServiceUnavailable(
+                    "Rate limiting is unavailable; money operations are paused",
+                    code="DEPENDENCY_UNAVAILABLE",
+                    headers={"Retry-After": "5"},
+                ) from exc
+            limiter = self._local
+            allowed = await limiter.hit(item, key, cost=cost)
+            stats = await limiter.get_window_stats(item, key)
+        state = RateState(item.amount, stats.remaining, stats.reset_time)
+        if not allowed:
+            retry = max(1, math.ceil(state.reset_at - time.time()))
+            raise TooManyRequests(
+                "Rate limit exceeded",
+                details={"limit": state.limit, "class": cls.value, "retry_after": retry},
+                headers={**rate_headers(state), "Retry-After": str(retry)},
+            )
+        return state
+
+
+def _limits_uri(redis_url: str) -> str:
+    if redis_url.startswith("redis://"):
+        return "async+" + redis_url
+    if redis_url.startswith("rediss://"):
+        return "async+" + redis_url
+    return redis_url
+
+
+def rate_headers(state: RateState) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(state.limit),
+        "X-RateLimit-Remaining": str(max(state.remaining, 0)),
+        "X-RateLimit-Reset": str(math.ceil(state.reset_at)),
+    }
+
+
+def client_ip(request: Request) -> str:
+    if request.app.state.settings.trust_proxy:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first
+    return request.client.host if request.client else "unknown"
+
+
+def apply_headers(response: Response, state: RateState | None) -> None:
+    if state is not None:
+        response.headers.update(rate_headers(state))
+
+
+def limit(
+    cls: RateClass, *, on_redis_down: OnRedisDown
+) -> Callable[[Request, Response], Awaitable[None]]:
+    """A dependency counting the request under `cls`, keyed by user when known, else by IP."""
+
+    async def dependency(request: Request, response: Response) -> None:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        if not limiter.enabled:
+            return
+        user_id = peek_user_id(request, request.app.state.settings)
+        if cls is RateClass.anonymous and user_id is not None:
+            effective, identity = RateClass.authenticated, f"user:{user_id}"
+        elif cls in (RateClass.payments, RateClass.trading, RateClass.authenticated) and user_id:
+            effective, identity = cls, f"user:{user_id}"
+        else:
+            effective, identity = cls, f"ip:{client_ip(request)}"
+        state = await limiter.hit(effective, identity, on_redis_down=on_redis_down)
+        apply_headers(response, state)
+
+    return dependency
+
+
+# The usual route classes.
+general = limit(RateClass.anonymous, on_redis_down=OnRedisDown.fail_open)
+auth_routes = limit(RateClass.auth, on_redis_down=OnRedisDown.local)
+payment_routes = limit(RateClass.payments, on_redis_down=OnRedisDown.fail_closed)
+trading_routes = limit(RateClass.trading, on_redis_down=OnRedisDown.fail_closed)

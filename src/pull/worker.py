@@ -1,0 +1,201 @@
+"""The Temporal worker process: every module's workflows and activities, the outbox relay,
+and Prometheus metrics on METRICS_PORT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge, start_http_server
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from pull.config import Settings, get_settings
+from pull.kit.db import make_engine, make_sessionmaker
+from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
+from pull.kit.outbox import Handler, OutboxRelay, temporal_handlers
+from pull.kit.redis import make_redis
+from pull.kit.runtime import WorkerRuntime, set_worker_runtime
+from pull.system.activities import system_check
+from pull.system.workflows import SystemCheckWorkflow
+
+log = logging.getLogger("pull.worker")
+
+BACKLOG = Gauge(
+    "temporal_workflow_task_queue_backlog",
+    "Approximate tasks waiting in the task queue (workflow + activity)",
+    ["task_queue"],
+)
+WORKFLOW_COMPLETED = Counter(
+    "temporal_workflow_completed", "Workflow executions completed", ["workflow_type"]
+)
+WORKFLOW_FAILED = Counter(
+    "temporal_workflow_failed", "Workflow executions failed", ["workflow_type"]
+)
+ACTIVITY_EXECUTIONS = Counter(
+    "temporal_activity_execution", "Activity executions by outcome", ["activity_type", "status"]
+)
+ACTIVITY_FAILED = Counter(
+    "temporal_activity_execution_failed", "Activity executions that failed", ["activity_type"]
+)
+
+
+def workflows() -> list[type]:
+    """Every module's workflows; modules add theirs here as they land."""
+    return [SystemCheckWorkflow]
+
+
+def activities() -> list[Callable[..., Any]]:
+    return [system_check]
+
+
+def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
+    return temporal_handlers(client, settings.temporal_task_queue)
+
+
+class _ActivityMetrics(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        name = getattr(input.fn, "__temporal_activity_definition", None)
+        activity_type = getattr(name, "name", None) or getattr(input.fn, "__name__", "unknown")
+        try:
+            result = await super().execute_activity(input)
+        except BaseException:
+            ACTIVITY_EXECUTIONS.labels(activity_type, "failure").inc()
+            ACTIVITY_FAILED.labels(activity_type).inc()
+            raise
+        ACTIVITY_EXECUTIONS.labels(activity_type, "success").inc()
+        return result
+
+
+class MetricsInterceptor(Interceptor):
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityMetrics(next)
+
+
+def drain_sdk_metrics(buffer: MetricBuffer) -> None:
+    """Copy the SDK core's workflow completion/failure counters into our registry."""
+    for update in buffer.retrieve_updates():
+        name = update.metric.name
+        wf_type = str(update.attributes.get("workflow_type", "unknown"))
+        if name == "temporal_workflow_completed":
+            WORKFLOW_COMPLETED.labels(wf_type).inc(int(update.value))
+        elif name == "temporal_workflow_failed":
+            WORKFLOW_FAILED.labels(wf_type).inc(int(update.value))
+
+
+async def task_queue_backlog(client: Client, namespace: str, task_queue: str) -> int:
+    total = 0
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=kind,
+                report_stats=True,
+            )
+        )
+        total += int(resp.stats.approximate_backlog_count)
+    return total
+
+
+async def _poll_metrics(
+    client: Client, settings: Settings, buffer: MetricBuffer, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        drain_sdk_metrics(buffer)
+        MEMORY_LIMIT.set(memory_limit_bytes())
+        try:
+            backlog = await task_queue_backlog(
+                client, settings.temporal_namespace, settings.temporal_task_queue
+            )
+            BACKLOG.labels(settings.temporal_task_queue).set(backlog)
+        except Exception as exc:
+            log.warning("task queue describe failed", extra={"error": type(exc).__name__})
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=5)
+        except TimeoutError:
+            pass
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    extra_workflows: Sequence[type] = (),
+    extra_activities: Sequence[Callable[..., Any]] = (),
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[*workflows(), *extra_workflows],
+        activities=[*activities(), *extra_activities],
+        max_concurrent_activities=settings.worker_concurrency,
+        max_concurrent_workflow_tasks=settings.worker_concurrency,
+        interceptors=[MetricsInterceptor()],
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+def init_runtime(settings: Settings) -> WorkerRuntime:
+    engine = make_engine(
+        settings.database_url, pool_size=settings.worker_concurrency, max_overflow=5
+    )
+    runtime = WorkerRuntime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        redis=make_redis(settings.redis_url, max_connections=settings.redis_pool_max),
+    )
+    set_worker_runtime(runtime)
+    return runtime
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    start_http_server(settings.metrics_port)
+    buffer = MetricBuffer(10_000)
+    temporal_runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
+    client = await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, runtime=temporal_runtime
+    )
+    runtime = init_runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    relay = OutboxRelay(
+        runtime.sessionmaker,
+        outbox_handlers(client, settings),
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    worker = build_worker(client, settings)
+    log.info(
+        "worker started",
+        extra={"task_queue": settings.temporal_task_queue, "metrics_port": settings.metrics_port},
+    )
+    async with worker:
+        tasks = [
+            asyncio.create_task(relay.run(stop)),
+            asyncio.create_task(_poll_metrics(client, settings, buffer, stop)),
+        ]
+        await stop.wait()
+        log.info("worker stopping")
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()
+    set_worker_runtime(None)

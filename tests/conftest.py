@@ -1,0 +1,309 @@
+"""Test fixtures: real PostgreSQL, Redis and Temporal.
+
+By default an embedded stack (the same one `pull dev` runs) starts once per test session in
+a temporary directory on free ports. Set DATABASE_URL, REDIS_URL or TEMPORAL_ADDRESS to use
+servers of your own instead. Every test starts from empty tables and an empty Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from pull import devstack
+from pull.app import create_app
+from pull.config import Environment, Settings
+from pull.kit.db import make_engine, make_sessionmaker
+from pull.kit.redis import make_redis
+from pull.migrate import upgrade
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Services:
+    database_url: str
+    redis_url: str
+    temporal_address: str
+    pg_bin: Path
+    postgres_port: int | None
+    data_dir: Path
+    stack: devstack.Stack | None = None
+    extra: list[devstack.Service] = field(default_factory=list)
+
+    @property
+    def sync_database_url(self) -> str:
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """Environment for a child `pull` process pointed at these services."""
+        env = {
+            **os.environ,
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "LOG_LEVEL": "warning",
+        }
+        env.update(overrides)
+        return env
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    data_dir = Path(tempfile.mkdtemp(prefix="pull-test-"))
+    os.chmod(data_dir, 0o755)
+    db_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    temporal = os.environ.get("TEMPORAL_ADDRESS")
+    started: list[devstack.Service] = []
+    pg_port: int | None = None
+    try:
+        if not db_url:
+            pg_port = devstack.free_port()
+            pg, db_url = devstack.start_postgres(data_dir, pg_port)
+            started.append(pg)
+        if not redis_url:
+            rd, redis_url = devstack.start_redis(data_dir, devstack.free_port())
+            started.append(rd)
+        if not temporal:
+            tp, temporal = devstack.start_temporal(data_dir, devstack.free_port(), None)
+            started.append(tp)
+        upgrade(db_url)
+        svc = Services(
+            database_url=db_url,
+            redis_url=redis_url,
+            temporal_address=temporal,
+            pg_bin=devstack.pg_bin_dir(),
+            postgres_port=pg_port,
+            data_dir=data_dir,
+            extra=started,
+        )
+        yield svc
+    finally:
+        for service in reversed(started):
+            service.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def make_settings(services: Services, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "ENVIRONMENT": Environment.test,
+        "DATABASE_URL": services.database_url,
+        "REDIS_URL": services.redis_url,
+        "TEMPORAL_ADDRESS": services.temporal_address,
+        "DB_POOL_SIZE": 20,
+        "DB_MAX_OVERFLOW": 20,
+        # Fast hashing in tests; production parameters are the defaults (docs/configuration.md).
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(services: Services) -> Settings:
+    return make_settings(services)
+
+
+class AppRunner:
+    """Runs an app's lifespan so that ASGI-transport clients see a started app."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._ctx: Any = None
+
+    async def __aenter__(self) -> FastAPI:
+        self._ctx = self.app.router.lifespan_context(self.app)
+        await self._ctx.__aenter__()
+        return self.app
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with AppRunner(application):
+        yield application
+
+
+def asgi_client(application: FastAPI, **kwargs: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://testserver", **kwargs
+    )
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(settings.database_url, pool_size=20, max_overflow=20)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+async def session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    r = make_redis(settings.redis_url)
+    yield r
+    await r.aclose()
+
+
+async def _truncate_all(database_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> None:
+    """Empty every table and Redis before each test that uses the services."""
+    if "services" not in request.fixturenames:
+        return
+    import redis as sync_redis
+
+    svc: Services = request.getfixturevalue("services")
+    asyncio.run(_truncate_all(svc.database_url))
+    client = sync_redis.Redis.from_url(svc.redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(services: Services) -> Client:
+    return await Client.connect(services.temporal_address)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so no other test's worker picks up its tasks."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+async def worker_runtime(settings: Settings) -> AsyncIterator[Any]:
+    from pull.kit.runtime import set_worker_runtime
+    from pull.worker import init_runtime
+
+    runtime = init_runtime(settings)
+    yield runtime
+    await runtime.redis.aclose()
+    await runtime.engine.dispose()
+    set_worker_runtime(None)
+
+
+# --- real processes -------------------------------------------------------------------------
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pull.cli", *args],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+    )
+
+
+def wait_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def start_api_process(services: Services, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = devstack.free_port()
+    log = services.data_dir / f"api-{port}.log"
+    proc = _spawn(["api"], services.env(PORT=str(port), HOST="127.0.0.1", **env), log)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/health/live", proc=proc)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def api_server(services: Services) -> Iterator[str]:
+    """A real `pull api` process against the test services."""
+    proc, url = start_api_process(services)
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def worker_metrics_url(services: Services) -> Iterator[str]:
+    """A real `pull worker` process; yields the URL of its /metrics."""
+    port = devstack.free_port()
+    log = services.data_dir / "worker.log"
+    proc = _spawn(["worker"], services.env(METRICS_PORT=str(port)), log)
+    url = f"http://127.0.0.1:{port}/metrics"
+    wait_http(url, proc=proc)
+    yield url
+    stop_process(proc)
