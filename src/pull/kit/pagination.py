@@ -1,0 +1,51 @@
+"""Opaque cursor pagination: `{"items": [...], "cursor": "..."}`.
+
+A cursor encodes the sort key of the last item returned (keyset pagination), so pages stay
+stable while rows are inserted and cost the same at any depth.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from pull.kit.errors import BadRequest
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    cursor: str | None = Field(None, description="Pass as `cursor` to get the next page")
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
+    return value
+
+
+def clamp_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if limit < 1 or limit > MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", code="INVALID_LIMIT")
+    return limit
