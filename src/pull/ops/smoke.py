@@ -132,7 +132,7 @@ class _Smoke:
         _expect(resp, 200)
         body = _json(resp)
         if not isinstance(body, dict) or not body.get("checks"):
-            raise CheckFailed("response has no \"checks\"")
+            raise CheckFailed('response has no "checks"')
 
     def docs(self) -> None:
         _expect(self.client.get("/docs"), 200)
@@ -142,7 +142,7 @@ class _Smoke:
         _expect(resp, 200)
         body = _json(resp)
         if not isinstance(body, dict) or "openapi" not in body or not body.get("paths"):
-            raise CheckFailed("not an OpenAPI document (no \"openapi\"/\"paths\")")
+            raise CheckFailed('not an OpenAPI document (no "openapi"/"paths")')
 
     def metrics(self) -> None:
         resp = self.client.get("/metrics")
