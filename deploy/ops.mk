@@ -41,7 +41,7 @@ tf-apply: ops-check-env
 k8s-render: ops-check-env
 	@mkdir -p $(dir $(RENDERED))
 	$(KUBECTL) kustomize --load-restrictor LoadRestrictionsNone $(K8S_DIR)/overlays/$(ENV) \
-		| sed -E 's#(image: .*/pull-(api|temporal-worker)):latest#\1:$(IMAGE_TAG)#' > $(RENDERED)
+		| sed -E 's#(image: .*/pull-(api|temporal-worker)):unreleased#\1:$(IMAGE_TAG)#' > $(RENDERED)
 	@echo "rendered $(RENDERED) (images tagged $(IMAGE_TAG))"
 
 k8s-apply: k8s-render

@@ -42,6 +42,7 @@ locals {
     "vpcaccess.googleapis.com",
     "servicenetworking.googleapis.com",
     "iam.googleapis.com",
+    "artifactregistry.googleapis.com",
   ]
 }
 
@@ -75,6 +76,43 @@ resource "google_compute_subnetwork" "main" {
   }
 }
 
+# Nothing in this VPC accepts traffic from outside; Cloud Run reaches the private services through
+# the VPC access connector and Cloud SQL/Memorystore sit in the peered range.
+resource "google_compute_firewall" "deny_all_ingress" {
+  name      = "${local.name_prefix}-deny-all-ingress"
+  network   = google_compute_network.main.name
+  direction = "INGRESS"
+  priority  = 65534
+
+  deny {
+    protocol = "all"
+  }
+
+  source_ranges = ["0.0.0.0/0"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_compute_firewall" "allow_internal" {
+  name      = "${local.name_prefix}-allow-internal"
+  network   = google_compute_network.main.name
+  direction = "INGRESS"
+  priority  = 1000
+
+  allow {
+    protocol = "tcp"
+    ports    = ["5432", "6378", "6379", "7233"]
+  }
+
+  source_ranges = [var.subnet_cidr, var.vpc_connector_cidr]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 resource "google_compute_global_address" "private_services" {
   name          = "${local.name_prefix}-private-services"
   purpose       = "VPC_PEERING"
@@ -99,6 +137,36 @@ resource "google_vpc_access_connector" "main" {
   max_instances = var.vpc_connector_max_instances
 
   depends_on = [google_project_service.enabled]
+}
+
+# --- Container images ------------------------------------------------------------------------
+# Deploys reference images by commit tag; immutable tags mean a tag always names one digest.
+
+resource "google_artifact_registry_repository" "images" {
+  repository_id = "pull"
+  location      = var.region
+  format        = "DOCKER"
+  description   = "PULL API and worker images"
+  labels        = local.labels
+
+  kms_key_name = google_kms_crypto_key.main.id
+
+  docker_config {
+    immutable_tags = true
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.artifact_registry]
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+# The Artifact Registry service agent encrypts image layers with the key.
+resource "google_kms_crypto_key_iam_member" "artifact_registry" {
+  crypto_key_id = google_kms_crypto_key.main.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-artifactregistry.iam.gserviceaccount.com"
 }
 
 # --- KMS -------------------------------------------------------------------------------------
@@ -404,6 +472,19 @@ resource "google_service_account_iam_member" "workload_identity" {
   member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.gke_namespace}/${each.key}]"
 }
 
+# Who read or wrote which backup object: Cloud Audit Logs data-access logs for Cloud Storage.
+resource "google_project_iam_audit_config" "storage" {
+  project = var.project_id
+  service = "storage.googleapis.com"
+
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
+}
+
 # --- Backups bucket ----------------------------------------------------------------------------
 
 resource "google_storage_bucket" "backups" {
@@ -471,8 +552,7 @@ resource "google_cloud_run_v2_service" "api" {
     }
 
     containers {
-      image   = var.api_image
-      command = ["pull", "api"]
+      image = var.api_image
 
       ports {
         container_port = 3001
@@ -586,8 +666,7 @@ resource "google_cloud_run_v2_service" "worker" {
     }
 
     containers {
-      image   = var.worker_image
-      command = ["pull", "worker"]
+      image = var.worker_image
 
       # The worker's Prometheus endpoint is the port Cloud Run probes.
       ports {

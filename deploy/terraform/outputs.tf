@@ -73,3 +73,8 @@ output "service_accounts" {
     backup  = google_service_account.backup.email
   }
 }
+
+output "image_repository" {
+  description = "Artifact Registry path the deploy workflows push images to."
+  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+}

@@ -11,8 +11,10 @@ db_deletion_protection = true
 redis_tier           = "STANDARD_HA"
 redis_memory_size_gb = 5
 
-api_image         = "us-central1-docker.pkg.dev/pull-production/pull/pull-api:latest"
-worker_image      = "us-central1-docker.pkg.dev/pull-production/pull/pull-temporal-worker:latest"
+# Bootstrap image for the first apply only: the deploy workflows roll real images
+# (pushed by commit tag to the immutable Artifact Registry repo) and Terraform ignores them.
+api_image         = "us-docker.pkg.dev/cloudrun/container/hello:latest"
+worker_image      = "us-docker.pkg.dev/cloudrun/container/hello:latest"
 api_cpu           = "2"
 api_memory        = "2Gi"
 api_min_instances = 2

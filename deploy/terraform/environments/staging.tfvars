@@ -11,8 +11,10 @@ db_deletion_protection = false
 redis_tier           = "BASIC"
 redis_memory_size_gb = 1
 
-api_image         = "us-central1-docker.pkg.dev/pull-staging/pull/pull-api:latest"
-worker_image      = "us-central1-docker.pkg.dev/pull-staging/pull/pull-temporal-worker:latest"
+# Bootstrap image for the first apply only: the deploy workflows roll real images
+# (pushed by commit tag to the immutable Artifact Registry repo) and Terraform ignores them.
+api_image         = "us-docker.pkg.dev/cloudrun/container/hello:latest"
+worker_image      = "us-docker.pkg.dev/cloudrun/container/hello:latest"
 api_cpu           = "1"
 api_memory        = "1Gi"
 api_min_instances = 0
