@@ -6,12 +6,14 @@ import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from pull import __version__
-from pull.kit.db import utcnow
+from pull.kit.db import SessionDep, utcnow
 from pull.kit.metrics import render_latest, track_pool
+from pull.kit.ratelimit import general
 from pull.system.service import check_dependencies
 
 router = APIRouter(tags=["health"])
@@ -92,3 +94,13 @@ async def detailed(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     track_pool(request.app.state.engine)
     return Response(render_latest(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get(
+    "/api/v1/status",
+    summary="Service status with the database clock (one database read)",
+    dependencies=[Depends(general)],
+)
+async def status(session: SessionDep) -> dict[str, str]:
+    db_time = await session.scalar(text("SELECT now()"))
+    return {"status": "ok", "version": __version__, "database_time": str(db_time)}
