@@ -307,3 +307,79 @@ def worker_metrics_url(services: Services) -> Iterator[str]:
     wait_http(url, proc=proc)
     yield url
     stop_process(proc)
+
+
+# --- identity: users for any test (owned by the identity module) -----------------------------
+
+from collections.abc import Awaitable, Callable  # noqa: E402
+
+DEFAULT_TEST_PASSWORD = "Correct-Horse-9-Battery"
+
+
+@dataclass
+class TestUser:
+    """A registered user with a live session; `headers` carry its bearer access token."""
+
+    __test__ = False  # not a test class, despite the name
+
+    id: uuid.UUID
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+    headers: dict[str, str]
+
+
+UserFactory = Callable[..., Awaitable[TestUser]]
+
+
+def random_client_ip() -> str:
+    """A loopback address of its own, so a test's calls do not share the per-IP auth limit."""
+    import secrets
+
+    return "127.{}.{}.{}".format(*(secrets.randbelow(254) + 1 for _ in range(3)))
+
+
+@pytest.fixture
+def user_factory(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -> UserFactory:
+    """`await user_factory(email=None, password=None, admin=False, verified=True)`.
+
+    Registers through the real HTTP endpoint (from a client IP of its own, so the auth rate
+    limit of the test's own client is untouched), then sets the role and, when `verified`,
+    marks the email and a phone number verified through the identity service.
+    """
+    from pull.identity import service
+
+    async def make(
+        email: str | None = None,
+        password: str | None = None,
+        admin: bool = False,
+        verified: bool = True,
+    ) -> TestUser:
+        email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+        password = password or DEFAULT_TEST_PASSWORD
+        transport = httpx.ASGITransport(app=app, client=(random_client_ip(), 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            r = await c.post("/api/auth/register", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        user_id = uuid.UUID(body["user"]["id"])
+        if admin or verified:
+            async with sessionmaker() as s:
+                if admin:
+                    await service.set_role(session=s, user_id=user_id, role="admin")
+                if verified:
+                    await service.mark_email_verified(session=s, user_id=user_id)
+                    phone = "+1555" + str(int(user_id.hex[:12], 16) % 10**7).zfill(7)
+                    await service.set_phone_verified(session=s, user_id=user_id, phone=phone)
+                await s.commit()
+        return TestUser(
+            id=user_id,
+            email=body["user"]["email"],
+            password=password,
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+            headers={"Authorization": f"Bearer {body['access_token']}"},
+        )
+
+    return make

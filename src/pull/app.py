@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from pull import __version__
 from pull.config import Settings, get_settings
+from pull.identity.api import routers as identity_routers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
 from pull.kit.middleware import RequestContextMiddleware
@@ -103,4 +104,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _domain_routers() -> list[APIRouter]:
     """Each domain module's routers; modules add themselves here as they land."""
-    return []
+    return [*identity_routers()]

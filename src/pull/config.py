@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     argon2_memory_cost: int = Field(19456, alias="ARGON2_MEMORY_COST")
     argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM")
     field_encryption_keys: str = Field(DEV_FIELD_KEY, alias="FIELD_ENCRYPTION_KEYS")
+    # Progressive lockout: THRESHOLD failures lock for MINUTES, each further lock twice as long.
+    login_lockout_threshold: int = Field(5, alias="LOGIN_LOCKOUT_THRESHOLD", ge=1)
+    login_lockout_minutes: int = Field(15, alias="LOGIN_LOCKOUT_MINUTES", ge=1)
+    # Base URL of the web app, for the links in verification and reset emails.
+    app_url: str = Field("http://localhost:3000", alias="APP_URL")
+
+    # Outgoing email: SMTP when SMTP_HOST is set, else (development, test) the outbound_emails table
+    smtp_host: str = Field("", alias="SMTP_HOST")
+    smtp_port: int = Field(587, alias="SMTP_PORT")
+    smtp_username: str = Field("", alias="SMTP_USERNAME")
+    smtp_password: str = Field("", alias="SMTP_PASSWORD")
+    smtp_from: str = Field("PULL <no-reply@pull.com>", alias="SMTP_FROM")
+    smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
 
     # Data stores
     database_url: str = Field(

@@ -1,6 +1,27 @@
 """Every table's model, imported so that Alembic sees the whole schema."""
 
+from pull.identity.models import (
+    ApiKey,
+    AuditLog,
+    AuthSession,
+    OneTimeToken,
+    OutboundEmail,
+    RecoveryCode,
+    RefreshToken,
+    User,
+)
 from pull.kit.db import Base
 from pull.kit.outbox import OutboxEvent
 
-__all__ = ["Base", "OutboxEvent"]
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "AuthSession",
+    "Base",
+    "OneTimeToken",
+    "OutboundEmail",
+    "OutboxEvent",
+    "RecoveryCode",
+    "RefreshToken",
+    "User",
+]

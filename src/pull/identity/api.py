@@ -1,0 +1,228 @@
+"""Identity routes: thin, they parse, authorize, call the service and shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.identity import service
+from pull.identity.deps import CurrentUser, identity_env, request_meta
+from pull.identity.errors import must_persist
+from pull.identity.schemas import (
+    AuthResponse,
+    ChangePasswordRequest,
+    CheckResponse,
+    EmailRequest,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    RequestMeta,
+    ResetPasswordRequest,
+    SessionRead,
+    StatusResponse,
+    TokenPair,
+    TokenRequest,
+    UserRead,
+    UserUpdate,
+)
+from pull.kit.db import SessionDep
+from pull.kit.errors import NotFound
+from pull.kit.ratelimit import OnRedisDown, RateClass, RateLimiter, auth_routes, general
+
+Env = Annotated[service.IdentityEnv, Depends(identity_env)]
+Meta = Annotated[RequestMeta, Depends(request_meta)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    429: {"description": "Rate limited"},
+}
+
+router = APIRouter(prefix="/api/auth", tags=["auth"], responses=_ERRORS)
+strict = [Depends(auth_routes)]
+relaxed = [Depends(general)]
+
+
+@asynccontextmanager
+async def _keep_on_error(session: AsyncSession) -> AsyncIterator[None]:
+    """Commit what the service recorded before an error that must persist (see errors.py)."""
+    try:
+        yield
+    except Exception as exc:
+        if must_persist(exc):
+            await session.commit()
+        raise
+
+
+async def _limit_account(request: Request, email: str) -> None:
+    """Per-account auth limit on top of the per-IP one, so many IPs cannot hammer one account."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    if limiter.enabled:
+        key = f"acct:{service.normalize_email(email)}"
+        await limiter.hit(RateClass.auth, key, on_redis_down=OnRedisDown.local)
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=strict,
+    summary="Create an account; answers with the user and a token pair",
+    responses={409: {"description": "EMAIL_TAKEN"}, 422: {"description": "WEAK_PASSWORD"}},
+)
+async def register(
+    data: RegisterRequest, session: SessionDep, env: Env, meta: Meta
+) -> AuthResponse:
+    return await service.register(session=session, data=data, env=env, meta=meta)
+
+
+@router.post(
+    "/login",
+    dependencies=strict,
+    summary="Exchange email and password (and a 2FA code when enabled) for tokens",
+    responses={403: {"description": "Account suspended or closed"}},
+)
+async def login(
+    data: LoginRequest, request: Request, session: SessionDep, env: Env, meta: Meta
+) -> AuthResponse:
+    await _limit_account(request, data.email)
+    async with _keep_on_error(session):
+        return await service.login(
+            session=session,
+            env=env,
+            email=data.email,
+            password=data.password,
+            totp_code=data.totp_code,
+            meta=meta,
+        )
+
+
+@router.post(
+    "/refresh",
+    dependencies=relaxed,
+    summary="Rotate a refresh token; a reused one revokes its session (TOKEN_REUSED)",
+)
+async def refresh(data: RefreshRequest, session: SessionDep, env: Env, meta: Meta) -> TokenPair:
+    async with _keep_on_error(session):
+        return await service.refresh(
+            session=session, env=env, refresh_token=data.refresh_token, meta=meta
+        )
+
+
+@router.post("/logout", dependencies=relaxed, summary="End this session at once")
+async def logout(user: CurrentUser, session: SessionDep, meta: Meta) -> StatusResponse:
+    if user.session_id is not None:
+        await service.logout(
+            session=session, user_id=user.id, session_id=user.session_id, meta=meta
+        )
+    return StatusResponse(message="Logged out")
+
+
+@router.post("/check", dependencies=relaxed, summary="Is this access token valid?")
+async def check(user: CurrentUser) -> CheckResponse:
+    return CheckResponse(user_id=user.id)
+
+
+@router.get("/me", dependencies=relaxed, summary="The caller's account")
+async def me(user: CurrentUser, session: SessionDep) -> UserRead:
+    found = await service.get_user(session=session, user_id=user.id)
+    if found is None:
+        raise NotFound("User not found", code="USER_NOT_FOUND")
+    return found
+
+
+@router.patch("/me", dependencies=relaxed, summary="Change display name or phone")
+async def update_me(user: CurrentUser, data: UserUpdate, session: SessionDep) -> UserRead:
+    return await service.update_me(session=session, user_id=user.id, data=data)
+
+
+@router.post(
+    "/change-password",
+    dependencies=strict,
+    summary="Change the password; every other session is revoked",
+)
+async def change_password(
+    data: ChangePasswordRequest, user: CurrentUser, session: SessionDep, env: Env, meta: Meta
+) -> StatusResponse:
+    async with _keep_on_error(session):
+        await service.change_password(
+            session=session,
+            env=env,
+            user_id=user.id,
+            session_id=user.session_id,
+            current_password=data.current_password,
+            new_password=data.new_password,
+            meta=meta,
+        )
+    return StatusResponse(message="Password changed; other sessions were signed out")
+
+
+@router.get("/sessions", dependencies=relaxed, summary="The caller's live sessions")
+async def sessions(user: CurrentUser, session: SessionDep) -> list[SessionRead]:
+    return await service.list_sessions(
+        session=session, user_id=user.id, current_session_id=user.session_id
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    dependencies=relaxed,
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke one of the caller's sessions",
+)
+async def revoke_session(
+    session_id: uuid.UUID, user: CurrentUser, session: SessionDep, meta: Meta
+) -> Response:
+    await service.revoke_own_session(
+        session=session, user_id=user.id, session_id=session_id, meta=meta
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/verify-email", dependencies=strict, summary="Confirm the email address")
+async def verify_email(data: TokenRequest, session: SessionDep, meta: Meta) -> UserRead:
+    return await service.verify_email(session=session, token=data.token, meta=meta)
+
+
+_SENT = "If the address belongs to an account that needs it, an email is on its way"
+
+
+@router.post(
+    "/resend-verification",
+    dependencies=strict,
+    summary="Send the verification email again (at most once a minute)",
+)
+async def resend_verification(
+    data: EmailRequest, session: SessionDep, env: Env, meta: Meta
+) -> StatusResponse:
+    await service.resend_verification(session=session, env=env, email=data.email, meta=meta)
+    return StatusResponse(message=_SENT)
+
+
+@router.post("/forgot-password", dependencies=strict, summary="Email a password-reset link")
+async def forgot_password(
+    data: EmailRequest, session: SessionDep, env: Env, meta: Meta
+) -> StatusResponse:
+    await service.forgot_password(session=session, env=env, email=data.email, meta=meta)
+    return StatusResponse(message=_SENT)
+
+
+@router.post(
+    "/reset-password",
+    dependencies=strict,
+    summary="Set a new password with an emailed token; every session is revoked",
+)
+async def reset_password(
+    data: ResetPasswordRequest, session: SessionDep, env: Env, meta: Meta
+) -> StatusResponse:
+    await service.reset_password(
+        session=session, env=env, token=data.token, password=data.password, meta=meta
+    )
+    return StatusResponse(message="Password reset; sign in with the new password")
+
+
+def routers() -> list[APIRouter]:
+    return [router]

@@ -1,0 +1,51 @@
+"""Identity errors. Some must keep the changes made before them (a counted login failure, a
+revoked token family, their audit entries): those carry `persist = True`, and the API boundary
+commits before answering with them."""
+
+from __future__ import annotations
+
+from pull.kit.errors import AppError, Forbidden, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+    message = "Invalid email or password"
+    persist = True
+
+
+class TotpRequired(Unauthorized):
+    code = "TOTP_REQUIRED"
+    message = "A two-factor code is required"
+    persist = True
+
+
+class InvalidTotp(Unauthorized):
+    code = "INVALID_TOTP"
+    message = "Invalid two-factor code"
+    persist = True
+
+
+class TokenReused(Unauthorized):
+    code = "TOKEN_REUSED"
+    message = "Refresh token already used; the session has been revoked"
+    persist = True
+
+
+class InvalidToken(Unauthorized):
+    code = "INVALID_TOKEN"
+    message = "Invalid or expired token"
+
+
+class AccountDisabled(Forbidden):
+    code = "ACCOUNT_DISABLED"
+    message = "This account is suspended or closed"
+    persist = True
+
+
+class AccountRestricted(Forbidden):
+    code = "ACCOUNT_RESTRICTED"
+    message = "This account is restricted: it may sign in and read, but not move money or trade"
+
+
+def must_persist(exc: BaseException) -> bool:
+    return isinstance(exc, AppError) and bool(getattr(exc, "persist", False))

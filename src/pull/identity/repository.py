@@ -1,0 +1,341 @@
+"""All SQL of the identity module. Functions flush at most; the caller's boundary commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.identity.models import (
+    ApiKey,
+    AuditLog,
+    AuthSession,
+    OneTimeToken,
+    OutboundEmail,
+    RecoveryCode,
+    RefreshToken,
+    User,
+)
+
+# --- users ---------------------------------------------------------------------------------
+
+
+async def user_by_id(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> User | None:
+    stmt = select(User).where(User.id == user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def user_by_email(session: AsyncSession, email: str, *, lock: bool = False) -> User | None:
+    stmt = select(User).where(User.email == email)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def user_id_by_referral_code(session: AsyncSession, code: str) -> uuid.UUID | None:
+    return (await session.scalars(select(User.id).where(User.referral_code == code))).one_or_none()
+
+
+async def referral_code_taken(session: AsyncSession, code: str) -> bool:
+    return await user_id_by_referral_code(session, code) is not None
+
+
+async def email_taken(session: AsyncSession, email: str) -> bool:
+    found = await session.scalar(select(func.count()).select_from(User).where(User.email == email))
+    return bool(found)
+
+
+async def add_user(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+# --- sessions and refresh tokens -----------------------------------------------------------
+
+
+async def add_session(session: AsyncSession, auth_session: AuthSession) -> AuthSession:
+    session.add(auth_session)
+    await session.flush()
+    return auth_session
+
+
+async def session_with_user(
+    session: AsyncSession, session_id: uuid.UUID
+) -> tuple[AuthSession, User] | None:
+    """The session and its user in one round trip (the per-request authentication check)."""
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == session_id)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def session_by_id(
+    session: AsyncSession, session_id: uuid.UUID, *, lock: bool = False
+) -> AuthSession | None:
+    stmt = select(AuthSession).where(AuthSession.id == session_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def touch_session(
+    session: AsyncSession, session_id: uuid.UUID, now: dt.datetime, older_than: dt.datetime
+) -> None:
+    """Record use, at most once per interval, so reads do not write on every request."""
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.last_used_at < older_than)
+        .values(last_used_at=now)
+    )
+
+
+async def active_sessions(
+    session: AsyncSession, user_id: uuid.UUID, now: dt.datetime
+) -> Sequence[AuthSession]:
+    return (
+        await session.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+            .order_by(AuthSession.last_used_at.desc())
+        )
+    ).all()
+
+
+async def revoke_session(
+    session: AsyncSession, session_id: uuid.UUID, now: dt.datetime, reason: str
+) -> bool:
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def revoke_user_sessions(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    now: dt.datetime,
+    reason: str,
+    *,
+    except_session: uuid.UUID | None = None,
+) -> int:
+    stmt = (
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    if except_session is not None:
+        stmt = stmt.where(AuthSession.id != except_session)
+    result = await session.execute(stmt)
+    return int(getattr(result, "rowcount", 0))
+
+
+async def add_refresh_token(session: AsyncSession, token: RefreshToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def refresh_token_for_update(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    """Locked, so two concurrent uses of one token cannot both rotate it."""
+    return (
+        await session.scalars(
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+        )
+    ).one_or_none()
+
+
+# --- one-time tokens -----------------------------------------------------------------------
+
+
+async def add_one_time_token(session: AsyncSession, token: OneTimeToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def one_time_token_for_update(
+    session: AsyncSession, token_hash: str, purpose: str
+) -> OneTimeToken | None:
+    return (
+        await session.scalars(
+            select(OneTimeToken)
+            .where(OneTimeToken.token_hash == token_hash, OneTimeToken.purpose == purpose)
+            .with_for_update()
+        )
+    ).one_or_none()
+
+
+async def latest_one_time_token_at(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str
+) -> dt.datetime | None:
+    return await session.scalar(
+        select(func.max(OneTimeToken.created_at)).where(
+            OneTimeToken.user_id == user_id, OneTimeToken.purpose == purpose
+        )
+    )
+
+
+async def expire_one_time_tokens(
+    session: AsyncSession, user_id: uuid.UUID, purpose: str, now: dt.datetime
+) -> None:
+    """Spend every outstanding token of a purpose (a newer one, or a completed reset, wins)."""
+    await session.execute(
+        update(OneTimeToken)
+        .where(
+            OneTimeToken.user_id == user_id,
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+
+
+# --- recovery codes ------------------------------------------------------------------------
+
+
+async def replace_recovery_codes(
+    session: AsyncSession, user_id: uuid.UUID, hashes: Sequence[str]
+) -> None:
+    await delete_recovery_codes(session, user_id)
+    session.add_all([RecoveryCode(user_id=user_id, code_hash=h) for h in hashes])
+    await session.flush()
+
+
+async def delete_recovery_codes(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+
+
+async def use_recovery_code(
+    session: AsyncSession, user_id: uuid.UUID, code_hash: str, now: dt.datetime
+) -> bool:
+    """Spend a matching unused code; False when none matched (atomic: one use only)."""
+    result = await session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user_id,
+            RecoveryCode.code_hash == code_hash,
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def unused_recovery_code_count(session: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
+    )
+    return int(count or 0)
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+async def add_api_key(session: AsyncSession, key: ApiKey) -> ApiKey:
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def api_keys_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[ApiKey]:
+    return (
+        await session.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at)
+        )
+    ).all()
+
+
+async def count_api_keys(session: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+    )
+    return int(count or 0)
+
+
+async def api_key_with_user(session: AsyncSession, key_id: uuid.UUID) -> tuple[ApiKey, User] | None:
+    row = (
+        await session.execute(
+            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.id == key_id)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def revoke_api_key(
+    session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID, now: dt.datetime
+) -> bool:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def touch_api_key(
+    session: AsyncSession, key_id: uuid.UUID, now: dt.datetime, older_than: dt.datetime
+) -> None:
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < older_than),
+        )
+        .values(last_used_at=now)
+    )
+
+
+# --- audit log and outbound email ----------------------------------------------------------
+
+
+def add_audit(session: AsyncSession, entry: AuditLog) -> None:
+    session.add(entry)
+
+
+async def audit_entries(
+    session: AsyncSession, *, actor_id: uuid.UUID | None = None, limit: int = 100
+) -> Sequence[AuditLog]:
+    stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+    if actor_id is not None:
+        stmt = stmt.where(AuditLog.actor_id == actor_id)
+    return (await session.scalars(stmt)).all()
+
+
+def add_outbound_email(session: AsyncSession, email: OutboundEmail) -> None:
+    session.add(email)
+
+
+async def outbound_emails(
+    session: AsyncSession, *, to_address: str | None = None, after_id: int = 0, limit: int = 100
+) -> Sequence[OutboundEmail]:
+    stmt = (
+        select(OutboundEmail)
+        .where(OutboundEmail.id > after_id)
+        .order_by(OutboundEmail.id)
+        .limit(limit)
+    )
+    if to_address is not None:
+        stmt = stmt.where(OutboundEmail.to_address == to_address)
+    return (await session.scalars(stmt)).all()
