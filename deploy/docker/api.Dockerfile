@@ -9,10 +9,9 @@
 # The same image runs the migration Job (`pull migrate`; the Alembic revisions ship inside the
 # pull package, src/pull/migrations).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG UV_VERSION=0.13.9
 
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11-slim-bookworm AS builder
 ARG UV_VERSION
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -39,7 +38,7 @@ if banned:
     sys.exit(f"embedded-only packages leaked into the production image: {banned}")
 PY
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11-slim-bookworm AS runtime
 ARG VERSION=dev
 ARG VCS_REF=unknown
 ARG BUILD_DATE=unknown
