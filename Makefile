@@ -28,3 +28,5 @@ check: sync
 ## Benchmarks (see docs/performance.md).
 bench: sync
 	$(UV) run python -m bench.http
+
+include deploy/ops.mk

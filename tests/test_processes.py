@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -216,7 +217,7 @@ def test_api_process_serves_and_finishes_in_flight_requests(services: Services) 
 
 
 def test_api_process_runs_several_workers(services: Services) -> None:
-    proc, url = start_api_process(services, API_WORKERS="2")
+    proc, url = start_api_process(services, API_WORKERS="2", LOG_LEVEL="info")
     try:
         wait_http(f"{url}/health")
         for _ in range(10):
@@ -227,5 +228,13 @@ def test_api_process_runs_several_workers(services: Services) -> None:
             p for p in psutil.Process(proc.pid).children(recursive=True) if "python" in p.name()
         ]
         assert len(workers) >= 2
+        # every worker process writes one JSON line per request
+        port = url.rsplit(":", 1)[1]
+        lines = (services.data_dir / f"api-{port}.log").read_text().splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        served = [e for e in entries if e.get("route") == "/api/v1/status"]
+        assert len(served) == 10
+        assert {e["status"] for e in served} == {200}
+        assert all(e["service"] == "pull-api" for e in served)
     finally:
         stop_process(proc)

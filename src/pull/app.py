@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,12 +14,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
 
 from pull import __version__
 from pull.config import Settings, get_settings
 from pull.identity.api import routers as identity_routers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
+from pull.kit.logging import configure_sentry
 from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
 from pull.kit.redis import make_redis
@@ -36,6 +40,8 @@ RATE_HEADERS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
+    configure_sentry(settings.sentry_dsn, settings.environment.value, __version__)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
@@ -47,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_max)
-        app.state.rate_limiter = RateLimiter(settings.redis_url)
+        await _warm_redis_pool(app.state.redis, settings.redis_pool_min)
+        app.state.rate_limiter = RateLimiter(
+            settings.redis_url, enabled=settings.rate_limit_enabled
+        )
         app.state.temporal = TemporalConnector(
             settings.temporal_address, settings.temporal_namespace
         )
@@ -100,6 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     return app
+
+
+async def _warm_redis_pool(redis: Redis, size: int) -> None:
+    """Open REDIS_POOL_MIN connections up front; a Redis that is down only makes us not ready."""
+    with contextlib.suppress(Exception):
+        await asyncio.gather(*(redis.ping() for _ in range(max(size, 0))))
 
 
 def _domain_routers() -> list[APIRouter]:

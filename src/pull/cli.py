@@ -33,6 +33,13 @@ def _settings_or_exit() -> Settings:
     return settings
 
 
+def _observability(settings: Settings, service: str) -> None:
+    """JSON logs for this process (the API's app factory sets up Sentry in each worker)."""
+    from pull.kit.logging import configure_logging
+
+    configure_logging(settings.log_level, service)
+
+
 @app.command()
 def api(
     workers: int = typer.Option(0, help="Worker processes (default API_WORKERS)"),
@@ -40,10 +47,10 @@ def api(
     """Serve the HTTP API (uvicorn) on PORT."""
     import uvicorn
 
-    from pull.kit.logging import configure_logging
+    from pull.kit.logging import logging_config
 
     settings = _settings_or_exit()
-    configure_logging(settings.log_level)
+    _observability(settings, settings.otel_service_name)
     count = workers or settings.api_workers
     if count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pull-metrics-")
@@ -53,7 +60,7 @@ def api(
         host=settings.host,
         port=settings.port,
         workers=count,
-        log_config=None,
+        log_config=logging_config(settings.log_level, settings.otel_service_name),
         access_log=False,
         proxy_headers=settings.trust_proxy,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
@@ -64,11 +71,13 @@ def api(
 @app.command()
 def worker() -> None:
     """Run the Temporal worker on task queue pull-main-queue."""
-    from pull.kit.logging import configure_logging
+    from pull import __version__
+    from pull.kit.logging import configure_sentry
     from pull.worker import run_worker
 
     settings = _settings_or_exit()
-    configure_logging(settings.log_level)
+    _observability(settings, settings.otel_service_name)
+    configure_sentry(settings.sentry_dsn, settings.environment.value, __version__)
     asyncio.run(run_worker(settings))
 
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     cors_origins: str = Field("http://localhost:3000", alias="CORS_ORIGINS")
     body_limit: int = Field(1_048_576, alias="BODY_LIMIT", ge=1024)
     trust_proxy: bool = Field(False, alias="TRUST_PROXY")
+    # Off only for benchmarks that measure the handler alone; deployed environments keep it on.
+    rate_limit_enabled: bool = Field(True, alias="RATE_LIMIT_ENABLED")
     shutdown_grace_seconds: int = Field(30, alias="SHUTDOWN_GRACE_SECONDS")
     internal_api_key: str = Field(DEV_INTERNAL_KEY, alias="INTERNAL_API_KEY")
 

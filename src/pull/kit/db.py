@@ -53,7 +53,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Asy
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "pull"}, "timeout": 5},
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import logging.config
 import re
-import sys
 from typing import Any
 
 # Keys whose values are never written, wherever they appear in `extra`.
@@ -18,10 +18,15 @@ _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime",
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str = "pull") -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
             "level": record.levelname.lower(),
+            "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
         }
@@ -34,14 +39,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure_logging(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # uvicorn's access log duplicates ours and would carry raw paths with query strings.
-    logging.getLogger("uvicorn.access").disabled = True
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+def logging_config(level: str = "info", service: str = "pull") -> dict[str, Any]:
+    """A dictConfig, also handed to uvicorn so that every worker process logs the same way."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "pull.kit.logging.JsonFormatter", "service": service}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level.upper()},
+        "loggers": {
+            # uvicorn's access log duplicates ours and would carry raw query strings.
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+        },
+    }
+
+
+def configure_logging(level: str = "info", service: str = "pull") -> None:
+    logging.config.dictConfig(logging_config(level, service))
+
+
+def configure_sentry(dsn: str, environment: str, release: str) -> bool:
+    """Error reporting when SENTRY_DSN is set; no request bodies or user data are sent."""
+    if not dsn:
+        return False
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        release=release,
+        send_default_pii=False,
+        max_request_body_size="never",
+        traces_sample_rate=0.0,
+    )
+    return True
