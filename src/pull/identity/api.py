@@ -14,11 +14,15 @@ from pull.identity import service
 from pull.identity.deps import CurrentUser, identity_env, request_meta
 from pull.identity.errors import must_persist
 from pull.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyList,
+    ApiKeyRead,
     AuthResponse,
     ChangePasswordRequest,
     CheckResponse,
     EmailRequest,
     LoginRequest,
+    RecoveryCodesResponse,
     RefreshRequest,
     RegisterRequest,
     RequestMeta,
@@ -27,6 +31,8 @@ from pull.identity.schemas import (
     StatusResponse,
     TokenPair,
     TokenRequest,
+    TotpCodeRequest,
+    TotpSetupResponse,
     UserRead,
     UserUpdate,
 )
@@ -224,5 +230,116 @@ async def reset_password(
     return StatusResponse(message="Password reset; sign in with the new password")
 
 
+# --- two-factor authentication ------------------------------------------------------------
+
+
+async def _limit_user(request: Request, user_id: uuid.UUID) -> None:
+    """Six-digit codes are guessable: per-account limit on top of the per-IP one."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    if limiter.enabled:
+        await limiter.hit(RateClass.auth, f"2fa:{user_id}", on_redis_down=OnRedisDown.local)
+
+
+@router.post(
+    "/2fa/setup",
+    dependencies=strict,
+    summary="Start 2FA enrolment: a TOTP secret as an otpauth:// URI",
+)
+async def totp_setup(
+    user: CurrentUser, session: SessionDep, env: Env, meta: Meta
+) -> TotpSetupResponse:
+    return await service.totp_setup(session=session, env=env, user_id=user.id, meta=meta)
+
+
+@router.post(
+    "/2fa/enable",
+    dependencies=strict,
+    summary="Confirm enrolment with a code; answers with ten recovery codes, shown once",
+)
+async def totp_enable(
+    data: TotpCodeRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    env: Env,
+    meta: Meta,
+) -> RecoveryCodesResponse:
+    await _limit_user(request, user.id)
+    return await service.totp_enable(
+        session=session, env=env, user_id=user.id, code=data.code, meta=meta
+    )
+
+
+@router.post(
+    "/2fa/disable",
+    dependencies=strict,
+    summary="Turn 2FA off with a current code or a recovery code",
+)
+async def totp_disable(
+    data: TotpCodeRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    env: Env,
+    meta: Meta,
+) -> StatusResponse:
+    await _limit_user(request, user.id)
+    await service.totp_disable(session=session, env=env, user_id=user.id, code=data.code, meta=meta)
+    return StatusResponse(message="Two-factor authentication is off")
+
+
+@router.post(
+    "/2fa/recovery-codes",
+    dependencies=strict,
+    summary="Replace the recovery codes (needs a current 2FA code)",
+)
+async def recovery_codes(
+    data: TotpCodeRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    env: Env,
+    meta: Meta,
+) -> RecoveryCodesResponse:
+    await _limit_user(request, user.id)
+    return await service.regenerate_recovery_codes(
+        session=session, env=env, user_id=user.id, code=data.code, meta=meta
+    )
+
+
+# --- API keys for the trading API ------------------------------------------------------------
+
+api_keys_router = APIRouter(
+    prefix="/api/v1/api-keys", tags=["api keys"], responses=_ERRORS, dependencies=relaxed
+)
+
+
+@api_keys_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register an RSA public key (2048 bits or more) for signed trading-API requests",
+    responses={422: {"description": "INVALID_PUBLIC_KEY"}},
+)
+async def create_api_key(
+    data: ApiKeyCreate, user: CurrentUser, session: SessionDep, meta: Meta
+) -> ApiKeyRead:
+    return await service.create_api_key(session=session, user_id=user.id, data=data, meta=meta)
+
+
+@api_keys_router.get("", summary="The caller's API keys (revoked ones are not listed)")
+async def list_api_keys(user: CurrentUser, session: SessionDep) -> ApiKeyList:
+    return ApiKeyList(items=await service.list_api_keys(session=session, user_id=user.id))
+
+
+@api_keys_router.delete(
+    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key"
+)
+async def revoke_api_key(
+    key_id: uuid.UUID, user: CurrentUser, session: SessionDep, meta: Meta
+) -> Response:
+    await service.revoke_api_key(session=session, user_id=user.id, key_id=key_id, meta=meta)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 def routers() -> list[APIRouter]:
-    return [router]
+    return [router, api_keys_router]

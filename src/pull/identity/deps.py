@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pull.identity import service
+from pull.identity import service, signing
 from pull.identity.errors import AccountRestricted
 from pull.identity.schemas import AuthUser, RequestMeta
 from pull.kit.db import SessionDep
@@ -25,11 +25,13 @@ __all__ = [
     "AdminUser",
     "AuthUser",
     "CurrentUser",
+    "SignedUser",
     "current_user",
     "identity_env",
     "request_meta",
     "require_active",
     "require_admin",
+    "signed_request_user",
 ]
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
@@ -87,3 +89,28 @@ async def require_active(user: CurrentUser) -> AuthUser:
 
 AdminUser = Annotated[AuthUser, Depends(require_admin)]
 ActiveUser = Annotated[AuthUser, Depends(require_active)]
+
+
+async def signed_request_user(request: Request, session: SessionDep) -> AuthUser:
+    """Authenticate a request signed with a registered API key (Kalshi's scheme, see signing)."""
+    key_id = request.headers.get(signing.HEADER_KEY)
+    timestamp = request.headers.get(signing.HEADER_TIMESTAMP)
+    signature = request.headers.get(signing.HEADER_SIGNATURE)
+    if not key_id or not timestamp or not signature:
+        raise Unauthorized(
+            f"Signed request required: {signing.HEADER_KEY}, {signing.HEADER_TIMESTAMP} "
+            f"and {signing.HEADER_SIGNATURE} headers"
+        )
+    user = await service.authenticate_signed(
+        session=session,
+        key_id=key_id,
+        timestamp=timestamp,
+        signature=signature,
+        method=request.method,
+        path=request.url.path,
+    )
+    request.scope.setdefault("state", {})["user_id"] = str(user.id)
+    return user
+
+
+SignedUser = Annotated[AuthUser, Depends(signed_request_user)]

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.config import Settings
 from pull.identity import repository as repo
-from pull.identity import totp
+from pull.identity import signing, totp
 from pull.identity.errors import (
     AccountDisabled,
     InvalidCredentials,
@@ -32,15 +32,19 @@ from pull.identity.errors import (
     TotpRequired,
 )
 from pull.identity.mailer import Email, EmailSender, sender_for
-from pull.identity.models import AuditLog, AuthSession, OneTimeToken, RefreshToken, User
+from pull.identity.models import ApiKey, AuditLog, AuthSession, OneTimeToken, RefreshToken, User
 from pull.identity.passwords import Passwords, check_password_policy
 from pull.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyRead,
     AuthResponse,
     AuthUser,
+    RecoveryCodesResponse,
     RegisterRequest,
     RequestMeta,
     SessionRead,
     TokenPair,
+    TotpSetupResponse,
     UserRead,
     UserUpdate,
 )
@@ -59,6 +63,7 @@ RESEND_COOLDOWN = dt.timedelta(seconds=60)
 SESSION_TOUCH_INTERVAL = dt.timedelta(minutes=1)
 MAX_LOCK = dt.timedelta(hours=24)
 DISABLED_STATUSES = ("suspended", "closed")
+MAX_API_KEYS = 10
 
 
 @dataclass
@@ -766,3 +771,167 @@ async def _check_second_factor(
     if normalized is None:
         return False
     return await repo.use_recovery_code(session, user.id, sha256_hex(normalized), utcnow())
+
+
+# --- two-factor authentication --------------------------------------------------------------
+
+
+async def totp_setup(
+    *, session: AsyncSession, env: IdentityEnv, user_id: uuid.UUID, meta: RequestMeta
+) -> TotpSetupResponse:
+    """Start (or restart) enrolment: a new secret, active only once a code proves it works."""
+    user = await _require_user(session, user_id)
+    if user.totp_enabled_at is not None:
+        raise Conflict("Two-factor authentication is already on", code="TOTP_ALREADY_ENABLED")
+    secret = totp.new_secret()
+    user.totp_secret_enc = env.cipher.encrypt(secret)
+    user.totp_last_step = None
+    record_audit(session, action="2fa.setup", meta=meta, actor_id=user.id)
+    await session.flush()
+    return TotpSetupResponse(otpauth_uri=totp.provisioning_uri(secret, user.email), secret=secret)
+
+
+async def _new_recovery_codes(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    codes = totp.new_recovery_codes()
+    hashes = [sha256_hex(totp.normalize_recovery_code(c) or c) for c in codes]
+    await repo.replace_recovery_codes(session, user_id, hashes)
+    return codes
+
+
+async def totp_enable(
+    *, session: AsyncSession, env: IdentityEnv, user_id: uuid.UUID, code: str, meta: RequestMeta
+) -> RecoveryCodesResponse:
+    """Turn 2FA on with a first valid code; answers with the recovery codes, shown once."""
+    user = await _require_user(session, user_id)
+    if user.totp_enabled_at is not None:
+        raise Conflict("Two-factor authentication is already on", code="TOTP_ALREADY_ENABLED")
+    if user.totp_secret_enc is None:
+        raise Conflict("Call /api/auth/2fa/setup first", code="TOTP_NOT_SET_UP")
+    step = totp.matching_step(env.cipher.decrypt(user.totp_secret_enc), code)
+    if step is None:
+        raise Unprocessable("Invalid two-factor code", code="INVALID_TOTP")
+    user.totp_last_step = step
+    user.totp_enabled_at = utcnow()
+    codes = await _new_recovery_codes(session, user.id)
+    record_audit(session, action="2fa.enable", meta=meta, actor_id=user.id)
+    return RecoveryCodesResponse(recovery_codes=codes)
+
+
+async def _require_second_factor(
+    session: AsyncSession, *, env: IdentityEnv, user: User, code: str
+) -> None:
+    if user.totp_enabled_at is None:
+        raise Conflict("Two-factor authentication is off", code="TOTP_NOT_ENABLED")
+    if not await _check_second_factor(session, env=env, user=user, code=code):
+        raise Unprocessable("Invalid two-factor code", code="INVALID_TOTP")
+
+
+async def totp_disable(
+    *, session: AsyncSession, env: IdentityEnv, user_id: uuid.UUID, code: str, meta: RequestMeta
+) -> None:
+    """Turn 2FA off with a current code or a recovery code; the recovery codes are dropped."""
+    user = await _require_user(session, user_id)
+    await _require_second_factor(session, env=env, user=user, code=code)
+    user.totp_secret_enc = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    await repo.delete_recovery_codes(session, user.id)
+    record_audit(session, action="2fa.disable", meta=meta, actor_id=user.id)
+
+
+async def regenerate_recovery_codes(
+    *, session: AsyncSession, env: IdentityEnv, user_id: uuid.UUID, code: str, meta: RequestMeta
+) -> RecoveryCodesResponse:
+    """Replace every recovery code (the old ones stop working); needs a current 2FA code."""
+    user = await _require_user(session, user_id)
+    await _require_second_factor(session, env=env, user=user, code=code)
+    codes = await _new_recovery_codes(session, user.id)
+    record_audit(session, action="2fa.recovery_codes", meta=meta, actor_id=user.id)
+    return RecoveryCodesResponse(recovery_codes=codes)
+
+
+# --- API keys and signed requests ----------------------------------------------------------
+
+
+async def create_api_key(
+    *, session: AsyncSession, user_id: uuid.UUID, data: ApiKeyCreate, meta: RequestMeta
+) -> ApiKeyRead:
+    """Register an RSA public key (2048 bits or more); the private key never reaches us."""
+    key = signing.load_rsa_public_key(data.public_key_pem)
+    if await repo.count_api_keys(session, user_id) >= MAX_API_KEYS:
+        raise Conflict(f"At most {MAX_API_KEYS} API keys per account", code="TOO_MANY_API_KEYS")
+    row = await repo.add_api_key(
+        session,
+        ApiKey(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            name=data.name.strip(),
+            public_key_pem=signing.public_pem(key),
+            fingerprint=signing.fingerprint(key),
+            created_at=utcnow(),
+        ),
+    )
+    record_audit(
+        session,
+        action="api_key.create",
+        meta=meta,
+        actor_id=user_id,
+        resource=f"api_key:{row.id}",
+        details={"fingerprint": row.fingerprint},
+    )
+    return _api_key_read(row)
+
+
+def _api_key_read(row: ApiKey) -> ApiKeyRead:
+    return ApiKeyRead(
+        key_id=row.id,
+        name=row.name,
+        fingerprint=row.fingerprint,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+async def list_api_keys(*, session: AsyncSession, user_id: uuid.UUID) -> list[ApiKeyRead]:
+    return [_api_key_read(row) for row in await repo.api_keys_of(session, user_id)]
+
+
+async def revoke_api_key(
+    *, session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID, meta: RequestMeta
+) -> None:
+    if not await repo.revoke_api_key(session, user_id, key_id, utcnow()):
+        raise NotFound("API key not found", code="API_KEY_NOT_FOUND")
+    record_audit(
+        session, action="api_key.revoke", meta=meta, actor_id=user_id, resource=f"api_key:{key_id}"
+    )
+
+
+async def authenticate_signed(
+    *,
+    session: AsyncSession,
+    key_id: str,
+    timestamp: str,
+    signature: str,
+    method: str,
+    path: str,
+    now_ms: int | None = None,
+) -> AuthUser:
+    """The owner of a live API key whose RSA-PSS signature over timestamp+method+path holds."""
+    signing.check_timestamp(timestamp, now_ms=now_ms)
+    try:
+        kid = uuid.UUID(key_id)
+    except ValueError:
+        raise signing.BadSignature("Unknown API key") from None
+    found = await repo.api_key_with_user(session, kid)
+    if found is None or found[0].revoked_at is not None:
+        raise signing.BadSignature("Unknown API key")
+    key_row, user = found
+    signing.verify(key_row.public_key_pem, signature, timestamp + method.upper() + path)
+    if user.status in DISABLED_STATUSES:
+        raise signing.BadSignature("Account is not active")
+    now = utcnow()
+    if key_row.last_used_at is None or key_row.last_used_at < now - SESSION_TOUCH_INTERVAL:
+        await repo.touch_api_key(session, kid, now, now - SESSION_TOUCH_INTERVAL)
+    return AuthUser(
+        id=user.id, email=user.email, role=user.role, status=user.status, session_id=None
+    )
