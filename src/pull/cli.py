@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import typer
 
@@ -244,6 +245,57 @@ def _seed(env: dict[str, str]) -> None:
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "TEMPORAL_ADDRESS")})
     get_settings.cache_clear()
     asyncio.run(seed_all(get_settings()))
+
+
+users_app = typer.Typer(
+    no_args_is_help=True,
+    help="User accounts, in DATABASE_URL (default: the database of a running `pull dev`)",
+)
+app.add_typer(users_app, name="users")
+
+
+def _users_call(coro_fn: Any, **kwargs: Any) -> Any:
+    """Run an identity command; domain errors and an unreachable database print one line."""
+    from pull.kit.errors import AppError
+
+    settings = _settings_or_exit()
+    try:
+        return asyncio.run(coro_fn(settings, **kwargs))
+    except AppError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot reach the database ({exc}); is `pull dev` running, "
+            "or DATABASE_URL set?",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@users_app.command("create")
+def users_create(
+    email: str = typer.Option(..., "--email", help="Login email"),
+    password: str = typer.Option(
+        ..., "--password", prompt=True, hide_input=True, help="Prompted for when omitted"
+    ),
+    admin: bool = typer.Option(False, "--admin", help="Give the admin role"),
+    verified: bool = typer.Option(False, "--verified", help="Mark the email address verified"),
+) -> None:
+    """Create a user (password policy applies)."""
+    from pull.identity.commands import create_user
+
+    user = _users_call(create_user, email=email, password=password, admin=admin, verified=verified)
+    typer.echo(f"created {user.role} {user.email} ({user.id})")
+
+
+@users_app.command("grant-admin")
+def users_grant_admin(email: str = typer.Argument(..., help="Email of an existing user")) -> None:
+    """Give an existing user the admin role."""
+    from pull.identity.commands import grant_admin
+
+    user = _users_call(grant_admin, email=email)
+    typer.echo(f"{user.email} is now admin")
 
 
 def main() -> None:

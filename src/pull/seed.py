@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
+from pull.identity.seed import seed_identity
 from pull.kit.db import make_engine, make_sessionmaker, session_scope
 
 Seeder = Callable[[AsyncSession, Settings], Awaitable[None]]
@@ -14,7 +15,7 @@ Seeder = Callable[[AsyncSession, Settings], Awaitable[None]]
 
 def seeders() -> list[Seeder]:
     """Each module's demo-data seeder, in dependency order."""
-    return []
+    return [seed_identity]
 
 
 async def seed_all(settings: Settings) -> None:

@@ -1,0 +1,27 @@
+"""The `pull dev` demo accounts: idempotent, and the README's passwords work."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pull.config import Settings
+from pull.identity.seed import DEMO_ADMIN, DEMO_USER
+from pull.seed import seed_all
+from tests.identity.conftest import client_at, sql
+
+
+async def test_demo_accounts(
+    app: FastAPI, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await seed_all(settings)
+    await seed_all(settings)  # a second run changes nothing
+    count = await sql(sessionmaker, "SELECT count(*) FROM users")
+    assert count.scalar_one() == 2
+    for email, password, _, role, _ in (DEMO_ADMIN, DEMO_USER):
+        async with client_at(app) as c:
+            r = await c.post("/api/auth/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        user = r.json()["user"]
+        assert user["role"] == role
+        assert user["email_verified"] and user["phone_verified"]
