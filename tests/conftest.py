@@ -383,3 +383,23 @@ def user_factory(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -
         )
 
     return make
+
+
+# --- kyc: tiers for any test (owned by the kyc module) --------------------------------------
+
+KycTierSetter = Callable[[uuid.UUID, str], Awaitable[None]]
+
+
+@pytest.fixture
+def kyc_tier(sessionmaker: async_sessionmaker[AsyncSession]) -> KycTierSetter:
+    """`await kyc_tier(user_id, "basic")`: set a user's KYC tier through the kyc service and
+    commit (none, basic, standard, enhanced, accredited; valid for KYC_APPROVAL_VALID_DAYS)."""
+    from pull.kyc import service as kyc_service
+
+    async def set_tier(user_id: uuid.UUID, tier: str) -> None:
+        async with sessionmaker() as s, s.begin():
+            await kyc_service.set_tier(
+                session=s, user_id=user_id, tier=tier, actor_id=None, note="test fixture"
+            )
+
+    return set_tier

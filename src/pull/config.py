@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # Outbox relay
     outbox_poll_seconds: float = Field(0.5, alias="OUTBOX_POLL_SECONDS")
 
+    # KYC (docs/kyc.md)
+    # JSON overrides of the tier limits in cents, e.g. {"basic": {"daily_deposit": 50000}}.
+    kyc_limits: str = Field("", alias="KYC_LIMITS")
+    kyc_approval_valid_days: int = Field(365, alias="KYC_APPROVAL_VALID_DAYS", ge=1)
+
     @field_validator("log_level")
     @classmethod
     def _lower(cls, v: str) -> str:

@@ -12,12 +12,15 @@ from pull.identity.models import (
 )
 from pull.kit.db import Base
 from pull.kit.outbox import OutboxEvent
+from pull.kyc.models import KycLimitUsage, KycProfile
 
 __all__ = [
     "ApiKey",
     "AuditLog",
     "AuthSession",
     "Base",
+    "KycLimitUsage",
+    "KycProfile",
     "OneTimeToken",
     "OutboundEmail",
     "OutboxEvent",

@@ -1,0 +1,251 @@
+"""The KYC module's public API: tiers and the one limit decision every money movement uses.
+
+Funding and the exchange call `consume_limit` in the transaction that moves the money and
+`release_limit` when the movement is undone (a failed deposit, an order's unfilled remainder).
+Services never commit; the caller's boundary does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from functools import lru_cache
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.config import get_settings
+from pull.identity import service as identity
+from pull.kit.db import utcnow
+from pull.kit.errors import Unprocessable
+from pull.kyc import repository as repo
+from pull.kyc.errors import KycRequired, LimitExceeded, ReferenceConflict
+from pull.kyc.limits import WINDOWS, Action, LimitPolicy, Window, lowest_tier_allowing
+from pull.kyc.models import KycLimitUsage
+from pull.kyc.schemas import Tier
+
+__all__ = [
+    "KycRequired",
+    "LimitExceeded",
+    "LimitPolicy",
+    "ReferenceConflict",
+    "Tier",
+    "consume_limit",
+    "current_policy",
+    "get_tier",
+    "instant_credit_cents",
+    "release_limit",
+    "set_tier",
+]
+
+
+@lru_cache(maxsize=8)
+def _policy_for(overrides: str) -> LimitPolicy:
+    return LimitPolicy.from_overrides(overrides)
+
+
+def current_policy() -> LimitPolicy:
+    """The limits in force: the default table with the KYC_LIMITS overrides."""
+    return _policy_for(get_settings().kyc_limits)
+
+
+def _effective_tier(tier: str, expires_at: dt.datetime | None, now: dt.datetime) -> Tier:
+    if expires_at is not None and expires_at <= now:
+        return Tier.none
+    return Tier(tier)
+
+
+async def get_tier(
+    *, session: AsyncSession, user_id: uuid.UUID, now: dt.datetime | None = None
+) -> Tier:
+    """The user's tier now (an approval past its expiry counts as none)."""
+    row = await repo.profile(session, user_id)
+    if row is None:
+        return Tier.none
+    return _effective_tier(row.tier, row.expires_at, now or utcnow())
+
+
+async def set_tier(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    tier: Tier | str,
+    actor_id: uuid.UUID | None,
+    note: str | None,
+    now: dt.datetime | None = None,
+    valid_days: int | None = None,
+) -> Tier:
+    """Set a user's tier (workflow decision, admin approval, expiry), with an audit entry.
+
+    A tier above none is valid for KYC_APPROVAL_VALID_DAYS (365) days from now.
+    """
+    new = Tier(tier)
+    now = now or utcnow()
+    row = await repo.ensure_profile(session, user_id)
+    previous = _effective_tier(row.tier, row.expires_at, now)
+    row.tier = new.value
+    if new is Tier.none:
+        row.approved_at = None
+        row.expires_at = None
+        row.approved_by = None
+    else:
+        days = valid_days if valid_days is not None else get_settings().kyc_approval_valid_days
+        row.approved_at = now
+        row.expires_at = now + dt.timedelta(days=days)
+        row.approved_by = actor_id
+    row.expiry_reminded_at = None
+    row.note = note
+    identity.record_audit(
+        session,
+        action="kyc.tier",
+        actor_id=actor_id,
+        resource=f"user:{user_id}",
+        details={"from": previous.value, "to": new.value, "note": note},
+    )
+    await session.flush()
+    return new
+
+
+async def instant_credit_cents(
+    *, session: AsyncSession, user_id: uuid.UUID, policy: LimitPolicy | None = None
+) -> int:
+    """How much of a pending deposit the user may spend before it settles (0 below standard)."""
+    tier = await get_tier(session=session, user_id=user_id)
+    return (policy or current_policy()).of(tier, "instant_credit")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def _resets_at(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    action: Action,
+    window: Window,
+    *,
+    now: dt.datetime,
+    limit: int,
+    used: int,
+    amount: int,
+) -> dt.datetime | None:
+    """When enough usage leaves the rolling window for `amount` to fit; when it never fits
+    (amount above the limit itself), when the window is empty again; None if it already is."""
+    rows = await repo.usage_rows_since(session, user_id, action, now - window.length)
+    if not rows:
+        return None
+    if amount > limit:
+        return rows[-1][0] + window.length
+    need = used + amount - limit
+    freed = 0
+    for created_at, cents in rows:
+        freed += cents
+        if freed >= need:
+            return created_at + window.length
+    return rows[-1][0] + window.length
+
+
+async def consume_limit(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    action: Literal["deposit", "withdrawal", "trade"],
+    amount_cents: int,
+    reference: str,
+    now: dt.datetime | None = None,
+    policy: LimitPolicy | None = None,
+) -> None:
+    """Check `amount_cents` of `action` against the user's tier and record it.
+
+    403 KYC_REQUIRED {required_tier} below the first tier allowing the action;
+    403 LIMIT_EXCEEDED {limit, used, remaining, resets_at, action, window} over the single-trade
+    maximum or a rolling 24-hour / 30-day window. Recorded in the caller's transaction; the same
+    `reference` counts once. The user's KYC row is locked FOR UPDATE, so concurrent calls for
+    one user are decided one after the other.
+    """
+    if action not in WINDOWS:
+        raise Unprocessable(f"Unknown limit action {action!r}", code="INVALID_ACTION")
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise Unprocessable("amount_cents must be a positive integer", code="INVALID_AMOUNT")
+    if not reference or len(reference) > 200:
+        raise Unprocessable("reference must be 1-200 characters", code="INVALID_REFERENCE")
+    policy = policy or current_policy()
+    now = now or utcnow()
+
+    row = await repo.profile(session, user_id, lock=True)
+    tier = Tier.none if row is None else _effective_tier(row.tier, row.expires_at, now)
+    if policy.of(tier, WINDOWS[action][0].limit_name) <= 0:
+        raise KycRequired(lowest_tier_allowing(policy, action).value)
+
+    existing = await repo.usage_by_reference(session, reference)
+    if existing is not None:
+        if existing.user_id != user_id or existing.action != action:
+            raise ReferenceConflict()
+        return  # a replay: already counted
+
+    if action == "trade":
+        single = policy.of(tier, "single_trade_max")
+        if amount_cents > single:
+            raise LimitExceeded(
+                limit=single,
+                used=0,
+                remaining=single,
+                resets_at=None,
+                action=action,
+                window="single_trade",
+            )
+    for window in WINDOWS[action]:
+        limit = policy.of(tier, window.limit_name)
+        used = await repo.used_since(session, user_id, action, now - window.length)
+        if used + amount_cents > limit:
+            resets = await _resets_at(
+                session,
+                user_id,
+                action,
+                window,
+                now=now,
+                limit=limit,
+                used=used,
+                amount=amount_cents,
+            )
+            raise LimitExceeded(
+                limit=limit,
+                used=used,
+                remaining=max(limit - used, 0),
+                resets_at=_iso(resets),
+                action=action,
+                window=window.name,
+            )
+    repo.add_usage(
+        session,
+        KycLimitUsage(
+            user_id=user_id,
+            action=action,
+            reference=reference,
+            amount_cents=amount_cents,
+            released_cents=0,
+            created_at=now,
+            updated_at=now,
+        ),
+    )
+    await session.flush()
+
+
+async def release_limit(
+    *, session: AsyncSession, reference: str, amount_cents: int | None = None
+) -> None:
+    """Give back what `reference` consumed: all of it, or `amount_cents` of it in total.
+
+    `amount_cents` is the total given back for this reference, not an increment, so repeating a
+    call changes nothing (a later, larger amount gives back the difference; never more than was
+    consumed). An unknown reference is a no-op.
+    """
+    if amount_cents is not None and (isinstance(amount_cents, bool) or amount_cents < 0):
+        raise Unprocessable("amount_cents must be >= 0", code="INVALID_AMOUNT")
+    usage = await repo.usage_by_reference(session, reference, lock=True)
+    if usage is None:
+        return
+    target = usage.amount_cents if amount_cents is None else min(amount_cents, usage.amount_cents)
+    if target > usage.released_cents:
+        usage.released_cents = target
+        await session.flush()
