@@ -1,5 +1,16 @@
 """Every table's model, imported so that Alembic sees the whole schema."""
 
+from pull.exchange.models import (
+    Candle,
+    Event,
+    Fill,
+    Market,
+    Order,
+    Position,
+    Series,
+    Settlement,
+    Trade,
+)
 from pull.identity.models import (
     ApiKey,
     AuditLog,
@@ -19,12 +30,21 @@ __all__ = [
     "AuditLog",
     "AuthSession",
     "Base",
+    "Candle",
+    "Event",
+    "Fill",
     "KycLimitUsage",
     "KycProfile",
+    "Market",
     "OneTimeToken",
+    "Order",
     "OutboundEmail",
     "OutboxEvent",
+    "Position",
     "RecoveryCode",
     "RefreshToken",
+    "Series",
+    "Settlement",
+    "Trade",
     "User",
 ]
