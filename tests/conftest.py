@@ -148,10 +148,12 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def asgi_client(application: FastAPI, **kwargs: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://testserver", **kwargs
-    )
+def asgi_client(
+    application: FastAPI, *, raise_app_exceptions: bool = True, **kwargs: Any
+) -> httpx.AsyncClient:
+    """An in-process client; `raise_app_exceptions=False` shows what a real server would send."""
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
 
 
 @pytest.fixture

@@ -48,6 +48,8 @@ WORKFLOW_FAILED = Counter(
 ACTIVITY_EXECUTIONS = Counter(
     "temporal_activity_execution", "Activity executions by outcome", ["activity_type", "status"]
 )
+OUTBOX_PENDING = Gauge("outbox_events_pending", "Committed events not yet relayed")
+OUTBOX_DEAD = Gauge("outbox_events_dead", "Events that failed delivery too often to retry")
 ACTIVITY_FAILED = Counter(
     "temporal_activity_execution_failed", "Activity executions that failed", ["activity_type"]
 )
@@ -112,11 +114,21 @@ async def task_queue_backlog(client: Client, namespace: str, task_queue: str) ->
 
 
 async def _poll_metrics(
-    client: Client, settings: Settings, buffer: MetricBuffer, stop: asyncio.Event
+    client: Client,
+    settings: Settings,
+    buffer: MetricBuffer,
+    relay: OutboxRelay,
+    stop: asyncio.Event,
 ) -> None:
     while not stop.is_set():
         drain_sdk_metrics(buffer)
         MEMORY_LIMIT.set(memory_limit_bytes())
+        try:
+            pending, dead = await relay.backlog()
+            OUTBOX_PENDING.set(pending)
+            OUTBOX_DEAD.set(dead)
+        except Exception as exc:
+            log.warning("outbox backlog query failed", extra={"error": type(exc).__name__})
         try:
             backlog = await task_queue_backlog(
                 client, settings.temporal_namespace, settings.temporal_task_queue
@@ -191,7 +203,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     async with worker:
         tasks = [
             asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(_poll_metrics(client, settings, buffer, stop)),
+            asyncio.create_task(_poll_metrics(client, settings, buffer, relay, stop)),
         ]
         await stop.wait()
         log.info("worker stopping")

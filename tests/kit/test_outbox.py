@@ -121,3 +121,24 @@ async def test_relay_crash_mid_way_starts_the_workflow_once(
     runs = [wf async for wf in temporal_client.list_workflows(f"WorkflowId = '{workflow_id}'")]
     assert len(runs) == 1
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_poison_event_stops_after_max_attempts(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    from pull.kit.outbox import MAX_ATTEMPTS
+
+    async def broken(event: OutboxEvent) -> None:
+        raise ValueError("bad payload")
+
+    async with sessionmaker() as s, s.begin():
+        emit(s, topic="test.topic", key="poison", payload={})
+        emit(s, topic="test.other", key="fine", payload={})
+    relay = OutboxRelay(sessionmaker, {"test.topic": broken})
+    for _ in range(MAX_ATTEMPTS + 3):
+        await relay.relay_once()
+    async with sessionmaker() as s:
+        poison = (await s.scalars(select(OutboxEvent).where(OutboxEvent.key == "poison"))).one()
+        assert poison.attempts == MAX_ATTEMPTS
+    # the event with no handler also failed each time, so both end up dead
+    assert await relay.backlog() == (0, 2)

@@ -25,6 +25,10 @@ from pull.kit.db import Base, utcnow
 
 log = logging.getLogger("pull.outbox")
 
+# After this many failed deliveries an event is left for an operator (it stays in the table,
+# counted by the worker's `outbox_events_dead` gauge) instead of being retried forever.
+MAX_ATTEMPTS = 25
+
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_events"
@@ -116,6 +120,7 @@ class OutboxRelay:
                 await session.scalars(
                     select(OutboxEvent)
                     .where(OutboxEvent.delivered_at.is_(None))
+                    .where(OutboxEvent.attempts < MAX_ATTEMPTS)
                     .order_by(OutboxEvent.id)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
@@ -140,6 +145,19 @@ class OutboxRelay:
                 event.delivered_at = utcnow()
                 delivered += 1
         return delivered
+
+    async def backlog(self) -> tuple[int, int]:
+        """(pending, dead) undelivered events, for the worker's gauges."""
+        async with self.maker() as session:
+            pending, dead = (
+                await session.execute(
+                    select(
+                        func.count().filter(OutboxEvent.attempts < MAX_ATTEMPTS),
+                        func.count().filter(OutboxEvent.attempts >= MAX_ATTEMPTS),
+                    ).where(OutboxEvent.delivered_at.is_(None))
+                )
+            ).one()
+        return int(pending), int(dead)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
