@@ -177,6 +177,8 @@ class Order(Base):
     maker_fee_basis: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Cents of the user's held balance backing this order's unfilled part.
     hold_remaining: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Cents of the user's KYC trading limit this order consumed (given back as it is canceled).
+    limit_consumed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     cancel_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow

@@ -226,6 +226,7 @@ def upgrade() -> None:
         sa.Column("taker_fee_basis", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("maker_fee_basis", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("hold_remaining", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("limit_consumed", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("cancel_reason", sa.String(length=32), nullable=True),
         sa.Column(
             "created_at",
