@@ -26,6 +26,8 @@ from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
 from pull.kit.redis import make_redis
 from pull.kit.temporal import TemporalConnector
+from pull.kyc.api import routers as kyc_routers
+from pull.ledger.api import routers as ledger_routers
 from pull.system.api import router as system_router
 
 RATE_HEADERS = [
@@ -54,9 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_max)
         await _warm_redis_pool(app.state.redis, settings.redis_pool_min)
-        app.state.rate_limiter = RateLimiter(
-            settings.redis_url, enabled=settings.rate_limit_enabled
-        )
+        app.state.rate_limiter = RateLimiter(app.state.redis, enabled=settings.rate_limit_enabled)
         app.state.temporal = TemporalConnector(
             settings.temporal_address, settings.temporal_namespace
         )
@@ -119,4 +119,4 @@ async def _warm_redis_pool(redis: Redis, size: int) -> None:
 
 def _domain_routers() -> list[APIRouter]:
     """Each domain module's routers; modules add themselves here as they land."""
-    return [*identity_routers()]
+    return [*identity_routers(), *kyc_routers(), *ledger_routers()]

@@ -11,6 +11,7 @@ from pull import devstack
 from pull.app import create_app
 from pull.kit.errors import ServiceUnavailable, TooManyRequests
 from pull.kit.ratelimit import LIMITS, OnRedisDown, RateClass, RateLimiter
+from pull.kit.redis import make_redis
 from tests.conftest import AppRunner, Services, asgi_client, make_settings
 
 
@@ -81,14 +82,14 @@ async def test_redis_down_reads_fail_open(services: Services) -> None:
 
 
 async def test_redis_down_money_fails_closed() -> None:
-    limiter = RateLimiter(_dead_redis_url())
+    limiter = RateLimiter(make_redis(_dead_redis_url()))
     with pytest.raises(ServiceUnavailable) as info:
         await limiter.hit(RateClass.payments, "user:1", on_redis_down=OnRedisDown.fail_closed)
     assert info.value.status_code == 503
 
 
 async def test_redis_down_auth_falls_back_to_local_limits() -> None:
-    limiter = RateLimiter(_dead_redis_url())
+    limiter = RateLimiter(make_redis(_dead_redis_url()))
     limit = LIMITS[RateClass.auth].amount
     for _ in range(limit):
         state = await limiter.hit(RateClass.auth, "ip:9.9.9.9", on_redis_down=OnRedisDown.local)
@@ -98,7 +99,7 @@ async def test_redis_down_auth_falls_back_to_local_limits() -> None:
 
 
 async def test_payment_limit_in_redis(settings: object, services: Services) -> None:
-    limiter = RateLimiter(services.redis_url)
+    limiter = RateLimiter(make_redis(services.redis_url))
     limit = LIMITS[RateClass.payments].amount
     assert limit == 5
     for _ in range(limit):
@@ -133,3 +134,26 @@ async def test_signed_in_callers_get_the_per_user_budget(
     # a forged token is just anonymous
     r = await client.get("/api/v1/status", headers={"Authorization": f"Bearer {token}x"})
     assert r.headers["x-ratelimit-limit"] == "30"
+
+
+async def test_sliding_window_weights_the_previous_window(services: Services) -> None:
+    """Half-way through the next window, half of the previous window's hits still count."""
+    import asyncio
+
+    from limits import parse
+
+    redis = make_redis(services.redis_url)
+    limiter = RateLimiter(redis)
+    item = parse("6 per 2 seconds")
+    for _ in range(6):
+        allowed, _ = await limiter._hit_redis(item, "sw", 1)
+        assert allowed
+    allowed, state = await limiter._hit_redis(item, "sw", 1)
+    assert not allowed and state.remaining == 0
+    seconds, micros = await redis.time()
+    now_ms = seconds * 1000 + micros // 1000
+    next_window = (now_ms // 2000 + 1) * 2000
+    await asyncio.sleep((next_window + 1000 - now_ms) / 1000)  # the middle of the next window
+    results = [(await limiter._hit_redis(item, "sw", 1))[0] for _ in range(4)]
+    assert results == [True, True, True, False]  # ceil(6 * 0.5) = 3 still count
+    await redis.aclose()

@@ -16,8 +16,9 @@ from enum import StrEnum
 
 from fastapi import Request, Response
 from limits import RateLimitItem, RateLimitItemPerMinute, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import Redis
 
 from pull.kit.errors import ServiceUnavailable, TooManyRequests
 from pull.kit.tokens import peek_user_id
@@ -56,18 +57,49 @@ class RateState:
     reset_at: float
 
 
+# Sliding-window counter in one round trip: the weighted count of the previous window plus the
+# current one decides; the reply carries what the response headers need. Redis's clock is used
+# so that API pods with drifting clocks agree.
+_SLIDING_WINDOW = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idx = math.floor(now / window)
+local cur_key = KEYS[1] .. ":" .. idx
+local cur = tonumber(redis.call("GET", cur_key) or "0")
+local prev = tonumber(redis.call("GET", KEYS[1] .. ":" .. (idx - 1)) or "0")
+local elapsed = now - idx * window
+local weighted = math.ceil(prev * (window - elapsed) / window) + cur
+local allowed = 0
+if weighted + cost <= limit then
+  redis.call("INCRBY", cur_key, cost)
+  redis.call("PEXPIRE", cur_key, window * 2)
+  weighted = weighted + cost
+  allowed = 1
+end
+return {allowed, limit - weighted, (idx + 1) * window}
+"""
+
+
 class RateLimiter:
-    def __init__(self, redis_url: str, *, enabled: bool = True) -> None:
+    def __init__(self, redis: Redis, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._redis = SlidingWindowCounterRateLimiter(
-            RedisStorage(
-                _limits_uri(redis_url),
-                implementation="redispy",
-                socket_timeout=0.5,
-                socket_connect_timeout=0.5,
-            )
-        )
+        self._script = redis.register_script(_SLIDING_WINDOW)
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    async def _hit_redis(self, item: RateLimitItem, key: str, cost: int) -> tuple[bool, RateState]:
+        window_ms = item.get_expiry() * 1000
+        allowed, remaining, reset_ms = await self._script(
+            keys=[f"rl:{key}"], args=[item.amount, window_ms, cost]
+        )
+        return bool(allowed), RateState(item.amount, max(int(remaining), 0), int(reset_ms) / 1000)
+
+    async def _hit_local(self, item: RateLimitItem, key: str, cost: int) -> tuple[bool, RateState]:
+        allowed = await self._local.hit(item, key, cost=cost)
+        stats = await self._local.get_window_stats(item, key)
+        return allowed, RateState(item.amount, stats.remaining, stats.reset_time)
 
     async def hit(
         self, cls: RateClass, identity: str, *, on_redis_down: OnRedisDown, cost: int = 1
@@ -75,10 +107,8 @@ class RateLimiter:
         """Count one request; raises 429 over the limit. None when not counted (fail open)."""
         item = LIMITS[cls]
         key = f"{cls.value}:{identity}"
-        limiter = self._redis
         try:
-            allowed = await limiter.hit(item, key, cost=cost)
-            stats = await limiter.get_window_stats(item, key)
+            allowed, state = await self._hit_redis(item, key, cost)
         except Exception as exc:
             log.warning("rate limit store unavailable", extra={"error": type(exc).__name__})
             if on_redis_down is OnRedisDown.fail_open:
@@ -89,10 +119,7 @@ class RateLimiter:
                     code="DEPENDENCY_UNAVAILABLE",
                     headers={"Retry-After": "5"},
                 ) from exc
-            limiter = self._local
-            allowed = await limiter.hit(item, key, cost=cost)
-            stats = await limiter.get_window_stats(item, key)
-        state = RateState(item.amount, stats.remaining, stats.reset_time)
+            allowed, state = await self._hit_local(item, key, cost)
         if not allowed:
             retry = max(1, math.ceil(state.reset_at - time.time()))
             raise TooManyRequests(
@@ -101,14 +128,6 @@ class RateLimiter:
                 headers={**rate_headers(state), "Retry-After": str(retry)},
             )
         return state
-
-
-def _limits_uri(redis_url: str) -> str:
-    if redis_url.startswith("redis://"):
-        return "async+" + redis_url
-    if redis_url.startswith("rediss://"):
-        return "async+" + redis_url
-    return redis_url
 
 
 def rate_headers(state: RateState) -> dict[str, str]:
