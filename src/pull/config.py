@@ -114,10 +114,53 @@ class Settings(BaseSettings):
     # Outbox relay
     outbox_poll_seconds: float = Field(0.5, alias="OUTBOX_POLL_SECONDS")
 
+    # Exchange
+    exchange_settlement_batch_size: int = Field(
+        2000, alias="EXCHANGE_SETTLEMENT_BATCH_SIZE", ge=1, le=50_000
+    )
+    exchange_clock_seconds: float = Field(1.0, alias="EXCHANGE_CLOCK_SECONDS", gt=0)
+
     # KYC (docs/kyc.md)
     # JSON overrides of the tier limits in cents, e.g. {"basic": {"daily_deposit": 50000}}.
     kyc_limits: str = Field("", alias="KYC_LIMITS")
     kyc_approval_valid_days: int = Field(365, alias="KYC_APPROVAL_VALID_DAYS", ge=1)
+    kyc_expiry_reminder_days: int = Field(30, alias="KYC_EXPIRY_REMINDER_DAYS", ge=0)
+    # Waiting for a provider: reminders after 24 h and 72 h, the attempt expires after 7 days.
+    kyc_reminder_1_seconds: int = Field(86_400, alias="KYC_REMINDER_1_SECONDS", ge=1)
+    kyc_reminder_2_seconds: int = Field(259_200, alias="KYC_REMINDER_2_SECONDS", ge=1)
+    kyc_step_timeout_seconds: int = Field(604_800, alias="KYC_STEP_TIMEOUT_SECONDS", ge=1)
+    # Sanctions list (OFAC SDN CSV format); empty: the small test list shipped in the package.
+    kyc_sanctions_list_path: str = Field("", alias="KYC_SANCTIONS_LIST_PATH")
+    kyc_webhook_tolerance_seconds: int = Field(300, alias="KYC_WEBHOOK_TOLERANCE_SECONDS", ge=1)
+    # Sandboxes: where they deliver their webhooks (this API) and how long they take.
+    kyc_webhook_base_url: str = Field("http://127.0.0.1:3001", alias="KYC_WEBHOOK_BASE_URL")
+    kyc_sandbox_delay_seconds: float = Field(2.0, alias="KYC_SANDBOX_DELAY_SECONDS", ge=0)
+    persona_api_key: str = Field("", alias="PERSONA_API_KEY")
+    persona_api_url: str = Field("https://withpersona.com/api/v1", alias="PERSONA_API_URL")
+    persona_template_standard: str = Field("", alias="PERSONA_TEMPLATE_STANDARD")
+    persona_template_enhanced: str = Field("", alias="PERSONA_TEMPLATE_ENHANCED")
+    persona_webhook_secret: str = Field(
+        "dev-persona-webhook-secret", alias="PERSONA_WEBHOOK_SECRET"
+    )
+    checkr_api_key: str = Field("", alias="CHECKR_API_KEY")
+    checkr_api_url: str = Field("https://api.checkr.com/v1", alias="CHECKR_API_URL")
+    checkr_package: str = Field("tasker_standard", alias="CHECKR_PACKAGE")
+    checkr_webhook_secret: str = Field("dev-checkr-webhook-secret", alias="CHECKR_WEBHOOK_SECRET")
+    parallel_markets_api_key: str = Field("", alias="PARALLEL_MARKETS_API_KEY")
+    parallel_markets_api_url: str = Field(
+        "https://api.parallelmarkets.com/v2", alias="PARALLEL_MARKETS_API_URL"
+    )
+    parallel_markets_webhook_secret: str = Field(
+        "dev-parallel-markets-webhook-secret", alias="PARALLEL_MARKETS_WEBHOOK_SECRET"
+    )
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_length(cls, v: str) -> str:
+        # HS256 keys shorter than the hash output are brute-forceable offline (RFC 7518 3.2).
+        if len(v.encode()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 bytes")
+        return v
 
     @field_validator("log_level")
     @classmethod

@@ -23,18 +23,20 @@ from pull.identity.models import (
 )
 from pull.kit.db import Base
 from pull.kit.outbox import OutboxEvent
-from pull.kyc.models import KycLimitUsage, KycProfile
+from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 
 __all__ = [
     "ApiKey",
     "AuditLog",
     "AuthSession",
     "Base",
+    "KycApplication",
     "Candle",
     "Event",
     "Fill",
     "KycLimitUsage",
     "KycProfile",
+    "KycWebhookEvent",
     "Market",
     "OneTimeToken",
     "Order",

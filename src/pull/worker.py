@@ -29,6 +29,9 @@ from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
 from pull.kit.outbox import Handler, OutboxRelay, temporal_handlers
 from pull.kit.redis import make_redis
 from pull.kit.runtime import WorkerRuntime, set_worker_runtime
+from pull.kyc.activities import ACTIVITIES as KYC_ACTIVITIES
+from pull.kyc.events import outbox_handlers as kyc_outbox_handlers
+from pull.kyc.workflows import KycWorkflow
 from pull.system.activities import system_check
 from pull.system.workflows import SystemCheckWorkflow
 
@@ -57,15 +60,18 @@ ACTIVITY_FAILED = Counter(
 
 def workflows() -> list[type]:
     """Every module's workflows; modules add theirs here as they land."""
-    return [SystemCheckWorkflow]
+    return [SystemCheckWorkflow, KycWorkflow]
 
 
 def activities() -> list[Callable[..., Any]]:
-    return [system_check]
+    return [system_check, *KYC_ACTIVITIES]
 
 
 def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
-    return temporal_handlers(client, settings.temporal_task_queue)
+    return {
+        **temporal_handlers(client, settings.temporal_task_queue),
+        **kyc_outbox_handlers(),
+    }
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):

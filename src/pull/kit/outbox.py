@@ -51,14 +51,22 @@ def emit(session: AsyncSession, *, topic: str, key: str, payload: dict[str, Any]
 
 
 def start_workflow_event(
-    session: AsyncSession, *, workflow: str, workflow_id: str, arg: dict[str, Any] | None = None
+    session: AsyncSession,
+    *,
+    workflow: str,
+    workflow_id: str,
+    arg: dict[str, Any] | None = None,
+    task_queue: str | None = None,
+    allow_restart: bool = False,
 ) -> None:
-    emit(
-        session,
-        topic="temporal.start",
-        key=workflow_id,
-        payload={"workflow": workflow, "id": workflow_id, "arg": arg},
-    )
+    """Start `workflow` after commit. `task_queue` defaults to the relaying worker's queue;
+    `allow_restart` lets the id start again once its previous run has closed."""
+    payload: dict[str, Any] = {"workflow": workflow, "id": workflow_id, "arg": arg}
+    if task_queue:
+        payload["task_queue"] = task_queue
+    if allow_restart:
+        payload["allow_restart"] = True
+    emit(session, topic="temporal.start", key=workflow_id, payload=payload)
 
 
 def signal_workflow_event(
@@ -84,8 +92,12 @@ def temporal_handlers(client: Client, task_queue: str) -> dict[str, Handler]:
                 p["workflow"],
                 args=args,
                 id=p["id"],
-                task_queue=task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                task_queue=p.get("task_queue") or task_queue,
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                    if p.get("allow_restart")
+                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
             )
         except WorkflowAlreadyStartedError:
             log.info("workflow already started", extra={"workflow_id": p["id"]})

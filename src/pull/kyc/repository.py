@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.kyc.models import KycLimitUsage, KycProfile
+from pull.kyc.models import (
+    OPEN_STATUSES,
+    KycApplication,
+    KycLimitUsage,
+    KycProfile,
+    KycWebhookEvent,
+)
 
 # --- profiles ------------------------------------------------------------------------------
 
@@ -97,3 +103,82 @@ async def usage_rows_since(
 
 def add_usage(session: AsyncSession, usage: KycLimitUsage) -> None:
     session.add(usage)
+
+
+# --- applications --------------------------------------------------------------------------
+
+
+def add_application(session: AsyncSession, app: KycApplication) -> None:
+    session.add(app)
+
+
+async def application(
+    session: AsyncSession, application_id: uuid.UUID, *, lock: bool = False
+) -> KycApplication | None:
+    stmt = select(KycApplication).where(KycApplication.id == application_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def open_application(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> KycApplication | None:
+    stmt = select(KycApplication).where(
+        KycApplication.user_id == user_id, KycApplication.status.in_(OPEN_STATUSES)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def latest_application(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> KycApplication | None:
+    stmt = (
+        select(KycApplication)
+        .where(KycApplication.user_id == user_id)
+        .order_by(KycApplication.created_at.desc(), KycApplication.id.desc())
+        .limit(1)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def application_by_ref(session: AsyncSession, column: str, ref: str) -> KycApplication | None:
+    col = {
+        "inquiry_id": KycApplication.inquiry_id,
+        "background_check_id": KycApplication.background_check_id,
+        "accreditation_id": KycApplication.accreditation_id,
+    }[column]
+    stmt = select(KycApplication).where(col == ref).limit(1)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def applications_in_review(
+    session: AsyncSession, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+) -> Sequence[KycApplication]:
+    stmt = select(KycApplication).where(KycApplication.status == "manual_review")
+    if after is not None:
+        created, app_id = after
+        stmt = stmt.where(
+            (KycApplication.created_at > created)
+            | ((KycApplication.created_at == created) & (KycApplication.id > app_id))
+        )
+    stmt = stmt.order_by(KycApplication.created_at, KycApplication.id).limit(limit)
+    return (await session.scalars(stmt)).all()
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+async def insert_webhook_event(session: AsyncSession, event: dict[str, object]) -> bool:
+    """Store a webhook once per (provider, event id); False when it was already stored."""
+    inserted = await session.scalar(
+        insert(KycWebhookEvent)
+        .values(**event)
+        .on_conflict_do_nothing(constraint="uq_kyc_webhook_events_provider_event")
+        .returning(KycWebhookEvent.id)
+    )
+    return inserted is not None
