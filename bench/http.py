@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import bare_server, machine, pull_api, stack, table, wrk, write
+from bench.common import bare_server, machine, pull_api, stack, table, write, wrk
 from pull import devstack
 
 SECONDS = 10
