@@ -176,3 +176,11 @@ async def test_malformed_authorization_headers(client: httpx.AsyncClient) -> Non
         r = await client.get("/api/auth/me", headers={"Authorization": value})
         assert r.status_code == 401, value
         assert r.json()["error"]["code"] in ("UNAUTHORIZED", "INVALID_TOKEN")
+
+
+def test_jwt_secret_must_be_32_bytes() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        Settings(JWT_SECRET="s" * 31)
+    assert Settings(JWT_SECRET="s" * 32).jwt_secret == "s" * 32

@@ -26,9 +26,10 @@ from pull.identity.models import (
 async def user_by_id(
     session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
 ) -> User | None:
-    stmt = select(User).where(User.id == user_id)
-    if lock:
-        stmt = stmt.with_for_update()
+    if not lock:
+        # Served from the identity map when the request already loaded it (authentication).
+        return await session.get(User, user_id)
+    stmt = select(User).where(User.id == user_id).with_for_update()
     return (await session.scalars(stmt)).one_or_none()
 
 
