@@ -32,6 +32,7 @@ def check_invariants(b: Book) -> None:
     no = sum(max(0, -p.position) for p in b.positions.values())
     assert yes == no
     assert b.escrow == 100 * yes
+    assert b.pairs == yes
     for user, held in b.held.items():
         assert held == sum(o.hold for o in b.resting() if o.user_id == user)
     assert all(v >= 0 for v in b.cash.values())

@@ -268,7 +268,8 @@ class _Ledger:
             removed = p.cost_basis * closing // held
             p.cost_basis -= removed
             p.realized_pnl += proceeds - removed
-            self.pairs_delta -= closing
+            if not bid:
+                self.pairs_delta -= closing  # YES contracts closed
             if reserved:
                 p.sell_reserved = max(0, p.sell_reserved - closing)
             if p.sell_reserved > held - closing:
@@ -278,7 +279,8 @@ class _Ledger:
         p.position += direction * count
         if opening:
             p.cost_basis += cost
-            self.pairs_delta += opening
+            if bid:
+                self.pairs_delta += opening  # YES contracts opened
         p.volume += count
         self.cash(user).escrow += cost - proceeds
 
@@ -523,6 +525,7 @@ class Book:
         self.held: dict[Hashable, int] = {}
         self.escrow = 0
         self.fees = 0
+        self.pairs = 0  # open interest as the match results report it
         self.seq = 0
         self.trades: list[Execution] = []
         self.now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -639,6 +642,7 @@ class Book:
         return Placed(order, result.status, result.filled, result)
 
     def _apply(self, result: MatchResult) -> None:
+        self.pairs += result.pairs_delta
         for user, m in result.money.items():
             self.cash[user] = self.cash.get(user, 0) + m.cash
             self.held[user] = self.held.get(user, 0) + m.held
