@@ -137,3 +137,23 @@ def test_sender_choice(services: Services) -> None:
     assert isinstance(mailer.sender_for(prod), mailer.DisabledEmailSender)
     smtp = make_settings(services, ENVIRONMENT=Environment.production, SMTP_HOST="mx")
     assert isinstance(mailer.sender_for(smtp), mailer.SmtpEmailSender)
+
+
+async def test_dev_sender_logs_the_mail(
+    sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under `pull dev` the message (with its link) is in the API's log, for the developer."""
+    sender = mailer.TableEmailSender(echo=True)
+    with caplog.at_level("INFO", logger="pull.mail"):
+        async with sessionmaker() as s:
+            await sender.send(
+                session=s,
+                email=mailer.Email(
+                    to="d@example.com", subject="Hi", body="open /x?token=abc", kind="t"
+                ),
+            )
+            await s.commit()
+    assert any(
+        "d@example.com" in r.getMessage() and "token=abc" in r.getMessage() for r in caplog.records
+    )
+    assert [m.subject for m in await mails_to(sessionmaker, "d@example.com")] == ["Hi"]
