@@ -356,3 +356,29 @@ async def test_sessions_touch_last_used(
         u=user.id,
     )
     assert row.scalar_one() is True
+
+
+async def test_login_rehashes_when_argon2_parameters_change(
+    services: Services,
+    app: FastAPI,
+    user_factory: UserFactory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    user = await user_factory()  # hashed at the test parameters: t=1, m=1024
+    stored = "SELECT password_hash FROM users WHERE id = :u"
+    before = (await sql(sessionmaker, stored, u=user.id)).scalar_one()
+    assert before.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+
+    stronger = create_app(make_settings(services, ARGON2_TIME_COST=2, ARGON2_MEMORY_COST=2048))
+    async with AppRunner(stronger), client_at(stronger) as c:
+        wrong = await c.post("/api/auth/login", json={"email": user.email, "password": "Nope-123x"})
+        assert wrong.status_code == 401
+        assert (await sql(sessionmaker, stored, u=user.id)).scalar_one() == before
+        ok = await c.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
+        assert ok.status_code == 200
+    after = (await sql(sessionmaker, stored, u=user.id)).scalar_one()
+    assert after.startswith("$argon2id$v=19$m=2048,t=2,p=1$")
+    # Any hash verifies under any configured parameters (argon2 reads them from the hash).
+    async with client_at(app) as c:
+        again = await c.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
+        assert again.status_code == 200
