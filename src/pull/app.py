@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from pull import __version__
 from pull.config import Settings, get_settings
+from pull.exchange.api import routers as exchange_routers
 from pull.identity.api import routers as identity_routers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
@@ -119,4 +120,4 @@ async def _warm_redis_pool(redis: Redis, size: int) -> None:
 
 def _domain_routers() -> list[APIRouter]:
     """Each domain module's routers; modules add themselves here as they land."""
-    return [*identity_routers(), *kyc_routers(), *ledger_routers()]
+    return [*identity_routers(), *kyc_routers(), *ledger_routers(), *exchange_routers()]

@@ -24,6 +24,9 @@ from temporalio.worker import (
 )
 
 from pull.config import Settings, get_settings
+from pull.exchange.activities import finalize_settlement, run_clock, settle_batch
+from pull.exchange.events import outbox_handlers as exchange_outbox_handlers
+from pull.exchange.workflows import SettlementWorkflow
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
 from pull.kit.outbox import Handler, OutboxRelay, temporal_handlers
@@ -60,17 +63,18 @@ ACTIVITY_FAILED = Counter(
 
 def workflows() -> list[type]:
     """Every module's workflows; modules add theirs here as they land."""
-    return [SystemCheckWorkflow, KycWorkflow]
+    return [SystemCheckWorkflow, KycWorkflow, SettlementWorkflow]
 
 
 def activities() -> list[Callable[..., Any]]:
-    return [system_check, *KYC_ACTIVITIES]
+    return [system_check, *KYC_ACTIVITIES, settle_batch, finalize_settlement]
 
 
 def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
     return {
         **temporal_handlers(client, settings.temporal_task_queue),
         **kyc_outbox_handlers(),
+        **exchange_outbox_handlers(),
     }
 
 
@@ -210,6 +214,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         tasks = [
             asyncio.create_task(relay.run(stop)),
             asyncio.create_task(_poll_metrics(client, settings, buffer, relay, stop)),
+            asyncio.create_task(
+                run_clock(runtime.sessionmaker, stop, every=settings.exchange_clock_seconds)
+            ),
         ]
         await stop.wait()
         log.info("worker stopping")

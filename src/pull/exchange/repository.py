@@ -1,0 +1,784 @@
+"""All SQL of the exchange. The placement path is a handful of statements: lock the market row
+(which also hands out the order's sequence number), read the crossing orders with their owners'
+positions, write everything the match produced in one statement of data-modifying CTEs, then
+refresh the market's top of book and its one-minute candle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, and_, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.exchange.models import (
+    Candle,
+    Event,
+    Fill,
+    Market,
+    Order,
+    Position,
+    Series,
+    Settlement,
+    Trade,
+)
+
+ORDER_COLUMNS = [c.name for c in Order.__table__.columns]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+# --- market structure ---------------------------------------------------------------------------
+
+
+async def series_by_ticker(session: AsyncSession, ticker: str) -> Series | None:
+    return (await session.scalars(select(Series).where(Series.ticker == ticker))).first()
+
+
+async def event_by_ticker(session: AsyncSession, ticker: str) -> Event | None:
+    return (await session.scalars(select(Event).where(Event.ticker == ticker))).first()
+
+
+async def market_by_ticker(
+    session: AsyncSession, ticker: str, *, lock: bool = False
+) -> Market | None:
+    stmt = select(Market).where(Market.ticker == ticker)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def ticker_taken(session: AsyncSession, ticker: str) -> bool:
+    stmt = text(
+        "SELECT EXISTS (SELECT 1 FROM exchange_series WHERE ticker = :t) "
+        "OR EXISTS (SELECT 1 FROM exchange_events WHERE ticker = :t) "
+        "OR EXISTS (SELECT 1 FROM exchange_markets WHERE ticker = :t)"
+    )
+    return bool(await session.scalar(stmt, {"t": ticker}))
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    series_ticker: str | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[Event]:
+    stmt = select(Event).order_by(Event.ticker).limit(limit)
+    if series_ticker:
+        stmt = stmt.where(Event.series_ticker == series_ticker)
+    if after:
+        stmt = stmt.where(Event.ticker > after)
+    return (await session.scalars(stmt)).all()
+
+
+async def list_series(session: AsyncSession, *, limit: int = 200) -> Sequence[Series]:
+    return (await session.scalars(select(Series).order_by(Series.ticker).limit(limit))).all()
+
+
+async def list_markets(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    category: str | None,
+    event_ticker: str | None,
+    series_ticker: str | None,
+    search: str | None,
+    tickers: Sequence[str] | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[Market]:
+    stmt = select(Market).order_by(Market.ticker).limit(limit)
+    if status:
+        stmt = stmt.where(Market.status == status)
+    if category:
+        stmt = stmt.where(Market.category == category)
+    if event_ticker:
+        stmt = stmt.where(Market.event_ticker == event_ticker)
+    if series_ticker:
+        stmt = stmt.join(Event, Event.id == Market.event_id).where(
+            Event.series_ticker == series_ticker
+        )
+    if tickers:
+        stmt = stmt.where(Market.ticker.in_(list(tickers)))
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                Market.title.ilike(pattern),
+                Market.subtitle.ilike(pattern),
+                Market.ticker.ilike(pattern),
+            )
+        )
+    if after:
+        stmt = stmt.where(Market.ticker > after)
+    return (await session.scalars(stmt)).all()
+
+
+async def markets_due(
+    session: AsyncSession, *, status: str, column: str, now: dt.datetime, limit: int = 500
+) -> list[str]:
+    col = Market.open_time if column == "open_time" else Market.close_time
+    rows = await session.scalars(
+        select(Market.ticker).where(Market.status == status, col <= now).limit(limit)
+    )
+    return list(rows.all())
+
+
+async def volume_24h(session: AsyncSession, market_ids: Sequence[uuid.UUID]) -> dict[Any, int]:
+    if not market_ids:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT market_id, coalesce(sum(count), 0) FROM exchange_trades "
+            "WHERE market_id = ANY(:ids) AND created_at > now() - interval '24 hours' "
+            "GROUP BY market_id"
+        ),
+        {"ids": list(market_ids)},
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def liquidity(session: AsyncSession, market_ids: Sequence[uuid.UUID]) -> dict[Any, int]:
+    if not market_ids:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT market_id, coalesce(sum(remaining_count * "
+            "CASE WHEN is_bid THEN yes_price ELSE 100 - yes_price END), 0) "
+            "FROM exchange_orders WHERE market_id = ANY(:ids) AND status = 'resting' "
+            "GROUP BY market_id"
+        ),
+        {"ids": list(market_ids)},
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+# --- the placement path -------------------------------------------------------------------------
+
+
+@dataclass
+class LockedMarket:
+    id: uuid.UUID
+    ticker: str
+    status: str
+    taker_fee_bps: int
+    maker_fee_bps: int
+    seq: int
+    close_time: dt.datetime
+
+
+async def lock_market(session: AsyncSession, ticker: str) -> LockedMarket | None:
+    """Serialize on the market row and take the next order sequence number (one round trip)."""
+    row = (
+        await session.execute(
+            text(
+                "UPDATE exchange_markets SET order_seq = order_seq + 1 WHERE ticker = :t "
+                "RETURNING id, ticker, status, taker_fee_bps, maker_fee_bps, order_seq, close_time"
+            ),
+            {"t": ticker},
+        )
+    ).first()
+    return LockedMarket(*row) if row else None
+
+
+_CANDIDATES = """
+SELECT o.id, o.user_id, o.side, o.action, o.yes_price, o.seq, o.remaining_count,
+       o.hold_remaining, o.reduce_only, o.expiration_ts, o.fill_count, o.maker_fee_basis,
+       o.maker_fees, o.maker_fill_cost, o.limit_consumed,
+       p.position, p.sell_reserved, p.cost_basis, p.realized_pnl, p.fees_paid, p.volume
+FROM exchange_orders o
+LEFT JOIN exchange_positions p ON p.user_id = o.user_id AND p.market_id = o.market_id
+WHERE o.market_id = :m AND o.status = 'resting' AND o.is_bid = :bid AND {cond}
+ORDER BY {order}, o.seq
+LIMIT :n
+"""
+_ASKS = text(_CANDIDATES.format(cond="o.yes_price <= :px", order="o.yes_price ASC"))
+_BIDS = text(_CANDIDATES.format(cond="o.yes_price >= :px", order="o.yes_price DESC"))
+
+
+async def crossing_orders(
+    session: AsyncSession, *, market_id: uuid.UUID, taker_is_bid: bool, yes_price: int, n: int
+) -> Sequence[Row[Any]]:
+    """The resting orders a taker at `yes_price` can meet, best first, with their owners'
+    positions."""
+    stmt = _ASKS if taker_is_bid else _BIDS
+    result = await session.execute(
+        stmt, {"m": market_id, "bid": not taker_is_bid, "px": yes_price, "n": n}
+    )
+    return result.all()
+
+
+async def positions_of(
+    session: AsyncSession, market_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Row[Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT user_id, position, sell_reserved, cost_basis, realized_pnl, fees_paid, volume "
+            "FROM exchange_positions WHERE market_id = :m AND user_id = ANY(:u)"
+        ),
+        {"m": market_id, "u": list(user_ids)},
+    )
+    return {r[0]: r for r in rows}
+
+
+async def order_by_client_id(
+    session: AsyncSession, user_id: uuid.UUID, client_order_id: str
+) -> Order | None:
+    return (
+        await session.scalars(
+            select(Order).where(Order.user_id == user_id, Order.client_order_id == client_order_id)
+        )
+    ).first()
+
+
+_WRITE = text(
+    """
+WITH
+taker AS (
+    INSERT INTO exchange_orders
+    SELECT * FROM jsonb_populate_record(NULL::exchange_orders, CAST(:order AS jsonb))
+    WHERE CAST(:order AS jsonb) <> 'null'::jsonb
+    ON CONFLICT (id) DO UPDATE SET ({cols}) = ({excluded})
+    RETURNING id
+),
+makers AS (
+    UPDATE exchange_orders o SET
+        remaining_count = m.remaining_count, fill_count = m.fill_count, status = m.status,
+        hold_remaining = m.hold_remaining, maker_fees = m.maker_fees,
+        maker_fee_basis = m.maker_fee_basis, maker_fill_cost = m.maker_fill_cost,
+        cancel_reason = m.cancel_reason, updated_at = CAST(:now AS timestamptz)
+    FROM jsonb_to_recordset(CAST(:makers AS jsonb)) AS m(
+        id uuid, remaining_count int, fill_count int, status text, hold_remaining bigint,
+        maker_fees bigint, maker_fee_basis bigint, maker_fill_cost bigint, cancel_reason text)
+    WHERE o.id = m.id
+    RETURNING o.id
+),
+src AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('exchange_trades', 'id')) AS tid, t.*
+    FROM jsonb_to_recordset(CAST(:trades AS jsonb)) AS t(
+        n int, count int, yes_price int, maker_order_id uuid, maker_user_id uuid,
+        maker_side text, maker_action text, maker_fee bigint, taker_fee bigint)
+    ORDER BY t.n
+),
+trades AS (
+    INSERT INTO exchange_trades (id, market_id, ticker, count, yes_price, taker_side, created_at)
+    SELECT tid, CAST(:m AS uuid), :ticker, count, yes_price, :taker_side,
+           CAST(:now AS timestamptz)
+    FROM src
+    RETURNING id
+),
+fills AS (
+    INSERT INTO exchange_fills (trade_id, order_id, user_id, market_id, ticker, side, action,
+                                count, yes_price, is_taker, fee, created_at)
+    SELECT tid, CAST(:taker_id AS uuid), CAST(:taker_user AS uuid), CAST(:m AS uuid), :ticker,
+           :taker_side, :taker_action, count, yes_price, true, taker_fee,
+           CAST(:now AS timestamptz)
+    FROM src
+    UNION ALL
+    SELECT tid, maker_order_id, maker_user_id, CAST(:m AS uuid), :ticker, maker_side,
+           maker_action, count, yes_price, false, maker_fee, CAST(:now AS timestamptz)
+    FROM src
+    RETURNING id
+),
+positions AS (
+    INSERT INTO exchange_positions (user_id, market_id, ticker, position, cost_basis,
+                                    realized_pnl, fees_paid, volume, sell_reserved, updated_at)
+    SELECT p.user_id, CAST(:m AS uuid), :ticker, p.position, p.cost_basis, p.realized_pnl,
+           p.fees_paid, p.volume, p.sell_reserved, CAST(:now AS timestamptz)
+    FROM jsonb_to_recordset(CAST(:positions AS jsonb)) AS p(
+        user_id uuid, position bigint, cost_basis bigint, realized_pnl bigint,
+        fees_paid bigint, volume bigint, sell_reserved bigint)
+    ON CONFLICT (user_id, market_id) DO UPDATE SET
+        position = EXCLUDED.position, cost_basis = EXCLUDED.cost_basis,
+        realized_pnl = EXCLUDED.realized_pnl, fees_paid = EXCLUDED.fees_paid,
+        volume = EXCLUDED.volume, sell_reserved = EXCLUDED.sell_reserved,
+        updated_at = EXCLUDED.updated_at
+    RETURNING user_id
+)
+SELECT (SELECT count(*) FROM taker), (SELECT count(*) FROM makers),
+       (SELECT count(*) FROM trades), (SELECT count(*) FROM fills),
+       (SELECT count(*) FROM positions)
+""".format(  # noqa: S608 - column names from the model, not input
+        cols=", ".join(c for c in ORDER_COLUMNS if c != "id"),
+        excluded=", ".join(f"EXCLUDED.{c}" for c in ORDER_COLUMNS if c != "id"),
+    )
+)
+
+
+async def write_placement(
+    session: AsyncSession,
+    *,
+    market_id: uuid.UUID,
+    ticker: str,
+    order: dict[str, Any] | None,
+    taker_id: uuid.UUID | None,
+    taker_user: uuid.UUID | None,
+    taker_side: str,
+    taker_action: str,
+    makers: list[dict[str, Any]],
+    trades: list[dict[str, Any]],
+    positions: list[dict[str, Any]],
+    now: dt.datetime,
+) -> None:
+    """Everything one match produced, in one statement. `order` None writes no taker row."""
+    if order is None:
+        order_json = "null"
+    else:
+        order_json = _json(order)
+    await session.execute(
+        _WRITE,
+        {
+            "order": order_json,
+            "makers": _json(makers),
+            "trades": _json(trades),
+            "positions": _json(positions),
+            "m": market_id,
+            "ticker": ticker,
+            "taker_id": taker_id,
+            "taker_user": taker_user,
+            "taker_side": taker_side,
+            "taker_action": taker_action,
+            "now": now,
+        },
+    )
+
+
+_TOP = text(
+    """
+WITH top AS (
+    SELECT (SELECT max(yes_price) FROM exchange_orders
+            WHERE market_id = :m AND status = 'resting' AND is_bid) AS bid,
+           (SELECT min(yes_price) FROM exchange_orders
+            WHERE market_id = :m AND status = 'resting' AND NOT is_bid) AS ask
+),
+mk AS (
+    UPDATE exchange_markets SET
+        yes_bid = top.bid, yes_ask = top.ask,
+        last_price = coalesce(CAST(:last AS int), last_price),
+        volume = volume + :vol, open_interest = open_interest + :pairs,
+        updated_at = CAST(:now AS timestamptz)
+    FROM top WHERE id = :m
+    RETURNING open_interest
+)
+INSERT INTO exchange_candles (market_id, start_ts, price_open, price_high, price_low,
+    price_close, bid_open, bid_high, bid_low, bid_close, ask_open, ask_high, ask_low, ask_close,
+    volume, open_interest)
+SELECT :m, CAST(:minute AS timestamptz), CAST(:p_open AS int), CAST(:p_high AS int),
+       CAST(:p_low AS int), CAST(:last AS int), top.bid, top.bid, top.bid, top.bid,
+       top.ask, top.ask, top.ask, top.ask, :vol, mk.open_interest
+FROM top, mk
+ON CONFLICT (market_id, start_ts) DO UPDATE SET
+    price_open = coalesce(exchange_candles.price_open, EXCLUDED.price_open),
+    price_high = greatest(exchange_candles.price_high, EXCLUDED.price_high),
+    price_low = least(exchange_candles.price_low, EXCLUDED.price_low),
+    price_close = coalesce(EXCLUDED.price_close, exchange_candles.price_close),
+    bid_high = greatest(exchange_candles.bid_high, EXCLUDED.bid_high),
+    bid_low = least(exchange_candles.bid_low, EXCLUDED.bid_low),
+    bid_close = EXCLUDED.bid_close,
+    ask_high = greatest(exchange_candles.ask_high, EXCLUDED.ask_high),
+    ask_low = least(exchange_candles.ask_low, EXCLUDED.ask_low),
+    ask_close = EXCLUDED.ask_close,
+    volume = exchange_candles.volume + EXCLUDED.volume,
+    open_interest = EXCLUDED.open_interest
+"""
+)
+
+
+async def refresh_top(
+    session: AsyncSession,
+    *,
+    market_id: uuid.UUID,
+    now: dt.datetime,
+    prices: Sequence[int] = (),
+    volume: int = 0,
+    pairs_delta: int = 0,
+) -> None:
+    """Top of book, last price, volume and open interest on the market row, and this minute's
+    candle (trade OHLC and best bid/ask)."""
+    minute = now.replace(second=0, microsecond=0)
+    await session.execute(
+        _TOP,
+        {
+            "m": market_id,
+            "minute": minute,
+            "last": prices[-1] if prices else None,
+            "p_open": prices[0] if prices else None,
+            "p_high": max(prices) if prices else None,
+            "p_low": min(prices) if prices else None,
+            "vol": volume,
+            "pairs": pairs_delta,
+            "now": now,
+        },
+    )
+
+
+_FIT_SELLS = text(
+    """
+WITH p AS (
+    SELECT user_id, position FROM exchange_positions
+    WHERE market_id = :m AND user_id = ANY(:users)
+),
+s AS (
+    SELECT o.id, o.remaining_count,
+           greatest(CASE WHEN o.side = 'yes' THEN p.position ELSE -p.position END, 0) AS held,
+           sum(o.remaining_count) OVER (PARTITION BY o.user_id, o.side ORDER BY o.seq) AS cum
+    FROM exchange_orders o JOIN p ON p.user_id = o.user_id
+    WHERE o.market_id = :m AND o.status = 'resting' AND o.action = 'sell'
+),
+cut AS (
+    SELECT id, greatest(0, least(remaining_count, held - (cum - remaining_count))) AS keep
+    FROM s WHERE cum > held
+),
+upd AS (
+    UPDATE exchange_orders o SET
+        remaining_count = cut.keep,
+        status = CASE WHEN cut.keep = 0 THEN 'canceled' ELSE o.status END,
+        cancel_reason = CASE WHEN cut.keep = 0 THEN 'position_closed' ELSE o.cancel_reason END,
+        updated_at = now()
+    FROM cut WHERE o.id = cut.id
+    RETURNING o.id
+)
+SELECT count(*) FROM upd
+"""
+)
+
+_RESERVED = text(
+    """
+UPDATE exchange_positions p SET sell_reserved = coalesce((
+    SELECT sum(o.remaining_count) FROM exchange_orders o
+    WHERE o.market_id = p.market_id AND o.user_id = p.user_id AND o.status = 'resting'
+      AND o.action = 'sell'), 0)
+WHERE p.market_id = :m AND p.user_id = ANY(:users)
+"""
+)
+
+
+async def fit_sells(session: AsyncSession, market_id: uuid.UUID, users: Sequence[Any]) -> None:
+    """Shrink users' resting sells, newest first, to the contracts they still hold."""
+    params = {"m": market_id, "users": list(users)}
+    await session.execute(_FIT_SELLS, params)
+    await session.execute(_RESERVED, params)
+
+
+async def adjust_sell_reserved(
+    session: AsyncSession, market_id: uuid.UUID, user_id: uuid.UUID, delta: int
+) -> None:
+    await session.execute(
+        text(
+            "UPDATE exchange_positions SET sell_reserved = sell_reserved + :d "
+            "WHERE market_id = :m AND user_id = :u"
+        ),
+        {"d": delta, "m": market_id, "u": user_id},
+    )
+
+
+# --- orders -------------------------------------------------------------------------------------
+
+
+async def order_by_id(
+    session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> Order | None:
+    stmt = select(Order).where(Order.id == order_id)
+    if user_id is not None:
+        stmt = stmt.where(Order.user_id == user_id)
+    return (await session.scalars(stmt)).first()
+
+
+async def refresh_order(session: AsyncSession, order: Order) -> Order:
+    await session.refresh(order)
+    return order
+
+
+async def cancel_resting(
+    session: AsyncSession, order_id: uuid.UUID, *, reason: str, now: dt.datetime
+) -> Order | None:
+    """Cancel a resting order; None when it is no longer resting."""
+    stmt = (
+        update(Order)
+        .where(Order.id == order_id, Order.status == "resting")
+        .values(
+            status="canceled",
+            remaining_count=0,
+            hold_remaining=0,
+            cancel_reason=reason,
+            updated_at=now,
+        )
+        .returning(Order)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def shrink_order(
+    session: AsyncSession, order_id: uuid.UUID, *, remaining: int, hold: int, now: dt.datetime
+) -> None:
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(remaining_count=remaining, hold_remaining=hold, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    ticker: str | None,
+    status: str | None,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Order]:
+    stmt = (
+        select(Order)
+        .where(Order.user_id == user_id)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit)
+    )
+    if ticker:
+        stmt = stmt.where(Order.ticker == ticker)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if before:
+        stmt = stmt.where(
+            or_(
+                Order.created_at < before[0],
+                and_(Order.created_at == before[0], Order.id < before[1]),
+            )
+        )
+    return (await session.scalars(stmt)).all()
+
+
+async def resting_orders(
+    session: AsyncSession, market_id: uuid.UUID, *, limit: int | None = None
+) -> Sequence[Order]:
+    stmt = (
+        select(Order)
+        .where(Order.market_id == market_id, Order.status == "resting")
+        .order_by(Order.seq)
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    return (await session.scalars(stmt)).all()
+
+
+async def expired_orders(session: AsyncSession, now: dt.datetime, limit: int) -> list[Any]:
+    rows = await session.execute(
+        select(Order.id, Order.ticker)
+        .where(Order.status == "resting", Order.expiration_ts <= now)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def queue_position(session: AsyncSession, order: Order) -> int:
+    """Contracts resting ahead of the order at its price."""
+    value = await session.scalar(
+        select(func.coalesce(func.sum(Order.remaining_count), 0)).where(
+            Order.market_id == order.market_id,
+            Order.status == "resting",
+            Order.is_bid == order.is_bid,
+            Order.yes_price == order.yes_price,
+            Order.seq < order.seq,
+        )
+    )
+    return int(value or 0)
+
+
+# --- portfolio ----------------------------------------------------------------------------------
+
+
+async def list_fills(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    ticker: str | None,
+    order_id: uuid.UUID | None,
+    before: int | None,
+    limit: int,
+) -> Sequence[Fill]:
+    stmt = select(Fill).where(Fill.user_id == user_id).order_by(Fill.id.desc()).limit(limit)
+    if ticker:
+        stmt = stmt.where(Fill.ticker == ticker)
+    if order_id:
+        stmt = stmt.where(Fill.order_id == order_id)
+    if before:
+        stmt = stmt.where(Fill.id < before)
+    return (await session.scalars(stmt)).all()
+
+
+async def list_positions(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    ticker: str | None,
+    after: str | None,
+    limit: int,
+) -> Sequence[Position]:
+    stmt = (
+        select(Position).where(Position.user_id == user_id).order_by(Position.ticker).limit(limit)
+    )
+    if ticker:
+        stmt = stmt.where(Position.ticker == ticker)
+    if after:
+        stmt = stmt.where(Position.ticker > after)
+    return (await session.scalars(stmt)).all()
+
+
+async def resting_summary(
+    session: AsyncSession, user_id: uuid.UUID, market_ids: Sequence[uuid.UUID]
+) -> dict[Any, tuple[int, int]]:
+    if not market_ids:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT market_id, count(*), coalesce(sum(hold_remaining), 0) FROM exchange_orders "
+            "WHERE user_id = :u AND market_id = ANY(:m) AND status = 'resting' "
+            "GROUP BY market_id"
+        ),
+        {"u": user_id, "m": list(market_ids)},
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+async def list_settlements(
+    session: AsyncSession, *, user_id: uuid.UUID, before: int | None, limit: int
+) -> Sequence[Settlement]:
+    stmt = (
+        select(Settlement)
+        .where(Settlement.user_id == user_id)
+        .order_by(Settlement.id.desc())
+        .limit(limit)
+    )
+    if before:
+        stmt = stmt.where(Settlement.id < before)
+    return (await session.scalars(stmt)).all()
+
+
+# --- market data --------------------------------------------------------------------------------
+
+
+async def book_levels(
+    session: AsyncSession, market_id: uuid.UUID, depth: int | None
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(YES bids, NO bids) as [price, count] best first."""
+    rows = await session.execute(
+        text(
+            "SELECT is_bid, yes_price, sum(remaining_count) FROM exchange_orders "
+            "WHERE market_id = :m AND status = 'resting' GROUP BY is_bid, yes_price"
+        ),
+        {"m": market_id},
+    )
+    yes: list[tuple[int, int]] = []
+    no: list[tuple[int, int]] = []
+    for is_bid, price, count in rows:
+        if is_bid:
+            yes.append((int(price), int(count)))
+        else:
+            no.append((100 - int(price), int(count)))
+    yes.sort(key=lambda level: -level[0])
+    no.sort(key=lambda level: -level[0])
+    if depth:
+        yes, no = yes[:depth], no[:depth]
+    return yes, no
+
+
+async def list_trades(
+    session: AsyncSession,
+    *,
+    ticker: str | None,
+    before: int | None,
+    min_ts: dt.datetime | None,
+    max_ts: dt.datetime | None,
+    limit: int,
+) -> Sequence[Trade]:
+    stmt = select(Trade).order_by(Trade.id.desc()).limit(limit)
+    if ticker:
+        stmt = stmt.where(Trade.ticker == ticker)
+    if before:
+        stmt = stmt.where(Trade.id < before)
+    if min_ts:
+        stmt = stmt.where(Trade.created_at >= min_ts)
+    if max_ts:
+        stmt = stmt.where(Trade.created_at <= max_ts)
+    return (await session.scalars(stmt)).all()
+
+
+async def candles(
+    session: AsyncSession, market_id: uuid.UUID, start: dt.datetime, end: dt.datetime
+) -> Sequence[Candle]:
+    stmt = (
+        select(Candle)
+        .where(Candle.market_id == market_id, Candle.start_ts >= start, Candle.start_ts < end)
+        .order_by(Candle.start_ts)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+# --- settlement ---------------------------------------------------------------------------------
+
+
+async def unsettled_positions(
+    session: AsyncSession, market_id: uuid.UUID, limit: int
+) -> list[tuple[Any, ...]]:
+    """Positions not yet settled, in user order, locked; skips what a settlement row covers."""
+    rows = await session.execute(
+        text(
+            "SELECT p.user_id, p.position, p.cost_basis FROM exchange_positions p "
+            "WHERE p.market_id = :m AND (p.position <> 0 OR p.cost_basis <> 0) "
+            "AND NOT EXISTS (SELECT 1 FROM exchange_settlements s "
+            "WHERE s.market_id = p.market_id AND s.user_id = p.user_id) "
+            "ORDER BY p.user_id LIMIT :n FOR UPDATE OF p"
+        ),
+        {"m": market_id, "n": limit},
+    )
+    return [tuple(r) for r in rows.all()]
+
+
+_SETTLE = text(
+    """
+WITH s AS (
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS s(
+        user_id uuid, yes_count bigint, no_count bigint, cost_basis bigint, revenue bigint)
+),
+ins AS (
+    INSERT INTO exchange_settlements (market_id, user_id, ticker, result, yes_count, no_count,
+                                      cost_basis, revenue, settled_at)
+    SELECT :m, s.user_id, :ticker, :result, s.yes_count, s.no_count, s.cost_basis, s.revenue,
+           now()
+    FROM s
+    RETURNING user_id
+)
+UPDATE exchange_positions p SET
+    realized_pnl = p.realized_pnl + s.revenue - s.cost_basis,
+    position = 0, cost_basis = 0, sell_reserved = 0, updated_at = now()
+FROM s WHERE p.market_id = :m AND p.user_id = s.user_id
+"""
+)
+
+
+async def write_settlements(
+    session: AsyncSession,
+    *,
+    market_id: uuid.UUID,
+    ticker: str,
+    result: str,
+    rows: list[dict[str, Any]],
+) -> None:
+    await session.execute(
+        _SETTLE, {"rows": _json(rows), "m": market_id, "ticker": ticker, "result": result}
+    )
+
+
+async def settlement_count(session: AsyncSession, market_id: uuid.UUID) -> int:
+    value = await session.scalar(
+        select(func.count()).select_from(Settlement).where(Settlement.market_id == market_id)
+    )
+    return int(value or 0)
