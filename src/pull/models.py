@@ -24,19 +24,23 @@ from pull.identity.models import (
 from pull.kit.db import Base
 from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
+from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 
 __all__ = [
     "ApiKey",
     "AuditLog",
     "AuthSession",
     "Base",
-    "KycApplication",
     "Candle",
     "Event",
     "Fill",
+    "KycApplication",
     "KycLimitUsage",
     "KycProfile",
     "KycWebhookEvent",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransfer",
     "Market",
     "OneTimeToken",
     "Order",

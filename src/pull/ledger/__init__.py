@@ -1,0 +1,1 @@
+"""Double-entry ledger: accounts, immutable transfers, holds. The only code that moves money."""

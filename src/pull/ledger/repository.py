@@ -1,0 +1,446 @@
+"""All SQL of the ledger. Nothing here commits; the caller's boundary does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# Ids of (owner, currency, kind) accounts in the order given, creating the missing ones. A
+# system account resolves to its row for this connection's shard (backend pid mod 16).
+ACCOUNT_IDS_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_account_ids(p_owners uuid[], p_currencies text[], p_kinds text[])
+RETURNS bigint[] LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_ids bigint[];
+    v_missing bigint;
+    v_shard smallint := pg_backend_pid() % 16;
+BEGIN
+    FOR attempt IN 1..2 LOOP
+        SELECT array_agg(x.id ORDER BY x.ord), count(*) FILTER (WHERE x.id IS NULL)
+          INTO v_ids, v_missing
+          FROM (
+            SELECT u.ord, COALESCE(
+                (SELECT a.id FROM ledger_accounts a
+                  WHERE a.owner_id = u.o AND a.currency = u.c AND a.kind = u.k),
+                (SELECT a.id FROM ledger_accounts a
+                  WHERE u.o IS NULL AND a.owner_id IS NULL AND a.currency = u.c AND a.kind = u.k
+                    AND a.shard = v_shard)
+            ) AS id
+              FROM unnest(p_owners, p_currencies, p_kinds) WITH ORDINALITY AS u(o, c, k, ord)
+          ) x;
+        IF v_missing = 0 THEN
+            RETURN v_ids;
+        END IF;
+        INSERT INTO ledger_accounts (owner_id, currency, kind, shard)
+        SELECT DISTINCT u.o, u.c, u.k, CASE WHEN u.o IS NULL THEN v_shard ELSE 0 END
+          FROM unnest(p_owners, p_currencies, p_kinds) AS u(o, c, k)
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+    RAISE EXCEPTION 'ledger: could not create accounts';
+END
+$fn$;
+"""
+
+# Apply one transfer atomically. Per leg i: account, the entry amount (0 = no entry), and the
+# changes of balance, pending_debits and pending_credits. Returns one row:
+#   ('created', id, created_at, NULL)   written
+#   ('replay',  id, created_at, NULL)   the key exists with the same content hash
+#   ('conflict', id, created_at, NULL)  the key exists with other content
+#   ('insufficient', NULL, NULL, account_id)  a user account would go below zero; nothing written
+# Accounts are locked in id order, so concurrent transfers never deadlock each other.
+APPLY_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_apply(
+    p_key text, p_kind text, p_reference text, p_metadata jsonb, p_hash text,
+    p_pending boolean, p_status text, p_pending_id bigint,
+    p_owners uuid[], p_currencies text[], p_kinds text[], p_account_ids bigint[],
+    p_amounts bigint[], p_d_balance bigint[], p_d_pdebit bigint[], p_d_pcredit bigint[]
+) RETURNS TABLE (status text, transfer_id bigint, created_at timestamptz, account_id bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_id bigint;
+    v_hash text;
+    v_created timestamptz;
+    v_ids bigint[];
+    v_bad bigint;
+BEGIN
+    SELECT t.id, t.content_hash, t.created_at INTO v_id, v_hash, v_created
+      FROM ledger_transfers t WHERE t.idempotency_key = p_key;
+    IF FOUND THEN
+        RETURN QUERY SELECT CASE WHEN v_hash = p_hash THEN 'replay' ELSE 'conflict' END,
+                            v_id, v_created, NULL::bigint;
+        RETURN;
+    END IF;
+
+    IF p_account_ids IS NULL THEN
+        v_ids := ledger_account_ids(p_owners, p_currencies, p_kinds);
+    ELSE
+        v_ids := p_account_ids;
+    END IF;
+
+    PERFORM 1 FROM ledger_accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id FOR UPDATE;
+
+    SELECT a.id INTO v_bad
+      FROM unnest(v_ids, p_d_balance, p_d_pdebit) AS l(id, dbal, dpd)
+      JOIN ledger_accounts a ON a.id = l.id
+     WHERE a.owner_id IS NOT NULL
+       AND l.dbal - l.dpd < 0
+       AND a.balance + l.dbal - a.pending_debits - l.dpd < 0
+     LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        RETURN QUERY SELECT 'insufficient'::text, NULL::bigint, NULL::timestamptz, v_bad;
+        RETURN;
+    END IF;
+
+    INSERT INTO ledger_transfers AS t
+           (idempotency_key, kind, reference, metadata, content_hash, pending, status, pending_id)
+    VALUES (p_key, p_kind, p_reference, p_metadata, p_hash, p_pending, p_status, p_pending_id)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING t.id, t.created_at INTO v_id, v_created;
+    IF v_id IS NULL THEN
+        -- The same key was committed by a concurrent transaction while we waited.
+        SELECT t.id, t.content_hash, t.created_at INTO v_id, v_hash, v_created
+          FROM ledger_transfers t WHERE t.idempotency_key = p_key;
+        RETURN QUERY SELECT CASE WHEN v_hash = p_hash THEN 'replay' ELSE 'conflict' END,
+                            v_id, v_created, NULL::bigint;
+        RETURN;
+    END IF;
+
+    IF p_pending_id IS NOT NULL THEN
+        UPDATE ledger_transfers t SET status = p_status
+         WHERE t.id = p_pending_id AND t.status = 'pending' AND t.pending;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'ledger: transfer % is not pending', p_pending_id;
+        END IF;
+    END IF;
+
+    WITH upd AS (
+        UPDATE ledger_accounts a
+           SET balance = a.balance + l.dbal,
+               pending_debits = a.pending_debits + l.dpd,
+               pending_credits = a.pending_credits + l.dpc
+          FROM unnest(v_ids, p_d_balance, p_d_pdebit, p_d_pcredit) AS l(id, dbal, dpd, dpc)
+         WHERE a.id = l.id
+        RETURNING a.id, a.balance
+    )
+    INSERT INTO ledger_entries (transfer_id, account_id, amount, balance_after, pending, created_at)
+    SELECT v_id, l.id, l.amount, upd.balance, p_pending, v_created
+      FROM unnest(v_ids, p_amounts) WITH ORDINALITY AS l(id, amount, ord)
+      JOIN upd ON upd.id = l.id
+     WHERE l.amount <> 0
+     ORDER BY l.ord;
+
+    RETURN QUERY SELECT 'created'::text, v_id, v_created, NULL::bigint;
+END
+$fn$;
+"""
+
+DROP_FUNCTIONS = (
+    "DROP FUNCTION IF EXISTS ledger_apply(text, text, text, jsonb, text, boolean, text, bigint, "
+    "uuid[], text[], text[], bigint[], bigint[], bigint[], bigint[], bigint[])",
+    "DROP FUNCTION IF EXISTS ledger_account_ids(uuid[], text[], text[])",
+)
+
+
+# --- writing --------------------------------------------------------------------------------
+
+_APPLY = text(
+    "SELECT status, transfer_id, created_at, account_id FROM ledger_apply("
+    ":key, :kind, :reference, CAST(:metadata AS jsonb), :hash, :pending, :status, "
+    "CAST(:pending_id AS bigint), CAST(:owners AS uuid[]), CAST(:currencies AS text[]), "
+    "CAST(:kinds AS text[]), CAST(:account_ids AS bigint[]), CAST(:amounts AS bigint[]), "
+    "CAST(:d_balance AS bigint[]), CAST(:d_pdebit AS bigint[]), CAST(:d_pcredit AS bigint[]))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    status: str  # created | replay | conflict | insufficient
+    transfer_id: int | None
+    created_at: dt.datetime | None
+    account_id: int | None
+
+
+async def apply(
+    session: AsyncSession,
+    *,
+    key: str,
+    kind: str,
+    reference: str | None,
+    metadata_json: str | None,
+    content_hash: str,
+    pending: bool,
+    status: str,
+    pending_id: int | None,
+    owners: Sequence[uuid.UUID | None] | None,
+    currencies: Sequence[str] | None,
+    kinds: Sequence[str] | None,
+    account_ids: Sequence[int] | None,
+    amounts: Sequence[int],
+    d_balance: Sequence[int],
+    d_pdebit: Sequence[int],
+    d_pcredit: Sequence[int],
+) -> Applied:
+    """One round trip: lock, check, write the transfer, its entries and the balances."""
+    row = (
+        await session.execute(
+            _APPLY,
+            {
+                "key": key,
+                "kind": kind,
+                "reference": reference,
+                "metadata": metadata_json,
+                "hash": content_hash,
+                "pending": pending,
+                "status": status,
+                "pending_id": pending_id,
+                "owners": owners,
+                "currencies": currencies,
+                "kinds": kinds,
+                "account_ids": account_ids,
+                "amounts": amounts,
+                "d_balance": d_balance,
+                "d_pdebit": d_pdebit,
+                "d_pcredit": d_pcredit,
+            },
+        )
+    ).one()
+    return Applied(row[0], row[1], row[2], row[3])
+
+
+# --- reading transfers ----------------------------------------------------------------------
+
+_TRANSFER_COLUMNS = (
+    "t.id, t.idempotency_key, t.kind, t.reference, t.metadata, t.content_hash, t.pending, "
+    "t.status, t.pending_id, t.created_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    id: int
+    idempotency_key: str
+    kind: str
+    reference: str | None
+    metadata: dict[str, Any] | None
+    content_hash: str
+    pending: bool
+    status: str
+    pending_id: int | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    account_id: int
+    owner_id: uuid.UUID | None
+    currency: str
+    kind: str
+    amount: int
+
+
+def _transfer(row: Any) -> TransferRow:
+    return TransferRow(*row[:10])
+
+
+async def transfer_with_entries(
+    session: AsyncSession,
+    *,
+    transfer_id: int | None = None,
+    idempotency_key: str | None = None,
+    lock: bool = False,
+) -> tuple[TransferRow, list[EntryRow]] | None:
+    """A transfer and its entries (in leg order); `lock` takes the transfer row FOR UPDATE."""
+    where = "t.id = :id" if transfer_id is not None else "t.idempotency_key = :key"
+    sql = (
+        f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers t WHERE {where}"  # noqa: S608
+        + (" FOR UPDATE" if lock else "")
+    )
+    params = {"id": transfer_id, "key": idempotency_key}
+    row = (await session.execute(text(sql), params)).one_or_none()
+    if row is None:
+        return None
+    transfer = _transfer(row)
+    entries = (
+        await session.execute(
+            text(
+                "SELECT e.account_id, a.owner_id, a.currency, a.kind, e.amount "
+                "FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id "
+                "WHERE e.transfer_id = :id ORDER BY e.id"
+            ),
+            {"id": transfer.id},
+        )
+    ).all()
+    return transfer, [EntryRow(*e) for e in entries]
+
+
+async def account_label(
+    session: AsyncSession, account_id: int
+) -> tuple[uuid.UUID | None, str, str]:
+    row = (
+        await session.execute(
+            text("SELECT owner_id, kind, currency FROM ledger_accounts WHERE id = :id"),
+            {"id": account_id},
+        )
+    ).one()
+    return row[0], row[1], row[2]
+
+
+# --- balances -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    kind: str
+    balance: int
+    pending_debits: int
+    pending_credits: int
+
+
+async def user_accounts(
+    session: AsyncSession, user_id: uuid.UUID, currency: str
+) -> dict[str, AccountState]:
+    rows = (
+        await session.execute(
+            text(
+                "SELECT kind, balance, pending_debits, pending_credits FROM ledger_accounts "
+                "WHERE owner_id = :owner AND currency = :currency"
+            ),
+            {"owner": user_id, "currency": currency},
+        )
+    ).all()
+    return {r[0]: AccountState(r[0], r[1], r[2], r[3]) for r in rows}
+
+
+async def account_state(
+    session: AsyncSession, owner_id: uuid.UUID | None, kind: str, currency: str
+) -> AccountState | None:
+    if owner_id is None:  # the sum of the system account's shards
+        sql = (
+            "SELECT kind, sum(balance)::bigint, sum(pending_debits)::bigint, "
+            "sum(pending_credits)::bigint FROM ledger_accounts "
+            "WHERE owner_id IS NULL AND kind = :kind AND currency = :currency GROUP BY kind"
+        )
+    else:
+        sql = (
+            "SELECT kind, balance, pending_debits, pending_credits FROM ledger_accounts "
+            "WHERE owner_id = :owner AND kind = :kind AND currency = :currency"
+        )
+    row = (
+        await session.execute(text(sql), {"owner": owner_id, "kind": kind, "currency": currency})
+    ).one_or_none()
+    return None if row is None else AccountState(row[0], row[1], row[2], row[3])
+
+
+# --- trial balance --------------------------------------------------------------------------
+
+
+async def currency_totals(session: AsyncSession) -> list[tuple[str, int, int, int, int]]:
+    rows = (
+        await session.execute(
+            text(
+                "SELECT currency, COALESCE(sum(balance), 0)::bigint, "
+                "COALESCE(sum(pending_debits), 0)::bigint, "
+                "COALESCE(sum(pending_credits), 0)::bigint, count(*) "
+                "FROM ledger_accounts GROUP BY currency ORDER BY currency"
+            )
+        )
+    ).all()
+    return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+async def account_mismatches(session: AsyncSession, limit: int = 100) -> list[Any]:
+    """Accounts whose balance or reservations differ from what their entries add up to."""
+    return list(
+        (
+            await session.execute(
+                text(
+                    """
+                    SELECT a.id, a.owner_id, a.kind, a.currency, a.shard,
+                           a.balance, COALESCE(s.posted, 0)::bigint,
+                           a.pending_debits, COALESCE(s.pd, 0)::bigint,
+                           a.pending_credits, COALESCE(s.pc, 0)::bigint
+                      FROM ledger_accounts a
+                      LEFT JOIN (
+                        SELECT e.account_id,
+                               sum(e.amount) FILTER (WHERE NOT e.pending) AS posted,
+                               sum(-e.amount) FILTER (
+                                   WHERE e.pending AND t.status = 'pending' AND e.amount < 0
+                               ) AS pd,
+                               sum(e.amount) FILTER (
+                                   WHERE e.pending AND t.status = 'pending' AND e.amount > 0
+                               ) AS pc
+                          FROM ledger_entries e
+                          JOIN ledger_transfers t ON t.id = e.transfer_id
+                         GROUP BY e.account_id
+                      ) s ON s.account_id = a.id
+                     WHERE a.balance <> COALESCE(s.posted, 0)
+                        OR a.pending_debits <> COALESCE(s.pd, 0)
+                        OR a.pending_credits <> COALESCE(s.pc, 0)
+                     ORDER BY a.id
+                     LIMIT :limit
+                    """
+                ),
+                {"limit": limit},
+            )
+        ).all()
+    )
+
+
+async def unbalanced_transfers(session: AsyncSession, limit: int = 100) -> list[int]:
+    """Transfers whose entries do not sum to zero in some currency (there must be none)."""
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT e.transfer_id FROM ledger_entries e "
+            "JOIN ledger_accounts a ON a.id = e.account_id "
+            "GROUP BY e.transfer_id, a.currency HAVING sum(e.amount) <> 0 "
+            "ORDER BY e.transfer_id LIMIT :limit"
+        ),
+        {"limit": limit},
+    )
+    return [r[0] for r in rows]
+
+
+# --- a user's transactions ------------------------------------------------------------------
+
+_TX_SELECT = """
+SELECT e.id, e.transfer_id, t.kind, a.kind, a.currency, e.amount, e.balance_after,
+       t.status, e.pending, t.reference, e.created_at
+  FROM ledger_entries e
+  JOIN ledger_accounts a ON a.id = e.account_id
+  JOIN ledger_transfers t ON t.id = e.transfer_id
+ WHERE a.owner_id = :owner AND a.kind <> 'instant_credit'
+"""
+
+
+async def user_entries(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    before_id: int | None,
+    limit: int,
+    kind: str | None = None,
+) -> list[Any]:
+    """Newest first, keyset-paginated by entry id."""
+    sql = _TX_SELECT
+    if before_id is not None:
+        sql += " AND e.id < :before"
+    if kind is not None:
+        sql += " AND t.kind = :kind"
+    sql += " ORDER BY e.id DESC LIMIT :limit"
+    params = {"owner": user_id, "before": before_id, "limit": limit, "kind": kind}
+    return list((await session.execute(text(sql), params)).all())
+
+
+async def user_entries_between(
+    session: AsyncSession, user_id: uuid.UUID, start: dt.datetime, end: dt.datetime
+) -> list[Any]:
+    """Oldest first, created in [start, end)."""
+    sql = _TX_SELECT + " AND e.created_at >= :start AND e.created_at < :end ORDER BY e.id"
+    params = {"owner": user_id, "start": start, "end": end}
+    return list((await session.execute(text(sql), params)).all())

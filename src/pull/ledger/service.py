@@ -1,0 +1,461 @@
+"""The ledger service: the only code that changes a balance. Never commits.
+
+Contract for other modules (keyword-only):
+    transfer(session=, idempotency_key=, kind=, legs=, reference=None, metadata=None, pending=False)
+    post_pending(session=, transfer_id= | idempotency_key=, amount=None, legs=None)
+    void_pending(session=, transfer_id= | idempotency_key=)
+    get_balance(session=, user_id=) -> Balance
+    account_balance(session=, account=) -> int
+    trial_balance(session=) -> TrialBalance
+A transfer is one round trip to PostgreSQL (the `ledger_apply` function): accounts are created
+on first use, locked in id order, checked, and the transfer, its entries and the balances are
+written together. Errors raised here leave nothing written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.ledger import repository as repo
+from pull.ledger.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidTransfer,
+    TransferNotFound,
+    TransferNotPending,
+)
+from pull.ledger.schemas import (
+    AccountMismatch,
+    AccountRef,
+    Balance,
+    CurrencyTotal,
+    Leg,
+    Transaction,
+    TransferRead,
+    TrialBalance,
+    system_account,
+    user_account,
+)
+
+__all__ = [
+    "AccountRef",
+    "Balance",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidTransfer",
+    "Leg",
+    "TransferNotFound",
+    "TransferNotPending",
+    "TransferRead",
+    "TrialBalance",
+    "account_balance",
+    "get_balance",
+    "post_pending",
+    "statement",
+    "system_account",
+    "transactions",
+    "transfer",
+    "trial_balance",
+    "user_account",
+    "void_pending",
+]
+
+MAX_KEY = 200
+MAX_LEGS = 64
+
+
+def _normalize(legs: Sequence[Leg]) -> list[Leg]:
+    """Merge legs on the same account, drop zero ones, check the sum per currency."""
+    merged: dict[AccountRef, int] = {}
+    for leg in legs:
+        if not isinstance(leg, Leg):
+            raise InvalidTransfer("legs must be Leg values")
+        merged[leg.account] = merged.get(leg.account, 0) + leg.amount
+    out = [Leg(account, amount) for account, amount in merged.items() if amount != 0]
+    if len(out) < 2:
+        raise InvalidTransfer("a transfer moves money between at least two accounts")
+    if len(out) > MAX_LEGS:
+        raise InvalidTransfer(f"at most {MAX_LEGS} legs")
+    sums: dict[str, int] = {}
+    for leg in out:
+        sums[leg.account.currency] = sums.get(leg.account.currency, 0) + leg.amount
+    unbalanced = {c: s for c, s in sums.items() if s != 0}
+    if unbalanced:
+        raise InvalidTransfer("legs must sum to zero per currency", details=unbalanced)
+    return out
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hash(
+    kind: str, legs: Sequence[Leg], reference: str | None, metadata_json: str | None, pending: bool
+) -> str:
+    body = _canonical(
+        [
+            kind,
+            reference,
+            metadata_json,
+            pending,
+            sorted(
+                (
+                    str(leg.account.owner_id or ""),
+                    leg.account.currency,
+                    leg.account.kind,
+                    leg.amount,
+                )
+                for leg in legs
+            ),
+        ]
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY:
+        raise InvalidTransfer(f"idempotency keys are 1 to {MAX_KEY} characters")
+
+
+def _ref(row: repo.EntryRow) -> AccountRef:
+    return AccountRef(owner_id=row.owner_id, kind=row.kind, currency=row.currency)
+
+
+def _read(
+    transfer: repo.TransferRow, entries: Sequence[repo.EntryRow], *, replayed: bool
+) -> TransferRead:
+    return TransferRead(
+        id=transfer.id,
+        idempotency_key=transfer.idempotency_key,
+        kind=transfer.kind,
+        status=transfer.status,
+        pending=transfer.pending,
+        legs=tuple(Leg(_ref(e), e.amount) for e in entries),
+        reference=transfer.reference,
+        metadata=transfer.metadata,
+        pending_id=transfer.pending_id,
+        created_at=transfer.created_at,
+        replayed=replayed,
+    )
+
+
+async def _replay(session: AsyncSession, transfer_id: int) -> TransferRead:
+    found = await repo.transfer_with_entries(session, transfer_id=transfer_id)
+    assert found is not None
+    return _read(*found, replayed=True)
+
+
+async def _insufficient(session: AsyncSession, account_id: int | None) -> InsufficientFunds:
+    details: dict[str, Any] | None = None
+    if account_id is not None:
+        _owner, kind, currency = await repo.account_label(session, account_id)
+        details = {"account": kind, "currency": currency}
+    return InsufficientFunds(details=details)
+
+
+async def transfer(
+    *,
+    session: AsyncSession,
+    idempotency_key: str,
+    kind: str,
+    legs: Sequence[Leg],
+    reference: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    pending: bool = False,
+) -> TransferRead:
+    """Move money atomically between accounts; a replay of the key returns the first result.
+
+    `pending=True` makes a hold: debits are reserved at once (they count against the available
+    balance), credits arrive only when the hold is posted; see post_pending / void_pending.
+    """
+    _check_key(idempotency_key)
+    if not kind or len(kind) > 64:
+        raise InvalidTransfer("kind is 1 to 64 characters")
+    if reference is not None and len(reference) > 200:
+        raise InvalidTransfer("reference is at most 200 characters")
+    norm = _normalize(legs)
+    metadata_json = _canonical(metadata) if metadata is not None else None
+    content_hash = _hash(kind, norm, reference, metadata_json, pending)
+    amounts = [leg.amount for leg in norm]
+    if pending:
+        d_balance = [0] * len(norm)
+        d_pdebit = [-a if a < 0 else 0 for a in amounts]
+        d_pcredit = [a if a > 0 else 0 for a in amounts]
+    else:
+        d_balance = amounts
+        d_pdebit = d_pcredit = [0] * len(norm)
+    applied = await repo.apply(
+        session,
+        key=idempotency_key,
+        kind=kind,
+        reference=reference,
+        metadata_json=metadata_json,
+        content_hash=content_hash,
+        pending=pending,
+        status="pending" if pending else "posted",
+        pending_id=None,
+        owners=[leg.account.owner_id for leg in norm],
+        currencies=[leg.account.currency for leg in norm],
+        kinds=[leg.account.kind for leg in norm],
+        account_ids=None,
+        amounts=amounts,
+        d_balance=d_balance,
+        d_pdebit=d_pdebit,
+        d_pcredit=d_pcredit,
+    )
+    if applied.status == "created":
+        assert applied.transfer_id is not None
+        return TransferRead(
+            id=applied.transfer_id,
+            idempotency_key=idempotency_key,
+            kind=kind,
+            status="pending" if pending else "posted",
+            pending=pending,
+            legs=tuple(norm),
+            reference=reference,
+            metadata=json.loads(metadata_json) if metadata_json is not None else None,
+            created_at=applied.created_at,
+        )
+    if applied.status == "replay":
+        assert applied.transfer_id is not None
+        return await _replay(session, applied.transfer_id)
+    if applied.status == "conflict":
+        raise IdempotencyConflict(details={"idempotency_key": idempotency_key})
+    raise await _insufficient(session, applied.account_id)
+
+
+async def _resolve(
+    session: AsyncSession,
+    *,
+    transfer_id: int | None,
+    idempotency_key: str | None,
+    action: str,
+    amount: int | None,
+    legs: Sequence[Leg] | None,
+) -> TransferRead:
+    if (transfer_id is None) == (idempotency_key is None):
+        raise InvalidTransfer("give exactly one of transfer_id and idempotency_key")
+    found = await repo.transfer_with_entries(
+        session, transfer_id=transfer_id, idempotency_key=idempotency_key, lock=True
+    )
+    if found is None:
+        raise TransferNotFound()
+    hold, entries = found
+    if not hold.pending or hold.pending_id is not None:
+        raise TransferNotPending("Only a pending transfer can be posted or voided")
+
+    reserved = {_ref(e): e for e in entries}
+    if action == "void":
+        if amount is not None or legs is not None:
+            raise InvalidTransfer("a void takes no amount")
+        posted: list[int] = [0] * len(entries)
+    elif legs is not None:
+        if amount is not None:
+            raise InvalidTransfer("give amount or legs, not both")
+        wanted: dict[AccountRef, int] = {}
+        for leg in legs:
+            wanted[leg.account] = wanted.get(leg.account, 0) + leg.amount
+        unknown = [a.label() for a in wanted if a not in reserved]
+        if unknown:
+            raise InvalidTransfer("legs name accounts the hold does not", details=unknown)
+        posted = [wanted.get(_ref(e), 0) for e in entries]
+    elif amount is None:
+        posted = [e.amount for e in entries]
+    else:
+        if len(entries) != 2:
+            raise InvalidTransfer("a partial amount needs a two-leg hold; give legs instead")
+        if type(amount) is not int or amount < 0:
+            raise InvalidTransfer("amount is a non-negative integer")
+        posted = [amount if e.amount > 0 else -amount for e in entries]
+    for e, p in zip(entries, posted, strict=True):
+        if p != 0 and ((p > 0) != (e.amount > 0) or abs(p) > abs(e.amount)):
+            raise InvalidTransfer(
+                "a posted leg keeps its sign and is at most the amount held",
+                details={"account": _ref(e).label(), "held": e.amount, "posted": p},
+            )
+    sums: dict[str, int] = {}
+    for e, p in zip(entries, posted, strict=True):
+        sums[e.currency] = sums.get(e.currency, 0) + p
+    if any(sums.values()):
+        raise InvalidTransfer("posted legs must sum to zero per currency", details=sums)
+
+    key = f"{hold.idempotency_key}:{action}"
+    posted_legs = [Leg(_ref(e), p) for e, p in zip(entries, posted, strict=True) if p != 0]
+    content_hash = _hash(hold.kind + ":" + action, posted_legs, hold.reference, None, False)
+    if hold.status != "pending":
+        done = await repo.transfer_with_entries(session, idempotency_key=key)
+        if done is not None and done[0].content_hash == content_hash:
+            return _read(*done, replayed=True)
+        raise TransferNotPending(details={"transfer_id": hold.id, "status": hold.status})
+
+    applied = await repo.apply(
+        session,
+        key=key,
+        kind=hold.kind,
+        reference=hold.reference,
+        metadata_json=None,
+        content_hash=content_hash,
+        pending=False,
+        status="posted" if action == "post" else "voided",
+        pending_id=hold.id,
+        owners=None,
+        currencies=None,
+        kinds=None,
+        account_ids=[e.account_id for e in entries],
+        amounts=posted,
+        d_balance=posted,
+        d_pdebit=[e.amount if e.amount < 0 else 0 for e in entries],
+        d_pcredit=[-e.amount if e.amount > 0 else 0 for e in entries],
+    )
+    if applied.status == "created":
+        assert applied.transfer_id is not None
+        return TransferRead(
+            id=applied.transfer_id,
+            idempotency_key=key,
+            kind=hold.kind,
+            status="posted" if action == "post" else "voided",
+            pending=False,
+            legs=tuple(posted_legs),
+            reference=hold.reference,
+            pending_id=hold.id,
+            created_at=applied.created_at,
+        )
+    if applied.status == "replay":
+        assert applied.transfer_id is not None
+        return await _replay(session, applied.transfer_id)
+    if applied.status == "conflict":
+        raise IdempotencyConflict(details={"idempotency_key": key})
+    raise await _insufficient(session, applied.account_id)  # pragma: no cover - cannot happen
+
+
+async def post_pending(
+    *,
+    session: AsyncSession,
+    transfer_id: int | None = None,
+    idempotency_key: str | None = None,
+    amount: int | None = None,
+    legs: Sequence[Leg] | None = None,
+) -> TransferRead:
+    """Post a hold in full (no amount), in part (`amount` of a two-leg hold, or explicit `legs`
+    no larger than held, same signs). What is not posted is released. Posting twice with the
+    same amounts returns the first posting; anything else on a resolved hold is 409."""
+    return await _resolve(
+        session,
+        transfer_id=transfer_id,
+        idempotency_key=idempotency_key,
+        action="post",
+        amount=amount,
+        legs=legs,
+    )
+
+
+async def void_pending(
+    *, session: AsyncSession, transfer_id: int | None = None, idempotency_key: str | None = None
+) -> TransferRead:
+    """Release a hold entirely. Voiding a voided hold returns the first void."""
+    return await _resolve(
+        session,
+        transfer_id=transfer_id,
+        idempotency_key=idempotency_key,
+        action="void",
+        amount=None,
+        legs=None,
+    )
+
+
+async def get_transfer(
+    *, session: AsyncSession, transfer_id: int | None = None, idempotency_key: str | None = None
+) -> TransferRead | None:
+    found = await repo.transfer_with_entries(
+        session, transfer_id=transfer_id, idempotency_key=idempotency_key
+    )
+    return None if found is None else _read(*found, replayed=False)
+
+
+# --- balances -------------------------------------------------------------------------------
+
+
+async def get_balance(*, session: AsyncSession, user_id: uuid.UUID) -> Balance:
+    accounts = await repo.user_accounts(session, user_id, "USD")
+    zero = repo.AccountState("", 0, 0, 0)
+    cash = accounts.get("cash", zero)
+    held = accounts.get("held", zero)
+    pending = accounts.get("pending_deposits", zero)
+    instant = accounts.get("instant_credit", zero)
+    available = cash.balance - cash.pending_debits
+    held_total = held.balance + cash.pending_debits
+    return Balance(
+        available=available,
+        held=held_total,
+        pending_deposits=pending.balance,
+        withdrawable=max(0, available - instant.balance),
+        total=available + held_total + pending.balance,
+    )
+
+
+async def account_balance(*, session: AsyncSession, account: AccountRef) -> int:
+    """The account's posted balance (0 for an account never used)."""
+    state = await repo.account_state(session, account.owner_id, account.kind, account.currency)
+    return 0 if state is None else state.balance
+
+
+async def account_available(*, session: AsyncSession, account: AccountRef) -> int:
+    """Posted balance minus the debits reserved by open holds."""
+    state = await repo.account_state(session, account.owner_id, account.kind, account.currency)
+    return 0 if state is None else state.balance - state.pending_debits
+
+
+async def trial_balance(*, session: AsyncSession) -> TrialBalance:
+    totals = [CurrencyTotal(*row) for row in await repo.currency_totals(session)]
+    mismatches = [
+        AccountMismatch(
+            account_id=r[0],
+            account=AccountRef(owner_id=r[1], kind=r[2], currency=r[3]).label()
+            + (f"#{r[4]}" if r[1] is None else ""),
+            balance=r[5],
+            entries_sum=r[6],
+            pending_debits=r[7],
+            pending_debits_from_entries=r[8],
+            pending_credits=r[9],
+            pending_credits_from_entries=r[10],
+        )
+        for r in list(await repo.account_mismatches(session))
+    ]
+    return TrialBalance(
+        currencies=totals,
+        mismatches=mismatches,
+        unbalanced_transfers=await repo.unbalanced_transfers(session),
+    )
+
+
+# --- a user's history -----------------------------------------------------------------------
+
+
+def _transaction(row: Any) -> Transaction:
+    return Transaction(*row)
+
+
+async def transactions(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    before_id: int | None = None,
+    limit: int = 50,
+    kind: str | None = None,
+) -> list[Transaction]:
+    rows = await repo.user_entries(session, user_id, before_id=before_id, limit=limit, kind=kind)
+    return [_transaction(r) for r in rows]
+
+
+async def statement(
+    *, session: AsyncSession, user_id: uuid.UUID, start: dt.datetime, end: dt.datetime
+) -> list[Transaction]:
+    rows = await repo.user_entries_between(session, user_id, start, end)
+    return [_transaction(r) for r in rows]
