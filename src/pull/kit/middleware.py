@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from fastapi import HTTPException
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pull.kit.errors import error_body
@@ -35,7 +36,14 @@ class PayloadTooLarge(HTTPException):
 
 
 def route_template(scope: Scope) -> str:
+    """The matched route's template, prefixed by the mount it sits under (root_path).
+
+    When the route is still a `Mount` nothing inside the mounted application matched (its own
+    404): the label is "unmatched", never the prefix twice or the raw path.
+    """
     route = scope.get("route")
+    if isinstance(route, Mount):
+        return "unmatched"
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return str(scope.get("root_path", "")) + path if scope.get("root_path") else path
