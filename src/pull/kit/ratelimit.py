@@ -32,6 +32,9 @@ class RateClass(StrEnum):
     auth = "auth"
     payments = "payments"
     trading = "trading"
+    # Kalshi-compatible Trade API (/trade-api/v2): Kalshi's Basic tier, reads and writes apart.
+    kalshi_read = "kalshi_read"
+    kalshi_write = "kalshi_write"
 
 
 LIMITS: dict[RateClass, RateLimitItem] = {
@@ -41,6 +44,10 @@ LIMITS: dict[RateClass, RateLimitItem] = {
     RateClass.payments: parse("5 per 10 minutes"),
     # Trading clients place many orders; the runbook has no figure, Kalshi's basic tier is 10/s.
     RateClass.trading: parse("600 per minute"),
+    # Kalshi's Basic tier: 20 reads and 10 writes per second. Writes are counted in fifths of a
+    # transaction (an order costs 5, each cancel of a batch 1, as Kalshi counts it 0.2).
+    RateClass.kalshi_read: parse("20 per second"),
+    RateClass.kalshi_write: parse("50 per second"),
 }
 
 
