@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
+from pull.exchange.seed import seed_exchange
 from pull.identity.seed import seed_identity
 from pull.kit.db import make_engine, make_sessionmaker, session_scope
 
@@ -15,7 +16,7 @@ Seeder = Callable[[AsyncSession, Settings], Awaitable[None]]
 
 def seeders() -> list[Seeder]:
     """Each module's demo-data seeder, in dependency order."""
-    return [seed_identity]
+    return [seed_identity, seed_exchange]
 
 
 async def seed_all(settings: Settings) -> None:

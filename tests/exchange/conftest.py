@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.exchange import service
+from pull.exchange.errors import SeriesNotFound
 from pull.exchange.schemas import EventCreate, MarketCreate, SeriesCreate
 from pull.ledger import service as ledger
 
@@ -33,7 +34,9 @@ async def create_market(
     async with maker() as s, s.begin():
         series = f"S{ticker}"[:64]
         event = f"E{ticker}"[:64]
-        if await service.repo.series_by_ticker(s, series) is None:
+        try:
+            await service.get_series(session=s, ticker=series)
+        except SeriesNotFound:
             await service.create_series(
                 session=s, data=SeriesCreate(ticker=series, title="Series", category="Test")
             )
