@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from pull import __version__
 from pull.config import Settings, get_settings
 from pull.exchange.api import routers as exchange_routers
+from pull.exchange.kalshi_api import install_trade_api
 from pull.identity.api import routers as identity_routers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system_router)
     for router in _domain_routers():
         app.include_router(router)
+    install_trade_api(app)  # /trade-api/v2: Kalshi-compatible, its own errors and OpenAPI
 
     app.add_middleware(
         RequestContextMiddleware,
