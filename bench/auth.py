@@ -23,6 +23,8 @@ from pull.config import Settings
 
 SECONDS = 10
 CONNECTIONS = 32
+# Logins are CPU-bound (argon2id): more connections only queue (and hit wrk's 2 s timeout).
+LOGIN_CONNECTIONS = 8
 USERS = 64
 PASSWORD = "Bench-Pass-2024x"  # noqa: S105 - throwaway bench accounts
 
@@ -90,7 +92,7 @@ def main() -> None:
                 "POST /api/auth/login (argon2id verify + new session)",
                 f"{url}/api/auth/login",
                 seconds=SECONDS,
-                connections=CONNECTIONS,
+                connections=LOGIN_CONNECTIONS,
                 script=login_lua,
             )
             login_lua.unlink()
@@ -102,6 +104,7 @@ def main() -> None:
             "machine": machine(),
             "seconds": SECONDS,
             "connections": CONNECTIONS,
+            "login_connections": LOGIN_CONNECTIONS,
             "users": USERS,
             "argon2id": argon2,
             "api_workers": 1,
@@ -123,7 +126,8 @@ def update_docs(
     section = (
         "## Identity\n\n"
         "`uv run python -m bench.auth`: one `pull api` process (1 uvicorn worker) on embedded "
-        f"PostgreSQL and Redis, wrk with {CONNECTIONS} connections for {SECONDS} s per scenario, "
+        f"PostgreSQL and Redis, wrk for {SECONDS} s per scenario with {CONNECTIONS} connections "
+        f"({LOGIN_CONNECTIONS} for login, which is CPU-bound and would only queue), "
         f"{host['cpus']} CPUs, Python {host['python']}, {host['date']}. Argon2id at the "
         f"production defaults: time cost {argon2['time_cost']}, memory "
         f"{argon2['memory_cost_kib']} KiB, parallelism {argon2['parallelism']}. Rate limits off "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,7 @@ async def user_by_id(
     session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
 ) -> User | None:
     if not lock:
-        # Served from the identity map when the request already loaded it (authentication).
+        # Served from the identity map when this session already loaded the row.
         return await session.get(User, user_id)
     stmt = select(User).where(User.id == user_id).with_for_update()
     return (await session.scalars(stmt)).one_or_none()
@@ -68,18 +69,36 @@ async def add_session(session: AsyncSession, auth_session: AuthSession) -> AuthS
     return auth_session
 
 
-async def session_with_user(
-    session: AsyncSession, session_id: uuid.UUID
-) -> tuple[AuthSession, User] | None:
-    """The session and its user in one round trip (the per-request authentication check)."""
+@dataclass(frozen=True)
+class SessionAuth:
+    user_id: uuid.UUID
+    revoked_at: dt.datetime | None
+    expires_at: dt.datetime
+    last_used_at: dt.datetime
+    email: str
+    role: str
+    status: str
+
+
+async def session_auth(session: AsyncSession, session_id: uuid.UUID) -> SessionAuth | None:
+    """What the per-request authentication check needs, in one query of plain columns
+    (no ORM objects: this runs on every authenticated request)."""
     row = (
         await session.execute(
-            select(AuthSession, User)
+            select(
+                AuthSession.user_id,
+                AuthSession.revoked_at,
+                AuthSession.expires_at,
+                AuthSession.last_used_at,
+                User.email,
+                User.role,
+                User.status,
+            )
             .join(User, User.id == AuthSession.user_id)
             .where(AuthSession.id == session_id)
         )
     ).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else SessionAuth(*row)
 
 
 async def session_by_id(

@@ -452,22 +452,20 @@ async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) ->
         user_id = uuid.UUID(claims.user_id)
     except ValueError:
         return None
-    found = await repo.session_with_user(session, session_id)
-    if found is None:
-        return None
-    auth_session, user = found
+    found = await repo.session_auth(session, session_id)
     now = utcnow()
     if (
-        auth_session.user_id != user_id
-        or auth_session.revoked_at is not None
-        or auth_session.expires_at <= now
-        or user.status in DISABLED_STATUSES
+        found is None
+        or found.user_id != user_id
+        or found.revoked_at is not None
+        or found.expires_at <= now
+        or found.status in DISABLED_STATUSES
     ):
         return None
-    if auth_session.last_used_at < now - SESSION_TOUCH_INTERVAL:
+    if found.last_used_at < now - SESSION_TOUCH_INTERVAL:
         await repo.touch_session(session, session_id, now, now - SESSION_TOUCH_INTERVAL)
     return AuthUser(
-        id=user.id, email=user.email, role=user.role, status=user.status, session_id=session_id
+        id=user_id, email=found.email, role=found.role, status=found.status, session_id=session_id
     )
 
 
