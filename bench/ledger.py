@@ -11,6 +11,7 @@ section is rewritten).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import re
 import shutil
@@ -93,18 +94,18 @@ async def make_users(maker: async_sessionmaker[AsyncSession], count: int) -> lis
             {"ids": users},
         )
         clearing = system_account("bank_clearing")
-        for n, user in enumerate(users):
+        for user in users:
             await transfer(
                 session=s,
                 idempotency_key=f"seed-{user}",
                 kind="deposit",
                 legs=[Leg(clearing, -(10**9)), Leg(user_account(user, "cash"), 10**9)],
             )
-            del n
     return users
 
 
-Op = Callable[[AsyncSession, int], Awaitable[int]]
+Op = Callable[[AsyncSession, int, int], Awaitable[int]]
+_serial = itertools.count()
 
 
 async def run(
@@ -115,17 +116,15 @@ async def run(
     latencies: list[float] = []
     transfers = 0
     errors = 0
-    counter = 0
 
-    async def worker() -> None:
-        nonlocal transfers, errors, counter
+    async def worker(w: int) -> None:
+        nonlocal transfers, errors
         while time.monotonic() < deadline:
-            counter += 1
-            n = counter
+            n = next(_serial)
             t0 = time.perf_counter()
             try:
                 async with maker() as s, s.begin():
-                    made = await op(s, n)
+                    made = await op(s, n, w)
             except Exception as exc:
                 errors += 1
                 if errors <= 3:
@@ -135,7 +134,7 @@ async def run(
             transfers += made
 
     start = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
     elapsed = time.monotonic() - start
     latencies.sort()
     return Figure(
@@ -159,7 +158,7 @@ async def ledger_figures(url: str, seconds: int) -> list[Figure]:
         a, b = random.sample(users, 2)
         return a, b
 
-    async def user_to_user(s: AsyncSession, n: int) -> int:
+    async def user_to_user(s: AsyncSession, n: int, w: int) -> int:
         a, b = pair()
         await transfer(
             session=s,
@@ -169,7 +168,7 @@ async def ledger_figures(url: str, seconds: int) -> list[Figure]:
         )
         return 1
 
-    async def with_fee(s: AsyncSession, n: int) -> int:
+    async def with_fee(s: AsyncSession, n: int, w: int) -> int:
         a, b = pair()
         await transfer(
             session=s,
@@ -183,9 +182,13 @@ async def ledger_figures(url: str, seconds: int) -> list[Figure]:
         )
         return 1
 
-    async def batched(s: AsyncSession, n: int) -> int:
+    async def batched(s: AsyncSession, n: int, w: int) -> int:
+        # Each client batches within its own slice of users: transactions that each lock many
+        # accounts in arbitrary order would deadlock one another (order placement avoids that
+        # by serializing per market).
+        mine = users[w::CONCURRENCY]
         for i in range(BATCH):
-            a, b = pair()
+            a, b = random.sample(mine, 2)
             await transfer(
                 session=s,
                 idempotency_key=f"{run_id}-batch-{n}-{i}",
@@ -194,7 +197,7 @@ async def ledger_figures(url: str, seconds: int) -> list[Figure]:
             )
         return BATCH
 
-    async def hold_and_post(s: AsyncSession, n: int) -> int:
+    async def hold_and_post(s: AsyncSession, n: int, w: int) -> int:
         a, _ = pair()
         key = f"{run_id}-hold-{n}"
         await transfer(
@@ -207,7 +210,7 @@ async def ledger_figures(url: str, seconds: int) -> list[Figure]:
         await post_pending(session=s, idempotency_key=key, amount=6)
         return 2
 
-    async def replay(s: AsyncSession, n: int) -> int:
+    async def replay(s: AsyncSession, n: int, w: int) -> int:
         await transfer(
             session=s,
             idempotency_key=f"seed-{users[n % USERS]}",

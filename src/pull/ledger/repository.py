@@ -13,36 +13,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 # Ids of (owner, currency, kind) accounts in the order given, creating the missing ones. A
 # system account resolves to its row for this connection's shard (backend pid mod 16).
+# Row-at-a-time lookups: each is a cached index scan whatever the number of accounts.
 ACCOUNT_IDS_FUNCTION = """
 CREATE OR REPLACE FUNCTION ledger_account_ids(p_owners uuid[], p_currencies text[], p_kinds text[])
 RETURNS bigint[] LANGUAGE plpgsql AS $fn$
 DECLARE
-    v_ids bigint[];
-    v_missing bigint;
+    v_ids bigint[] := '{}';
+    v_id bigint;
     v_shard smallint := pg_backend_pid() % 16;
 BEGIN
-    FOR attempt IN 1..2 LOOP
-        SELECT array_agg(x.id ORDER BY x.ord), count(*) FILTER (WHERE x.id IS NULL)
-          INTO v_ids, v_missing
-          FROM (
-            SELECT u.ord, COALESCE(
-                (SELECT a.id FROM ledger_accounts a
-                  WHERE a.owner_id = u.o AND a.currency = u.c AND a.kind = u.k),
-                (SELECT a.id FROM ledger_accounts a
-                  WHERE u.o IS NULL AND a.owner_id IS NULL AND a.currency = u.c AND a.kind = u.k
-                    AND a.shard = v_shard)
-            ) AS id
-              FROM unnest(p_owners, p_currencies, p_kinds) WITH ORDINALITY AS u(o, c, k, ord)
-          ) x;
-        IF v_missing = 0 THEN
-            RETURN v_ids;
+    FOR i IN 1 .. cardinality(p_kinds) LOOP
+        FOR attempt IN 1 .. 2 LOOP
+            IF p_owners[i] IS NULL THEN
+                SELECT a.id INTO v_id FROM ledger_accounts a
+                 WHERE a.owner_id IS NULL AND a.currency = p_currencies[i]
+                   AND a.kind = p_kinds[i] AND a.shard = v_shard;
+            ELSE
+                SELECT a.id INTO v_id FROM ledger_accounts a
+                 WHERE a.owner_id = p_owners[i] AND a.currency = p_currencies[i]
+                   AND a.kind = p_kinds[i];
+            END IF;
+            EXIT WHEN v_id IS NOT NULL;
+            INSERT INTO ledger_accounts AS a (owner_id, currency, kind, shard)
+            VALUES (p_owners[i], p_currencies[i], p_kinds[i],
+                    CASE WHEN p_owners[i] IS NULL THEN v_shard ELSE 0 END)
+            ON CONFLICT DO NOTHING
+            RETURNING a.id INTO v_id;
+            EXIT WHEN v_id IS NOT NULL;
+        END LOOP;
+        IF v_id IS NULL THEN
+            RAISE EXCEPTION 'ledger: could not create account %', p_kinds[i];
         END IF;
-        INSERT INTO ledger_accounts (owner_id, currency, kind, shard)
-        SELECT DISTINCT u.o, u.c, u.k, CASE WHEN u.o IS NULL THEN v_shard ELSE 0 END
-          FROM unnest(p_owners, p_currencies, p_kinds) AS u(o, c, k)
-        ON CONFLICT DO NOTHING;
+        v_ids := v_ids || v_id;
     END LOOP;
-    RAISE EXCEPTION 'ledger: could not create accounts';
+    RETURN v_ids;
 END
 $fn$;
 """
@@ -67,7 +71,12 @@ DECLARE
     v_hash text;
     v_created timestamptz;
     v_ids bigint[];
-    v_bad bigint;
+    v_order int[];
+    v_balances bigint[] := '{}';
+    v_user boolean;
+    v_available bigint;
+    v_balance bigint;
+    i int;
 BEGIN
     SELECT t.id, t.content_hash, t.created_at INTO v_id, v_hash, v_created
       FROM ledger_transfers t WHERE t.idempotency_key = p_key;
@@ -83,19 +92,19 @@ BEGIN
         v_ids := p_account_ids;
     END IF;
 
-    PERFORM 1 FROM ledger_accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id FOR UPDATE;
-
-    SELECT a.id INTO v_bad
-      FROM unnest(v_ids, p_d_balance, p_d_pdebit) AS l(id, dbal, dpd)
-      JOIN ledger_accounts a ON a.id = l.id
-     WHERE a.owner_id IS NOT NULL
-       AND l.dbal - l.dpd < 0
-       AND a.balance + l.dbal - a.pending_debits - l.dpd < 0
-     LIMIT 1;
-    IF v_bad IS NOT NULL THEN
-        RETURN QUERY SELECT 'insufficient'::text, NULL::bigint, NULL::timestamptz, v_bad;
-        RETURN;
-    END IF;
+    -- Lock every account in id order; refuse (writing nothing) if a user account would go
+    -- below zero counting what open holds reserve.
+    SELECT array_agg(g.i ORDER BY v_ids[g.i]) INTO v_order
+      FROM generate_subscripts(v_ids, 1) AS g(i);
+    FOREACH i IN ARRAY v_order LOOP
+        SELECT a.owner_id IS NOT NULL, a.balance - a.pending_debits INTO v_user, v_available
+          FROM ledger_accounts a WHERE a.id = v_ids[i] FOR UPDATE;
+        IF v_user AND p_d_balance[i] - p_d_pdebit[i] < 0
+           AND v_available + p_d_balance[i] - p_d_pdebit[i] < 0 THEN
+            RETURN QUERY SELECT 'insufficient'::text, NULL::bigint, NULL::timestamptz, v_ids[i];
+            RETURN;
+        END IF;
+    END LOOP;
 
     INSERT INTO ledger_transfers AS t
            (idempotency_key, kind, reference, metadata, content_hash, pending, status, pending_id)
@@ -119,21 +128,20 @@ BEGIN
         END IF;
     END IF;
 
-    WITH upd AS (
+    FOR i IN 1 .. cardinality(v_ids) LOOP
         UPDATE ledger_accounts a
-           SET balance = a.balance + l.dbal,
-               pending_debits = a.pending_debits + l.dpd,
-               pending_credits = a.pending_credits + l.dpc
-          FROM unnest(v_ids, p_d_balance, p_d_pdebit, p_d_pcredit) AS l(id, dbal, dpd, dpc)
-         WHERE a.id = l.id
-        RETURNING a.id, a.balance
-    )
+           SET balance = a.balance + p_d_balance[i],
+               pending_debits = a.pending_debits + p_d_pdebit[i],
+               pending_credits = a.pending_credits + p_d_pcredit[i]
+         WHERE a.id = v_ids[i]
+        RETURNING a.balance INTO v_balance;
+        v_balances := v_balances || v_balance;
+    END LOOP;
+
     INSERT INTO ledger_entries (transfer_id, account_id, amount, balance_after, pending, created_at)
-    SELECT v_id, l.id, l.amount, upd.balance, p_pending, v_created
-      FROM unnest(v_ids, p_amounts) WITH ORDINALITY AS l(id, amount, ord)
-      JOIN upd ON upd.id = l.id
-     WHERE l.amount <> 0
-     ORDER BY l.ord;
+    SELECT v_id, l.id, l.amount, l.balance, p_pending, v_created
+      FROM unnest(v_ids, p_amounts, v_balances) AS l(id, amount, balance)
+     WHERE l.amount <> 0;
 
     RETURN QUERY SELECT 'created'::text, v_id, v_created, NULL::bigint;
 END
