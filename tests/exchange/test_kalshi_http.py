@@ -557,3 +557,92 @@ async def test_metrics_label_trade_api_routes_as_templates(
     assert "KXM-1-A" not in text
     assert "/no/such/route" not in text
     assert "/trade-api/v2/trade-api/v2" not in text  # the sub-app's own 404 is "unmatched"
+
+
+async def test_openapi_and_docs_of_the_trade_api(kc: httpx.AsyncClient) -> None:
+    spec = (await kc.get(f"{PREFIX}/openapi.json")).json()
+    paths = set(spec["paths"])
+    for path in (
+        "/markets",
+        "/markets/{ticker}/orderbook",
+        "/portfolio/orders",
+        "/portfolio/orders/batched",
+        "/portfolio/positions",
+        "/api_keys",
+    ):
+        assert path in paths, path
+    assert not any(p.startswith("/communications") for p in paths)
+    docs = await kc.get(f"{PREFIX}/docs")
+    assert docs.status_code == 200 and f"{PREFIX}/openapi.json" in docs.text
+    # The app's own OpenAPI stays PULL's.
+    assert "/markets/{ticker}/orderbook" not in (await kc.get("/openapi.json")).json()["paths"]
+
+
+async def test_batches_amend_decrease_and_item_errors(
+    kc: httpx.AsyncClient,
+    bot_factory: BotFactory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await make_structure(sessionmaker, "KXBA", {"KXBA-1": ["KXBA-1-A"]})
+    bot = await bot_factory()
+    r = await bot.request(
+        kc,
+        "POST",
+        "/portfolio/orders/batched",
+        json={
+            "orders": [
+                _order("KXBA-1-A", "yes", "buy", 2, 30, client_order_id="b-1"),
+                _order("NOPE", "yes", "buy", 2, 30, client_order_id="b-2"),
+                _order("KXBA-1-A", "no", "buy", 1, 50, client_order_id="b-3"),
+            ]
+        },
+    )
+    assert r.status_code == 200, r.text
+    items = r.json()["orders"]
+    assert r.json()["responses"] == items
+    assert [i["client_order_id"] for i in items] == ["b-1", "b-2", "b-3"]
+    assert items[0]["order"]["status"] == "resting" and items[0]["error"] is None
+    assert items[1]["order"] is None
+    assert items[1]["error"]["code"] == "MARKET_NOT_FOUND"
+    assert items[1]["error"]["error"]["code"] == "MARKET_NOT_FOUND"
+    oid = items[0]["order"]["order_id"]
+
+    # Amend: optional identifying fields must match the order.
+    mismatch = await bot.request(
+        kc, "POST", f"/portfolio/orders/{oid}/amend", json={"ticker": "KXOTHER", "yes_price": 31}
+    )
+    assert_kalshi_error(mismatch, 400, "INVALID_PARAMETERS")
+    amended = await bot.request(
+        kc, "POST", f"/portfolio/orders/{oid}/amend", json={"yes_price_dollars": "0.3100"}
+    )
+    assert amended.status_code == 200, amended.text
+    body = amended.json()
+    assert (body["old_order"]["yes_price"], body["order"]["yes_price"]) == (30, 31)
+    assert body["order"]["initial_count"] == 2  # size kept when count is not given
+    reduced = await bot.request(
+        kc, "POST", f"/portfolio/orders/{oid}/decrease", json={"reduce_to": 1}
+    )
+    assert reduced.json()["order"]["remaining_count"] == 1
+    both = await bot.request(
+        kc, "POST", f"/portfolio/orders/{oid}/decrease", json={"reduce_to": 0, "reduce_by": 1}
+    )
+    assert_kalshi_error(both, 400, "INVALID_PARAMETERS")
+    queue = (await bot.request(kc, "GET", f"/portfolio/orders/{oid}/queue_position")).json()
+    assert queue == {"queue_position": 0}
+    canceled = await bot.request(kc, "DELETE", f"/portfolio/orders/{oid}")
+    assert (canceled.json()["order"]["status"], canceled.json()["reduced_by"]) == ("canceled", 1)
+    again = await bot.request(kc, "DELETE", f"/portfolio/orders/{oid}")
+    assert_kalshi_error(again, 409, "ORDER_NOT_RESTING")
+    # Order groups are not offered: a clear refusal, not a silently ignored field.
+    grouped = await bot.request(
+        kc,
+        "POST",
+        "/portfolio/orders",
+        json=_order("KXBA-1-A", "yes", "buy", 1, 20, order_group_id="g"),
+    )
+    assert_kalshi_error(grouped, 400, "ORDER_GROUPS_NOT_SUPPORTED")
+    wrong_series = await kc.get(
+        f"{PREFIX}/series/KXOTHER/markets/KXBA-1-A/candlesticks",
+        params={"start_ts": 0, "end_ts": 60, "period_interval": 1},
+    )
+    assert_kalshi_error(wrong_series, 404, "MARKET_NOT_FOUND")
