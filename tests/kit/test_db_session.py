@@ -81,5 +81,3 @@ def test_session_dependency_is_function_scoped() -> None:
 
     depends = get_args(SessionDep)[1]
     assert depends.scope == "function"
-
-
