@@ -12,6 +12,7 @@ Results go to bench/results/auth.json and to the "Identity" section of docs/perf
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -46,14 +47,15 @@ def _login_script(emails: list[str]) -> Path:
     return path
 
 
-def _bearer_script(token: str) -> Path:
-    lua = f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+def _bearer_script(token: str, method: str = "GET") -> Path:
+    lua = f'wrk.method = "{method}"\nwrk.headers["Authorization"] = "Bearer {token}"\n'
     path = Path(tempfile.mkstemp(suffix=".lua", prefix="bench-me-")[1])
     path.write_text(lua)
     return path
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     defaults = Settings()
     argon2 = {
         "time_cost": defaults.argon2_time_cost,
@@ -74,6 +76,7 @@ def main() -> None:
                 me_check = c.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
                 me_check.raise_for_status()
             login_lua, me_lua = _login_script(emails), _bearer_script(token)
+            check_lua = _bearer_script(token, "POST")
             wrk("warm-up", f"{url}/health/live", seconds=2)
             baseline = wrk(
                 "GET /health/live (baseline, same process)",
@@ -81,8 +84,15 @@ def main() -> None:
                 seconds=SECONDS,
                 connections=CONNECTIONS,
             )
+            check = wrk(
+                "POST /api/auth/check (JWT + live-session check: what CurrentUser costs)",
+                f"{url}/api/auth/check",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                script=check_lua,
+            )
             me = wrk(
-                "GET /api/auth/me (JWT + session and user read)",
+                "GET /api/auth/me (the check + reading the full user)",
                 f"{url}/api/auth/me",
                 seconds=SECONDS,
                 connections=CONNECTIONS,
@@ -95,9 +105,9 @@ def main() -> None:
                 connections=LOGIN_CONNECTIONS,
                 script=login_lua,
             )
-            login_lua.unlink()
-            me_lua.unlink()
-    results = [baseline, me, login]
+            for script in (login_lua, me_lua, check_lua):
+                script.unlink()
+    results = [baseline, check, me, login]
     path = write(
         "auth",
         {
@@ -109,12 +119,13 @@ def main() -> None:
             "argon2id": argon2,
             "api_workers": 1,
             "rate_limits": "off",
+            "load_average_before": round(load_before, 2),
             "results": results,
         },
     )
     print(f"argon2id: {argon2}")
     print(table(results, baseline))
-    doc = update_docs(results, baseline, argon2, machine())
+    doc = update_docs(results, baseline, argon2, {**machine(), "load": load_before})
     print(f"\nwritten to {path} and {doc}")
 
 
@@ -133,13 +144,17 @@ def update_docs(
         f"{argon2['memory_cost_kib']} KiB, parallelism {argon2['parallelism']}. Rate limits off "
         f"(with them on, login allows 10 tries per 15 minutes per IP and account). Logins pick "
         f"one of {USERS} accounts at random (logins of one account serialize on its row lock). "
-        "The baseline is `/health/live` of the same process in the same run.\n\n"
+        "The baseline is `/health/live` of the same process in the same run. Load average "
+        f"when the run started: {host['load']:.1f} (other work shared the 2 cores, so read "
+        "the absolute figures as a lower bound and the ratios to the baseline as the result)."
+        "\n\n"
         f"{table(results, baseline)}\n\n"
         "A login is dominated by the argon2id verification (tens of milliseconds of CPU by "
         "design, run in a thread so other requests proceed); it also opens a session, stores a "
-        "refresh token and an audit entry. `GET /api/auth/me` verifies the JWT, then reads the "
-        "session and the user in one query (PostgreSQL decides whether a session is live, so a "
-        "logout takes effect at once and a Redis outage logs nobody out). "
+        "refresh token and an audit entry. `CurrentUser` (the check) verifies the JWT, then reads "
+        "the session's and user's few columns it needs in one query: PostgreSQL decides whether "
+        "a session is live, so a logout takes effect at once and a Redis outage logs nobody "
+        "out; `/me` then loads the whole user row. "
         "Raw results: `bench/results/auth.json`.\n"
     )
     text = doc.read_text() if doc.exists() else "# Performance\n"
