@@ -20,6 +20,7 @@ from pull import __version__
 from pull.config import Settings, get_settings
 from pull.exchange.api import routers as exchange_routers
 from pull.exchange.kalshi_api import install_trade_api
+from pull.funding.api import routers as funding_routers
 from pull.identity.api import routers as identity_routers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
@@ -122,4 +123,10 @@ async def _warm_redis_pool(redis: Redis, size: int) -> None:
 
 def _domain_routers() -> list[APIRouter]:
     """Each domain module's routers; modules add themselves here as they land."""
-    return [*identity_routers(), *kyc_routers(), *ledger_routers(), *exchange_routers()]
+    return [
+        *identity_routers(),
+        *kyc_routers(),
+        *ledger_routers(),
+        *exchange_routers(),
+        *funding_routers(),
+    ]

@@ -154,6 +154,29 @@ class Settings(BaseSettings):
         "dev-parallel-markets-webhook-secret", alias="PARALLEL_MARKETS_WEBHOOK_SECRET"
     )
 
+    # Funding (docs/money.md, docs/sandbox.md). The real Plaid client is used when both
+    # PLAID_CLIENT_ID and PLAID_SECRET are set; otherwise the Plaid sandbox (not when deployed).
+    plaid_env: str = Field("sandbox", alias="PLAID_ENV")
+    plaid_client_id: str = Field("", alias="PLAID_CLIENT_ID")
+    plaid_secret: str = Field("", alias="PLAID_SECRET")
+    plaid_base_url: str = Field("", alias="PLAID_BASE_URL")
+    plaid_webhook_url: str = Field(
+        "http://127.0.0.1:3001/webhooks/plaid", alias="PLAID_WEBHOOK_URL"
+    )
+    plaid_webhook_max_age_seconds: int = Field(300, alias="PLAID_WEBHOOK_MAX_AGE_SECONDS", ge=1)
+    plaid_sandbox_post_seconds: float = Field(2.0, alias="PLAID_SANDBOX_POST_SECONDS", ge=0)
+    plaid_sandbox_settle_seconds: float = Field(3.0, alias="PLAID_SANDBOX_SETTLE_SECONDS", ge=0)
+    plaid_sandbox_return_seconds: float = Field(3.0, alias="PLAID_SANDBOX_RETURN_SECONDS", ge=0)
+    plaid_sandbox_key_seed: str = Field(
+        "dev-plaid-sandbox-webhook-key", alias="PLAID_SANDBOX_KEY_SEED"
+    )
+    withdrawal_approval_threshold_cents: int = Field(
+        1_000_000, alias="WITHDRAWAL_APPROVAL_THRESHOLD_CENTS", ge=0
+    )
+    deposit_return_window_seconds: int = Field(
+        5_184_000, alias="DEPOSIT_RETURN_WINDOW_SECONDS", ge=0
+    )
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_length(cls, v: str) -> str:

@@ -11,6 +11,14 @@ from pull.exchange.models import (
     Settlement,
     Trade,
 )
+from pull.funding.models import (
+    BankAccount,
+    Deposit,
+    FundingStatusChange,
+    PlaidCursor,
+    PlaidTransferEvent,
+    Withdrawal,
+)
 from pull.identity.models import (
     ApiKey,
     AuditLog,
@@ -22,6 +30,7 @@ from pull.identity.models import (
     User,
 )
 from pull.kit.db import Base
+from pull.kit.idempotency import IdempotencyRecord
 from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
@@ -30,10 +39,14 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "AuthSession",
+    "BankAccount",
     "Base",
     "Candle",
+    "Deposit",
     "Event",
     "Fill",
+    "FundingStatusChange",
+    "IdempotencyRecord",
     "KycApplication",
     "KycLimitUsage",
     "KycProfile",
@@ -46,6 +59,8 @@ __all__ = [
     "Order",
     "OutboundEmail",
     "OutboxEvent",
+    "PlaidCursor",
+    "PlaidTransferEvent",
     "Position",
     "RecoveryCode",
     "RefreshToken",
@@ -53,4 +68,5 @@ __all__ = [
     "Settlement",
     "Trade",
     "User",
+    "Withdrawal",
 ]

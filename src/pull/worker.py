@@ -27,6 +27,8 @@ from pull.config import Settings, get_settings
 from pull.exchange.activities import finalize_settlement, run_clock, settle_batch
 from pull.exchange.events import outbox_handlers as exchange_outbox_handlers
 from pull.exchange.workflows import SettlementWorkflow
+from pull.funding.activities import ACTIVITIES as FUNDING_ACTIVITIES
+from pull.funding.workflows import WORKFLOWS as FUNDING_WORKFLOWS
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
 from pull.kit.outbox import Handler, OutboxRelay, temporal_handlers
@@ -63,11 +65,11 @@ ACTIVITY_FAILED = Counter(
 
 def workflows() -> list[type]:
     """Every module's workflows; modules add theirs here as they land."""
-    return [SystemCheckWorkflow, KycWorkflow, SettlementWorkflow]
+    return [SystemCheckWorkflow, KycWorkflow, SettlementWorkflow, *FUNDING_WORKFLOWS]
 
 
 def activities() -> list[Callable[..., Any]]:
-    return [system_check, *KYC_ACTIVITIES, settle_batch, finalize_settlement]
+    return [system_check, *KYC_ACTIVITIES, settle_batch, finalize_settlement, *FUNDING_ACTIVITIES]
 
 
 def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:

@@ -1,0 +1,1 @@
+"""Bank funding with Plaid: linked bank accounts, deposits and withdrawals as workflows."""

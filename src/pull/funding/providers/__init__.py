@@ -1,0 +1,1 @@
+"""Plaid adapters: the Protocol (base), the real client (plaid), the sandbox (sandbox)."""

@@ -1,0 +1,147 @@
+"""Idempotency keys for money-moving POSTs (Stripe's semantics), backed by a table.
+
+    key: IdempotencyKeyHeader                       # 400 IDEMPOTENCY_KEY_REQUIRED when missing
+    result = await run_idempotent(
+        session, owner=str(user.id), scope="POST /api/v1/funding/deposits", key=key,
+        request=body.model_dump(mode="json"), status_code=201, handler=lambda: make_it(...))
+    return result.response()
+
+The first request with a key inserts the key's row and runs the handler in the caller's
+transaction; the response is stored in that row, so it commits (or rolls back) with the change
+itself. A retry with the same key and the same request body gets the stored response (header
+`Idempotent-Replayed: true`); the same key with another body is 422 IDEMPOTENCY_CONFLICT. A
+concurrent duplicate waits on the key's unique index until the first commits, then replays.
+A request that failed (an error response) stored nothing: it can be retried with its key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import BigInteger, DateTime, Integer, String, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pull.kit.db import Base, utcnow
+from pull.kit.errors import BadRequest, Unprocessable
+
+MAX_KEY_LENGTH = 200
+
+
+class IdempotencyRecord(Base):
+    """One Idempotency-Key of one caller for one endpoint, with the response it produced."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("owner", "scope", "key", name="uq_idempotency_keys_owner_scope_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[Any | None] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, index=True
+    )
+
+
+class IdempotencyKeyRequired(BadRequest):
+    code = "IDEMPOTENCY_KEY_REQUIRED"
+    message = "This request needs an Idempotency-Key header"
+
+
+class IdempotencyConflict(Unprocessable):
+    code = "IDEMPOTENCY_CONFLICT"
+    message = "This Idempotency-Key was already used with a different request"
+
+
+async def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A unique key per intended operation (e.g. a UUID); retries reuse it",
+        ),
+    ] = None,
+) -> str:
+    key = (idempotency_key or "").strip()
+    if not key:
+        raise IdempotencyKeyRequired()
+    if len(key) > MAX_KEY_LENGTH:
+        raise BadRequest(
+            f"Idempotency-Key is at most {MAX_KEY_LENGTH} characters",
+            code="INVALID_IDEMPOTENCY_KEY",
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class IdempotentResult:
+    status_code: int
+    body: Any
+    replayed: bool
+
+    def response(self) -> JSONResponse:
+        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
+        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
+
+
+def request_hash(request: Any) -> str:
+    raw = json.dumps(jsonable_encoder(request), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (owner, scope, key, request_hash) "
+    "VALUES (:owner, :scope, :key, :hash) "
+    "ON CONFLICT (owner, scope, key) DO NOTHING RETURNING id"
+)
+_EXISTING = text(
+    "SELECT request_hash, status_code, response FROM idempotency_keys "
+    "WHERE owner = :owner AND scope = :scope AND key = :key"
+)
+_STORE = text(
+    "UPDATE idempotency_keys SET status_code = :status, response = CAST(:body AS jsonb) "
+    "WHERE id = :id"
+)
+
+
+async def run_idempotent(
+    session: AsyncSession,
+    *,
+    owner: str,
+    scope: str,
+    key: str,
+    request: Any,
+    status_code: int,
+    handler: Callable[[], Awaitable[Any]],
+) -> IdempotentResult:
+    """Run `handler` once per (owner, scope, key); see the module docstring."""
+    digest = request_hash(request)
+    params = {"owner": owner, "scope": scope, "key": key, "hash": digest}
+    claimed = (await session.execute(_CLAIM, params)).scalar_one_or_none()
+    if claimed is None:
+        row = (await session.execute(_EXISTING, params)).one()
+        if row[0] != digest:
+            raise IdempotencyConflict(details={"idempotency_key": key})
+        if row[1] is None:  # cannot happen: the first request stores its response in its txn
+            raise IdempotencyConflict("The first request with this key is still in progress")
+        return IdempotentResult(int(row[1]), row[2], replayed=True)
+    body = jsonable_encoder(await handler())
+    await session.execute(_STORE, {"status": status_code, "body": json.dumps(body), "id": claimed})
+    return IdempotentResult(status_code, body, replayed=False)
+
+
+IdempotencyKeyHeader = Annotated[str, Depends(idempotency_key)]
