@@ -169,6 +169,9 @@ class PlaidClient:
         from plaid.model.transfer_authorization_create_request import (
             TransferAuthorizationCreateRequest,
         )
+        from plaid.model.transfer_authorization_idempotency_key import (
+            TransferAuthorizationIdempotencyKey,
+        )
         from plaid.model.transfer_authorization_user_in_request import (
             TransferAuthorizationUserInRequest,
         )
@@ -185,7 +188,7 @@ class PlaidClient:
             network=TransferNetwork(network),
             amount=cents_to_decimal(amount_cents),
             user=TransferAuthorizationUserInRequest(legal_name=legal_name),
-            idempotency_key=idempotency_key[:50],
+            idempotency_key=TransferAuthorizationIdempotencyKey(idempotency_key[:50]),
             **kwargs,
         )
         data = (await self._call("transfer_authorization_create", request))["authorization"]
