@@ -28,6 +28,7 @@ from pull.exchange.activities import finalize_settlement, run_clock, settle_batc
 from pull.exchange.events import outbox_handlers as exchange_outbox_handlers
 from pull.exchange.workflows import SettlementWorkflow
 from pull.funding.activities import ACTIVITIES as FUNDING_ACTIVITIES
+from pull.funding.events import outbox_handlers as funding_outbox_handlers
 from pull.funding.workflows import WORKFLOWS as FUNDING_WORKFLOWS
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
@@ -77,6 +78,7 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **temporal_handlers(client, settings.temporal_task_queue),
         **kyc_outbox_handlers(),
         **exchange_outbox_handlers(),
+        **funding_outbox_handlers(),
     }
 
 

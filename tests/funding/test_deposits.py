@@ -4,12 +4,14 @@ webhooks to the API, which signals the workflow."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 
 from pull.funding.providers import sandbox
+from pull.kit.runtime import worker_runtime
 from tests.conftest import TestUser
 from tests.funding.conftest import FundingEnvFactory
 
@@ -22,6 +24,8 @@ async def test_deposit_happy_path_with_idempotency_and_history(
     env = await funding_env()
     user = await funded_user("basic")
     bank = await env.link_bank(user)
+    pubsub = worker_runtime().redis.pubsub()
+    await pubsub.subscribe("events:funding.deposit_settled")
     async with env.worker():
         key = str(uuid.uuid4())
         first = await env.deposit(user, bank, 12_345, key=key)
@@ -69,6 +73,18 @@ async def test_deposit_happy_path_with_idempotency_and_history(
             row[0] for row in await s.execute(text("SELECT topic FROM outbox_events ORDER BY id"))
         ]
     assert "funding.deposit_settled" in topics
+    published = None
+    for _ in range(50):
+        published = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if published:
+            break
+    await pubsub.aclose()
+    assert published is not None
+    assert json.loads(published["data"]) == {
+        "deposit_id": first["id"],
+        "user_id": str(user.id),
+        "amount": 12_345,
+    }
 
 
 async def test_instant_credit_is_spendable_but_not_withdrawable_until_settled(
