@@ -116,7 +116,7 @@ class Settings(BaseSettings):
 
     # Exchange
     exchange_settlement_batch_size: int = Field(
-        2000, alias="EXCHANGE_SETTLEMENT_BATCH_SIZE", ge=1, le=50_000
+        5000, alias="EXCHANGE_SETTLEMENT_BATCH_SIZE", ge=1, le=50_000
     )
     exchange_clock_seconds: float = Field(1.0, alias="EXCHANGE_CLOCK_SECONDS", gt=0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +25,7 @@ log = logging.getLogger("pull.exchange")
 class SettleBatchInput:
     ticker: str
     batch_size: int
+    after_user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class SettleBatchResult:
     settled: int
     paid: int
     done: bool
+    last_user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,17 @@ async def settle_batch(inp: SettleBatchInput) -> SettleBatchResult:
     activity.heartbeat()
     async with session_scope(worker_runtime().sessionmaker) as session:
         batch = await service.settle_batch(
-            session=session, ticker=inp.ticker, batch_size=inp.batch_size
+            session=session,
+            ticker=inp.ticker,
+            batch_size=inp.batch_size,
+            after=uuid.UUID(inp.after_user_id) if inp.after_user_id else None,
         )
-    return SettleBatchResult(settled=batch.settled, paid=batch.paid, done=batch.done)
+    return SettleBatchResult(
+        settled=batch.settled,
+        paid=batch.paid,
+        done=batch.done,
+        last_user_id=str(batch.last_user_id) if batch.last_user_id else None,
+    )
 
 
 @activity.defn(name="exchange.finalize_settlement")

@@ -726,18 +726,18 @@ async def candles(
 
 
 async def unsettled_positions(
-    session: AsyncSession, market_id: uuid.UUID, limit: int
+    session: AsyncSession, market_id: uuid.UUID, limit: int, after: uuid.UUID | None = None
 ) -> list[tuple[Any, ...]]:
-    """Positions not yet settled, in user order, locked; skips what a settlement row covers."""
+    """Positions not yet settled (settling zeroes them), in user order after `after`, locked.
+    `after` only saves work: settled positions are skipped whatever it is."""
     rows = await session.execute(
         text(
             "SELECT p.user_id, p.position, p.cost_basis FROM exchange_positions p "
-            "WHERE p.market_id = :m AND (p.position <> 0 OR p.cost_basis <> 0) "
-            "AND NOT EXISTS (SELECT 1 FROM exchange_settlements s "
-            "WHERE s.market_id = p.market_id AND s.user_id = p.user_id) "
+            "WHERE p.market_id = :m AND p.user_id > :after "
+            "AND (p.position <> 0 OR p.cost_basis <> 0) "
             "ORDER BY p.user_id LIMIT :n FOR UPDATE OF p"
         ),
-        {"m": market_id, "n": limit},
+        {"m": market_id, "n": limit, "after": after or uuid.UUID(int=0)},
     )
     return [tuple(r) for r in rows.all()]
 

@@ -318,3 +318,4 @@ class SettleBatch(BaseModel):
     settled: int
     paid: int
     done: bool
+    last_user_id: uuid.UUID | None = None

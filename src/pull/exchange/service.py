@@ -118,7 +118,7 @@ __all__ = [
 ]
 
 SETTLEMENT_WORKFLOW = "SettlementWorkflow"
-LEGS_USERS_PER_TRANSFER = 30  # two legs per user + escrow + fee stays under the ledger's 64
+USER_LEGS_PER_TRANSFER = 62  # plus the escrow and fee legs: the ledger's 64
 VOID_ADJUSTMENT = "exchange_void_adjustment"
 
 
@@ -520,28 +520,41 @@ async def _money_transfers(
     money: dict[Hashable, Money],
     reference: str,
 ) -> None:
-    """Move one placement's money in as few ledger transfers as its users allow."""
-    users = [u for u, m in money.items() if m.cash or m.held or m.escrow or m.fee]
-    for i in range(0, len(users), LEGS_USERS_PER_TRANSFER):
-        chunk = users[i : i + LEGS_USERS_PER_TRANSFER]
-        legs: list[ledger.Leg] = []
-        escrow = fee = 0
-        for u in chunk:
-            m = money[u]
-            assert isinstance(u, uuid.UUID)
-            legs.append(ledger.Leg(ledger.user_account(u, "cash"), m.cash))
-            legs.append(ledger.Leg(ledger.user_account(u, "held"), m.held))
-            escrow += m.escrow
-            fee += m.fee
-        legs.append(ledger.Leg(escrow_account(ticker), escrow))
-        legs.append(ledger.Leg(fee_account(ticker), fee))
-        if not any(leg.amount for leg in legs):
+    """Move one placement's (or settlement batch's) money in as few ledger transfers as the
+    ledger's leg limit allows: users' non-zero legs are packed, each transfer balanced by its
+    own escrow and fee legs."""
+    chunks: list[tuple[list[ledger.Leg], int, int]] = []
+    legs: list[ledger.Leg] = []
+    escrow = fee = 0
+    for u, m in money.items():
+        assert isinstance(u, uuid.UUID)
+        mine = [
+            ledger.Leg(ledger.user_account(u, kind_), amount)
+            for kind_, amount in (("cash", m.cash), ("held", m.held))
+            if amount
+        ]
+        if not mine and not m.escrow and not m.fee:
+            continue
+        if len(legs) + len(mine) > USER_LEGS_PER_TRANSFER:
+            chunks.append((legs, escrow, fee))
+            legs, escrow, fee = [], 0, 0
+        legs.extend(mine)
+        escrow += m.escrow
+        fee += m.fee
+    chunks.append((legs, escrow, fee))
+    for i, (user_legs, escrow, fee) in enumerate(chunks):
+        all_legs = [
+            *user_legs,
+            ledger.Leg(escrow_account(ticker), escrow),
+            ledger.Leg(fee_account(ticker), fee),
+        ]
+        if not any(leg.amount for leg in all_legs):
             continue
         await ledger.transfer(
             session=session,
-            idempotency_key=f"{key}:{i // LEGS_USERS_PER_TRANSFER}",
+            idempotency_key=f"{key}:{i}",
             kind=kind,
-            legs=legs,
+            legs=all_legs,
             reference=reference,
         )
 
@@ -1467,7 +1480,11 @@ async def get_candlesticks(
 
 
 async def settle_batch(
-    *, session: AsyncSession, ticker: str, batch_size: int = 1000
+    *,
+    session: AsyncSession,
+    ticker: str,
+    batch_size: int = 1000,
+    after: uuid.UUID | None = None,
 ) -> SettleBatch:
     """Pay the next `batch_size` unsettled positions of a resolved market from its escrow and
     write their settlement records, in the caller's transaction. Idempotent: settled positions
@@ -1479,7 +1496,7 @@ async def settle_batch(
         raise InvalidTransition("The market has no result yet")
     if market.status == "settled":
         return SettleBatch(settled=0, paid=0, done=True)
-    rows = await repo.unsettled_positions(session, market.id, batch_size)
+    rows = await repo.unsettled_positions(session, market.id, batch_size, after)
     if not rows:
         return SettleBatch(settled=0, paid=0, done=True)
     records: list[dict[str, Any]] = []
@@ -1529,7 +1546,9 @@ async def settle_batch(
             "settlements": [{"user_id": r["user_id"], "revenue": r["revenue"]} for r in records],
         },
     )
-    return SettleBatch(settled=len(rows), paid=paid, done=len(rows) < batch_size)
+    return SettleBatch(
+        settled=len(rows), paid=paid, done=len(rows) < batch_size, last_user_id=rows[-1][0]
+    )
 
 
 async def finalize_settlement(*, session: AsyncSession, ticker: str) -> MarketRead:

@@ -36,7 +36,7 @@ class SettlementWorkflow:
     @workflow.run
     async def run(self, arg: dict[str, Any]) -> dict[str, Any]:
         ticker = str(arg["ticker"])
-        batch_size = int(arg.get("batch_size", 2000))
+        batch_size = int(arg.get("batch_size", 5000))
         start_to_close = timedelta(seconds=int(arg.get("start_to_close_seconds", 30)))
         heartbeat = timedelta(seconds=int(arg.get("heartbeat_seconds", 10)))
         retry = RetryPolicy(
@@ -44,10 +44,11 @@ class SettlementWorkflow:
             backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=10),
         )
+        after: str | None = None
         while True:
             batch = await workflow.execute_activity(
                 settle_batch,
-                SettleBatchInput(ticker=ticker, batch_size=batch_size),
+                SettleBatchInput(ticker=ticker, batch_size=batch_size, after_user_id=after),
                 start_to_close_timeout=start_to_close,
                 heartbeat_timeout=heartbeat,
                 retry_policy=retry,
@@ -55,6 +56,7 @@ class SettlementWorkflow:
             self.batches += 1
             self.settled += batch.settled
             self.paid += batch.paid
+            after = batch.last_user_id or after
             if batch.done:
                 break
         final = await workflow.execute_activity(

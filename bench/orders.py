@@ -1,0 +1,369 @@
+"""Exchange benchmark: order placement through the HTTP API, and settlement of 100k positions.
+
+Run: `uv run python -m bench.orders` (needs wrk). Everything runs on this machine in one run:
+an embedded PostgreSQL/Redis/Temporal, a real `pull api` process (API_WORKERS=2, rate limits
+off so the handler itself is measured), and wrk as the load generator. wrk's Lua script
+(generated below) signs each request with the bearer token of one of USERS registered users,
+picked at random per request, and sends a random limit buy (YES or NO, 1-5 contracts at 45-55
+cents, half good-till-canceled, half immediate-or-cancel) so that orders cross, fill, mint
+pairs and rest. Scenarios:
+  (a) one hot market; (b) 50 markets, a random one per order.
+Baselines measured in the same run: a bare Starlette endpoint (wrk), the API's GET
+/api/v1/status (one DB read), and pgbench TPC-B at scale 10.
+Settlement: a market with 100,000 positions (50,000 YES holders, 50,000 NO holders) is
+resolved YES and SettlementWorkflow runs on an in-process Temporal worker; timed from start
+to completion.
+Results go to bench/results/orders.json and to the "Exchange" section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from bench.common import (
+    Result,
+    Stack,
+    bare_server,
+    machine,
+    pull_api,
+    stack,
+    table,
+    write,
+    wrk,
+)
+from pull import devstack
+from pull.config import Settings
+from pull.exchange import service
+from pull.exchange.schemas import EventCreate, MarketCreate, SeriesCreate
+from pull.kit.db import make_engine, make_sessionmaker
+from pull.kyc import service as kyc
+from pull.ledger import service as ledger
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+USERS = 64
+MARKETS = 50
+POSITIONS = 100_000
+
+
+def pgbench(port: int, seconds: int) -> Result:
+    """TPC-B-like pgbench at scale 10, 16 clients: the database's own write baseline."""
+    bin_dir = devstack.pg_bin_dir()
+    common = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    subprocess.run(
+        [str(bin_dir / "createdb"), *common, "pgbench"], check=False, capture_output=True
+    )
+    subprocess.run(
+        [str(bin_dir / "pgbench"), *common, "-i", "-q", "-s", "10", "pgbench"],
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [str(bin_dir / "pgbench"), *common, "-c", "16", "-j", "2", "-T", str(seconds), "pgbench"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore[union-attr]
+    return Result("pgbench TPC-B (scale 10, 16 clients; baseline)", tps, lat, float("nan"), 0, 0)
+
+
+async def _market(maker: Any, ticker: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    async with maker() as s, s.begin():
+        try:
+            await service.get_series(session=s, ticker="KXBENCH")
+        except Exception:
+            await service.create_series(
+                session=s, data=SeriesCreate(ticker="KXBENCH", title="Bench")
+            )
+            await service.create_event(
+                session=s,
+                data=EventCreate(ticker="KXBENCH-1", series_ticker="KXBENCH", title="Bench"),
+            )
+        await service.create_market(
+            session=s,
+            data=MarketCreate(
+                ticker=ticker,
+                event_ticker="KXBENCH-1",
+                title=ticker,
+                open_time=now - dt.timedelta(minutes=1),
+                close_time=now + dt.timedelta(days=1),
+            ),
+        )
+        await service.set_market_status(session=s, ticker=ticker, action="open")
+
+
+async def setup(database_url: str, api: str) -> tuple[list[str], list[str], str]:
+    """USERS traders (registered over HTTP, KYC'd and funded through the services), one hot
+    market and MARKETS others."""
+    engine = make_engine(database_url, pool_size=4, max_overflow=0)
+    maker = make_sessionmaker(engine)
+    tokens: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=api, timeout=60) as c:
+            for i in range(USERS):
+                r = await c.post(
+                    "/api/auth/register",
+                    json={
+                        "email": f"bench-{i}-{uuid.uuid4().hex[:6]}@example.com",
+                        "password": "Correct-Horse-9-Battery",
+                    },
+                )
+                r.raise_for_status()
+                body = r.json()
+                tokens.append(body["access_token"])
+                uid = uuid.UUID(body["user"]["id"])
+                async with maker() as s, s.begin():
+                    await kyc.set_tier(
+                        session=s, user_id=uid, tier="accredited", actor_id=None, note="bench"
+                    )
+                    await ledger.transfer(
+                        session=s,
+                        idempotency_key=f"bench:{uid}",
+                        kind="bench.deposit",
+                        legs=[
+                            ledger.Leg(ledger.system_account("bank_clearing"), -100_000_000),
+                            ledger.Leg(ledger.user_account(uid, "cash"), 100_000_000),
+                        ],
+                    )
+        hot = "KXBENCH-HOT"
+        await _market(maker, hot)
+        tickers = [f"KXBENCH-M{i:02d}" for i in range(MARKETS)]
+        for t in tickers:
+            await _market(maker, t)
+    finally:
+        await engine.dispose()
+    return tokens, tickers, hot
+
+
+LUA = """
+local tokens = {%(tokens)s}
+local tickers = {%(tickers)s}
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+request = function()
+  local token = tokens[math.random(#tokens)]
+  local ticker = tickers[math.random(#tickers)]
+  local side = "yes"
+  if math.random(2) == 1 then side = "no" end
+  local tif = "good_till_canceled"
+  if math.random(2) == 1 then tif = "immediate_or_cancel" end
+  local body = string.format(
+    '{"ticker":"%%s","side":"%%s","action":"buy","count":%%d,"%%s_price":%%d,"time_in_force":"%%s"}',
+    ticker, side, math.random(1, 5), side, math.random(45, 55), tif)
+  return wrk.format("POST", "/api/v1/orders",
+    {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def lua(path: Path, tokens: list[str], tickers: list[str]) -> Path:
+    path.write_text(
+        LUA
+        % {
+            "tokens": ", ".join(json.dumps(t) for t in tokens),
+            "tickers": ", ".join(json.dumps(t) for t in tickers),
+        }
+    )
+    return path
+
+
+async def committed_orders(database_url: str, tickers: list[str]) -> dict[str, int]:
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as c:
+            row = (
+                await c.execute(
+                    text(
+                        "SELECT count(*), count(*) FILTER (WHERE fill_count > 0), "
+                        "(SELECT count(*) FROM exchange_trades WHERE ticker = ANY(:t)) "
+                        "FROM exchange_orders WHERE ticker = ANY(:t)"
+                    ),
+                    {"t": tickers},
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    return {"orders": row[0], "orders_with_fills": row[1], "trades": row[2]}
+
+
+async def settlement(s: Stack) -> dict[str, Any]:
+    """100k positions resolved YES, settled by SettlementWorkflow on an in-process worker."""
+    from temporalio.client import Client
+
+    from pull.kit.runtime import set_worker_runtime
+    from pull.worker import build_worker, init_runtime
+
+    settings = Settings(
+        DATABASE_URL=s.database_url,
+        REDIS_URL=s.redis_url,
+        TEMPORAL_ADDRESS=s.temporal_address,
+        ENVIRONMENT="test",
+    )
+    runtime = init_runtime(settings)
+    maker = runtime.sessionmaker
+    ticker = "KXBENCH-SETTLE"
+    try:
+        await _market(maker, ticker)
+        half = POSITIONS // 2
+        async with maker() as ses, ses.begin():
+            mid = (await service.get_market(session=ses, ticker=ticker)).ticker
+            # holders are real users (ledger accounts belong to users); created in bulk
+            await ses.execute(
+                text(
+                    "CREATE TEMP TABLE bench_holders ON COMMIT DROP AS "
+                    "SELECT g, gen_random_uuid() AS u FROM generate_series(1, :n) g"
+                ),
+                {"n": POSITIONS},
+            )
+            await ses.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, referral_code) "
+                    "SELECT u, u::text || '@bench.example', 'x', 'b' || lpad(to_hex(g), 7, '0') "
+                    "FROM bench_holders"
+                )
+            )
+            await ses.execute(
+                text(
+                    "INSERT INTO exchange_positions (user_id, market_id, ticker, position, "
+                    "cost_basis, volume) "
+                    "SELECT h.u, m.id, m.ticker, "
+                    "CASE WHEN h.g <= :half THEN 2 ELSE -2 END, 100, 2 "
+                    "FROM exchange_markets m, bench_holders h WHERE m.ticker = :t"
+                ),
+                {"half": half, "t": mid},
+            )
+            await ses.execute(
+                text("UPDATE exchange_markets SET open_interest = :oi WHERE ticker = :t"),
+                {"oi": 2 * half, "t": ticker},
+            )
+            await ledger.transfer(
+                session=ses,
+                idempotency_key="bench:escrow",
+                kind="bench.escrow",
+                legs=[
+                    ledger.Leg(ledger.system_account("bank_clearing"), -100 * 2 * half),
+                    ledger.Leg(service.escrow_account(ticker), 100 * 2 * half),
+                ],
+            )
+        async with maker() as ses, ses.begin():
+            await service.resolve_market(session=ses, ticker=ticker, result="yes")
+        client = await Client.connect(s.temporal_address)
+        queue = f"bench-{uuid.uuid4().hex}"
+        async with build_worker(client, settings, task_queue=queue):
+            started = time.perf_counter()
+            out = await client.execute_workflow(
+                "SettlementWorkflow",
+                {"ticker": ticker, "batch_size": settings.exchange_settlement_batch_size},
+                id=f"settle-{ticker}",
+                task_queue=queue,
+            )
+            elapsed = time.perf_counter() - started
+        async with maker() as ses:
+            escrow = await ledger.account_balance(
+                session=ses, account=service.escrow_account(ticker)
+            )
+            trial = await ledger.trial_balance(session=ses)
+        return {
+            "positions": POSITIONS,
+            "winners": half,
+            "batch_size": settings.exchange_settlement_batch_size,
+            "seconds": round(elapsed, 2),
+            "positions_per_s": round(POSITIONS / elapsed),
+            "workflow": out,
+            "escrow_after": escrow,
+            "trial_balance_balanced": trial.balanced,
+        }
+    finally:
+        await runtime.redis.aclose()
+        await runtime.engine.dispose()
+        set_worker_runtime(None)
+
+
+def main() -> None:
+    results: list[Result] = []
+    with stack() as s:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-orders-"))
+        base_port, api_port = devstack.free_port(), devstack.free_port()
+        with bare_server(base_port):
+            wrk("warm-up", f"http://127.0.0.1:{base_port}/", seconds=2)
+            baseline = wrk(
+                "bare Starlette endpoint (baseline)",
+                f"http://127.0.0.1:{base_port}/",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+            )
+        assert s.postgres_port is not None
+        pg = pgbench(s.postgres_port, SECONDS)
+        with pull_api(s, api_port, RATE_LIMIT_ENABLED="false", API_WORKERS="2"):
+            url = f"http://127.0.0.1:{api_port}"
+            tokens, tickers, hot = asyncio.run(setup(s.database_url, url))
+            wrk("warm-up", f"{url}/api/v1/status", seconds=2)
+            status = wrk(
+                "GET /api/v1/status (one DB read)",
+                f"{url}/api/v1/status",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+            )
+            hot_script = lua(tmp / "hot.lua", tokens, [hot])
+            multi_script = lua(tmp / "multi.lua", tokens, tickers)
+            wrk("warm-up", f"{url}/api/v1/orders", seconds=3, script=hot_script)
+            before = asyncio.run(committed_orders(s.database_url, [hot]))
+            t0 = time.time()
+            one = wrk(
+                "POST /api/v1/orders, one hot market",
+                f"{url}/api/v1/orders",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                script=hot_script,
+            )
+            hot_counts = asyncio.run(committed_orders(s.database_url, [hot]))
+            hot_seconds = time.time() - t0
+            many = wrk(
+                f"POST /api/v1/orders, {MARKETS} markets",
+                f"{url}/api/v1/orders",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                script=multi_script,
+            )
+            multi_counts = asyncio.run(committed_orders(s.database_url, tickers))
+        results = [baseline, pg, status, one, many]
+        counts = {
+            "hot": {k: hot_counts[k] - before[k] for k in hot_counts},
+            "hot_wall_seconds": round(hot_seconds, 1),
+            "markets": multi_counts,
+        }
+        payload: dict[str, Any] = {
+            "machine": machine(),
+            "seconds": SECONDS,
+            "connections": CONNECTIONS,
+            "users": USERS,
+            "results": results,
+            "committed": counts,
+        }
+        write("orders", payload)
+        print(table(results, baseline))
+        print(json.dumps(counts, indent=2), flush=True)
+        payload["settlement"] = asyncio.run(settlement(s))
+        path = write("orders", payload)
+        print(json.dumps(payload["settlement"], indent=2))
+    print(f"\nwritten to {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
