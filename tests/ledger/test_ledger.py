@@ -281,3 +281,17 @@ def test_the_migration_installs_the_repository_functions() -> None:
     mig = importlib.import_module("pull.migrations.versions.0006_ledger")
     assert mig._APPLY_FUNCTION == repository.APPLY_FUNCTION
     assert mig._ACCOUNT_IDS_FUNCTION == repository.ACCOUNT_IDS_FUNCTION
+
+
+async def test_an_unknown_owner_is_a_typed_error(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as s:
+        with pytest.raises(InvalidTransfer):
+            await transfer(
+                session=s,
+                idempotency_key="ghost",
+                kind="deposit",
+                legs=[Leg(CLEARING, -1), Leg(user_account(uuid.uuid4(), "cash"), 1)],
+            )
+        await s.rollback()

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.ledger import repository as repo
@@ -146,6 +147,20 @@ def _read(
     )
 
 
+async def _apply(session: AsyncSession, **kwargs: Any) -> repo.Applied:
+    """repo.apply, with the database's own refusals as typed errors (the transaction is then
+    aborted: the caller's boundary rolls it back)."""
+    try:
+        return await repo.apply(session, **kwargs)
+    except IntegrityError as exc:
+        message = str(exc.orig)
+        if "user_not_negative" in message:
+            raise InsufficientFunds() from exc
+        if "fk_ledger_accounts_owner_id_users" in message:
+            raise InvalidTransfer("An account's owner is not a user") from exc
+        raise
+
+
 async def _replay(session: AsyncSession, transfer_id: int) -> TransferRead:
     found = await repo.transfer_with_entries(session, transfer_id=transfer_id)
     assert found is not None
@@ -191,7 +206,7 @@ async def transfer(
     else:
         d_balance = amounts
         d_pdebit = d_pcredit = [0] * len(norm)
-    applied = await repo.apply(
+    applied = await _apply(
         session,
         key=idempotency_key,
         kind=kind,
@@ -295,7 +310,7 @@ async def _resolve(
             return _read(*done, replayed=True)
         raise TransferNotPending(details={"transfer_id": hold.id, "status": hold.status})
 
-    applied = await repo.apply(
+    applied = await _apply(
         session,
         key=key,
         kind=hold.kind,
