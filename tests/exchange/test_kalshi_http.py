@@ -6,6 +6,7 @@ failures, units and enums, rate-limit tiers, and the 501s for what PULL does not
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import time
@@ -527,18 +528,31 @@ async def test_write_tier_counts_batch_cancels_at_a_fifth(
 ) -> None:
     bot = await bot_factory()
     ids = [str(uuid.uuid4()) for _ in range(20)]
-    # Two batches of 20 cancels are 8 transactions: within the 10-per-second write tier.
-    for _ in range(2):
-        r = await bot.request(kc, "DELETE", "/portfolio/orders/batched", json={"ids": ids})
-        assert r.status_code == 200, r.text
-        items = r.json()["orders"]
-        assert len(items) == 20 and items[0]["error"]["code"] == "ORDER_NOT_FOUND"
-        assert r.json()["responses"] == items
-        assert items[0]["error"]["error"]["code"] == "ORDER_NOT_FOUND"  # the SDK's nesting
-    third = await bot.request(kc, "DELETE", "/portfolio/orders/batched", json={"order_ids": ids})
-    err = assert_kalshi_error(third, 429, "RATE_LIMITED")
+    # 20 cancels in one batch are 4 transactions of the 10-per-second write tier, which is kept
+    # in fifths: 20 of 50 units.
+    r = await bot.request(kc, "DELETE", "/portfolio/orders/batched", json={"ids": ids})
+    assert r.status_code == 200, r.text
+    assert (r.headers["x-ratelimit-limit"], r.headers["x-ratelimit-remaining"]) == ("50", "30")
+    items = r.json()["orders"]
+    assert len(items) == 20 and items[0]["error"]["code"] == "ORDER_NOT_FOUND"
+    assert r.json()["responses"] == items
+    assert items[0]["error"]["error"]["code"] == "ORDER_NOT_FOUND"  # the SDK's nesting
+    # An order placement costs a whole transaction (5 units), even when it is refused.
+    order = {"ticker": "NOPE", "side": "yes", "action": "buy", "count": 1, "yes_price": 5}
+    placed = await bot.request(kc, "POST", "/portfolio/orders", json=order)
+    assert placed.status_code == 404
+    # Five more batches at once are 100 units: past the budget, so some are refused.
+    burst = await asyncio.gather(
+        *(
+            bot.request(kc, "DELETE", "/portfolio/orders/batched", json={"order_ids": ids})
+            for _ in range(5)
+        )
+    )
+    refused = [b for b in burst if b.status_code == 429]
+    assert len(refused) >= 2, [b.status_code for b in burst]
+    err = assert_kalshi_error(refused[0], 429, "RATE_LIMITED")
     assert err["details"]["class"] == "kalshi_write"
-    assert int(third.headers["retry-after"]) >= 1
+    assert int(refused[0].headers["retry-after"]) >= 1
     # Reads are counted apart.
     assert (await bot.request(kc, "GET", "/portfolio/balance")).status_code == 200
 
