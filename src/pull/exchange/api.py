@@ -1,7 +1,7 @@
 """HTTP routers of the exchange: the app API (JWT) and the admin market-structure API.
 
-Thin: parse, authorize, call the service, shape the response. Book-changing calls run in a
-savepoint and are retried when PostgreSQL picks them as a deadlock victim (two placements in
+Thin: parse, authorize, call the service, shape the response. Book-changing calls are retried
+(whole transaction) when PostgreSQL picks them as a deadlock victim (two placements in
 different markets can meet on the same users' ledger accounts).
 """
 
@@ -80,18 +80,20 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 async def book_call(session: AsyncSession, fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a book-changing service call in a savepoint; retry deadlocks and the race of two
-    requests creating one client_order_id."""
+    """Run a book-changing service call; when PostgreSQL picks it as a deadlock victim, or two
+    requests race to create one client_order_id, roll the whole transaction back and run it
+    again (nothing of the failed attempt stays)."""
     for attempt in range(ATTEMPTS):
         try:
-            async with session.begin_nested():
-                return await fn()
+            return await fn()
         except IntegrityError as exc:
             if "uq_exchange_orders_client_order" not in str(exc) or attempt == ATTEMPTS - 1:
                 raise
+            await session.rollback()
         except DBAPIError as exc:
             if _sqlstate(exc) not in RETRYABLE:
                 raise
+            await session.rollback()
             if attempt == ATTEMPTS - 1:
                 raise ServiceUnavailable(
                     "The market is busy, try again", code="BUSY", headers={"Retry-After": "1"}

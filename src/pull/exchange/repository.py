@@ -172,6 +172,8 @@ class LockedMarket:
     maker_fee_bps: int
     seq: int
     close_time: dt.datetime
+    yes_bid: int | None = None
+    yes_ask: int | None = None
 
 
 async def lock_market(session: AsyncSession, ticker: str) -> LockedMarket | None:
@@ -180,7 +182,8 @@ async def lock_market(session: AsyncSession, ticker: str) -> LockedMarket | None
         await session.execute(
             text(
                 "UPDATE exchange_markets SET order_seq = order_seq + 1 WHERE ticker = :t "
-                "RETURNING id, ticker, status, taker_fee_bps, maker_fee_bps, order_seq, close_time"
+                "RETURNING id, ticker, status, taker_fee_bps, maker_fee_bps, order_seq, "
+                "close_time, yes_bid, yes_ask"
             ),
             {"t": ticker},
         )
@@ -188,31 +191,50 @@ async def lock_market(session: AsyncSession, ticker: str) -> LockedMarket | None
     return LockedMarket(*row) if row else None
 
 
-_CANDIDATES = """
-SELECT o.id, o.user_id, o.side, o.action, o.yes_price, o.seq, o.remaining_count,
-       o.hold_remaining, o.reduce_only, o.expiration_ts, o.fill_count, o.maker_fee_basis,
-       o.maker_fees, o.maker_fill_cost, o.limit_consumed,
-       p.position, p.sell_reserved, p.cost_basis, p.realized_pnl, p.fees_paid, p.volume
-FROM exchange_orders o
-LEFT JOIN exchange_positions p ON p.user_id = o.user_id AND p.market_id = o.market_id
-WHERE o.market_id = :m AND o.status = 'resting' AND o.is_bid = :bid AND {cond}
-ORDER BY {order}, o.seq
-LIMIT :n
+_SIDE = """
+SELECT * FROM (
+    (SELECT 0 AS k, NULL::uuid AS id, p.user_id, NULL::text AS side, NULL::text AS action,
+            NULL::int AS yes_price, NULL::bigint AS seq, NULL::int AS remaining_count,
+            NULL::bigint AS hold_remaining, NULL::bool AS reduce_only,
+            NULL::timestamptz AS expiration_ts, NULL::int AS fill_count,
+            NULL::bigint AS maker_fee_basis, NULL::bigint AS maker_fees,
+            NULL::bigint AS maker_fill_cost, NULL::bigint AS limit_consumed,
+            p.position, p.sell_reserved, p.cost_basis, p.realized_pnl, p.fees_paid, p.volume
+     FROM exchange_positions p WHERE p.market_id = :m AND p.user_id = :u)
+    UNION ALL
+    (SELECT row_number() OVER (ORDER BY {order}, o.seq) AS k, o.id, o.user_id, o.side,
+            o.action, o.yes_price, o.seq, o.remaining_count, o.hold_remaining, o.reduce_only,
+            o.expiration_ts, o.fill_count, o.maker_fee_basis, o.maker_fees, o.maker_fill_cost,
+            o.limit_consumed, p.position, p.sell_reserved, p.cost_basis, p.realized_pnl,
+            p.fees_paid, p.volume
+     FROM exchange_orders o
+     LEFT JOIN exchange_positions p ON p.user_id = o.user_id AND p.market_id = o.market_id
+     WHERE o.market_id = :m AND o.status = 'resting' AND o.is_bid = :bid
+     ORDER BY {order}, o.seq
+     LIMIT :n)
+) AS both_ ORDER BY k
 """
-_ASKS = text(_CANDIDATES.format(cond="o.yes_price <= :px", order="o.yes_price ASC"))
-_BIDS = text(_CANDIDATES.format(cond="o.yes_price >= :px", order="o.yes_price DESC"))
+_ASKS = text(_SIDE.format(order="o.yes_price ASC"))
+_BIDS = text(_SIDE.format(order="o.yes_price DESC"))
 
 
-async def crossing_orders(
-    session: AsyncSession, *, market_id: uuid.UUID, taker_is_bid: bool, yes_price: int, n: int
-) -> Sequence[Row[Any]]:
-    """The resting orders a taker at `yes_price` can meet, best first, with their owners'
-    positions."""
+async def opposite_side(
+    session: AsyncSession,
+    *,
+    market_id: uuid.UUID,
+    taker_is_bid: bool,
+    user_id: uuid.UUID,
+    n: int,
+) -> tuple[Row[Any] | None, Sequence[Row[Any]]]:
+    """(the taker's position row, the best `n` resting orders a taker on this side meets -
+    crossing or not - best first, with their owners' positions), in one round trip."""
     stmt = _ASKS if taker_is_bid else _BIDS
-    result = await session.execute(
-        stmt, {"m": market_id, "bid": not taker_is_bid, "px": yes_price, "n": n}
-    )
-    return result.all()
+    rows = (
+        await session.execute(stmt, {"m": market_id, "bid": not taker_is_bid, "u": user_id, "n": n})
+    ).all()
+    if rows and rows[0].k == 0:
+        return rows[0], rows[1:]
+    return None, rows
 
 
 async def positions_of(
@@ -301,10 +323,52 @@ positions AS (
         volume = EXCLUDED.volume, sell_reserved = EXCLUDED.sell_reserved,
         updated_at = EXCLUDED.updated_at
     RETURNING user_id
+),
+mk AS (
+    UPDATE exchange_markets SET
+        yes_bid = CAST(:bid AS int), yes_ask = CAST(:ask AS int),
+        last_price = coalesce(CAST(:last AS int), last_price),
+        volume = volume + :vol, open_interest = open_interest + :pairs,
+        updated_at = CAST(:now AS timestamptz)
+    WHERE id = CAST(:m AS uuid)
+    RETURNING open_interest
+),
+candle AS (
+    INSERT INTO exchange_candles (market_id, start_ts, price_open, price_high, price_low,
+        price_close, bid_open, bid_high, bid_low, bid_close, ask_open, ask_high, ask_low,
+        ask_close, volume, open_interest)
+    SELECT CAST(:m AS uuid), CAST(:minute AS timestamptz), CAST(:p_open AS int),
+           CAST(:p_high AS int), CAST(:p_low AS int), CAST(:last AS int),
+           CAST(:bid AS int), CAST(:bid AS int), CAST(:bid AS int), CAST(:bid AS int),
+           CAST(:ask AS int), CAST(:ask AS int), CAST(:ask AS int), CAST(:ask AS int),
+           :vol, mk.open_interest
+    FROM mk
+    ON CONFLICT (market_id, start_ts) DO UPDATE SET
+        price_open = coalesce(exchange_candles.price_open, EXCLUDED.price_open),
+        price_high = greatest(exchange_candles.price_high, EXCLUDED.price_high),
+        price_low = least(exchange_candles.price_low, EXCLUDED.price_low),
+        price_close = coalesce(EXCLUDED.price_close, exchange_candles.price_close),
+        bid_high = greatest(exchange_candles.bid_high, EXCLUDED.bid_high),
+        bid_low = least(exchange_candles.bid_low, EXCLUDED.bid_low),
+        bid_close = EXCLUDED.bid_close,
+        ask_high = greatest(exchange_candles.ask_high, EXCLUDED.ask_high),
+        ask_low = least(exchange_candles.ask_low, EXCLUDED.ask_low),
+        ask_close = EXCLUDED.ask_close,
+        volume = exchange_candles.volume + EXCLUDED.volume,
+        open_interest = EXCLUDED.open_interest
+    RETURNING 1
+),
+event AS (
+    -- the outbox row (pull.kit.outbox's table), written with the trade it announces
+    INSERT INTO outbox_events (topic, key, payload, attempts)
+    SELECT 'exchange.trade', :ticker, CAST(:event AS jsonb), 0
+    WHERE CAST(:event AS jsonb) <> 'null'::jsonb
+    RETURNING id
 )
 SELECT (SELECT count(*) FROM taker), (SELECT count(*) FROM makers),
        (SELECT count(*) FROM trades), (SELECT count(*) FROM fills),
-       (SELECT count(*) FROM positions)
+       (SELECT count(*) FROM positions), (SELECT count(*) FROM candle),
+       (SELECT count(*) FROM event)
 """.format(  # noqa: S608 - column names from the model, not input
         cols=", ".join(c for c in ORDER_COLUMNS if c != "id"),
         excluded=", ".join(f"EXCLUDED.{c}" for c in ORDER_COLUMNS if c != "id"),
@@ -326,8 +390,16 @@ async def write_placement(
     trades: list[dict[str, Any]],
     positions: list[dict[str, Any]],
     now: dt.datetime,
+    yes_bid: int | None,
+    yes_ask: int | None,
+    prices: Sequence[int],
+    volume: int,
+    pairs_delta: int,
+    event: dict[str, Any] | None,
 ) -> None:
-    """Everything one match produced, in one statement. `order` None writes no taker row."""
+    """Everything one match produced, in one statement: the order, makers, trades, fills,
+    positions, the market's top of book and counters, its one-minute candle and the outbox
+    event. `order` None writes no taker row."""
     if order is None:
         order_json = "null"
     else:
@@ -346,6 +418,16 @@ async def write_placement(
             "taker_side": taker_side,
             "taker_action": taker_action,
             "now": now,
+            "bid": yes_bid,
+            "ask": yes_ask,
+            "minute": now.replace(second=0, microsecond=0),
+            "last": prices[-1] if prices else None,
+            "p_open": prices[0] if prices else None,
+            "p_high": max(prices) if prices else None,
+            "p_low": min(prices) if prices else None,
+            "vol": volume,
+            "pairs": pairs_delta,
+            "event": "null" if event is None else _json(event),
         },
     )
 

@@ -26,9 +26,11 @@ from pull.exchange.engine import (
     BookOrder,
     EngineError,
     Incoming,
+    MatchResult,
     Money,
     PositionState,
     buy_hold,
+    crosses,
     decreased_hold,
     is_bid,
     match,
@@ -587,6 +589,44 @@ def _book_order(row: Any) -> BookOrder:
     )
 
 
+def _side_depth(count: int) -> int:
+    """How many orders of the other side to read: enough for `count` contracts (each resting
+    order holds at least one) and a few for self-trade and expiry skips."""
+    return min(count, 500) + 20
+
+
+def _top_after(
+    market: repo.LockedMarket,
+    incoming: Incoming,
+    rows: Sequence[Any],
+    result: MatchResult,
+    n: int,
+    reentry: bool,
+) -> tuple[bool, int | None, int | None] | None:
+    """The best YES bid and ask after a match, worked out from what was read; None when the
+    book has to be asked (sells shrunk, an amended order left its place, or every order read
+    was used up)."""
+    if result.shrink_sells or reentry:
+        return None
+    opposite: int | None = None
+    for r in rows:
+        upd = result.makers.get(r.id)
+        if upd is None or upd.status == "resting":
+            opposite = r.yes_price
+            break
+    else:
+        if len(rows) == n:
+            return None
+    same = market.yes_bid if incoming.is_bid else market.yes_ask
+    if result.status == "resting":
+        p = incoming.yes_price
+        if same is None or (p > same if incoming.is_bid else p < same):
+            same = p
+    if incoming.is_bid:
+        return (True, same, opposite)
+    return (True, opposite, same)
+
+
 async def _enter(
     session: AsyncSession,
     *,
@@ -596,18 +636,23 @@ async def _enter(
     taker_position: PositionState,
     prior_money: Money | None,
     now: dt.datetime,
+    rows: Sequence[Any] | None = None,
+    n: int | None = None,
+    reentry: bool = False,
 ) -> dict[str, Any]:
     """Match `incoming`, then write and pay for everything it did. `base` holds the order row
-    as it was before this entry (fills and costs so far). Returns the order row written."""
-    n = min(incoming.count, 500) + 20
+    as it was before this entry (fills and costs so far); `rows` the best `n` orders of the
+    other side when the caller already read them. Returns the order row written."""
+    n = n or _side_depth(incoming.count)
     while True:
-        rows = await repo.crossing_orders(
-            session,
-            market_id=market.id,
-            taker_is_bid=incoming.is_bid,
-            yes_price=incoming.yes_price,
-            n=n,
-        )
+        if rows is None:
+            _pos, rows = await repo.opposite_side(
+                session,
+                market_id=market.id,
+                taker_is_bid=incoming.is_bid,
+                user_id=incoming.user_id,  # type: ignore[arg-type]
+                n=n,
+            )
         positions: dict[Hashable, PositionState] = {incoming.user_id: taker_position}
         for r in rows:
             if r.position is not None and r.user_id not in positions:
@@ -626,8 +671,13 @@ async def _enter(
             if exc.code == "POST_ONLY_WOULD_CROSS":
                 raise PostOnlyWouldCross() from None
             raise InvalidOrder(exc.message, code=exc.code) from None
-        if result.candidates_exhausted and len(rows) == n:
-            n *= 4
+        if (
+            result.candidates_exhausted
+            and len(rows) == n
+            and all(crosses(incoming.is_bid, incoming.yes_price, r.yes_price) for r in rows)
+        ):
+            n *= 4  # every order read was used up: read deeper
+            rows = None
             continue
         break
     by_id = {r.id: r for r in rows}
@@ -735,6 +785,27 @@ async def _enter(
         for u, p in result.positions.items()
         if u != user_id or p != taker_position or result.filled or resting
     ]
+    top = _top_after(market, incoming, rows, result, n, reentry)
+    event = None
+    if result.executions:
+        event = {
+            "ticker": market.ticker,
+            "order_id": str(order_id),
+            "user_id": str(user_id),
+            "side": incoming.side,
+            "action": incoming.action,
+            "fills": [
+                {
+                    "count": e.count,
+                    "yes_price": e.yes_price,
+                    "maker_user_id": str(e.maker_user_id),
+                    "maker_order_id": str(e.maker_order_id),
+                    "taker_fee": e.taker_fee,
+                    "maker_fee": e.maker_fee,
+                }
+                for e in result.executions
+            ],
+        }
     await repo.write_placement(
         session,
         market_id=market.id,
@@ -748,41 +819,17 @@ async def _enter(
         trades=trades,
         positions=positions_out,
         now=now,
-    )
-    if result.shrink_sells:
-        await repo.fit_sells(session, market.id, list(result.shrink_sells))
-    await repo.refresh_top(
-        session,
-        market_id=market.id,
-        now=now,
+        yes_bid=top[1] if top else market.yes_bid,
+        yes_ask=top[2] if top else market.yes_ask,
         prices=[e.yes_price for e in result.executions],
         volume=result.filled,
         pairs_delta=result.pairs_delta,
+        event=event,
     )
-    if result.executions:
-        emit(
-            session,
-            topic="exchange.trade",
-            key=market.ticker,
-            payload={
-                "ticker": market.ticker,
-                "order_id": str(order_id),
-                "user_id": str(user_id),
-                "side": incoming.side,
-                "action": incoming.action,
-                "fills": [
-                    {
-                        "count": e.count,
-                        "yes_price": e.yes_price,
-                        "maker_user_id": str(e.maker_user_id),
-                        "maker_order_id": str(e.maker_order_id),
-                        "taker_fee": e.taker_fee,
-                        "maker_fee": e.maker_fee,
-                    }
-                    for e in result.executions
-                ],
-            },
-        )
+    if result.shrink_sells:
+        await repo.fit_sells(session, market.id, list(result.shrink_sells))
+    if top is None:
+        await repo.refresh_top(session, market_id=market.id, now=now)
     return values
 
 
@@ -837,8 +884,15 @@ async def create_order(
                 raise ClientOrderIdConflict()
             return _order_read(_order_values(existing))
     _check_open(market, now)
-    taker_rows = await repo.positions_of(session, market.id, [user_id])
-    taker_pos = _position_state(taker_rows[user_id]) if user_id in taker_rows else PositionState()
+    depth = _side_depth(data.count)
+    taker_row, rows = await repo.opposite_side(
+        session,
+        market_id=market.id,
+        taker_is_bid=is_bid(data.side, data.action),
+        user_id=user_id,
+        n=depth,
+    )
+    taker_pos = _position_state(taker_row) if taker_row is not None else PositionState()
     if data.action == "sell":
         held = taker_pos.position if data.side == "yes" else -taker_pos.position
         if data.count > held - taker_pos.sell_reserved:
@@ -904,6 +958,8 @@ async def create_order(
         taker_position=taker_pos,
         prior_money=None,
         now=now,
+        rows=rows,
+        n=depth,
     )
     return _order_read(values)
 
@@ -1105,6 +1161,7 @@ async def amend_order(
         taker_position=taker_pos,
         prior_money=prior,
         now=now,
+        reentry=True,
     )
     session.expunge(order)
     return _order_read(values)
