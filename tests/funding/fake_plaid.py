@@ -42,6 +42,7 @@ class FakePlaid:
     authorizations: dict[str, dict[str, Any]] = field(default_factory=dict)
     transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    refuse_transfers: bool = False
 
     @property
     def jwk(self) -> dict[str, Any]:
@@ -135,6 +136,8 @@ class FakePlaid:
                 }
             )
         if path == "/transfer/authorization/create":
+            if self.refuse_transfers:
+                return _error(400, "TRANSFER_ERROR", "TRANSFER_ACCOUNT_BLOCKED", "blocked")
             auth_id = str(uuid.uuid4())
             self.authorizations[auth_id] = body
             return JSONResponse(

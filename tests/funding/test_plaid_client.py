@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from sqlalchemy import text
 
 from pull import devstack
 from pull.funding.providers.base import PlaidError
 from pull.funding.providers.plaid import PlaidClient
+from pull.ledger.service import Leg, system_account, transfer, user_account
 from tests.conftest import TestUser
 from tests.funding.conftest import FundingEnvFactory, serve
 from tests.funding.fake_plaid import CLIENT_ID, SECRET, FakePlaid
@@ -118,4 +120,51 @@ async def test_a_deposit_through_the_real_client(
         done = await env.wait_status(user, "deposits", deposit["id"], "settled")
     assert [h["status"] for h in done["history"]] == ["created", "pending", "posted", "settled"]
     assert (await env.balance(user))["available"] == 2_500
+    await env.assert_books()
+
+
+async def test_a_refusal_from_plaid_fails_the_transfer_and_releases_everything(
+    fake_plaid: tuple[FakePlaid, str], funding_env: FundingEnvFactory, funded_user: MakeUser
+) -> None:
+    fake, url = fake_plaid
+    env = await funding_env(PLAID_CLIENT_ID=CLIENT_ID, PLAID_SECRET=SECRET, PLAID_BASE_URL=url)
+    user = await funded_user("basic")
+    r = await env.http.post("/api/v1/funding/sandbox/public-token", json={}, headers=user.headers)
+    public = r.json()["public_token"]
+    r = await env.http.post(
+        "/api/v1/funding/bank-accounts",
+        json={"public_token": public, "account_id": f"acc-{fake.public_tokens[public]}"},
+        headers=user.headers,
+    )
+    bank = r.json()["id"]
+    async with env.maker() as s, s.begin():
+        await transfer(
+            session=s,
+            idempotency_key="fund",
+            kind="deposit",
+            legs=[
+                Leg(system_account("bank_clearing"), -5_000),
+                Leg(user_account(user.id, "cash"), 5_000),
+            ],
+        )
+    fake.refuse_transfers = True
+    async with env.worker():
+        deposit = await env.deposit(user, bank, 2_500)
+        r = await env.withdraw(user, bank, 3_000)
+        assert r.status_code == 201, r.text
+        body = await env.wait_status(user, "deposits", deposit["id"], "failed")
+        assert "TRANSFER_ACCOUNT_BLOCKED" in (body["failure_reason"] or "")
+        body = await env.wait_status(user, "withdrawals", r.json()["id"], "failed")
+    assert await env.balance(user) == {
+        "available": 5_000,
+        "held": 0,
+        "pending_deposits": 0,
+        "withdrawable": 5_000,
+        "total": 5_000,
+    }
+    async with env.maker() as s:
+        used = await s.scalar(
+            text("SELECT sum(amount_cents - released_cents) FROM kyc_limit_usage")
+        )
+    assert used == 0  # both limits released
     await env.assert_books()

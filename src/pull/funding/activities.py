@@ -137,6 +137,28 @@ async def apply_withdrawal_event(inp: TransferEventInput) -> str:
 
 
 @dataclass(frozen=True)
+class StartFailedInput:
+    subject_id: str
+    reason: str
+
+
+@activity.defn(name="funding_fail_deposit_start")
+async def fail_deposit_start(inp: StartFailedInput) -> str:
+    async with session_scope(worker_runtime().sessionmaker) as session:
+        return await service.fail_deposit_start(
+            session=session, deposit_id=uuid.UUID(inp.subject_id), reason=inp.reason
+        )
+
+
+@activity.defn(name="funding_fail_withdrawal_start")
+async def fail_withdrawal_start(inp: StartFailedInput) -> str:
+    async with session_scope(worker_runtime().sessionmaker) as session:
+        return await service.fail_withdrawal_start(
+            session=session, withdrawal_id=uuid.UUID(inp.subject_id), reason=inp.reason
+        )
+
+
+@dataclass(frozen=True)
 class SandboxEmitInput:
     transfer_id: str
     event_type: str
@@ -175,5 +197,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     apply_deposit_event,
     start_withdrawal,
     apply_withdrawal_event,
+    fail_deposit_start,
+    fail_withdrawal_start,
     sandbox_emit,
 ]

@@ -479,6 +479,20 @@ async def apply_deposit_event(
     return row.status
 
 
+async def fail_deposit_start(*, session: AsyncSession, deposit_id: uuid.UUID, reason: str) -> str:
+    """Plaid refused to start the transfer (not retryable): nothing moved; release the limit."""
+    row = await repo.get(session, Deposit, deposit_id, lock=True)
+    if row is None:
+        raise DepositNotFound()
+    if row.status != "created":
+        return row.status
+    row.failure_reason = reason[:500]
+    await repo.set_status(session, Deposit, row, "failed", detail=row.failure_reason)
+    await kyc.release_limit(session=session, reference=f"deposit:{row.id}")
+    _event(session, "funding.deposit_failed", row, reason=row.failure_reason)
+    return row.status
+
+
 # --- withdrawals --------------------------------------------------------------------------------
 
 
@@ -635,6 +649,19 @@ async def start_withdrawal(
         session, Withdrawal, row, "processing", detail=f"plaid transfer {transfer.id}"
     )
     await _catch_up_events(session, "withdrawal", row.id, transfer.id)
+    return row.status
+
+
+async def fail_withdrawal_start(
+    *, session: AsyncSession, withdrawal_id: uuid.UUID, reason: str
+) -> str:
+    """Plaid refused to start the transfer (not retryable): release the hold and the limit."""
+    row = await repo.get(session, Withdrawal, withdrawal_id, lock=True)
+    if row is None:
+        raise WithdrawalNotFound()
+    if row.status != "approved":
+        return row.status
+    await _void_withdrawal(session, row, "failed", reason[:500])
     return row.status
 
 

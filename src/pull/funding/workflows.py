@@ -11,14 +11,18 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pull.funding.activities import (
         SandboxEmitInput,
+        StartFailedInput,
         SubjectRef,
         TransferEventInput,
         apply_deposit_event,
         apply_withdrawal_event,
+        fail_deposit_start,
+        fail_withdrawal_start,
         sandbox_emit,
         start_deposit,
         start_withdrawal,
@@ -31,6 +35,11 @@ RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
 )
 TIMEOUT = timedelta(seconds=30)
+
+
+def _reason(exc: ActivityError) -> str:
+    cause = exc.cause
+    return str(cause.message if cause is not None and hasattr(cause, "message") else exc)[:500]
 
 
 class _Inbox:
@@ -74,12 +83,20 @@ class DepositWorkflow:
     async def run(self, arg: dict[str, Any]) -> str:
         deposit_id = str(arg["deposit_id"])
         window = float(arg.get("return_window_seconds", 0))
-        self.status = await workflow.execute_activity(
-            start_deposit,
-            SubjectRef(deposit_id),
-            start_to_close_timeout=TIMEOUT,
-            retry_policy=RETRY,
-        )
+        try:
+            self.status = await workflow.execute_activity(
+                start_deposit,
+                SubjectRef(deposit_id),
+                start_to_close_timeout=TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except ActivityError as exc:  # Plaid refused (retryable failures are retried forever)
+            self.status = await workflow.execute_activity(
+                fail_deposit_start,
+                StartFailedInput(deposit_id, _reason(exc)),
+                start_to_close_timeout=TIMEOUT,
+                retry_policy=RETRY,
+            )
         while self.status not in ("failed", "returned"):
             # Once settled, keep listening for an ACH return during the return window.
             event = await self.inbox.next(window if self.status == "settled" else None)
@@ -122,12 +139,20 @@ class WithdrawalWorkflow:
         handled = 0
         while True:
             # Starts the transfer once approved; answers the status otherwise.
-            self.status = await workflow.execute_activity(
-                start_withdrawal,
-                SubjectRef(withdrawal_id),
-                start_to_close_timeout=TIMEOUT,
-                retry_policy=RETRY,
-            )
+            try:
+                self.status = await workflow.execute_activity(
+                    start_withdrawal,
+                    SubjectRef(withdrawal_id),
+                    start_to_close_timeout=TIMEOUT,
+                    retry_policy=RETRY,
+                )
+            except ActivityError as exc:  # Plaid refused: release the hold
+                self.status = await workflow.execute_activity(
+                    fail_withdrawal_start,
+                    StartFailedInput(withdrawal_id, _reason(exc)),
+                    start_to_close_timeout=TIMEOUT,
+                    retry_policy=RETRY,
+                )
             if self.status != "pending_approval":
                 break
             await workflow.wait_condition(lambda: self.decisions > handled)  # noqa: B023

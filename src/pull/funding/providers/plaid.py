@@ -77,7 +77,8 @@ class PlaidClient:
                 extra={"method": method, "status": exc.status, "code": details.get("error_code")},
             )
             raise PlaidError(
-                str(details.get("error_message") or "Plaid request failed"),
+                f"{details.get('error_message') or 'Plaid request failed'} "
+                f"({details.get('error_code') or exc.status})",
                 details={
                     "error_type": details.get("error_type"),
                     "error_code": details.get("error_code"),
