@@ -7,6 +7,7 @@ different markets can meet on the same users' ledger accounts).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -62,6 +63,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
+# One placement per market at a time in this process: the others wait here, not holding a
+# database connection in PostgreSQL's lock queue while the lock holder competes with them for
+# this process's event loop.
+_MARKET_GATES: dict[str, asyncio.Lock] = {}
+
+
+def _gate(ticker: str) -> asyncio.Lock:
+    gate = _MARKET_GATES.get(ticker)
+    if gate is None:
+        if len(_MARKET_GATES) > 10_000:
+            _MARKET_GATES.clear()
+        gate = _MARKET_GATES[ticker] = asyncio.Lock()
+    return gate
 ATTEMPTS = 4
 
 app_router = APIRouter(prefix="/api/v1", tags=["exchange"], responses=_ERRORS)
@@ -244,12 +258,15 @@ async def create_order(
 ) -> OrderRead:
     """Place an order. `client_order_id` (or the `Idempotency-Key` header) makes a retry
     return the order it first created."""
-    return await book_call(
-        session,
-        lambda: service.create_order(
-            session=session, user_id=user.id, data=body, idempotency_key=idempotency_key
-        ),
-    )
+    async with _gate(body.ticker):
+        order = await book_call(
+            session,
+            lambda: service.create_order(
+                session=session, user_id=user.id, data=body, idempotency_key=idempotency_key
+            ),
+        )
+        await session.commit()  # inside the gate: the next placement finds the lock free
+    return order
 
 
 @app_router.get("/orders", response_model=Page[OrderRead], dependencies=reads)
