@@ -269,7 +269,11 @@ async def settlement(s: Stack) -> dict[str, Any]:
             started = time.perf_counter()
             out = await client.execute_workflow(
                 "SettlementWorkflow",
-                {"ticker": ticker, "batch_size": settings.exchange_settlement_batch_size},
+                {
+                    "ticker": ticker,
+                    "batch_size": settings.exchange_settlement_batch_size,
+                    "parallelism": settings.exchange_settlement_parallelism,
+                },
                 id=f"settle-{ticker}",
                 task_queue=queue,
             )
@@ -283,6 +287,7 @@ async def settlement(s: Stack) -> dict[str, Any]:
             "positions": POSITIONS,
             "winners": half,
             "batch_size": settings.exchange_settlement_batch_size,
+            "parallelism": settings.exchange_settlement_parallelism,
             "seconds": round(elapsed, 2),
             "positions_per_s": round(POSITIONS / elapsed),
             "workflow": out,

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     exchange_settlement_batch_size: int = Field(
         5000, alias="EXCHANGE_SETTLEMENT_BATCH_SIZE", ge=1, le=50_000
     )
+    exchange_settlement_parallelism: int = Field(
+        2, alias="EXCHANGE_SETTLEMENT_PARALLELISM", ge=1, le=16
+    )
     exchange_clock_seconds: float = Field(1.0, alias="EXCHANGE_CLOCK_SECONDS", gt=0)
 
     # KYC (docs/kyc.md)

@@ -26,6 +26,9 @@ class SettleBatchInput:
     ticker: str
     batch_size: int
     after_user_id: str | None = None
+    # this lane's slice of the user id space (inclusive); None: all users
+    range_lo: str | None = None
+    range_hi: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ async def settle_batch(inp: SettleBatchInput) -> SettleBatchResult:
             ticker=inp.ticker,
             batch_size=inp.batch_size,
             after=uuid.UUID(inp.after_user_id) if inp.after_user_id else None,
+            user_range=(
+                (uuid.UUID(inp.range_lo), uuid.UUID(inp.range_hi))
+                if inp.range_lo and inp.range_hi
+                else None
+            ),
         )
     return SettleBatchResult(
         settled=batch.settled,

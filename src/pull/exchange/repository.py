@@ -807,19 +807,31 @@ async def candles(
 # --- settlement ---------------------------------------------------------------------------------
 
 
+MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
+
+
 async def unsettled_positions(
-    session: AsyncSession, market_id: uuid.UUID, limit: int, after: uuid.UUID | None = None
+    session: AsyncSession,
+    market_id: uuid.UUID,
+    limit: int,
+    after: uuid.UUID | None = None,
+    user_range: tuple[uuid.UUID, uuid.UUID] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Positions not yet settled (settling zeroes them), in user order after `after`, locked.
-    `after` only saves work: settled positions are skipped whatever it is."""
+    """Positions not yet settled (settling zeroes them), in user order after `after` and within
+    `user_range` (inclusive), locked. `after` only saves work: settled positions are skipped
+    whatever it is."""
+    lo, hi = user_range or (uuid.UUID(int=0), MAX_UUID)
+    start = lo.int if after is None else max(lo.int, after.int + 1)
+    if start > hi.int:
+        return []
     rows = await session.execute(
         text(
             "SELECT p.user_id, p.position, p.cost_basis FROM exchange_positions p "
-            "WHERE p.market_id = :m AND p.user_id > :after "
+            "WHERE p.market_id = :m AND p.user_id >= :start AND p.user_id <= :hi "
             "AND (p.position <> 0 OR p.cost_basis <> 0) "
             "ORDER BY p.user_id LIMIT :n FOR UPDATE OF p"
         ),
-        {"m": market_id, "n": limit, "after": after or uuid.UUID(int=0)},
+        {"m": market_id, "n": limit, "start": uuid.UUID(int=start), "hi": hi},
     )
     return [tuple(r) for r in rows.all()]
 

@@ -394,6 +394,7 @@ async def resolve_market(
         arg={
             "ticker": ticker,
             "batch_size": settlement_batch_size or settings.exchange_settlement_batch_size,
+            "parallelism": settings.exchange_settlement_parallelism,
             "start_to_close_seconds": settings.temporal_activity_start_to_close_timeout,
             "heartbeat_seconds": settings.temporal_activity_heartbeat_timeout,
         },
@@ -1542,6 +1543,7 @@ async def settle_batch(
     ticker: str,
     batch_size: int = 1000,
     after: uuid.UUID | None = None,
+    user_range: tuple[uuid.UUID, uuid.UUID] | None = None,
 ) -> SettleBatch:
     """Pay the next `batch_size` unsettled positions of a resolved market from its escrow and
     write their settlement records, in the caller's transaction. Idempotent: settled positions
@@ -1553,7 +1555,7 @@ async def settle_batch(
         raise InvalidTransition("The market has no result yet")
     if market.status == "settled":
         return SettleBatch(settled=0, paid=0, done=True)
-    rows = await repo.unsettled_positions(session, market.id, batch_size, after)
+    rows = await repo.unsettled_positions(session, market.id, batch_size, after, user_range)
     if not rows:
         return SettleBatch(settled=0, paid=0, done=True)
     records: list[dict[str, Any]] = []

@@ -1,12 +1,15 @@
 """SettlementWorkflow (id `settle-<ticker>`): pays a resolved market's positions in batches.
 
-Started through the outbox when a market is resolved. Each batch is one idempotent activity
-(one database transaction), so a worker killed at any point resumes where the last committed
-batch ended and pays every winner exactly once.
+Started through the outbox when a market is resolved. `parallelism` lanes each walk a slice of
+the user id space in batches; each batch is one idempotent activity (one database
+transaction), so a worker killed at any point resumes where the last committed batches ended
+and pays every winner exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -44,21 +47,37 @@ class SettlementWorkflow:
             backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=10),
         )
-        after: str | None = None
-        while True:
-            batch = await workflow.execute_activity(
-                settle_batch,
-                SettleBatchInput(ticker=ticker, batch_size=batch_size, after_user_id=after),
-                start_to_close_timeout=start_to_close,
-                heartbeat_timeout=heartbeat,
-                retry_policy=retry,
-            )
-            self.batches += 1
-            self.settled += batch.settled
-            self.paid += batch.paid
-            after = batch.last_user_id or after
-            if batch.done:
-                break
+        lanes = max(1, int(arg.get("parallelism", 1)))
+        span = 1 << 128
+
+        async def lane(lo: int, hi: int) -> None:
+            after: str | None = None
+            while True:
+                batch = await workflow.execute_activity(
+                    settle_batch,
+                    SettleBatchInput(
+                        ticker=ticker,
+                        batch_size=batch_size,
+                        after_user_id=after,
+                        range_lo=str(uuid.UUID(int=lo)),
+                        range_hi=str(uuid.UUID(int=hi)),
+                    ),
+                    start_to_close_timeout=start_to_close,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=retry,
+                )
+                self.batches += 1
+                self.settled += batch.settled
+                self.paid += batch.paid
+                after = batch.last_user_id or after
+                if batch.done:
+                    return
+
+        # lanes pay disjoint slices of the user id space side by side (the ledger shards
+        # system accounts per connection, so they do not wait on one escrow row)
+        await asyncio.gather(
+            *(lane(i * span // lanes, (i + 1) * span // lanes - 1) for i in range(lanes))
+        )
         final = await workflow.execute_activity(
             finalize_settlement,
             FinalizeSettlementInput(ticker=ticker),
