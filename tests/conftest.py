@@ -200,7 +200,15 @@ async def _truncate_all(database_url: str) -> None:
         )
         if tables:
             names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            for attempt in range(5):
+                try:
+                    await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+                    break
+                except asyncpg.exceptions.DeadlockDetectedError:
+                    # a real `pull api` process of the session may be mid-query; try again
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2)
     finally:
         await conn.close()
 
@@ -299,12 +307,42 @@ def api_server(services: Services) -> Iterator[str]:
     stop_process(proc)
 
 
+def create_scratch_database(services: Services, prefix: str) -> str:
+    """A new, migrated database on the test server; returns its asyncpg URL."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    base = services.sync_database_url.rsplit("/", 1)[0]
+
+    async def create() -> None:
+        conn = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def worker_metrics_url(services: Services) -> Iterator[str]:
-    """A real `pull worker` process; yields the URL of its /metrics."""
+    """A real `pull worker` process; yields the URL of its /metrics.
+
+    It gets a database and a Redis db of its own: its outbox relay and clocks must not act on
+    the rows of the tests running beside it (nor hold locks that the per-test cleanup needs).
+    """
     port = devstack.free_port()
     log = services.data_dir / "worker.log"
-    proc = _spawn(["worker"], services.env(METRICS_PORT=str(port)), log)
+    database_url = create_scratch_database(services, "pull_worker")
+    redis_url = services.redis_url.rsplit("/", 1)[0] + "/1"
+    proc = _spawn(
+        ["worker"],
+        services.env(METRICS_PORT=str(port), DATABASE_URL=database_url, REDIS_URL=redis_url),
+        log,
+    )
     url = f"http://127.0.0.1:{port}/metrics"
     wait_http(url, proc=proc)
     yield url
