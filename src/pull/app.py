@@ -108,7 +108,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origin_list,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Internal-Key"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            "X-Internal-Key",
+            "KALSHI-ACCESS-KEY",
+            "KALSHI-ACCESS-TIMESTAMP",
+            "KALSHI-ACCESS-SIGNATURE",
+        ],
         expose_headers=RATE_HEADERS,
         max_age=600,
     )

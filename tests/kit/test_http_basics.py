@@ -131,6 +131,16 @@ async def test_cors_exact_origins(services: Services) -> None:
         assert pre.headers["access-control-allow-origin"] == "https://app.pull.com"
         assert pre.headers["access-control-allow-credentials"] == "true"
         assert "idempotency-key" in pre.headers["access-control-allow-headers"].lower()
+        signed = await c.options(
+            "/trade-api/v2/portfolio/orders",
+            headers={
+                "Origin": "https://app.pull.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "KALSHI-ACCESS-KEY, KALSHI-ACCESS-SIGNATURE, "
+                "KALSHI-ACCESS-TIMESTAMP",
+            },
+        )
+        assert signed.status_code == 200
 
         simple = await c.get("/health", headers={"Origin": "https://app.pull.com"})
         exposed = simple.headers["access-control-expose-headers"].lower()
