@@ -35,7 +35,7 @@ async def _wait(client: httpx.AsyncClient, user: TestUser, deposit_id: str, stat
         ).json()
         if body.get("status") == status:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.25)
     raise AssertionError(f"deposit never reached {status}: {body}")
 
 
@@ -53,6 +53,7 @@ async def test_worker_killed_mid_deposit_moves_money_once(
         "PLAID_SANDBOX_POST_SECONDS": "0.5",
         "PLAID_SANDBOX_SETTLE_SECONDS": "4",
         "OUTBOX_POLL_SECONDS": "0.1",
+        "RATE_LIMIT_ENABLED": "false",  # the test polls the deposit's status
     }
     url = f"http://127.0.0.1:{api_port}"
     api = _spawn(
