@@ -55,8 +55,13 @@ async def resolve_and_start(
     maker: Maker, client: Client, task_queue: str, ticker: str, result: str, batch: int
 ) -> None:
     async with maker() as s, s.begin():
+        # on the test's queue: a `pull worker` of another test may relay the event first
         await service.resolve_market(
-            session=s, ticker=ticker, result=result, settlement_batch_size=batch
+            session=s,
+            ticker=ticker,
+            result=result,
+            settlement_batch_size=batch,
+            settlement_task_queue=task_queue,
         )
     relay = OutboxRelay(maker, temporal_handlers(client, task_queue))
     while await relay.relay_once():

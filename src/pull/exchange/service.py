@@ -368,9 +368,11 @@ async def resolve_market(
     result: str,
     now: dt.datetime | None = None,
     settlement_batch_size: int | None = None,
+    settlement_task_queue: str | None = None,
 ) -> MarketRead:
     """Close the market, cancel its resting orders (releasing their holds), record the result
-    and start `SettlementWorkflow` (id `settle-<ticker>`) through the outbox."""
+    and start `SettlementWorkflow` (id `settle-<ticker>`) through the outbox, on
+    `settlement_task_queue` (default: the relaying worker's queue)."""
     now = now or utcnow()
     if result not in ("yes", "no", "void"):
         raise InvalidOrder("result is yes, no or void")
@@ -391,6 +393,7 @@ async def resolve_market(
         session,
         workflow=SETTLEMENT_WORKFLOW,
         workflow_id=f"settle-{ticker}",
+        task_queue=settlement_task_queue,
         arg={
             "ticker": ticker,
             "batch_size": settlement_batch_size or settings.exchange_settlement_batch_size,
