@@ -8,15 +8,42 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
 from pull.exchange.seed import seed_exchange
+from pull.identity import service as identity
 from pull.identity.seed import seed_identity
 from pull.kit.db import make_engine, make_sessionmaker, session_scope
+from pull.kyc import service as kyc
+from pull.ledger import service as ledger
 
 Seeder = Callable[[AsyncSession, Settings], Awaitable[None]]
+
+DEMO_EMAIL = "demo@pull.dev"
+DEMO_CASH_CENTS = 100_000
+
+
+async def seed_demo_wallet(session: AsyncSession, settings: Settings) -> None:
+    """Let the demo user trade at once: basic KYC tier and $1,000 as if deposited and settled."""
+    user = await identity.get_user_by_email(session=session, email=DEMO_EMAIL)
+    if user is None:
+        return
+    if await kyc.get_tier(session=session, user_id=user.id) == kyc.Tier.none:
+        await kyc.set_tier(
+            session=session, user_id=user.id, tier=kyc.Tier.basic, actor_id=None, note="demo user"
+        )
+    await ledger.transfer(
+        session=session,
+        idempotency_key="seed:demo-user:cash",
+        kind="seed.deposit",
+        legs=[
+            ledger.Leg(ledger.system_account("bank_clearing"), -DEMO_CASH_CENTS),
+            ledger.Leg(ledger.user_account(user.id, "cash"), DEMO_CASH_CENTS),
+        ],
+        reference="demo user starting cash",
+    )
 
 
 def seeders() -> list[Seeder]:
     """Each module's demo-data seeder, in dependency order."""
-    return [seed_identity, seed_exchange]
+    return [seed_identity, seed_demo_wallet, seed_exchange]
 
 
 async def seed_all(settings: Settings) -> None:
