@@ -76,6 +76,8 @@ def _gate(ticker: str) -> asyncio.Lock:
             _MARKET_GATES.clear()
         gate = _MARKET_GATES[ticker] = asyncio.Lock()
     return gate
+
+
 ATTEMPTS = 4
 
 app_router = APIRouter(prefix="/api/v1", tags=["exchange"], responses=_ERRORS)
