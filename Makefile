@@ -1,11 +1,12 @@
 # Two commands set up everything on a fresh machine: `make dev` and `make test`.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv from PATH, else the copy `make` installs into this Python (run as `python3 -m uv`).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: dev test check bench sync uv
 
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
 sync: uv
 	@$(UV) sync --frozen --extra embedded --quiet
