@@ -57,8 +57,25 @@ async def get(
 ) -> T | None:
     stmt = select(model).where(model.id == subject_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(stmt)).one_or_none()
+
+
+async def subject_user(
+    session: AsyncSession, model: type[T], subject_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The owner of a deposit or withdrawal, read without a lock (to take the user lock first)."""
+    value = await session.scalar(select(model.user_id).where(model.id == subject_id))
+    return None if value is None else uuid.UUID(str(value))
+
+
+async def lock_user_funds(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """The per-user funding lock (docs/money.md, "One lock per user"): a transaction-scoped
+    advisory lock every funding decision of the user takes first, before any row lock."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 43))"),
+        {"k": f"funding:user:{user_id}"},
+    )
 
 
 async def page(

@@ -10,6 +10,10 @@ from the deposit or withdrawal id, so an activity retried any number of times mo
     withdrawal:<id>:hold     pending: cash -> bank_clearing (net) + fee_revenue (fee)
                              posted on settlement, voided on failure or rejection
     withdrawal:<id>:returned returned after completion: back to cash
+
+Every decision about a user's money first takes that user's funding lock
+(`repo.lock_user_funds`), then the deposit or withdrawal row: one lock discipline for deposits,
+withdrawals and instant credit (docs/money.md, "One lock per user").
 """
 
 from __future__ import annotations
@@ -128,6 +132,31 @@ async def _active_bank(
     return row
 
 
+# --- the per-user funding lock -----------------------------------------------------------------
+
+
+async def _locked_deposit(session: AsyncSession, deposit_id: uuid.UUID) -> Deposit:
+    """The deposit, locked, after its owner's funding lock (docs/money.md, lock order)."""
+    user_id = await repo.subject_user(session, Deposit, deposit_id)
+    if user_id is None:
+        raise DepositNotFound()
+    await repo.lock_user_funds(session, user_id)
+    row = await repo.get(session, Deposit, deposit_id, lock=True)
+    assert row is not None
+    return row
+
+
+async def _locked_withdrawal(session: AsyncSession, withdrawal_id: uuid.UUID) -> Withdrawal:
+    """The withdrawal, locked, after its owner's funding lock (docs/money.md, lock order)."""
+    user_id = await repo.subject_user(session, Withdrawal, withdrawal_id)
+    if user_id is None:
+        raise WithdrawalNotFound()
+    await repo.lock_user_funds(session, user_id)
+    row = await repo.get(session, Withdrawal, withdrawal_id, lock=True)
+    assert row is not None
+    return row
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 
@@ -227,6 +256,7 @@ async def create_deposit(
     """Record the deposit, count it against the KYC limits, start DepositWorkflow on commit."""
     if type(amount) is not int or amount <= 0:
         raise InvalidAmount("amount is a positive number of cents")
+    await repo.lock_user_funds(session, user_id)
     await _active_bank(session, user_id, bank_account_id)
     row = Deposit(
         id=uuid.uuid4(),
@@ -292,9 +322,7 @@ async def start_deposit(
     *, session: AsyncSession, provider: PlaidProvider, cipher: FieldCipher, deposit_id: uuid.UUID
 ) -> str:
     """Authorize and create the Plaid debit, record the pending funds. Idempotent."""
-    row = await repo.get(session, Deposit, deposit_id, lock=True)
-    if row is None:
-        raise DepositNotFound()
+    row = await _locked_deposit(session, deposit_id)
     if row.status != "created":
         return row.status
     bank = await repo.bank_account(session, row.bank_account_id)
@@ -350,7 +378,8 @@ async def start_deposit(
 
 
 async def _instant_credit(session: AsyncSession, user_id: uuid.UUID, amount: int) -> int:
-    """Instant credit left for the user's KYC tier, net of what is still unsettled."""
+    """Instant credit left for the user's KYC tier, net of what is still unsettled. The caller
+    holds the user's funding lock, so no other deposit of the user is granted meanwhile."""
     allowance = await kyc.instant_credit_cents(session=session, user_id=user_id)
     outstanding = await ledger.account_balance(
         session=session, account=user_account(user_id, "instant_credit")
@@ -396,9 +425,7 @@ async def apply_deposit_event(
     *, session: AsyncSession, deposit_id: uuid.UUID, event_type: str, failure_reason: str | None
 ) -> str:
     """Advance a deposit on a Plaid transfer event; duplicated or stale events change nothing."""
-    row = await repo.get(session, Deposit, deposit_id, lock=True)
-    if row is None:
-        raise DepositNotFound()
+    row = await _locked_deposit(session, deposit_id)
     status = row.status
     if status in DEPOSIT_TERMINAL or status == "created":
         return status
@@ -481,9 +508,7 @@ async def apply_deposit_event(
 
 async def fail_deposit_start(*, session: AsyncSession, deposit_id: uuid.UUID, reason: str) -> str:
     """Plaid refused to start the transfer (not retryable): nothing moved; release the limit."""
-    row = await repo.get(session, Deposit, deposit_id, lock=True)
-    if row is None:
-        raise DepositNotFound()
+    row = await _locked_deposit(session, deposit_id)
     if row.status != "created":
         return row.status
     row.failure_reason = reason[:500]
@@ -511,10 +536,11 @@ async def create_withdrawal(
     fee = withdrawal_fee(amount, speed)
     if amount <= fee:
         raise InvalidAmount("amount must exceed the fee", details={"fee": fee})
+    # The user's funding lock: this user's deposits, instant credit and withdrawals are decided
+    # one after the other, so the withdrawable check below cannot be raced.
+    await repo.lock_user_funds(session, user_id)
     await _active_bank(session, user_id, bank_account_id)
     row_id = uuid.uuid4()
-    # Locks the user's KYC row: one user's withdrawals are decided one after the other, so the
-    # withdrawable check below cannot be raced.
     await kyc.consume_limit(
         session=session,
         user_id=user_id,
@@ -584,9 +610,7 @@ async def decide_withdrawal(
     approve: bool,
     reason: str | None = None,
 ) -> WithdrawalRead:
-    row = await repo.get(session, Withdrawal, withdrawal_id, lock=True)
-    if row is None:
-        raise WithdrawalNotFound()
+    row = await _locked_withdrawal(session, withdrawal_id)
     if row.status != "pending_approval":
         raise InvalidState(
             "Only a withdrawal awaiting approval can be approved or rejected",
@@ -611,9 +635,7 @@ async def start_withdrawal(
     *, session: AsyncSession, provider: PlaidProvider, cipher: FieldCipher, withdrawal_id: uuid.UUID
 ) -> str:
     """Authorize and create the Plaid credit once approved. Idempotent."""
-    row = await repo.get(session, Withdrawal, withdrawal_id, lock=True)
-    if row is None:
-        raise WithdrawalNotFound()
+    row = await _locked_withdrawal(session, withdrawal_id)
     if row.status != "approved":
         return row.status
     bank = await repo.bank_account(session, row.bank_account_id)
@@ -656,9 +678,7 @@ async def fail_withdrawal_start(
     *, session: AsyncSession, withdrawal_id: uuid.UUID, reason: str
 ) -> str:
     """Plaid refused to start the transfer (not retryable): release the hold and the limit."""
-    row = await repo.get(session, Withdrawal, withdrawal_id, lock=True)
-    if row is None:
-        raise WithdrawalNotFound()
+    row = await _locked_withdrawal(session, withdrawal_id)
     if row.status != "approved":
         return row.status
     await _void_withdrawal(session, row, "failed", reason[:500])
@@ -668,9 +688,7 @@ async def fail_withdrawal_start(
 async def apply_withdrawal_event(
     *, session: AsyncSession, withdrawal_id: uuid.UUID, event_type: str, failure_reason: str | None
 ) -> str:
-    row = await repo.get(session, Withdrawal, withdrawal_id, lock=True)
-    if row is None:
-        raise WithdrawalNotFound()
+    row = await _locked_withdrawal(session, withdrawal_id)
     status = row.status
     if event_type == "posted" and status == "processing":
         await repo.set_status(session, Withdrawal, row, "posted")
