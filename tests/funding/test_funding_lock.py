@@ -68,17 +68,14 @@ async def test_four_deposits_started_at_once_share_the_allowance(
         )
         for _ in range(4)
     ]
-    await asyncio.gather(
-        *(
-            _run(
-                sessionmaker,
-                lambda s, d=d.id: service.start_deposit(
-                    session=s, provider=plaid, cipher=cipher, deposit_id=d
-                ),
+
+    async def start(deposit_id: uuid.UUID) -> None:
+        async with sessionmaker() as s, s.begin():
+            await service.start_deposit(
+                session=s, provider=plaid, cipher=cipher, deposit_id=deposit_id
             )
-            for d in made
-        )
-    )
+
+    await asyncio.gather(*(start(d.id) for d in made))
     async with sessionmaker() as s:
         reads = [await service.get_deposit(session=s, deposit_id=d.id) for d in made]
         outstanding = await account_balance(
