@@ -34,6 +34,16 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# Deployed-looking secrets that are not the development defaults.
+_REAL_SECRETS = {
+    "INTERNAL_API_KEY": "k",
+    "FIELD_ENCRYPTION_KEYS": "cHJvZC1maWVsZC1rZXktZm9yLXRlc3RzLTAxMjM0NTY=",
+    "PERSONA_WEBHOOK_SECRET": "whsec-persona",
+    "CHECKR_WEBHOOK_SECRET": "whsec-checkr",
+    "PARALLEL_MARKETS_WEBHOOK_SECRET": "whsec-pm",
+}
+
+
 @pytest.mark.parametrize("command", ["api", "worker", "migrate"])
 def test_production_refuses_to_start_without_required_settings(command: str) -> None:
     env = _clean_env(
@@ -41,8 +51,7 @@ def test_production_refuses_to_start_without_required_settings(command: str) -> 
         DATABASE_URL="postgresql+asyncpg://u@db/pull",
         REDIS_URL="redis://cache:6379/0",
         TEMPORAL_ADDRESS="temporal:7233",
-        INTERNAL_API_KEY="k",
-        FIELD_ENCRYPTION_KEYS="ZGV2LW9ubHktZmllbGQta2V5LTAxMjM0NTY3ODlhYmM=",
+        **_REAL_SECRETS,
     )
     r = subprocess.run([*PULL, command], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
@@ -62,8 +71,55 @@ def test_fatal_line_names_every_missing_setting() -> None:
     assert r.returncode == 1
     assert r.stderr.strip() == (
         "FATAL: Missing required environment variables: JWT_SECRET, DATABASE_URL, REDIS_URL, "
-        "TEMPORAL_ADDRESS, INTERNAL_API_KEY, FIELD_ENCRYPTION_KEYS"
+        "TEMPORAL_ADDRESS, INTERNAL_API_KEY, FIELD_ENCRYPTION_KEYS; Development default secrets "
+        "must be replaced: PERSONA_WEBHOOK_SECRET, CHECKR_WEBHOOK_SECRET, "
+        "PARALLEL_MARKETS_WEBHOOK_SECRET"
     )
+
+
+@pytest.mark.parametrize(
+    "command", [["api"], ["worker"], ["migrate"], ["users", "grant-admin", "a@b.example"]]
+)
+def test_deployed_process_refuses_development_default_secrets(command: list[str]) -> None:
+    """Every secret set, but some still to the values published in this repository."""
+    from pull.config import DEV_FIELD_KEY, DEV_INTERNAL_KEY, DEV_JWT_SECRET
+
+    env = _clean_env(
+        ENVIRONMENT="staging",
+        DATABASE_URL="postgresql+asyncpg://u@db/pull",
+        REDIS_URL="redis://cache:6379/0",
+        TEMPORAL_ADDRESS="temporal:7233",
+        JWT_SECRET=DEV_JWT_SECRET,
+        INTERNAL_API_KEY=DEV_INTERNAL_KEY,
+        # The development key anywhere in the rotation list counts.
+        FIELD_ENCRYPTION_KEYS=f"{_REAL_SECRETS['FIELD_ENCRYPTION_KEYS']},{DEV_FIELD_KEY}",
+        PERSONA_WEBHOOK_SECRET="whsec-persona",
+        PARALLEL_MARKETS_WEBHOOK_SECRET="whsec-pm",
+    )
+    env.pop("CHECKR_WEBHOOK_SECRET", None)
+    r = subprocess.run([*PULL, *command], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "FATAL: Development default secrets must be replaced: JWT_SECRET, "
+        "FIELD_ENCRYPTION_KEYS, INTERNAL_API_KEY, CHECKR_WEBHOOK_SECRET"
+    ]
+
+
+def test_fatal_line_names_missing_settings_and_default_secrets_together() -> None:
+    env = _clean_env(
+        ENVIRONMENT="production",
+        DATABASE_URL="postgresql+asyncpg://u@db/pull",
+        TEMPORAL_ADDRESS="temporal:7233",
+        JWT_SECRET="x" * 40,
+        **_REAL_SECRETS,
+    )
+    env["PERSONA_WEBHOOK_SECRET"] = "dev-persona-webhook-secret"
+    r = subprocess.run([*PULL, "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "FATAL: Missing required environment variables: REDIS_URL; "
+        "Development default secrets must be replaced: PERSONA_WEBHOOK_SECRET"
+    ]
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

@@ -16,14 +16,17 @@ locals {
 
   # Secret Manager secret ids are pull-<env>-<name>; the key is the environment variable.
   secrets = {
-    JWT_SECRET            = "jwt-secret"
-    DATABASE_URL          = "database-url"
-    REDIS_URL             = "redis-url"
-    INTERNAL_API_KEY      = "internal-api-key"
-    FIELD_ENCRYPTION_KEYS = "field-encryption-keys"
-    PLAID_CLIENT_ID       = "plaid-client-id"
-    PLAID_SECRET          = "plaid-secret"
-    SENTRY_DSN            = "sentry-dsn"
+    JWT_SECRET                      = "jwt-secret"
+    DATABASE_URL                    = "database-url"
+    REDIS_URL                       = "redis-url"
+    INTERNAL_API_KEY                = "internal-api-key"
+    FIELD_ENCRYPTION_KEYS           = "field-encryption-keys"
+    PLAID_CLIENT_ID                 = "plaid-client-id"
+    PLAID_SECRET                    = "plaid-secret"
+    SENTRY_DSN                      = "sentry-dsn"
+    PERSONA_WEBHOOK_SECRET          = "persona-webhook-secret"
+    CHECKR_WEBHOOK_SECRET           = "checkr-webhook-secret"
+    PARALLEL_MARKETS_WEBHOOK_SECRET = "parallel-markets-webhook-secret"
   }
 
   labels = {

@@ -16,21 +16,19 @@ from typing import Any
 
 import typer
 
-from pull.config import Settings, get_settings, missing_required
+from pull.config import Settings, get_settings, startup_refusal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PULL backend processes")
 
 
 def _settings_or_exit() -> Settings:
-    """Load settings; deployed environments must name every required one explicitly."""
+    """Load settings; deployed environments must name every required one explicitly and may
+    not run on a development default secret (one FATAL line names them all)."""
     settings = get_settings()
-    if settings.is_deployed:
-        missing = missing_required(dict(os.environ))
-        if missing:
-            typer.echo(
-                f"FATAL: Missing required environment variables: {', '.join(missing)}", err=True
-            )
-            raise typer.Exit(1)
+    refusal = startup_refusal(settings, dict(os.environ))
+    if refusal is not None:
+        typer.echo(refusal, err=True)
+        raise typer.Exit(1)
     return settings
 
 

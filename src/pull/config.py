@@ -33,6 +33,18 @@ DEV_INTERNAL_KEY = "dev-internal-key"
 # A Fernet key for development and tests only; deployed environments must set their own.
 DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LTAxMjM0NTY3ODlhYmM="
 
+# Secrets whose defaults are development values, published in this repository: a deployed
+# process refuses to start while any of them still has it (FIELD_ENCRYPTION_KEYS: while any of
+# its keys is the development key). Add a secret here when it gets a non-empty default.
+SECRETS_WITH_DEV_DEFAULTS = (
+    "JWT_SECRET",
+    "FIELD_ENCRYPTION_KEYS",
+    "INTERNAL_API_KEY",
+    "PERSONA_WEBHOOK_SECRET",
+    "CHECKR_WEBHOOK_SECRET",
+    "PARALLEL_MARKETS_WEBHOOK_SECRET",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
@@ -205,6 +217,35 @@ class Settings(BaseSettings):
 def missing_required(environ: dict[str, str]) -> list[str]:
     """Names of required settings absent from `environ` (only enforced when deployed)."""
     return [name for name in REQUIRED_IN_DEPLOYED if not environ.get(name, "").strip()]
+
+
+def dev_default_secrets(settings: Settings) -> list[str]:
+    """Names of secrets in `settings` that still hold their development default."""
+    by_alias = {f.alias: (name, f.default) for name, f in Settings.model_fields.items()}
+    found = []
+    for alias in SECRETS_WITH_DEV_DEFAULTS:
+        name, default = by_alias[alias]
+        value = str(getattr(settings, name)).strip()
+        if alias == "FIELD_ENCRYPTION_KEYS":
+            if DEV_FIELD_KEY in {k.strip() for k in value.split(",")}:
+                found.append(alias)
+        elif value == str(default):
+            found.append(alias)
+    return found
+
+
+def startup_refusal(settings: Settings, environ: dict[str, str]) -> str | None:
+    """The one FATAL line a deployed process prints instead of starting, or None to start."""
+    if not settings.is_deployed:
+        return None
+    parts = []
+    missing = missing_required(environ)
+    if missing:
+        parts.append(f"Missing required environment variables: {', '.join(missing)}")
+    defaults = [name for name in dev_default_secrets(settings) if name not in missing]
+    if defaults:
+        parts.append(f"Development default secrets must be replaced: {', '.join(defaults)}")
+    return f"FATAL: {'; '.join(parts)}" if parts else None
 
 
 @lru_cache(maxsize=1)

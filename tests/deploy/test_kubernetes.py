@@ -193,6 +193,9 @@ SECRET_KEYS = [
     "PLAID_CLIENT_ID",
     "PLAID_SECRET",
     "SENTRY_DSN",
+    "PERSONA_WEBHOOK_SECRET",
+    "CHECKR_WEBHOOK_SECRET",
+    "PARALLEL_MARKETS_WEBHOOK_SECRET",
 ]
 
 
@@ -221,6 +224,16 @@ def test_external_secrets_structure() -> None:
     broken["spec"]["data"][0]["remoteRefs"] = broken["spec"]["data"][0].pop("remoteRef")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, ESO_SCHEMA)
+
+
+def test_every_secret_with_a_development_default_is_delivered() -> None:
+    """A deployed process refuses to start on a development default (pull.config), so the
+    cluster must deliver a real value for every one of them, and every required setting."""
+    from pull.config import REQUIRED_IN_DEPLOYED, SECRETS_WITH_DEV_DEFAULTS
+
+    delivered = set(SECRET_KEYS) | {"TEMPORAL_ADDRESS"}  # TEMPORAL_ADDRESS: a ConfigMap
+    assert set(SECRETS_WITH_DEV_DEFAULTS) <= delivered
+    assert set(REQUIRED_IN_DEPLOYED) <= delivered
 
 
 # --- what the runbook and the application need -------------------------------------------------

@@ -163,6 +163,9 @@ def test_one_secret_manager_secret_per_application_secret() -> None:
         "PLAID_CLIENT_ID",
         "PLAID_SECRET",
         "SENTRY_DSN",
+        "PERSONA_WEBHOOK_SECRET",
+        "CHECKR_WEBHOOK_SECRET",
+        "PARALLEL_MARKETS_WEBHOOK_SECRET",
     }
     # Same names the ExternalSecret reads: pull-<env>-<lower-kebab of the variable>.
     for env_var, suffix in secrets.items():
