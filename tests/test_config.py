@@ -56,7 +56,9 @@ def test_settings_read_the_runbook_names(monkeypatch: pytest.MonkeyPatch) -> Non
     assert s.is_deployed
 
 
-def test_every_secret_with_a_development_default_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_secret_with_a_development_default_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Out of the box every listed secret is flagged; replaced, none is; and the development
     environment never refuses."""
     for name in SECRETS_WITH_DEV_DEFAULTS:
