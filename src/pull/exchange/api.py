@@ -1,25 +1,23 @@
 """HTTP routers of the exchange: the app API (JWT) and the admin market-structure API.
 
-Thin: parse, authorize, call the service, shape the response. Book-changing calls are retried
-(whole transaction) when PostgreSQL picks them as a deadlock victim (two placements in
-different markets can meet on the same users' ledger accounts).
+Thin: parse, authorize, call the service, shape the response. Every book change goes through
+`pull.exchange.book_commands` (account rules, the market gate, its own committed transaction,
+deadlock retries), the same unit of work as the Trade API's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, status
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.exchange import service
+from pull.exchange import book_commands, service
 from pull.exchange.schemas import (
     BatchCancel,
     BatchCreate,
+    BatchItem,
     BatchResult,
     CandlesticksRead,
     EventCreate,
@@ -41,13 +39,10 @@ from pull.exchange.schemas import (
     SettlementRead,
     TradeRead,
 )
-from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
+from pull.identity.deps import AdminUser, CurrentUser
 from pull.kit.db import SessionDep
-from pull.kit.errors import ServiceUnavailable
 from pull.kit.pagination import Page
 from pull.kit.ratelimit import general, trading_routes
-
-T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid order (INVALID_PRICE, INVALID_ORDER, ...)"},
@@ -62,59 +57,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Rate limited"},
 }
 
-RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
-# One placement per market at a time in this process: the others wait here, not holding a
-# database connection in PostgreSQL's lock queue while the lock holder competes with them for
-# this process's event loop.
-_MARKET_GATES: dict[str, asyncio.Lock] = {}
-
-
-def _gate(ticker: str) -> asyncio.Lock:
-    gate = _MARKET_GATES.get(ticker)
-    if gate is None:
-        if len(_MARKET_GATES) > 10_000:
-            _MARKET_GATES.clear()
-        gate = _MARKET_GATES[ticker] = asyncio.Lock()
-    return gate
-
-
-ATTEMPTS = 4
-
 app_router = APIRouter(prefix="/api/v1", tags=["exchange"], responses=_ERRORS)
 admin_router = APIRouter(prefix="/api/admin", tags=["exchange admin"], responses=_ERRORS)
 trading = [Depends(trading_routes)]
 reads = [Depends(general)]
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if code is None:
-        cause = getattr(orig, "__cause__", None)
-        code = getattr(cause, "sqlstate", None)
-    return code if isinstance(code, str) else None
-
-
-async def book_call(session: AsyncSession, fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a book-changing service call; when PostgreSQL picks it as a deadlock victim, or two
-    requests race to create one client_order_id, roll the whole transaction back and run it
-    again (nothing of the failed attempt stays)."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return await fn()
-        except IntegrityError as exc:
-            if "uq_exchange_orders_client_order" not in str(exc) or attempt == ATTEMPTS - 1:
-                raise
-            await session.rollback()
-        except DBAPIError as exc:
-            if _sqlstate(exc) not in RETRYABLE:
-                raise
-            await session.rollback()
-            if attempt == ATTEMPTS - 1:
-                raise ServiceUnavailable(
-                    "The market is busy, try again", code="BUSY", headers={"Retry-After": "1"}
-                ) from exc
-    raise AssertionError("unreachable")
 
 
 # --- market data and structure reads -----------------------------------------------------------
@@ -234,16 +180,19 @@ async def candlesticks(
     status_code=status.HTTP_201_CREATED,
     dependencies=trading,
 )
-async def batch_create(body: BatchCreate, user: ActiveUser, session: SessionDep) -> BatchResult:
+async def batch_create(body: BatchCreate, user: CurrentUser, session: SessionDep) -> BatchResult:
     """Up to 20 orders; each succeeds or fails on its own (`error` per item)."""
-    items = await service.batch_create_orders(session=session, user_id=user.id, orders=body.orders)
+    items = await book_commands.place_batch(session=session, user=user, orders=body.orders)
     return BatchResult(orders=items)
 
 
 @app_router.delete("/orders/batch", response_model=BatchResult, dependencies=trading)
-async def batch_cancel(body: BatchCancel, user: ActiveUser, session: SessionDep) -> BatchResult:
-    items = await service.batch_cancel_orders(session=session, user_id=user.id, order_ids=body.ids)
-    return BatchResult(orders=items)
+async def batch_cancel(body: BatchCancel, user: CurrentUser, session: SessionDep) -> BatchResult:
+    """Allowed for restricted accounts too: canceling only reduces risk."""
+    done = await book_commands.cancel_batch(session=session, user=user, order_ids=body.ids)
+    return BatchResult(
+        orders=[BatchItem(order=c.order, error=c.error, order_id=c.order_id) for c in done]
+    )
 
 
 @app_router.post(
@@ -254,21 +203,15 @@ async def batch_cancel(body: BatchCancel, user: ActiveUser, session: SessionDep)
 )
 async def create_order(
     body: OrderCreate,
-    user: ActiveUser,
+    user: CurrentUser,
     session: SessionDep,
     idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
 ) -> OrderRead:
     """Place an order. `client_order_id` (or the `Idempotency-Key` header) makes a retry
     return the order it first created."""
-    async with _gate(body.ticker):
-        order = await book_call(
-            session,
-            lambda: service.create_order(
-                session=session, user_id=user.id, data=body, idempotency_key=idempotency_key
-            ),
-        )
-        await session.commit()  # inside the gate: the next placement finds the lock free
-    return order
+    return await book_commands.place(
+        session=session, user=user, data=body, idempotency_key=idempotency_key
+    )
 
 
 @app_router.get("/orders", response_model=Page[OrderRead], dependencies=reads)
@@ -293,33 +236,26 @@ async def get_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep)
 @app_router.delete("/orders/{order_id}", response_model=OrderRead, dependencies=trading)
 async def cancel_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> OrderRead:
     """Cancel a resting order (allowed for restricted accounts too: it only reduces risk)."""
-    return await book_call(
-        session,
-        lambda: service.cancel_order(session=session, user_id=user.id, order_id=order_id),
-    )
+    done = await book_commands.cancel(session=session, user=user, order_id=order_id)
+    assert done.order is not None
+    return done.order
 
 
 @app_router.post("/orders/{order_id}/amend", response_model=OrderRead, dependencies=trading)
 async def amend_order(
-    order_id: uuid.UUID, body: OrderAmend, user: ActiveUser, session: SessionDep
+    order_id: uuid.UUID, body: OrderAmend, user: CurrentUser, session: SessionDep
 ) -> OrderRead:
     """New price and/or total count; the queue place is kept only when the size goes down."""
-    return await book_call(
-        session,
-        lambda: service.amend_order(session=session, user_id=user.id, order_id=order_id, data=body),
-    )
+    done = await book_commands.amend(session=session, user=user, order_id=order_id, data=body)
+    return done.order
 
 
 @app_router.post("/orders/{order_id}/decrease", response_model=OrderRead, dependencies=trading)
 async def decrease_order(
     order_id: uuid.UUID, body: OrderDecrease, user: CurrentUser, session: SessionDep
 ) -> OrderRead:
-    return await book_call(
-        session,
-        lambda: service.decrease_order(
-            session=session, user_id=user.id, order_id=order_id, data=body
-        ),
-    )
+    """Allowed for restricted accounts too: it only reduces risk."""
+    return await book_commands.decrease(session=session, user=user, order_id=order_id, data=body)
 
 
 # --- portfolio ---------------------------------------------------------------------------------
@@ -393,9 +329,10 @@ async def admin_create_market(
 
 def _lifecycle(action: str) -> Callable[..., Awaitable[MarketRead]]:
     async def endpoint(ticker: str, admin: AdminUser, session: SessionDep) -> MarketRead:
-        return await book_call(
-            session,
-            lambda: service.set_market_status(session=session, ticker=ticker, action=action),
+        return await book_commands.market_command(
+            session=session,
+            ticker=ticker,
+            run=lambda: service.set_market_status(session=session, ticker=ticker, action=action),
         )
 
     endpoint.__name__ = f"admin_{action}_market"
@@ -418,9 +355,10 @@ async def admin_resolve_market(
 ) -> MarketRead:
     """Close the market with a result (yes, no or void), cancel its resting orders and start
     its settlement (workflow `settle-<ticker>`)."""
-    return await book_call(
-        session,
-        lambda: service.resolve_market(session=session, ticker=ticker, result=body.result),
+    return await book_commands.market_command(
+        session=session,
+        ticker=ticker,
+        run=lambda: service.resolve_market(session=session, ticker=ticker, result=body.result),
     )
 
 

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pull.exchange import book_commands
 from pull.exchange import service as svc
 from pull.exchange.kalshi_schemas import (
     OHLC,
@@ -111,7 +112,6 @@ from pull.exchange.schemas import (
 )
 from pull.identity import service as identity
 from pull.identity.deps import request_meta, signed_request_user
-from pull.identity.errors import AccountRestricted
 from pull.identity.schemas import ApiKeyCreate, AuthUser
 from pull.kit.db import SessionDep
 from pull.kit.errors import AppError, BadRequest, NotFound, code_for_status
@@ -555,9 +555,8 @@ async def signed_read(request: Request, response: Response, user: Signed) -> Aut
 
 
 async def charge_write(request: Request, response: Response, user: AuthUser, cost: int) -> None:
-    """Kalshi's write tier, per user, in fifths of a transaction; fails closed."""
-    if user.status != "active":
-        raise AccountRestricted()
+    """Kalshi's write tier, per user, in fifths of a transaction; fails closed. (Which
+    writes a restricted account may make is the book commands' rule.)"""
     await _hit(
         request,
         response,
@@ -1108,7 +1107,7 @@ async def create_order(
 ) -> CreateOrderResponse:
     data = to_order_create(body)
     await charge_write(request, response, user, WRITE_COST)
-    order = await svc.create_order(session=session, user_id=user.id, data=data)
+    order = await book_commands.place(session=session, user=user, data=data)
     return CreateOrderResponse(order=to_order(order))
 
 
@@ -1125,7 +1124,7 @@ async def batch_create_orders(
 ) -> BatchCreateOrdersResponse:
     orders = [to_order_create(o) for o in body.orders]
     await charge_write(request, response, user, WRITE_COST * len(orders))
-    results = await svc.batch_create_orders(session=session, user_id=user.id, orders=orders)
+    results = await book_commands.place_batch(session=session, user=user, orders=orders)
     items = []
     for data, r in zip(orders, results, strict=True):
         err = None
@@ -1160,13 +1159,7 @@ async def batch_cancel_orders(
             ids.append(uuid.UUID(given))
         except ValueError:
             unknown[i] = given
-    before = {}
-    for oid in ids:
-        try:
-            before[oid] = await svc.get_order(session=session, user_id=user.id, order_id=oid)
-        except AppError:
-            continue
-    results = iter(await svc.batch_cancel_orders(session=session, user_id=user.id, order_ids=ids))
+    results = iter(await book_commands.cancel_batch(session=session, user=user, order_ids=ids))
     items: list[BatchCancelItem] = []
     for i, r_id in enumerate(raw):
         if i in unknown:
@@ -1178,7 +1171,6 @@ async def batch_cancel_orders(
             )
             continue
         r = next(results)
-        oid = uuid.UUID(r_id)
         if r.error is not None or r.order is None:
             e = r.error
             exc = AppError(
@@ -1192,14 +1184,12 @@ async def batch_cancel_orders(
                 )
             )
             continue
-        prior = before.get(oid)
-        reduced = (prior.remaining_count if prior else 0) - r.order.remaining_count
         items.append(
             BatchCancelItem(
                 order_id=r_id,
                 order=to_order(r.order),
-                reduced_by=max(reduced, 0),
-                reduced_by_fp=fp(max(reduced, 0)),
+                reduced_by=r.reduced_by,
+                reduced_by_fp=fp(r.reduced_by),
             )
         )
     return BatchCancelOrdersResponse(orders=items, responses=items)
@@ -1228,10 +1218,12 @@ async def cancel_order(
 ) -> CancelOrderResponse:
     oid = _order_id(order_id)
     await charge_write(request, response, user, WRITE_COST)
-    before = await svc.get_order(session=session, user_id=user.id, order_id=oid)
-    order = await svc.cancel_order(session=session, user_id=user.id, order_id=oid)
-    reduced = before.remaining_count - order.remaining_count
-    return CancelOrderResponse(order=to_order(order), reduced_by=reduced, reduced_by_fp=fp(reduced))
+    done = await book_commands.cancel(session=session, user=user, order_id=oid)
+    assert done.order is not None
+    reduced = done.reduced_by
+    return CancelOrderResponse(
+        order=to_order(done.order), reduced_by=reduced, reduced_by_fp=fp(reduced)
+    )
 
 
 @portfolio.post("/orders/{order_id}/amend", summary="Change price and/or size (write tier: 1)")
@@ -1245,27 +1237,34 @@ async def amend_order(
 ) -> AmendOrderResponse:
     oid = _order_id(order_id)
     await charge_write(request, response, user, WRITE_COST)
-    old = await svc.get_order(session=session, user_id=user.id, order_id=oid)
-    for name in ("ticker", "side", "action", "client_order_id"):
-        given = getattr(body, name)
-        if given is not None and given != getattr(old, name):
-            raise BadRequest(
-                f"{name} does not match the order",
-                code="INVALID_PARAMETERS",
-                details={name: given},
-            )
     if body.updated_client_order_id is not None:
         raise BadRequest("updated_client_order_id is not supported", code="INVALID_PARAMETERS")
-    yes_price = _one_of(body.yes_price, body.yes_price_dollars, "yes_price")
-    no_price = _one_of(body.no_price, body.no_price_dollars, "no_price")
-    if yes_price is None and no_price is None:
-        yes_price = old.yes_price if old.side == "yes" else None
-        no_price = old.no_price if old.side == "no" else None
+    yes_given = _one_of(body.yes_price, body.yes_price_dollars, "yes_price")
+    no_given = _one_of(body.no_price, body.no_price_dollars, "no_price")
     count = _one_of(body.count, body.count_fp, "count")
-    data = OrderAmend(
-        yes_price=yes_price, no_price=no_price, count=old.initial_count if count is None else count
-    )
-    order = await svc.amend_order(session=session, user_id=user.id, order_id=oid, data=data)
+
+    def change(old: OrderRead) -> OrderAmend:
+        """The amend in PULL's terms, from the order as it is under its market's gate."""
+        for name in ("ticker", "side", "action", "client_order_id"):
+            given = getattr(body, name)
+            if given is not None and given != getattr(old, name):
+                raise BadRequest(
+                    f"{name} does not match the order",
+                    code="INVALID_PARAMETERS",
+                    details={name: given},
+                )
+        yes_price, no_price = yes_given, no_given
+        if yes_price is None and no_price is None:
+            yes_price = old.yes_price if old.side == "yes" else None
+            no_price = old.no_price if old.side == "no" else None
+        return OrderAmend(
+            yes_price=yes_price,
+            no_price=no_price,
+            count=old.initial_count if count is None else count,
+        )
+
+    done = await book_commands.amend(session=session, user=user, order_id=oid, data=change)
+    old, order = done.old, done.order
     return AmendOrderResponse(old_order=to_order(old), order=to_order(order))
 
 
@@ -1284,7 +1283,7 @@ async def decrease_order(
         reduce_to=_one_of(body.reduce_to, body.reduce_to_fp, "reduce_to"),
     )
     await charge_write(request, response, user, WRITE_COST)
-    order = await svc.decrease_order(session=session, user_id=user.id, order_id=oid, data=data)
+    order = await book_commands.decrease(session=session, user=user, order_id=oid, data=data)
     return DecreaseOrderResponse(order=to_order(order))
 
 

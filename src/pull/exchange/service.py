@@ -56,8 +56,6 @@ from pull.exchange.errors import (
 from pull.exchange.models import Event, Market, Order, Position, Series
 from pull.exchange.schemas import (
     OHLC,
-    BatchError,
-    BatchItem,
     Candlestick,
     CandlesticksRead,
     EventCreate,
@@ -78,7 +76,6 @@ from pull.exchange.schemas import (
     TradeRead,
 )
 from pull.kit.db import utcnow
-from pull.kit.errors import AppError
 from pull.kit.outbox import emit, start_workflow_event
 from pull.kit.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 from pull.kyc import service as kyc
@@ -86,8 +83,6 @@ from pull.ledger import service as ledger
 
 __all__ = [
     "amend_order",
-    "batch_cancel_orders",
-    "batch_create_orders",
     "cancel_order",
     "close_due_markets",
     "create_event",
@@ -1169,51 +1164,6 @@ async def amend_order(
     )
     session.expunge(order)
     return _order_read(values)
-
-
-async def batch_create_orders(
-    *, session: AsyncSession, user_id: uuid.UUID, orders: Sequence[OrderCreate]
-) -> list[BatchItem]:
-    """Each order in its own savepoint: one refused order does not undo the others."""
-    if len(orders) > 20:
-        raise InvalidOrder("At most 20 orders per batch", code="BATCH_TOO_LARGE")
-    items: list[BatchItem] = []
-    for data in orders:
-        try:
-            async with session.begin_nested():
-                read = await create_order(session=session, user_id=user_id, data=data)
-            items.append(
-                BatchItem(order=read, client_order_id=data.client_order_id, order_id=read.order_id)
-            )
-        except AppError as exc:
-            items.append(
-                BatchItem(
-                    error=BatchError(code=exc.code, message=exc.message, details=exc.details),
-                    client_order_id=data.client_order_id,
-                )
-            )
-    return items
-
-
-async def batch_cancel_orders(
-    *, session: AsyncSession, user_id: uuid.UUID, order_ids: Sequence[uuid.UUID]
-) -> list[BatchItem]:
-    if len(order_ids) > 20:
-        raise InvalidOrder("At most 20 orders per batch", code="BATCH_TOO_LARGE")
-    items: list[BatchItem] = []
-    for oid in order_ids:
-        try:
-            async with session.begin_nested():
-                read = await cancel_order(session=session, user_id=user_id, order_id=oid)
-            items.append(BatchItem(order=read, order_id=oid))
-        except AppError as exc:
-            items.append(
-                BatchItem(
-                    error=BatchError(code=exc.code, message=exc.message, details=exc.details),
-                    order_id=oid,
-                )
-            )
-    return items
 
 
 async def expire_orders(

@@ -1,0 +1,307 @@
+"""Book commands: the one unit of work through which orders enter, change or leave a book.
+
+Both order surfaces, the app API (`/api/v1/orders...`) and the Kalshi-compatible Trade API
+(`/trade-api/v2/portfolio/orders...`), call these functions and nothing else to place, batch
+place, amend, decrease or cancel; the admin lifecycle calls (open, pause, close, resolve) go
+through `market_command`. Each command:
+
+1. applies the account rule: placing and amending add risk and need an `active` account;
+   canceling and decreasing only reduce it and are allowed to restricted accounts too;
+2. waits for this process's gate of the market (an asyncio lock per ticker), so that one book
+   change per market and process at a time waits in PostgreSQL's lock queue;
+3. runs the service call in a transaction of its own and commits it before returning: an
+   answer means the change is durable;
+4. when PostgreSQL picks the transaction as a deadlock victim (or a serialization failure, or
+   two requests racing to create one `client_order_id`), rolls the whole transaction back and
+   runs it again after a short jittered pause, for up to `RETRY_SECONDS`; a command that is
+   still losing after that is answered 429 `BUSY` with `Retry-After`, never a 5xx.
+
+Lock order: a transaction holds at most one market's row lock. A batch is a sequence of
+single-market commands, each committed on its own (items succeed or fail on their own, as
+they always did), so two batches over [A, B] and [B, A] can never wait on each other's market
+locks. What two commands in different markets can still both lock (users' ledger and trading
+limit rows) is what the retry is for.
+
+This module is the transaction boundary of book changes, as `pull.kit.db.get_session` is of
+other requests: it commits; the service it calls never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.exchange import service
+from pull.exchange.errors import InvalidOrder
+from pull.exchange.schemas import (
+    BatchError,
+    BatchItem,
+    OrderAmend,
+    OrderCreate,
+    OrderDecrease,
+    OrderRead,
+)
+from pull.identity.errors import AccountRestricted
+from pull.identity.schemas import AuthUser
+from pull.kit.errors import AppError, TooManyRequests
+
+__all__ = [
+    "MAX_BATCH",
+    "Amended",
+    "Busy",
+    "Canceled",
+    "amend",
+    "cancel",
+    "cancel_batch",
+    "decrease",
+    "market_command",
+    "place",
+    "place_batch",
+]
+
+T = TypeVar("T")
+
+MAX_BATCH = 20
+RETRY_SECONDS = 5.0
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+RETRYABLE_CONSTRAINTS = ("uq_exchange_orders_client_order",)
+
+# One book change per market at a time in this process: the others wait here, not holding a
+# database connection in PostgreSQL's lock queue while the lock holder competes with them for
+# this process's event loop.
+_MARKET_GATES: dict[str, asyncio.Lock] = {}
+
+
+class Busy(TooManyRequests):
+    code = "BUSY"
+    message = "The market is busy, try again"
+
+
+@dataclass(frozen=True)
+class Amended:
+    old: OrderRead
+    order: OrderRead
+
+
+@dataclass(frozen=True)
+class Canceled:
+    """One cancel: the order as it was just before and after (reduced_by is the difference)."""
+
+    order_id: uuid.UUID
+    before: OrderRead | None = None
+    order: OrderRead | None = None
+    error: BatchError | None = None
+
+    @property
+    def reduced_by(self) -> int:
+        if self.before is None or self.order is None:
+            return 0
+        return max(self.before.remaining_count - self.order.remaining_count, 0)
+
+
+def _gate(ticker: str) -> asyncio.Lock:
+    gate = _MARKET_GATES.get(ticker)
+    if gate is None:
+        if len(_MARKET_GATES) > 10_000:
+            _MARKET_GATES.clear()
+        gate = _MARKET_GATES[ticker] = asyncio.Lock()
+    return gate
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None:
+        cause = getattr(orig, "__cause__", None)
+        code = getattr(cause, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return any(name in str(exc) for name in RETRYABLE_CONSTRAINTS)
+    return _sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+async def _transaction(session: AsyncSession, fn: Callable[[], Awaitable[T]]) -> T:
+    """Run `fn` and commit; on a retryable database error roll everything back and run it
+    again (nothing of a failed attempt stays)."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    attempt = 0
+    while True:
+        try:
+            result = await fn()
+            await session.commit()
+            return result
+        except DBAPIError as exc:
+            await session.rollback()
+            if not _retryable(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise Busy(headers={"Retry-After": "1"}) from exc
+        except BaseException:
+            await session.rollback()
+            raise
+        attempt += 1
+        await asyncio.sleep(random.uniform(0.0, min(0.25, 0.004 * 2**attempt)))
+
+
+def _require_active(user: AuthUser) -> None:
+    if user.status != "active":
+        raise AccountRestricted()
+
+
+def _batch_size(n: int) -> None:
+    if n > MAX_BATCH:
+        raise InvalidOrder(f"At most {MAX_BATCH} orders per batch", code="BATCH_TOO_LARGE")
+
+
+def _batch_error(exc: AppError) -> BatchError:
+    return BatchError(code=exc.code, message=exc.message, details=exc.details)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+async def _place(
+    session: AsyncSession, user: AuthUser, data: OrderCreate, idempotency_key: str | None
+) -> OrderRead:
+    async with _gate(data.ticker):
+        return await _transaction(
+            session,
+            lambda: service.create_order(
+                session=session, user_id=user.id, data=data, idempotency_key=idempotency_key
+            ),
+        )
+
+
+async def place(
+    *,
+    session: AsyncSession,
+    user: AuthUser,
+    data: OrderCreate,
+    idempotency_key: str | None = None,
+) -> OrderRead:
+    """Place one order (a repeated `client_order_id` returns the order it first created)."""
+    _require_active(user)
+    return await _place(session, user, data, idempotency_key)
+
+
+async def place_batch(
+    *, session: AsyncSession, user: AuthUser, orders: Sequence[OrderCreate]
+) -> list[BatchItem]:
+    """Up to 20 orders, each placed (and committed) on its own, in the order given; a refused
+    item carries its error and does not undo the others."""
+    _batch_size(len(orders))
+    _require_active(user)
+    items: list[BatchItem] = []
+    for data in orders:
+        try:
+            read = await _place(session, user, data, None)
+        except AppError as exc:
+            items.append(BatchItem(error=_batch_error(exc), client_order_id=data.client_order_id))
+            continue
+        items.append(
+            BatchItem(order=read, client_order_id=data.client_order_id, order_id=read.order_id)
+        )
+    return items
+
+
+async def _on_order(
+    session: AsyncSession,
+    user: AuthUser,
+    order_id: uuid.UUID,
+    run: Callable[[OrderRead], Awaitable[T]],
+) -> tuple[OrderRead, T]:
+    """Run a command on one of the user's orders under its market's gate; `run` gets the
+    order as read at the start of each attempt."""
+    first: OrderRead | None = await service.get_order(
+        session=session, user_id=user.id, order_id=order_id
+    )
+    assert first is not None
+    async with _gate(first.ticker):
+
+        async def attempt() -> tuple[OrderRead, T]:
+            nonlocal first
+            before = first or await service.get_order(
+                session=session, user_id=user.id, order_id=order_id
+            )
+            first = None
+            return before, await run(before)
+
+        return await _transaction(session, attempt)
+
+
+async def amend(
+    *,
+    session: AsyncSession,
+    user: AuthUser,
+    order_id: uuid.UUID,
+    data: OrderAmend | Callable[[OrderRead], OrderAmend],
+) -> Amended:
+    """New price and/or total count. `data` may be a function of the order as it is (the
+    Trade API fills in what the request left out)."""
+    _require_active(user)
+
+    async def run(before: OrderRead) -> OrderRead:
+        change = data(before) if callable(data) else data
+        return await service.amend_order(
+            session=session, user_id=user.id, order_id=order_id, data=change
+        )
+
+    old, order = await _on_order(session, user, order_id, run)
+    return Amended(old=old, order=order)
+
+
+async def decrease(
+    *, session: AsyncSession, user: AuthUser, order_id: uuid.UUID, data: OrderDecrease
+) -> OrderRead:
+    """Lower a resting order's remaining count (restricted accounts too)."""
+
+    async def run(_before: OrderRead) -> OrderRead:
+        return await service.decrease_order(
+            session=session, user_id=user.id, order_id=order_id, data=data
+        )
+
+    _old, order = await _on_order(session, user, order_id, run)
+    return order
+
+
+async def cancel(*, session: AsyncSession, user: AuthUser, order_id: uuid.UUID) -> Canceled:
+    """Cancel a resting order (restricted accounts too)."""
+
+    async def run(_before: OrderRead) -> OrderRead:
+        return await service.cancel_order(session=session, user_id=user.id, order_id=order_id)
+
+    before, order = await _on_order(session, user, order_id, run)
+    return Canceled(order_id=order_id, before=before, order=order)
+
+
+async def cancel_batch(
+    *, session: AsyncSession, user: AuthUser, order_ids: Sequence[uuid.UUID]
+) -> list[Canceled]:
+    """Up to 20 cancels, each on its own (restricted accounts too)."""
+    _batch_size(len(order_ids))
+    out: list[Canceled] = []
+    for oid in order_ids:
+        try:
+            out.append(await cancel(session=session, user=user, order_id=oid))
+        except AppError as exc:
+            out.append(Canceled(order_id=oid, error=_batch_error(exc)))
+    return out
+
+
+async def market_command(
+    *, session: AsyncSession, ticker: str, run: Callable[[], Awaitable[T]]
+) -> T:
+    """A change of a whole market's book (open, pause, close, resolve) as one unit of work."""
+    async with _gate(ticker):
+        return await _transaction(session, run)
