@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     smtp_from: str = Field("PULL <no-reply@pull.com>", alias="SMTP_FROM")
     smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
 
+    # Phone verification: Twilio Verify v2 when these three are set, else (development, test)
+    # the SMS sandbox, whose texts the sandbox message box shows (docs/identity.md).
+    twilio_account_sid: str = Field("", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field("", alias="TWILIO_AUTH_TOKEN")
+    twilio_verify_service_sid: str = Field("", alias="TWILIO_VERIFY_SERVICE_SID")
+    twilio_verify_base_url: str = Field("https://verify.twilio.com", alias="TWILIO_VERIFY_BASE_URL")
+
     # Data stores
     database_url: str = Field(
         "postgresql+asyncpg://postgres@127.0.0.1:55432/pull", alias="DATABASE_URL"

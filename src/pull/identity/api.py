@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.identity import service
+from pull.identity import messages, phone, service
 from pull.identity.deps import CurrentUser, identity_env, request_meta
 from pull.identity.errors import must_persist
 from pull.identity.schemas import (
@@ -22,11 +22,15 @@ from pull.identity.schemas import (
     CheckResponse,
     EmailRequest,
     LoginRequest,
+    PhoneStartRequest,
+    PhoneStartResponse,
+    PhoneVerifyRequest,
     RecoveryCodesResponse,
     RefreshRequest,
     RegisterRequest,
     RequestMeta,
     ResetPasswordRequest,
+    SandboxMessagePage,
     SessionRead,
     StatusResponse,
     TokenPair,
@@ -307,6 +311,80 @@ async def recovery_codes(
     )
 
 
+# --- phone verification (docs/identity.md) -------------------------------------------------
+
+
+@router.post(
+    "/phone/start",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=strict,
+    summary="Store a phone number (unverified) and text it a 6-digit code",
+    responses={
+        409: {"description": "PHONE_TAKEN, PHONE_ALREADY_VERIFIED"},
+        422: {"description": "INVALID_PHONE"},
+        429: {"description": "TOO_MANY_CODES (Retry-After)"},
+    },
+)
+async def phone_start(
+    data: PhoneStartRequest, user: CurrentUser, session: SessionDep, env: Env, meta: Meta
+) -> PhoneStartResponse:
+    return await phone.start_phone_verification(
+        session=session, env=env, user_id=user.id, phone=data.phone, meta=meta
+    )
+
+
+@router.post(
+    "/phone/verify",
+    dependencies=strict,
+    summary="Confirm the phone number with the texted code",
+    responses={
+        400: {"description": "INVALID_CODE (attempts_left), CODE_EXPIRED, NO_PENDING_CODE"},
+        409: {"description": "PHONE_TAKEN, PHONE_ALREADY_VERIFIED"},
+    },
+)
+async def phone_verify(
+    data: PhoneVerifyRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    env: Env,
+    meta: Meta,
+) -> UserRead:
+    await _limit_user(request, user.id)
+    async with _keep_on_error(session):
+        return await phone.verify_phone(
+            session=session, env=env, user_id=user.id, code=data.code, meta=meta
+        )
+
+
+# --- the sandbox message box (development and test only) ------------------------------------
+
+sandbox_router = APIRouter(
+    prefix="/api/v1/sandbox", tags=["sandbox"], responses=_ERRORS, dependencies=relaxed
+)
+
+
+@sandbox_router.get(
+    "/messages",
+    summary="Development only: the mail and texts PULL sent to the caller, newest first",
+    responses={404: {"description": "Deployed, or a real mail or SMS provider is configured"}},
+)
+async def sandbox_messages(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=200)] = None,
+) -> SandboxMessagePage:
+    return await messages.sandbox_messages(
+        session=session,
+        settings=request.app.state.settings,
+        user_id=user.id,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
 # --- API keys for the trading API ------------------------------------------------------------
 
 api_keys_router = APIRouter(
@@ -342,4 +420,4 @@ async def revoke_api_key(
 
 
 def routers() -> list[APIRouter]:
-    return [router, api_keys_router]
+    return [router, api_keys_router, sandbox_router]

@@ -47,5 +47,21 @@ class AccountRestricted(Forbidden):
     message = "This account is restricted: it may sign in and read, but not move money or trade"
 
 
+class InvalidCode(AppError):
+    """A wrong phone code; the attempt is counted (details carry `attempts_left`)."""
+
+    status_code = 400
+    code = "INVALID_CODE"
+    message = "That code is not right"
+    persist = True
+
+
+class CodeExpired(AppError):
+    status_code = 400
+    code = "CODE_EXPIRED"
+    message = "The code has expired or was tried too often; ask for a new one"
+    persist = True
+
+
 def must_persist(exc: BaseException) -> bool:
     return isinstance(exc, AppError) and bool(getattr(exc, "persist", False))

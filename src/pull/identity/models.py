@@ -1,4 +1,4 @@
-"""Identity tables: users, their sessions and tokens, 2FA, API keys, audit log, outbound email.
+"""Identity tables: users, sessions and tokens, 2FA, phone checks, API keys, audit, outbound mail.
 
 Secrets are never stored as given: refresh, verification, reset and recovery tokens are kept as
 SHA-256 digests (they are high-entropy random strings), passwords as argon2id hashes, and TOTP
@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,6 +38,13 @@ class User(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("role IN ('user', 'admin')", name="role"),
         CheckConstraint("status IN ('active', 'restricted', 'suspended', 'closed')", name="status"),
+        # One verified number per account, one account per verified number.
+        Index(
+            "uq_users_phone_verified",
+            "phone",
+            unique=True,
+            postgresql_where=text("phone_verified_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
@@ -189,3 +197,49 @@ class OutboundEmail(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(40))
+
+
+class OutboundSms(Base):
+    """Text messages handed to the SMS sandbox instead of a carrier (development and test)."""
+
+    __tablename__ = "outbound_sms"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+    to_number: Mapped[str] = mapped_column(String(32), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(40))
+
+
+PHONE_VERIFICATION_STATUSES = ("pending", "approved", "failed", "canceled")
+
+
+class PhoneVerification(Base):
+    """One code sent to a number (Twilio Verify's "verification"); the provider keeps the code.
+
+    PULL's own rules sit on top: expiry, wrong tries, resend limits (docs/identity.md).
+    """
+
+    __tablename__ = "phone_verifications"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'failed', 'canceled')", name="status"),
+        Index("ix_phone_verifications_user_id_created_at", "user_id", "created_at"),
+        Index("ix_phone_verifications_phone_created_at", "phone", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    phone: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_ref: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,7 +7,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    String,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.identity.models import (
@@ -16,6 +28,8 @@ from pull.identity.models import (
     AuthSession,
     OneTimeToken,
     OutboundEmail,
+    OutboundSms,
+    PhoneVerification,
     RecoveryCode,
     RefreshToken,
     User,
@@ -359,3 +373,134 @@ async def outbound_emails(
     if to_address is not None:
         stmt = stmt.where(OutboundEmail.to_address == to_address)
     return (await session.scalars(stmt)).all()
+
+
+@dataclass(frozen=True)
+class BoxRow:
+    channel: str
+    id: int
+    to: str
+    subject: str | None
+    body: str
+    created_at: dt.datetime
+
+
+def add_outbound_sms(session: AsyncSession, sms: OutboundSms) -> None:
+    session.add(sms)
+
+
+async def sandbox_messages(
+    session: AsyncSession,
+    *,
+    email: str,
+    phone: str | None,
+    before: tuple[dt.datetime, str, int] | None,
+    limit: int,
+) -> list[BoxRow]:
+    """Mail to `email` and texts to `phone`, newest first, keyset-paged on
+    (created_at, channel, id) below `before`."""
+    mails = select(
+        literal("email").label("channel"),
+        OutboundEmail.id.label("id"),
+        OutboundEmail.to_address.label("to"),
+        OutboundEmail.subject.label("subject"),
+        OutboundEmail.body.label("body"),
+        OutboundEmail.created_at.label("created_at"),
+    ).where(OutboundEmail.to_address == email)
+    parts = [mails]
+    if phone:
+        parts.append(
+            select(
+                literal("sms").label("channel"),
+                OutboundSms.id.label("id"),
+                OutboundSms.to_number.label("to"),
+                literal(None, String()).label("subject"),
+                OutboundSms.body.label("body"),
+                OutboundSms.created_at.label("created_at"),
+            ).where(OutboundSms.to_number == phone)
+        )
+    box = union_all(*parts).subquery("box")
+    stmt = select(box.c.channel, box.c.id, box.c.to, box.c.subject, box.c.body, box.c.created_at)
+    if before is not None:
+        stmt = stmt.where(
+            tuple_(box.c.created_at, box.c.channel, box.c.id)
+            < tuple_(
+                literal(before[0], DateTime(timezone=True)),
+                literal(before[1], String()),
+                literal(before[2], BigInteger()),
+            )
+        )
+    stmt = stmt.order_by(box.c.created_at.desc(), box.c.channel.desc(), box.c.id.desc()).limit(
+        limit
+    )
+    return [BoxRow(*row) for row in (await session.execute(stmt)).all()]
+
+
+# --- phone verification --------------------------------------------------------------------
+
+
+async def lock_phone_number(session: AsyncSession, phone: str) -> None:
+    """Serialize sends to one number across accounts (a transaction-scoped advisory lock)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": "phone:" + phone}
+    )
+
+
+async def user_id_with_verified_phone(session: AsyncSession, phone: str) -> uuid.UUID | None:
+    return (
+        await session.scalars(
+            select(User.id).where(User.phone == phone, User.phone_verified_at.is_not(None))
+        )
+    ).one_or_none()
+
+
+@dataclass(frozen=True)
+class SendStats:
+    count: int
+    oldest: dt.datetime | None
+    latest: dt.datetime | None
+
+
+async def phone_sends_since(
+    session: AsyncSession,
+    *,
+    since: dt.datetime,
+    user_id: uuid.UUID | None = None,
+    phone: str | None = None,
+) -> SendStats:
+    stmt = select(
+        func.count(), func.min(PhoneVerification.created_at), func.max(PhoneVerification.created_at)
+    ).where(PhoneVerification.created_at > since)
+    if user_id is not None:
+        stmt = stmt.where(PhoneVerification.user_id == user_id)
+    if phone is not None:
+        stmt = stmt.where(PhoneVerification.phone == phone)
+    count, oldest, latest = (await session.execute(stmt)).one()
+    return SendStats(int(count or 0), oldest, latest)
+
+
+async def add_phone_verification(session: AsyncSession, row: PhoneVerification) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def cancel_pending_phone_verifications(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(
+        update(PhoneVerification)
+        .where(PhoneVerification.user_id == user_id, PhoneVerification.status == "pending")
+        .values(status="canceled")
+    )
+
+
+async def latest_phone_verification(
+    session: AsyncSession, user_id: uuid.UUID
+) -> PhoneVerification | None:
+    return (
+        await session.scalars(
+            select(PhoneVerification)
+            .where(PhoneVerification.user_id == user_id)
+            .order_by(PhoneVerification.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).one_or_none()

@@ -166,3 +166,37 @@ class ApiKeyRead(BaseModel):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyRead]
+
+
+class PhoneStartRequest(BaseModel):
+    phone: str = Field(
+        min_length=1,
+        max_length=32,
+        examples=["+14155550100"],
+        description="E.164 (a leading + and the country code); spaces, dots and dashes are ignored",
+    )
+
+
+class PhoneStartResponse(BaseModel):
+    phone: str = Field(description="The number as stored, normalized to E.164")
+    channel: Literal["sms"] = "sms"
+    expires_at: dt.datetime = Field(description="The code works until then")
+    resend_after: dt.datetime = Field(description="No new code before then")
+
+
+class PhoneVerifyRequest(BaseModel):
+    code: str = Field(pattern=r"^[0-9]{4,10}$", examples=["123456"])
+
+
+class SandboxMessage(BaseModel):
+    id: str = Field(description="`email-<n>` or `sms-<n>`")
+    channel: Literal["email", "sms"]
+    to: str
+    subject: str | None
+    body: str
+    created_at: dt.datetime
+
+
+class SandboxMessagePage(BaseModel):
+    items: list[SandboxMessage]
+    cursor: str | None = Field(None, description="Pass as `cursor` to get the next (older) page")

@@ -34,6 +34,7 @@ from pull.identity.errors import (
 from pull.identity.mailer import Email, EmailSender, sender_for
 from pull.identity.models import ApiKey, AuditLog, AuthSession, OneTimeToken, RefreshToken, User
 from pull.identity.passwords import Passwords, check_password_policy
+from pull.identity.providers import PhoneVerifier, verifier_for
 from pull.identity.schemas import (
     ApiKeyCreate,
     ApiKeyRead,
@@ -74,14 +75,22 @@ class IdentityEnv:
     passwords: Passwords
     mailer: EmailSender
     cipher: FieldCipher
+    phone_verifier: PhoneVerifier
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, mailer: EmailSender | None = None) -> IdentityEnv:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        mailer: EmailSender | None = None,
+        phone_verifier: PhoneVerifier | None = None,
+    ) -> IdentityEnv:
         return cls(
             settings=settings,
             passwords=Passwords.from_settings(settings),
             mailer=mailer or sender_for(settings),
             cipher=FieldCipher(settings.field_encryption_keys),
+            phone_verifier=phone_verifier or verifier_for(settings),
         )
 
 
