@@ -836,6 +836,28 @@ async def unsettled_positions(
     return [tuple(r) for r in rows.all()]
 
 
+async def void_cost_prefix(
+    session: AsyncSession, market_id: uuid.UUID, first_user: uuid.UUID
+) -> tuple[int, int]:
+    """(cost basis of the market's positions of users before `first_user`, total cost basis),
+    settled or not (a settlement record keeps the cost it settled): one statement, so one
+    snapshot whatever other settlement lanes commit meanwhile."""
+    row = (
+        await session.execute(
+            text(
+                "WITH c AS ("
+                " SELECT user_id, cost_basis FROM exchange_positions WHERE market_id = :m"
+                " UNION ALL"
+                " SELECT user_id, cost_basis FROM exchange_settlements WHERE market_id = :m) "
+                "SELECT COALESCE(sum(cost_basis) FILTER (WHERE user_id < :u), 0), "
+                "COALESCE(sum(cost_basis), 0) FROM c"
+            ),
+            {"m": market_id, "u": first_user},
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 _SETTLE = text(
     """
 WITH s AS (

@@ -116,7 +116,6 @@ __all__ = [
 
 SETTLEMENT_WORKFLOW = "SettlementWorkflow"
 USER_LEGS_PER_TRANSFER = 62  # plus the escrow and fee legs: the ledger's 64
-VOID_ADJUSTMENT = "exchange_void_adjustment"
 
 
 def escrow_account(ticker: str) -> ledger.AccountRef:
@@ -1513,7 +1512,13 @@ async def settle_batch(
         return SettleBatch(settled=0, paid=0, done=True)
     records: list[dict[str, Any]] = []
     money: dict[Hashable, Money] = {}
-    paid = 0
+    paid = pot = before = total_cost = 0
+    if market.result == "void":
+        # Zero-sum against the market's own escrow (100¢ per open pair): each position gets
+        # its pro-rata share by cost basis, rounded by cumulative floors in user id order so
+        # that the shares add up to the escrow exactly, whatever the batches and lanes.
+        pot = 100 * int(market.open_interest)
+        before, total_cost = await repo.void_cost_prefix(session, market.id, rows[0][0])
     for row in rows:
         user_id, position, cost_basis = row[0], row[1], row[2]
         yes = max(0, int(position))
@@ -1523,7 +1528,9 @@ async def settle_batch(
         elif market.result == "no":
             revenue = 100 * no
         else:
-            revenue = int(cost_basis)
+            upto = before + int(cost_basis)
+            revenue = _void_share(pot, before, upto, total_cost)
+            before = upto
         paid += revenue
         records.append(
             {
@@ -1563,10 +1570,20 @@ async def settle_batch(
     )
 
 
+def _void_share(pot: int, before: int, upto: int, total_cost: int) -> int:
+    """A voided position's share of `pot`: the cumulative floor of `pot * cost / total cost` up
+    to and including it, minus the same up to the previous position. The shares of all
+    positions telescope to exactly `pot`."""
+    if total_cost <= 0:
+        return 0
+    return pot * upto // total_cost - pot * before // total_cost
+
+
 async def finalize_settlement(*, session: AsyncSession, ticker: str) -> MarketRead:
-    """Mark a fully paid market settled. For a void market the escrow's difference from the
-    refunded cost (trades between users move cost basis, not escrow) is booked against the
-    void adjustment account, so the escrow ends at zero."""
+    """Mark a fully paid market settled. Settlement pays out exactly the market's escrow (YES
+    or NO: 100¢ per winning contract; void: the escrow shared pro rata), so the escrow is zero
+    here; anything else is a broken invariant and is refused, never booked to a house
+    account."""
     market = await repo.market_by_ticker(session, ticker, lock=True)
     if market is None:
         raise MarketNotFound()
@@ -1575,15 +1592,9 @@ async def finalize_settlement(*, session: AsyncSession, ticker: str) -> MarketRe
             raise InvalidTransition("Positions remain unsettled")
         residual = await ledger.account_balance(session=session, account=escrow_account(ticker))
         if residual:
-            await ledger.transfer(
-                session=session,
-                idempotency_key=f"exchange:settle-residual:{ticker}",
-                kind="exchange.settlement",
-                legs=[
-                    ledger.Leg(escrow_account(ticker), -residual),
-                    ledger.Leg(ledger.system_account(VOID_ADJUSTMENT), residual),
-                ],
-                reference=f"settlement:{ticker}",
+            raise InvalidTransition(
+                "The market escrow does not balance after settlement",
+                details={"escrow": residual},
             )
         market.status = "settled"
         market.settled_at = utcnow()
