@@ -135,6 +135,10 @@ class FakePlaid:
                     **rid,
                 }
             )
+        if path == "/item/remove":
+            if self.items.pop(body["access_token"], None) is None:
+                return _error(400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "invalid access token")
+            return JSONResponse({**rid})
         if path == "/transfer/authorization/create":
             if self.refuse_transfers:
                 return _error(400, "TRANSFER_ERROR", "TRANSFER_ACCOUNT_BLOCKED", "blocked")

@@ -77,4 +77,4 @@ async def test_bank_accounts_and_listing_are_the_callers_own(
         json={"amount": 100, "bank_account_id": bank},
         headers={**user.headers, "Idempotency-Key": "after-unlink"},
     )
-    assert r.status_code == 404
+    assert r.status_code == 409 and r.json()["error"]["code"] == "BANK_ACCOUNT_UNLINKED"

@@ -46,7 +46,7 @@ _MONEY: dict[int | str, dict[str, Any]] = {
     400: {"description": "IDEMPOTENCY_KEY_REQUIRED"},
     403: {"description": "ACCOUNT_RESTRICTED, KYC_REQUIRED or LIMIT_EXCEEDED"},
     404: {"description": "BANK_ACCOUNT_NOT_FOUND"},
-    409: {"description": "INSUFFICIENT_FUNDS"},
+    409: {"description": "INSUFFICIENT_FUNDS or BANK_ACCOUNT_UNLINKED"},
     422: {"description": "IDEMPOTENCY_CONFLICT or invalid amount"},
 }
 
@@ -163,10 +163,18 @@ async def list_bank_accounts(user: CurrentUser, session: SessionDep) -> BankAcco
     responses={404: {"description": "BANK_ACCOUNT_NOT_FOUND"}},
 )
 async def remove_bank_account(
-    bank_account_id: uuid.UUID, user: CurrentUser, session: SessionDep
+    bank_account_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    plaid: Provider,
+    fernet: Cipher,
 ) -> Response:
     await service.remove_bank_account(
-        session=session, user_id=user.id, bank_account_id=bank_account_id
+        session=session,
+        provider=plaid,
+        cipher=fernet,
+        user_id=user.id,
+        bank_account_id=bank_account_id,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

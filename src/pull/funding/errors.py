@@ -33,3 +33,8 @@ class UnknownPlaidAccount(Unprocessable):
 class InvalidState(Conflict):
     code = "INVALID_STATE"
     message = "Not possible in the current state"
+
+
+class BankAccountUnlinked(Conflict):
+    code = "BANK_ACCOUNT_UNLINKED"
+    message = "The bank account has been unlinked"

@@ -49,6 +49,16 @@ async def bank_accounts(session: AsyncSession, user_id: uuid.UUID) -> Sequence[B
     ).all()
 
 
+async def item_in_use(session: AsyncSession, item_id: str) -> bool:
+    """Whether an active bank account still uses the Plaid item."""
+    found = await session.scalar(
+        select(BankAccount.id)
+        .where(BankAccount.item_id == item_id, BankAccount.status == "active")
+        .limit(1)
+    )
+    return found is not None
+
+
 # --- deposits and withdrawals -------------------------------------------------------------------
 
 

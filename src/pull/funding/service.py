@@ -32,6 +32,7 @@ from pull.config import Settings
 from pull.funding import repository as repo
 from pull.funding.errors import (
     BankAccountNotFound,
+    BankAccountUnlinked,
     DepositNotFound,
     InvalidAmount,
     InvalidState,
@@ -88,23 +89,32 @@ async def link_bank_account(
     account_id: str,
 ) -> BankAccountRead:
     item = await provider.exchange_public_token(public_token=public_token)
-    accounts = await provider.get_accounts(access_token=item.access_token)
-    match = next((a for a in accounts if a.account_id == account_id), None)
-    if match is None:
-        raise UnknownPlaidAccount(details={"accounts": [a.account_id for a in accounts]})
-    row = BankAccount(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        item_id=item.item_id,
-        plaid_account_id=match.account_id,
-        access_token_enc=cipher.encrypt(item.access_token),
-        institution_name=match.institution_name,
-        name=match.name,
-        mask=match.mask,
-        subtype=match.subtype,
-        status="active",
-    )
-    await repo.add(session, row)
+    try:
+        accounts = await provider.get_accounts(access_token=item.access_token)
+        match = next((a for a in accounts if a.account_id == account_id), None)
+        if match is None:
+            raise UnknownPlaidAccount(details={"accounts": [a.account_id for a in accounts]})
+        row = BankAccount(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            item_id=item.item_id,
+            plaid_account_id=match.account_id,
+            access_token_enc=cipher.encrypt(item.access_token),
+            institution_name=match.institution_name,
+            name=match.name,
+            mask=match.mask,
+            subtype=match.subtype,
+            status="active",
+        )
+        await repo.add(session, row)
+    except BaseException:
+        # The item exists at Plaid now: a link that fails after the exchange removes it, so
+        # no orphaned item keeps access to the user's bank.
+        try:
+            await provider.remove_item(access_token=item.access_token)
+        except Exception:
+            log.warning("could not remove the item of a failed link", extra={"item": item.item_id})
+        raise
     return _bank_read(row)
 
 
@@ -113,23 +123,39 @@ async def list_bank_accounts(*, session: AsyncSession, user_id: uuid.UUID) -> li
 
 
 async def remove_bank_account(
-    *, session: AsyncSession, user_id: uuid.UUID, bank_account_id: uuid.UUID
+    *,
+    session: AsyncSession,
+    provider: PlaidProvider,
+    cipher: FieldCipher,
+    user_id: uuid.UUID,
+    bank_account_id: uuid.UUID,
 ) -> None:
+    """Unlink: the account is marked removed (deposits and withdrawals to it are refused from
+    now on, 409 BANK_ACCOUNT_UNLINKED, including ones already created and not yet sent to
+    Plaid), and Plaid's /item/remove revokes the access token once no active account of ours
+    uses the item. A Plaid outage fails the unlink (nothing changes; retry)."""
     row = await repo.bank_account(session, bank_account_id, user_id)
     if row is None or row.status != "active":
         raise BankAccountNotFound()
     row.status = "removed"
     row.removed_at = dt.datetime.now(dt.UTC)
     await session.flush()
+    if not await repo.item_in_use(session, row.item_id):
+        await provider.remove_item(access_token=cipher.decrypt(row.access_token_enc))
 
 
 async def _active_bank(
     session: AsyncSession, user_id: uuid.UUID, bank_account_id: uuid.UUID
 ) -> BankAccount:
     row = await repo.bank_account(session, bank_account_id, user_id)
-    if row is None or row.status != "active":
+    if row is None:
         raise BankAccountNotFound()
+    if row.status != "active":
+        raise BankAccountUnlinked(details={"bank_account_id": str(bank_account_id)})
     return row
+
+
+UNLINKED = "BANK_ACCOUNT_UNLINKED: the bank account was unlinked"
 
 
 # --- the per-user funding lock -----------------------------------------------------------------
@@ -327,6 +353,12 @@ async def start_deposit(
         return row.status
     bank = await repo.bank_account(session, row.bank_account_id)
     assert bank is not None
+    if bank.status != "active":
+        row.failure_reason = UNLINKED
+        await repo.set_status(session, Deposit, row, "failed", detail=row.failure_reason)
+        await kyc.release_limit(session=session, reference=f"deposit:{row.id}")
+        _event(session, "funding.deposit_failed", row, reason=row.failure_reason)
+        return row.status
     access_token = cipher.decrypt(bank.access_token_enc)
     authorization = await provider.authorize_transfer(
         access_token=access_token,
@@ -640,6 +672,11 @@ async def start_withdrawal(
         return row.status
     bank = await repo.bank_account(session, row.bank_account_id)
     assert bank is not None
+    if bank.status != "active":
+        # Refused like create_withdrawal refuses it (409 BANK_ACCOUNT_UNLINKED): the hold and
+        # the limit are released, nothing is sent.
+        await _void_withdrawal(session, row, "failed", UNLINKED)
+        return row.status
     access_token = cipher.decrypt(bank.access_token_enc)
     net = row.amount - row.fee
     authorization = await provider.authorize_transfer(

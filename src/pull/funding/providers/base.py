@@ -87,6 +87,11 @@ class PlaidProvider(Protocol):
 
     async def get_accounts(self, *, access_token: str) -> list[BankAccountInfo]: ...
 
+    async def remove_item(self, *, access_token: str) -> None:
+        """Plaid's /item/remove: the access token stops working. An item Plaid no longer knows
+        (already removed) counts as removed."""
+        ...
+
     async def authorize_transfer(
         self,
         *,

@@ -29,6 +29,9 @@ from pull.funding.providers.base import (
 
 log = logging.getLogger("pull.funding.plaid")
 
+# Plaid's answers for an access token whose item no longer exists: already removed.
+GONE = frozenset({"ITEM_NOT_FOUND", "INVALID_ACCESS_TOKEN"})
+
 HOSTS = {
     "sandbox": "https://sandbox.plaid.com",
     "production": "https://production.plaid.com",
@@ -154,6 +157,15 @@ class PlaidClient:
             )
             for a in data.get("accounts", [])
         ]
+
+    async def remove_item(self, *, access_token: str) -> None:
+        from plaid.model.item_remove_request import ItemRemoveRequest
+
+        try:
+            await self._call("item_remove", ItemRemoveRequest(access_token=access_token))
+        except PlaidError as exc:
+            if (exc.details or {}).get("error_code") not in GONE:
+                raise
 
     async def authorize_transfer(
         self,

@@ -155,6 +155,10 @@ class PlaidSandbox:
             for a in item["accounts"]
         ]
 
+    async def remove_item(self, *, access_token: str) -> None:
+        """Like /item/remove: the access token stops working; removing twice is harmless."""
+        await self.redis.delete(P + f"item:{access_token}")
+
     # --- Transfers ----------------------------------------------------------------------------
 
     async def authorize_transfer(
