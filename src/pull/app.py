@@ -31,6 +31,7 @@ from pull.kit.redis import make_redis
 from pull.kit.temporal import TemporalConnector
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
+from pull.rewards.api import routers as rewards_routers
 from pull.system.api import router as system_router
 
 RATE_HEADERS = [
@@ -137,4 +138,5 @@ def _domain_routers() -> list[APIRouter]:
         *ledger_routers(),
         *exchange_routers(),
         *funding_routers(),
+        *rewards_routers(),
     ]

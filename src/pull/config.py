@@ -199,6 +199,42 @@ class Settings(BaseSettings):
         5_184_000, alias="DEPOSIT_RETURN_WINDOW_SECONDS", ge=0
     )
 
+    # Rewards (docs/rewards.md)
+    rewards_points_expiry_days: int = Field(365, alias="REWARDS_POINTS_EXPIRY_DAYS", ge=1)
+    rewards_expiry_warning_days: int = Field(30, alias="REWARDS_EXPIRY_WARNING_DAYS", ge=0)
+    # "name:threshold" (qualifying points in 365 days) and "name:multiplier in basis points".
+    rewards_tiers: str = Field(
+        "bronze:0,silver:1000,gold:5000,platinum:20000", alias="REWARDS_TIERS"
+    )
+    rewards_tier_multipliers_bp: str = Field(
+        "bronze:10000,silver:11000,gold:12500,platinum:15000", alias="REWARDS_TIER_MULTIPLIERS_BP"
+    )
+    rewards_tier_review_days: int = Field(30, alias="REWARDS_TIER_REVIEW_DAYS", ge=1)
+    rewards_cash_points_per_dollar: int = Field(
+        100, alias="REWARDS_CASH_POINTS_PER_DOLLAR", ge=1
+    )
+    rewards_streak_points: int = Field(10, alias="REWARDS_STREAK_POINTS", ge=0)
+    rewards_streak_freeze_every: int = Field(7, alias="REWARDS_STREAK_FREEZE_EVERY", ge=1)
+    rewards_streak_max_freezes: int = Field(2, alias="REWARDS_STREAK_MAX_FREEZES", ge=0)
+    rewards_referrer_points: int = Field(500, alias="REWARDS_REFERRER_POINTS", ge=0)
+    rewards_referee_points: int = Field(250, alias="REWARDS_REFEREE_POINTS", ge=0)
+    rewards_referral_min_deposit_cents: int = Field(
+        1000, alias="REWARDS_REFERRAL_MIN_DEPOSIT_CENTS", ge=0
+    )
+    rewards_referral_yearly_cap: int = Field(20, alias="REWARDS_REFERRAL_YEARLY_CAP", ge=0)
+    rewards_adjustment_approval_threshold: int = Field(
+        10_000, alias="REWARDS_ADJUSTMENT_APPROVAL_THRESHOLD", ge=0
+    )
+    rewards_maintenance_interval_seconds: int = Field(
+        3600, alias="REWARDS_MAINTENANCE_INTERVAL_SECONDS", ge=1
+    )
+    # Gift cards: Tremendous when TREMENDOUS_API_KEY is set, else the sandbox.
+    tremendous_api_key: str = Field("", alias="TREMENDOUS_API_KEY")
+    tremendous_base_url: str = Field(
+        "https://testflight.tremendous.com/api/v2", alias="TREMENDOUS_BASE_URL"
+    )
+    tremendous_funding_source_id: str = Field("balance", alias="TREMENDOUS_FUNDING_SOURCE_ID")
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_length(cls, v: str) -> str:

@@ -36,8 +36,21 @@ from pull.kit.idempotency import IdempotencyRecord
 from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from pull.rewards.models import (
+    Adjustment,
+    Redemption,
+    Referral,
+    RewardEvent,
+    RewardItem,
+    RewardLot,
+    RewardLotUse,
+    RewardProfile,
+    RewardRule,
+    RewardRuleUsage,
+)
 
 __all__ = [
+    "Adjustment",
     "ApiKey",
     "AuditLog",
     "AuthSession",
@@ -67,7 +80,16 @@ __all__ = [
     "PlaidTransferEvent",
     "Position",
     "RecoveryCode",
+    "Redemption",
+    "Referral",
     "RefreshToken",
+    "RewardEvent",
+    "RewardItem",
+    "RewardLot",
+    "RewardLotUse",
+    "RewardProfile",
+    "RewardRule",
+    "RewardRuleUsage",
     "Series",
     "Settlement",
     "Trade",

@@ -38,6 +38,10 @@ from pull.kit.runtime import WorkerRuntime, set_worker_runtime
 from pull.kyc.activities import ACTIVITIES as KYC_ACTIVITIES
 from pull.kyc.events import outbox_handlers as kyc_outbox_handlers
 from pull.kyc.workflows import KycWorkflow
+from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
+from pull.rewards.events import with_rewards
+from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
+from pull.rewards.workflows import WORKFLOWS as REWARDS_WORKFLOWS
 from pull.system.activities import system_check
 from pull.system.workflows import SystemCheckWorkflow
 
@@ -66,20 +70,34 @@ ACTIVITY_FAILED = Counter(
 
 def workflows() -> list[type]:
     """Every module's workflows; modules add theirs here as they land."""
-    return [SystemCheckWorkflow, KycWorkflow, SettlementWorkflow, *FUNDING_WORKFLOWS]
+    return [
+        SystemCheckWorkflow,
+        KycWorkflow,
+        SettlementWorkflow,
+        *FUNDING_WORKFLOWS,
+        *REWARDS_WORKFLOWS,
+    ]
 
 
 def activities() -> list[Callable[..., Any]]:
-    return [system_check, *KYC_ACTIVITIES, settle_batch, finalize_settlement, *FUNDING_ACTIVITIES]
+    return [
+        system_check,
+        *KYC_ACTIVITIES,
+        settle_batch,
+        finalize_settlement,
+        *FUNDING_ACTIVITIES,
+        *REWARDS_ACTIVITIES,
+    ]
 
 
 def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
-    return {
+    handlers = {
         **temporal_handlers(client, settings.temporal_task_queue),
         **kyc_outbox_handlers(),
         **exchange_outbox_handlers(),
         **funding_outbox_handlers(),
     }
+    return with_rewards(handlers)  # the rewards earning consumer runs before each publish
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):
@@ -210,6 +228,10 @@ async def run_worker(settings: Settings | None = None) -> None:
         poll_seconds=settings.outbox_poll_seconds,
     )
     worker = build_worker(client, settings)
+    try:
+        await ensure_rewards_schedule(client, settings)
+    except Exception as exc:  # the worker still runs; the next start creates it
+        log.warning("rewards schedule not created", extra={"error": type(exc).__name__})
     log.info(
         "worker started",
         extra={"task_queue": settings.temporal_task_queue, "metrics_port": settings.metrics_port},

@@ -504,3 +504,16 @@ async def latest_phone_verification(
             .with_for_update()
         )
     ).one_or_none()
+
+
+async def referred_users(
+    session: AsyncSession, referrer_id: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, dt.datetime]]:
+    """(id, created_at) of the users who signed up with this user's referral code."""
+    rows = await session.execute(
+        select(User.id, User.created_at)
+        .where(User.referred_by_id == referrer_id)
+        .order_by(User.created_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in rows]

@@ -942,3 +942,10 @@ async def authenticate_signed(
     return AuthUser(
         id=user.id, email=user.email, role=user.role, status=user.status, session_id=None
     )
+
+
+async def referred_users(
+    *, session: AsyncSession, referrer_id: uuid.UUID, limit: int = 500
+) -> list[tuple[uuid.UUID, dt.datetime]]:
+    """(user id, signed-up at) of those who registered with this user's referral code."""
+    return await repo.referred_users(session, referrer_id, limit)

@@ -433,6 +433,7 @@ async def user_entries(
     before_id: int | None,
     limit: int,
     kind: str | None = None,
+    account_kind: str | None = None,
 ) -> list[Any]:
     """Newest first, keyset-paginated by entry id."""
     sql = _TX_SELECT
@@ -440,8 +441,16 @@ async def user_entries(
         sql += " AND e.id < :before"
     if kind is not None:
         sql += " AND t.kind = :kind"
+    if account_kind is not None:
+        sql += " AND a.kind = :account_kind"
     sql += " ORDER BY e.id DESC LIMIT :limit"
-    params = {"owner": user_id, "before": before_id, "limit": limit, "kind": kind}
+    params = {
+        "owner": user_id,
+        "before": before_id,
+        "limit": limit,
+        "kind": kind,
+        "account_kind": account_kind,
+    }
     return list((await session.execute(text(sql), params)).all())
 
 
@@ -452,3 +461,40 @@ async def user_entries_between(
     sql = _TX_SELECT + " AND e.created_at >= :start AND e.created_at < :end ORDER BY e.id"
     params = {"owner": user_id, "start": start, "end": end}
     return list((await session.execute(text(sql), params)).all())
+
+
+async def entry_sums(
+    session: AsyncSession,
+    *,
+    account_kind: str,
+    currency: str,
+    transfer_kinds: Sequence[str],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    owner_id: uuid.UUID | None = None,
+) -> list[tuple[uuid.UUID, int]]:
+    """Per user owner: the sum of posted entries on their `account_kind` account made by
+    transfers of the given kinds, created in [start, end)."""
+    sql = (
+        "SELECT a.owner_id, sum(e.amount)::bigint FROM ledger_entries e "
+        "JOIN ledger_accounts a ON a.id = e.account_id "
+        "JOIN ledger_transfers t ON t.id = e.transfer_id "
+        "WHERE a.owner_id IS NOT NULL AND a.kind = :account_kind AND a.currency = :currency "
+        "AND NOT e.pending AND t.kind = ANY(:kinds)"
+    )
+    if owner_id is not None:
+        sql += " AND a.owner_id = :owner"
+    if start is not None:
+        sql += " AND e.created_at >= :start"
+    if end is not None:
+        sql += " AND e.created_at < :end"
+    sql += " GROUP BY a.owner_id"
+    params = {
+        "account_kind": account_kind,
+        "currency": currency,
+        "kinds": list(transfer_kinds),
+        "owner": owner_id,
+        "start": start,
+        "end": end,
+    }
+    return [(r[0], int(r[1])) for r in (await session.execute(text(sql), params)).all()]

@@ -57,6 +57,7 @@ __all__ = [
     "TransferRead",
     "TrialBalance",
     "account_balance",
+    "entry_sums",
     "get_balance",
     "post_pending",
     "statement",
@@ -464,8 +465,11 @@ async def transactions(
     before_id: int | None = None,
     limit: int = 50,
     kind: str | None = None,
+    account_kind: str | None = None,
 ) -> list[Transaction]:
-    rows = await repo.user_entries(session, user_id, before_id=before_id, limit=limit, kind=kind)
+    rows = await repo.user_entries(
+        session, user_id, before_id=before_id, limit=limit, kind=kind, account_kind=account_kind
+    )
     return [_transaction(r) for r in rows]
 
 
@@ -474,3 +478,27 @@ async def statement(
 ) -> list[Transaction]:
     rows = await repo.user_entries_between(session, user_id, start, end)
     return [_transaction(r) for r in rows]
+
+
+async def entry_sums(
+    *,
+    session: AsyncSession,
+    account_kind: str,
+    currency: str,
+    transfer_kinds: Sequence[str],
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    owner_id: uuid.UUID | None = None,
+) -> dict[uuid.UUID, int]:
+    """Per user: what transfers of `transfer_kinds` posted on their `account_kind` account in
+    [start, end) (e.g. points earned in a period, for the rewards leaderboard and tiers)."""
+    rows = await repo.entry_sums(
+        session,
+        account_kind=account_kind,
+        currency=currency,
+        transfer_kinds=transfer_kinds,
+        start=start,
+        end=end,
+        owner_id=owner_id,
+    )
+    return dict(rows)

@@ -1,0 +1,1 @@
+"""Rewards: points on the ledger, lots, rules, tiers, streaks, referrals, redemption."""

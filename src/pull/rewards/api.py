@@ -1,0 +1,344 @@
+"""Rewards routes for users: balance, history, catalog, redemption, leaderboard, streak,
+referrals. Admin routes are in `admin_api`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from pull.identity.deps import ActiveUser, CurrentUser
+from pull.kit.db import SessionDep, utcnow
+from pull.kit.errors import BadRequest
+from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
+from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
+from pull.kit.ratelimit import general, payment_routes
+from pull.rewards import leaderboard, redemption, referrals, service, streaks, tiers
+from pull.rewards.admin_api import router as admin_router
+from pull.rewards.schemas import (
+    BalanceRead,
+    HistoryItem,
+    HistoryPage,
+    ItemList,
+    ItemRead,
+    LeaderboardEntry,
+    LeaderboardRead,
+    Period,
+    RedeemRequest,
+    RedemptionPage,
+    RedemptionRead,
+    RefereeRead,
+    ReferralsRead,
+    SettingsRead,
+    SettingsWrite,
+    StreakRead,
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    429: {"description": "Rate limited"},
+}
+
+router = APIRouter(prefix="/api/v1/rewards", tags=["rewards"], responses=_ERRORS)
+relaxed = [Depends(general)]
+
+
+def routers() -> list[APIRouter]:
+    return [router, admin_router]
+
+
+DeviceHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Device-Fingerprint",
+        max_length=128,
+        description="The app's device fingerprint (used to refuse self-referrals)",
+    ),
+]
+
+
+async def _device(session: Any, request: Request, user_id: uuid.UUID, device: str | None) -> None:
+    if device:
+        await streaks.record_device(
+            session=session,
+            user_id=user_id,
+            fingerprint=device,
+            settings=request.app.state.settings,
+        )
+
+
+@router.get("/balance", response_model=BalanceRead, dependencies=relaxed, summary="Points")
+async def balance(
+    user: CurrentUser, session: SessionDep, request: Request, device: DeviceHeader = None
+) -> BalanceRead:
+    await _device(session, request, user.id, device)
+    return await service.balance(
+        session=session, user_id=user.id, settings=request.app.state.settings, now=utcnow()
+    )
+
+
+@router.get(
+    "/history",
+    response_model=HistoryPage,
+    dependencies=relaxed,
+    summary="Point movements, newest first (cursor-paginated)",
+    responses={400: {"description": "INVALID_CURSOR or INVALID_LIMIT"}},
+)
+async def history(
+    user: CurrentUser,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> HistoryPage:
+    size = clamp_limit(limit)
+    value = decode_cursor(cursor)
+    before: int | None = None
+    if value is not None:
+        raw = value.get("id")
+        if type(raw) is not int or raw < 0 or raw > 2**62:
+            raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
+        before = raw
+    rows = await service.history(session=session, user_id=user.id, before_id=before, limit=size + 1)
+    items = [
+        HistoryItem(
+            id=r.entry_id,
+            transfer_id=r.transfer_id,
+            kind=r.kind,
+            points=r.amount,
+            balance_after=r.balance_after,
+            status=r.status,
+            reference=r.reference,
+            created_at=r.created_at,
+        )
+        for r in rows[:size]
+    ]
+    nxt = encode_cursor({"id": rows[size - 1].entry_id}) if len(rows) > size else None
+    return HistoryPage(items=items, cursor=nxt)
+
+
+@router.get("/catalog", response_model=ItemList, dependencies=relaxed, summary="Rewards on offer")
+async def catalog(user: CurrentUser, session: SessionDep) -> ItemList:
+    rows = await redemption.catalog(session=session, now=utcnow())
+    return ItemList(items=[ItemRead.model_validate(r) for r in rows])
+
+
+@router.post(
+    "/redeem",
+    response_model=RedemptionRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(payment_routes)],
+    summary="Redeem points for a reward (Idempotency-Key required)",
+    responses={
+        400: {"description": "INSUFFICIENT_POINTS or IDEMPOTENCY_KEY_REQUIRED"},
+        404: {"description": "REWARD_NOT_FOUND"},
+        409: {"description": "OUT_OF_STOCK or REWARD_INACTIVE"},
+        422: {"description": "IDEMPOTENCY_CONFLICT or INVALID_REDEMPTION"},
+    },
+)
+async def redeem(
+    body: RedeemRequest,
+    user: ActiveUser,
+    session: SessionDep,
+    key: IdempotencyKeyHeader,
+    request: Request,
+) -> JSONResponse:
+    async def handler() -> RedemptionRead:
+        row = await redemption.redeem(
+            session=session,
+            user_id=user.id,
+            data=body,
+            settings=request.app.state.settings,
+            now=utcnow(),
+        )
+        return redemption.read(row)
+
+    result = await run_idempotent(
+        session,
+        owner=str(user.id),
+        scope="POST /api/v1/rewards/redeem",
+        key=key,
+        request=body.model_dump(mode="json"),
+        status_code=201,
+        handler=handler,
+    )
+    return result.response()
+
+
+@router.get(
+    "/redemptions",
+    response_model=RedemptionPage,
+    dependencies=relaxed,
+    summary="The caller's redemptions, newest first (cursor-paginated)",
+)
+async def redemptions(
+    user: CurrentUser,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> RedemptionPage:
+    size = clamp_limit(limit)
+    value = decode_cursor(cursor)
+    before = None
+    if value is not None:
+        try:
+            before = (dt.datetime.fromisoformat(value["t"]), uuid.UUID(value["id"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
+        if before[0].tzinfo is None:
+            raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
+    rows = await redemption.list_for(
+        session=session, user_id=user.id, before=before, limit=size + 1
+    )
+    nxt = None
+    if len(rows) > size:
+        last = rows[size - 1]
+        nxt = encode_cursor({"t": last.created_at.isoformat(), "id": str(last.id)})
+    return RedemptionPage(items=[redemption.read(r) for r in rows[:size]], cursor=nxt)
+
+
+@router.get(
+    "/redemptions/{redemption_id}",
+    response_model=RedemptionRead,
+    dependencies=relaxed,
+    summary="One of the caller's redemptions",
+    responses={404: {"description": "REDEMPTION_NOT_FOUND"}},
+)
+async def get_redemption(
+    redemption_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> RedemptionRead:
+    row = await redemption.get(session=session, redemption_id=redemption_id, user_id=user.id)
+    return redemption.read(row)
+
+
+@router.get(
+    "/leaderboard",
+    response_model=LeaderboardRead,
+    dependencies=relaxed,
+    summary="Points earned in the period, ranked",
+)
+async def get_leaderboard(
+    user: CurrentUser,
+    request: Request,
+    period: Period = "weekly",
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> LeaderboardRead:
+    redis = request.app.state.redis
+    now = utcnow()
+    rows = await leaderboard.top(redis, period=period, now=now, limit=limit)
+    items = []
+    rank = 0
+    last: int | None = None
+    for i, (user_id, pts) in enumerate(rows, start=1):
+        if pts != last:
+            rank, last = i, pts
+        items.append(LeaderboardEntry(rank=rank, user_id=user_id, points=pts))
+    mine = await leaderboard.rank_of(redis, period=period, now=now, user_id=user.id)
+    me = LeaderboardEntry(rank=mine[0], user_id=user.id, points=mine[1]) if mine else None
+    return LeaderboardRead(
+        period=period, period_key=leaderboard.period_key(period, now), items=items, me=me
+    )
+
+
+@router.post(
+    "/daily-streak",
+    response_model=StreakRead,
+    dependencies=relaxed,
+    summary="Claim today's streak (one claim per local day of the caller's time zone)",
+    responses={409: {"description": "ALREADY_CLAIMED"}},
+)
+async def daily_streak(
+    user: ActiveUser, session: SessionDep, request: Request, device: DeviceHeader = None
+) -> StreakRead:
+    await _device(session, request, user.id, device)
+    claim = await streaks.claim(
+        session=session, user_id=user.id, settings=request.app.state.settings, now=utcnow()
+    )
+    return StreakRead(
+        streak=claim.streak,
+        best=claim.best,
+        freezes=claim.freezes,
+        freezes_used=claim.freezes_used,
+        local_date=claim.local_date,
+        timezone=claim.timezone,
+        points=claim.points,
+    )
+
+
+@router.get("/settings", response_model=SettingsRead, dependencies=relaxed, summary="Settings")
+async def get_settings(user: CurrentUser, session: SessionDep, request: Request) -> SettingsRead:
+    row = await tiers.profile(session=session, user_id=user.id, settings=request.app.state.settings)
+    return SettingsRead(
+        timezone=row.timezone,
+        streak=row.streak,
+        freezes=row.freezes,
+        streak_last_day=row.streak_last_day,
+    )
+
+
+@router.put(
+    "/settings",
+    response_model=SettingsRead,
+    dependencies=relaxed,
+    summary="Set the time zone of the daily streak (IANA name)",
+    responses={
+        409: {"description": "TIMEZONE_CHANGE_TOO_SOON"},
+        422: {"description": "INVALID_TIMEZONE"},
+    },
+)
+async def put_settings(
+    body: SettingsWrite, user: CurrentUser, session: SessionDep, request: Request
+) -> SettingsRead:
+    row = await streaks.set_timezone(
+        session=session,
+        user_id=user.id,
+        timezone=body.timezone,
+        settings=request.app.state.settings,
+        now=utcnow(),
+    )
+    return SettingsRead(
+        timezone=row.timezone,
+        streak=row.streak,
+        freezes=row.freezes,
+        streak_last_day=row.streak_last_day,
+    )
+
+
+@router.get(
+    "/referrals",
+    response_model=ReferralsRead,
+    dependencies=relaxed,
+    summary="The caller's referral code and referees",
+)
+async def get_referrals(
+    user: CurrentUser, session: SessionDep, request: Request, device: DeviceHeader = None
+) -> ReferralsRead:
+    await _device(session, request, user.id, device)
+    settings = request.app.state.settings
+    code, rows, signed_up, done = await referrals.overview(
+        session=session, user_id=user.id, now=utcnow()
+    )
+    known = {r.referee_id: r for r in rows}
+    referees = []
+    for referee_id, joined in signed_up:
+        row = known.get(referee_id)
+        referees.append(
+            RefereeRead(
+                user_id=referee_id,
+                status=row.status if row else "signed_up",
+                refusal_reason=row.refusal_reason if row else None,
+                joined_at=joined,
+                rewarded_at=row.rewarded_at if row else None,
+            )
+        )
+    return ReferralsRead(
+        code=code,
+        referrer_points=settings.rewards_referrer_points,
+        referee_points=settings.rewards_referee_points,
+        min_deposit_cents=settings.rewards_referral_min_deposit_cents,
+        yearly_cap=settings.rewards_referral_yearly_cap,
+        rewarded_this_year=done,
+        referees=referees,
+    )

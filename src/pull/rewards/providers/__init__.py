@@ -1,0 +1,1 @@
+"""Gift-card providers: a Protocol, the Tremendous client and a sandbox."""

@@ -1,0 +1,277 @@
+"""The catalog and redemptions.
+
+`redeem` holds the points (a pending ledger transfer, soonest-expiring lots first) and then
+reserves the stock with one conditional UPDATE (`stock >= quantity`), in one transaction: an
+item is never oversold, and a refused reservation rolls the hold back with it. The stock row is
+touched last so its lock is held as briefly as possible. The RedemptionWorkflow (started
+through the outbox on commit) fulfils it: success posts the hold, failure voids it and
+restores the stock; a fulfilled redemption can be refunded (points back into their lots).
+
+States: pending -> fulfilled | failed;  fulfilled -> refunded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.config import Settings
+from pull.identity import service as identity
+from pull.kit.db import utcnow
+from pull.kit.outbox import start_workflow_event
+from pull.ledger import service as ledger
+from pull.rewards import points
+from pull.rewards import repository as repo
+from pull.rewards.errors import (
+    InvalidRedemption,
+    InvalidState,
+    OutOfStock,
+    RedemptionNotFound,
+    RewardInactive,
+    RewardNotFound,
+)
+from pull.rewards.models import Redemption, RewardItem
+from pull.rewards.providers.base import GiftCardOrder
+from pull.rewards.schemas import ItemUpdate, ItemWrite, RedeemRequest, RedemptionRead
+
+CASH_POOL = ledger.system_account("rewards_cash")
+
+
+def is_live(item: RewardItem, now: dt.datetime) -> bool:
+    return (
+        item.active
+        and (item.starts_at is None or item.starts_at <= now)
+        and (item.ends_at is None or now < item.ends_at)
+    )
+
+
+async def catalog(*, session: AsyncSession, now: dt.datetime) -> list[RewardItem]:
+    return [i for i in await repo.items(session, only_active=True) if is_live(i, now)]
+
+
+async def all_items(*, session: AsyncSession) -> list[RewardItem]:
+    return await repo.items(session, only_active=False)
+
+
+def _check_item(kind: str, product: str | None, face: int | None) -> None:
+    if kind == "gift_card" and (not product or face is None):
+        raise InvalidRedemption(
+            "A gift card needs provider_product_id and face_value_cents", code="INVALID_ITEM"
+        )
+
+
+async def create_item(*, session: AsyncSession, data: ItemWrite) -> RewardItem:
+    _check_item(data.kind, data.provider_product_id, data.face_value_cents)
+    row = RewardItem(id=uuid.uuid4(), **data.model_dump())
+    repo.add(session, row)
+    await repo.flush(session)
+    return row
+
+
+async def update_item(*, session: AsyncSession, item_id: uuid.UUID, data: ItemUpdate) -> RewardItem:
+    row = await repo.item(session, item_id)
+    if row is None:
+        raise RewardNotFound()
+    for name, value in data.model_dump(exclude_unset=True).items():
+        setattr(row, name, value)
+    row.updated_at = utcnow()
+    await repo.flush(session)
+    return row
+
+
+async def change_stock(*, session: AsyncSession, item_id: uuid.UUID, delta: int) -> RewardItem:
+    row = await repo.item(session, item_id)
+    if row is None:
+        raise RewardNotFound()
+    if row.stock is None:
+        raise InvalidState("This reward has unlimited stock", code="UNLIMITED_STOCK")
+    if await repo.add_stock(session, item_id, delta) is None:
+        raise InvalidState("Stock cannot go below zero", code="STOCK_NEGATIVE")
+    await session.refresh(row)
+    return row
+
+
+def cash_cents(points_total: int, settings: Settings) -> int:
+    return points_total * 100 // settings.rewards_cash_points_per_dollar
+
+
+async def redeem(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    data: RedeemRequest,
+    settings: Settings,
+    now: dt.datetime,
+    start_workflow: bool = True,
+) -> Redemption:
+    item = await repo.item(session, data.reward_id)
+    if item is None:
+        raise RewardNotFound()
+    if not is_live(item, now):
+        raise RewardInactive()
+    if item.kind == "physical" and data.shipping_address is None:
+        raise InvalidRedemption("A physical reward needs a shipping_address")
+    if item.kind != "physical" and data.shipping_address is not None:
+        raise InvalidRedemption("Only a physical reward takes a shipping_address")
+    total = item.points_price * data.quantity
+    rid = uuid.uuid4()
+    await points.hold(session=session, user_id=user_id, points=total, ref=str(rid), now=now)
+    if not await repo.reserve_stock(session, item.id, data.quantity):
+        raise OutOfStock(details={"reward_id": str(item.id)})
+    row = Redemption(
+        id=rid,
+        user_id=user_id,
+        item_id=item.id,
+        kind=item.kind,
+        quantity=data.quantity,
+        points=total,
+        cash_cents=cash_cents(total, settings) if item.kind == "cash_credit" else None,
+        status="pending",
+        shipping_address=(
+            data.shipping_address.model_dump() if data.shipping_address is not None else None
+        ),
+        created_at=now,
+        updated_at=now,
+    )
+    repo.add(session, row)
+    await repo.flush(session)
+    if start_workflow:
+        start_workflow_event(
+            session,
+            workflow="RedemptionWorkflow",
+            workflow_id=f"redemption-{rid}",
+            arg={"redemption_id": str(rid)},
+        )
+    return row
+
+
+async def get(
+    *, session: AsyncSession, redemption_id: uuid.UUID, user_id: uuid.UUID | None = None
+) -> Redemption:
+    row = await repo.redemption(session, redemption_id)
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise RedemptionNotFound()
+    return row
+
+
+async def list_for(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Redemption]:
+    return await repo.redemptions(session, user_id, before=before, limit=limit)
+
+
+async def gift_card_order(*, session: AsyncSession, redemption_id: uuid.UUID) -> GiftCardOrder:
+    """What to order from the provider for a pending gift-card redemption."""
+    row = await get(session=session, redemption_id=redemption_id)
+    item = await repo.item(session, row.item_id)
+    assert item is not None and item.provider_product_id and item.face_value_cents
+    user = await identity.get_user(session=session, user_id=row.user_id)
+    assert user is not None
+    return GiftCardOrder(
+        external_id=str(row.id),
+        product_id=item.provider_product_id,
+        amount_cents=item.face_value_cents * row.quantity,
+        recipient_name=user.display_name or user.email.split("@")[0],
+        recipient_email=user.email,
+    )
+
+
+async def complete(
+    *,
+    session: AsyncSession,
+    redemption_id: uuid.UUID,
+    now: dt.datetime,
+    provider_ref: str | None = None,
+    delivery: dict[str, Any] | None = None,
+) -> Redemption:
+    """Fulfilled: a cash credit is paid through the ledger, then the points hold is posted."""
+    row = await repo.redemption(session, redemption_id, lock=True)
+    if row is None:
+        raise RedemptionNotFound()
+    if row.status != "pending":
+        return row
+    if row.kind == "cash_credit" and row.cash_cents:
+        await ledger.transfer(
+            session=session,
+            idempotency_key=f"rewards:cash:{row.id}",
+            kind="rewards_cash_credit",
+            legs=[
+                ledger.Leg(CASH_POOL, -row.cash_cents),
+                ledger.Leg(ledger.user_account(row.user_id, "cash"), row.cash_cents),
+            ],
+            reference=f"redemption:{row.id}",
+        )
+    await points.settle(session=session, ref=str(row.id))
+    row.status = "fulfilled"
+    row.provider_ref = provider_ref
+    row.delivery = delivery
+    row.updated_at = now
+    await repo.flush(session)
+    return row
+
+
+async def fail(
+    *, session: AsyncSession, redemption_id: uuid.UUID, reason: str, now: dt.datetime
+) -> Redemption:
+    """Failed: the hold is voided (points back into their lots) and the stock restored."""
+    row = await repo.redemption(session, redemption_id, lock=True)
+    if row is None:
+        raise RedemptionNotFound()
+    if row.status != "pending":
+        return row
+    await points.release(session=session, ref=str(row.id), now=now)
+    await repo.add_stock(session, row.item_id, row.quantity)
+    row.status = "failed"
+    row.failure_reason = reason[:1000]
+    row.updated_at = now
+    await repo.flush(session)
+    return row
+
+
+async def refund(
+    *, session: AsyncSession, redemption_id: uuid.UUID, now: dt.datetime
+) -> Redemption:
+    """Refund a fulfilled redemption (not a cash credit: that cash is the user's)."""
+    row = await repo.redemption(session, redemption_id, lock=True)
+    if row is None:
+        raise RedemptionNotFound()
+    if row.status == "refunded":
+        return row
+    if row.status != "fulfilled" or row.kind == "cash_credit":
+        raise InvalidState(
+            "Only a fulfilled, non-cash redemption can be refunded",
+            details={"status": row.status, "kind": row.kind},
+        )
+    await points.refund(
+        session=session, user_id=row.user_id, points=row.points, ref=str(row.id), now=now
+    )
+    await repo.add_stock(session, row.item_id, row.quantity)
+    row.status = "refunded"
+    row.updated_at = now
+    await repo.flush(session)
+    return row
+
+
+def read(row: Redemption) -> RedemptionRead:
+    return RedemptionRead(
+        id=row.id,
+        reward_id=row.item_id,
+        kind=row.kind,
+        quantity=row.quantity,
+        points=row.points,
+        cash_cents=row.cash_cents,
+        status=row.status,
+        shipping_address=row.shipping_address,
+        provider_ref=row.provider_ref,
+        delivery=row.delivery,
+        failure_reason=row.failure_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
