@@ -210,9 +210,7 @@ class Settings(BaseSettings):
         "bronze:10000,silver:11000,gold:12500,platinum:15000", alias="REWARDS_TIER_MULTIPLIERS_BP"
     )
     rewards_tier_review_days: int = Field(30, alias="REWARDS_TIER_REVIEW_DAYS", ge=1)
-    rewards_cash_points_per_dollar: int = Field(
-        100, alias="REWARDS_CASH_POINTS_PER_DOLLAR", ge=1
-    )
+    rewards_cash_points_per_dollar: int = Field(100, alias="REWARDS_CASH_POINTS_PER_DOLLAR", ge=1)
     rewards_streak_points: int = Field(10, alias="REWARDS_STREAK_POINTS", ge=0)
     rewards_streak_freeze_every: int = Field(7, alias="REWARDS_STREAK_FREEZE_EVERY", ge=1)
     rewards_streak_max_freezes: int = Field(2, alias="REWARDS_STREAK_MAX_FREEZES", ge=0)
