@@ -42,8 +42,8 @@ async def test_deposit_happy_path_with_idempotency_and_history(
             json={"amount": 1, "bank_account_id": bank},
             headers={**user.headers, "Idempotency-Key": key},
         )
-        assert other.status_code == 422
-        assert other.json()["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+        assert other.status_code == 409
+        assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
         missing = await env.http.post(
             "/api/v1/funding/deposits",
             json={"amount": 1, "bank_account_id": bank},

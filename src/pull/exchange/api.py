@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from pull.exchange import book_commands, service
 from pull.exchange.schemas import (
@@ -205,13 +205,18 @@ async def create_order(
     body: OrderCreate,
     user: CurrentUser,
     session: SessionDep,
-    idempotency_key: Annotated[str | None, Header(max_length=64)] = None,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> OrderRead:
-    """Place an order. `client_order_id` (or the `Idempotency-Key` header) makes a retry
-    return the order it first created."""
-    return await book_commands.place(
+    """Place an order. `client_order_id` (or the `Idempotency-Key` header) is its key: the same
+    order again returns the first result (`Idempotent-Replayed: true`), another order under
+    the same key is 409 IDEMPOTENCY_KEY_REUSED."""
+    placed = await book_commands.place(
         session=session, user=user, data=body, idempotency_key=idempotency_key
     )
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return placed.order
 
 
 @app_router.get("/orders", response_model=Page[OrderRead], dependencies=reads)

@@ -52,12 +52,15 @@ from pull.exchange.schemas import (
 from pull.identity.errors import AccountRestricted
 from pull.identity.schemas import AuthUser
 from pull.kit.errors import AppError, TooManyRequests
+from pull.kit.idempotency import InvalidIdempotencyKey, check_key, run_idempotent
 
 __all__ = [
     "MAX_BATCH",
+    "ORDER_KEY_SCOPE",
     "Amended",
     "Busy",
     "Canceled",
+    "Placed",
     "amend",
     "cancel",
     "cancel_batch",
@@ -73,6 +76,9 @@ MAX_BATCH = 20
 RETRY_SECONDS = 5.0
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 RETRYABLE_CONSTRAINTS = ("uq_exchange_orders_client_order",)
+# One idempotency scope for orders on both surfaces and in batches: a user's client_order_id
+# (or the app API's Idempotency-Key) names one order request wherever it is sent.
+ORDER_KEY_SCOPE = "exchange.order"
 
 # One book change per market at a time in this process: the others wait here, not holding a
 # database connection in PostgreSQL's lock queue while the lock holder competes with them for
@@ -83,6 +89,12 @@ _MARKET_GATES: dict[str, asyncio.Lock] = {}
 class Busy(TooManyRequests):
     code = "BUSY"
     message = "The market is busy, try again"
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: OrderRead
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,16 +183,39 @@ def _batch_error(exc: AppError) -> BatchError:
 # --- commands ----------------------------------------------------------------------------------
 
 
+def _order_key(data: OrderCreate, header_key: str | None) -> str | None:
+    if header_key is None:
+        return data.client_order_id
+    key = check_key(header_key)
+    if data.client_order_id is not None and data.client_order_id != key:
+        raise InvalidIdempotencyKey("Idempotency-Key and client_order_id name different keys")
+    return key
+
+
 async def _place(
-    session: AsyncSession, user: AuthUser, data: OrderCreate, idempotency_key: str | None
-) -> OrderRead:
-    async with _gate(data.ticker):
-        return await _transaction(
+    session: AsyncSession, user: AuthUser, data: OrderCreate, key: str | None
+) -> Placed:
+    """One placement; with a key, the kit's idempotency record makes a replay of the same
+    order return the first result and any other order under the key 409."""
+
+    async def attempt() -> Placed:
+        if key is None:
+            return Placed(await service.create_order(session=session, user_id=user.id, data=data))
+        result = await run_idempotent(
             session,
-            lambda: service.create_order(
-                session=session, user_id=user.id, data=data, idempotency_key=idempotency_key
+            owner=str(user.id),
+            scope=ORDER_KEY_SCOPE,
+            key=key,
+            request=data.model_dump(mode="json", exclude={"client_order_id"}),
+            status_code=201,
+            handler=lambda: service.create_order(
+                session=session, user_id=user.id, data=data, idempotency_key=key
             ),
         )
+        return Placed(OrderRead.model_validate(result.body), replayed=result.replayed)
+
+    async with _gate(data.ticker):
+        return await _transaction(session, attempt)
 
 
 async def place(
@@ -189,23 +224,26 @@ async def place(
     user: AuthUser,
     data: OrderCreate,
     idempotency_key: str | None = None,
-) -> OrderRead:
-    """Place one order (a repeated `client_order_id` returns the order it first created)."""
+) -> Placed:
+    """Place one order. Its key is `client_order_id`, else `idempotency_key` (the app API's
+    header; both given must agree): the same order again returns the first result
+    (`replayed`), another order under the same key is 409 IDEMPOTENCY_KEY_REUSED."""
     _require_active(user)
-    return await _place(session, user, data, idempotency_key)
+    return await _place(session, user, data, _order_key(data, idempotency_key))
 
 
 async def place_batch(
     *, session: AsyncSession, user: AuthUser, orders: Sequence[OrderCreate]
 ) -> list[BatchItem]:
     """Up to 20 orders, each placed (and committed) on its own, in the order given; a refused
-    item carries its error and does not undo the others."""
+    item carries its error and does not undo the others. Items are idempotent per
+    client_order_id, like single orders."""
     _batch_size(len(orders))
     _require_active(user)
     items: list[BatchItem] = []
     for data in orders:
         try:
-            read = await _place(session, user, data, None)
+            read = (await _place(session, user, data, data.client_order_id)).order
         except AppError as exc:
             items.append(BatchItem(error=_batch_error(exc), client_order_id=data.client_order_id))
             continue

@@ -1107,8 +1107,10 @@ async def create_order(
 ) -> CreateOrderResponse:
     data = to_order_create(body)
     await charge_write(request, response, user, WRITE_COST)
-    order = await book_commands.place(session=session, user=user, data=data)
-    return CreateOrderResponse(order=to_order(order))
+    placed = await book_commands.place(session=session, user=user, data=data)
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return CreateOrderResponse(order=to_order(placed.order))
 
 
 @portfolio.post(

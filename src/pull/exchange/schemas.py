@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pull.kit.idempotency import KEY_PATTERN
+
 MarketStatus = Literal["initialized", "open", "paused", "closed", "settled"]
 MarketResult = Literal["yes", "no", "void"]
 OrderStatus = Literal["pending", "resting", "executed", "canceled"]
@@ -22,7 +24,7 @@ TimeInForce = Literal["good_till_canceled", "immediate_or_cancel", "fill_or_kill
 SelfTradePrevention = Literal["taker_at_cross", "maker"]
 
 TICKER = r"^[A-Z0-9][A-Z0-9._\-]{0,63}$"
-CLIENT_ORDER_ID = r"^[\-\w:+=/.]{1,64}$"
+CLIENT_ORDER_ID = KEY_PATTERN  # an order's idempotency key: the same limits as every key
 MAX_COUNT = 1_000_000
 MAX_BATCH = 20
 

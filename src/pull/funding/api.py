@@ -43,11 +43,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _MONEY: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
-    400: {"description": "IDEMPOTENCY_KEY_REQUIRED"},
+    400: {"description": "IDEMPOTENCY_KEY_REQUIRED or INVALID_IDEMPOTENCY_KEY"},
     403: {"description": "ACCOUNT_RESTRICTED, KYC_REQUIRED or LIMIT_EXCEEDED"},
     404: {"description": "BANK_ACCOUNT_NOT_FOUND"},
-    409: {"description": "INSUFFICIENT_FUNDS or BANK_ACCOUNT_UNLINKED"},
-    422: {"description": "IDEMPOTENCY_CONFLICT or invalid amount"},
+    409: {"description": "INSUFFICIENT_FUNDS, BANK_ACCOUNT_UNLINKED or IDEMPOTENCY_KEY_REUSED"},
+    422: {"description": "Invalid amount"},
 }
 
 router = APIRouter(prefix="/api/v1/funding", tags=["funding"], responses=_ERRORS)

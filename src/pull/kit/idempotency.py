@@ -9,9 +9,13 @@
 The first request with a key inserts the key's row and runs the handler in the caller's
 transaction; the response is stored in that row, so it commits (or rolls back) with the change
 itself. A retry with the same key and the same request body gets the stored response (header
-`Idempotent-Replayed: true`); the same key with another body is 422 IDEMPOTENCY_CONFLICT. A
+`Idempotent-Replayed: true`); the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. A
 concurrent duplicate waits on the key's unique index until the first commits, then replays.
 A request that failed (an error response) stored nothing: it can be retried with its key.
+
+Every key of every surface (funding's Idempotency-Key, the exchange's client_order_id and its
+Idempotency-Key) is 1 to 64 characters of `A-Za-z0-9_-:+=/.` (`KEY_PATTERN`); anything else is
+400 INVALID_IDEMPOTENCY_KEY (or, inside a JSON body, the body's validation error).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -32,9 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pull.kit.db import Base, utcnow
-from pull.kit.errors import BadRequest, Unprocessable
+from pull.kit.errors import BadRequest, Conflict
 
-MAX_KEY_LENGTH = 200
+MAX_KEY_LENGTH = 64
+KEY_PATTERN = r"^[A-Za-z0-9_\-:+=/.]{1,64}$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 class IdempotencyRecord(Base):
@@ -48,7 +55,7 @@ class IdempotencyRecord(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     owner: Mapped[str] = mapped_column(String(64))
     scope: Mapped[str] = mapped_column(String(200))
-    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    key: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[Any | None] = mapped_column(JSONB)
@@ -62,9 +69,22 @@ class IdempotencyKeyRequired(BadRequest):
     message = "This request needs an Idempotency-Key header"
 
 
-class IdempotencyConflict(Unprocessable):
-    code = "IDEMPOTENCY_CONFLICT"
-    message = "This Idempotency-Key was already used with a different request"
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This idempotency key was already used with a different request"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    code = "INVALID_IDEMPOTENCY_KEY"
+    message = f"An idempotency key is 1 to {MAX_KEY_LENGTH} characters of A-Za-z0-9_-:+=/."
+
+
+def check_key(raw: str) -> str:
+    """The key itself, or 400 INVALID_IDEMPOTENCY_KEY."""
+    key = raw.strip()
+    if not _KEY.fullmatch(key):
+        raise InvalidIdempotencyKey(details={"max_length": MAX_KEY_LENGTH})
+    return key
 
 
 async def idempotency_key(
@@ -76,15 +96,22 @@ async def idempotency_key(
         ),
     ] = None,
 ) -> str:
-    key = (idempotency_key or "").strip()
-    if not key:
+    if not (idempotency_key or "").strip():
         raise IdempotencyKeyRequired()
-    if len(key) > MAX_KEY_LENGTH:
-        raise BadRequest(
-            f"Idempotency-Key is at most {MAX_KEY_LENGTH} characters",
-            code="INVALID_IDEMPOTENCY_KEY",
-        )
-    return key
+    assert idempotency_key is not None
+    return check_key(idempotency_key)
+
+
+async def optional_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Optional: a unique key per intended operation; retries reuse it",
+        ),
+    ] = None,
+) -> str | None:
+    return None if idempotency_key is None else check_key(idempotency_key)
 
 
 @dataclass(frozen=True)
@@ -135,9 +162,9 @@ async def run_idempotent(
     if claimed is None:
         row = (await session.execute(_EXISTING, params)).one()
         if row[0] != digest:
-            raise IdempotencyConflict(details={"idempotency_key": key})
+            raise IdempotencyKeyReused(details={"idempotency_key": key})
         if row[1] is None:  # cannot happen: the first request stores its response in its txn
-            raise IdempotencyConflict("The first request with this key is still in progress")
+            raise IdempotencyKeyReused("The first request with this key is still in progress")
         return IdempotentResult(int(row[1]), row[2], replayed=True)
     body = jsonable_encoder(await handler())
     await session.execute(_STORE, {"status": status_code, "body": json.dumps(body), "id": claimed})
@@ -145,3 +172,4 @@ async def run_idempotent(
 
 
 IdempotencyKeyHeader = Annotated[str, Depends(idempotency_key)]
+OptionalIdempotencyKeyHeader = Annotated[str | None, Depends(optional_idempotency_key)]
