@@ -296,6 +296,31 @@ def users_grant_admin(email: str = typer.Argument(..., help="Email of an existin
     typer.echo(f"{user.email} is now admin")
 
 
+ledger_app = typer.Typer(
+    no_args_is_help=True,
+    help="The ledger, in DATABASE_URL (default: the database of a running `pull dev`)",
+)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+def ledger_check(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """Per account class: the accounts that must never go negative and those that are
+    negative now (docs/money.md). Exits 1 when a never-negative account is negative."""
+    from pull.ledger.commands import check, render
+
+    report = _users_call(check)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        for line in render(report):
+            typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge, start_http_server
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -38,6 +39,7 @@ from pull.kit.runtime import WorkerRuntime, set_worker_runtime
 from pull.kyc.activities import ACTIVITIES as KYC_ACTIVITIES
 from pull.kyc.events import outbox_handlers as kyc_outbox_handlers
 from pull.kyc.workflows import KycWorkflow
+from pull.ledger.service import invariant_report as ledger_invariant_report
 from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
@@ -63,6 +65,12 @@ ACTIVITY_EXECUTIONS = Counter(
 )
 OUTBOX_PENDING = Gauge("outbox_events_pending", "Committed events not yet relayed")
 OUTBOX_DEAD = Gauge("outbox_events_dead", "Events that failed delivery too often to retry")
+LEDGER_NEGATIVE = Gauge(
+    "ledger_negative_accounts",
+    "Ledger accounts that are negative now, per account class (docs/money.md)",
+    ["account_class", "never_negative"],
+)
+LEDGER_CHECK_EVERY = 12  # metric polls (5 s each): the invariant report once a minute
 ACTIVITY_FAILED = Counter(
     "temporal_activity_execution_failed", "Activity executions that failed", ["activity_type"]
 )
@@ -145,16 +153,32 @@ async def task_queue_backlog(client: Client, namespace: str, task_queue: str) ->
     return total
 
 
+async def export_ledger_invariants(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Set `ledger_negative_accounts` from the ledger's invariant report."""
+    async with sessionmaker() as session:
+        report = await ledger_invariant_report(session=session)
+    for c in report.classes:
+        LEDGER_NEGATIVE.labels(c.account_class, str(c.never_negative).lower()).set(c.negative_count)
+
+
 async def _poll_metrics(
     client: Client,
     settings: Settings,
     buffer: MetricBuffer,
     relay: OutboxRelay,
     stop: asyncio.Event,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
+    polls = 0
     while not stop.is_set():
         drain_sdk_metrics(buffer)
         MEMORY_LIMIT.set(memory_limit_bytes())
+        if polls % LEDGER_CHECK_EVERY == 0:
+            try:
+                await export_ledger_invariants(sessionmaker)
+            except Exception as exc:
+                log.warning("ledger invariant query failed", extra={"error": type(exc).__name__})
+        polls += 1
         try:
             pending, dead = await relay.backlog()
             OUTBOX_PENDING.set(pending)
@@ -239,7 +263,9 @@ async def run_worker(settings: Settings | None = None) -> None:
     async with worker:
         tasks = [
             asyncio.create_task(relay.run(stop)),
-            asyncio.create_task(_poll_metrics(client, settings, buffer, relay, stop)),
+            asyncio.create_task(
+                _poll_metrics(client, settings, buffer, relay, stop, runtime.sessionmaker)
+            ),
             asyncio.create_task(
                 run_clock(runtime.sessionmaker, stop, every=settings.exchange_clock_seconds)
             ),

@@ -29,6 +29,8 @@ RUNBOOK_THRESHOLDS = {
     "PullDatabaseConnections": (0.80, 0.95),
     "PullMemoryUsage": (0.80, 0.95),
 }
+# Alerts with one level only: name -> (severity, threshold).
+SINGLE_LEVEL = {"PullLedgerNegativeAccount": ("critical", 0.0)}
 
 
 def promtool(*args: str, cwd: Path = MONITORING) -> subprocess.CompletedProcess[str]:
@@ -88,7 +90,11 @@ def test_alert_thresholds_are_the_runbooks() -> None:
     expected = {
         f"{base}{level}" for base in RUNBOOK_THRESHOLDS for level in ("Warning", "Critical")
     }
-    assert set(rules) == expected
+    assert set(rules) == expected | set(SINGLE_LEVEL)
+    for name, (severity, threshold) in SINGLE_LEVEL.items():
+        assert _threshold(rules[name]["expr"]) == threshold
+        assert rules[name]["labels"]["severity"] == severity
+        assert rules[name]["annotations"]["runbook_url"].startswith("docs/runbook.md#")
     for base, (warning, critical) in RUNBOOK_THRESHOLDS.items():
         w, c = rules[f"{base}Warning"], rules[f"{base}Critical"]
         assert _threshold(w["expr"]) == warning

@@ -21,6 +21,7 @@ from pull.ledger.schemas import (
     AccountMismatchRead,
     BalanceRead,
     CurrencyTotalRead,
+    LedgerInvariantsRead,
     Transaction,
     TransactionPage,
     TransactionRead,
@@ -203,3 +204,13 @@ async def trial_balance(admin: AdminUser, session: SessionDep) -> TrialBalanceRe
 
 def routers() -> list[APIRouter]:
     return [router, admin_router]
+
+
+@admin_router.get(
+    "/invariants",
+    response_model=LedgerInvariantsRead,
+    summary="Per account class: the accounts that must never go negative, and those that are",
+    responses={403: {"description": "Administrators only"}},
+)
+async def invariants(admin: AdminUser, session: SessionDep) -> LedgerInvariantsRead:
+    return await service.invariant_report(session=session)

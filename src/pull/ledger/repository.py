@@ -362,6 +362,45 @@ async def currency_totals(session: AsyncSession) -> list[tuple[str, int, int, in
     return [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
+async def system_account_totals(session: AsyncSession) -> list[tuple[str, str, int, int]]:
+    """(kind, currency, balance, balance - pending debits) per system account, over shards."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT kind, currency, sum(balance)::bigint, "
+                "sum(balance - pending_debits)::bigint FROM ledger_accounts "
+                "WHERE owner_id IS NULL GROUP BY kind, currency ORDER BY kind, currency"
+            )
+        )
+    ).all()
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+async def negative_user_accounts(
+    session: AsyncSession, limit: int = 100
+) -> tuple[int, int, list[tuple[uuid.UUID, str, str, int, int]]]:
+    """(user accounts, how many are negative, the first `limit` negative ones)."""
+    counts = (
+        await session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE balance - pending_debits < 0) "
+                "FROM ledger_accounts WHERE owner_id IS NOT NULL"
+            )
+        )
+    ).one()
+    rows = (
+        await session.execute(
+            text(
+                "SELECT owner_id, kind, currency, balance, balance - pending_debits "
+                "FROM ledger_accounts WHERE owner_id IS NOT NULL "
+                "AND balance - pending_debits < 0 ORDER BY id LIMIT :n"
+            ),
+            {"n": limit},
+        )
+    ).all()
+    return int(counts[0]), int(counts[1]), [(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+
 async def account_mismatches(session: AsyncSession, limit: int = 100) -> list[Any]:
     """Accounts whose balance or reservations differ from what their entries add up to."""
     return list(

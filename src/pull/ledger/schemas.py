@@ -190,6 +190,48 @@ class TrialBalanceRead(BaseModel):
     unbalanced_transfers: list[int]
 
 
+# --- the invariant report (docs/money.md, "Invariant report") -------------------------------
+
+# System account classes that must never go negative: the account's kind, or its prefix before
+# ":" (`market_escrow:<ticker>`, `fee_revenue:<ticker>`). Every user account must never go
+# negative either (class `user`). Other system accounts may (bank_clearing mirrors the bank,
+# negative_balance_recovery and instant_credit_issued carry what the house is owed).
+NEVER_NEGATIVE_SYSTEM: frozenset[str] = frozenset({"market_escrow", "fee_revenue"})
+MAY_GO_NEGATIVE_SYSTEM: frozenset[str] = frozenset(
+    {"bank_clearing", "negative_balance_recovery", "instant_credit_issued", "rewards_pool"}
+)
+
+
+def account_class(owner_id: uuid.UUID | None, kind: str) -> str:
+    """`user`, a known system class, or `other` for any other system account."""
+    if owner_id is not None:
+        return "user"
+    base = kind.split(":", 1)[0]
+    if base in NEVER_NEGATIVE_SYSTEM or base in MAY_GO_NEGATIVE_SYSTEM:
+        return base
+    return "other"
+
+
+class NegativeAccountRead(BaseModel):
+    account: str = Field(description="owner:kind:currency (system accounts summed over shards)")
+    balance: int = Field(description="Posted balance")
+    available: int = Field(description="Posted balance minus pending debits: below zero here")
+
+
+class AccountClassRead(BaseModel):
+    account_class: str
+    members: str = Field(description="Which accounts belong to the class")
+    never_negative: bool = Field(description="Whether an account of the class may go negative")
+    accounts: int = Field(description="How many accounts the class has")
+    negative_count: int = Field(description="How many of them are negative now")
+    negative: list[NegativeAccountRead] = Field(description="The negative ones (at most 100)")
+
+
+class LedgerInvariantsRead(BaseModel):
+    ok: bool = Field(description="No account of a never-negative class is negative")
+    classes: list[AccountClassRead]
+
+
 @dataclass(frozen=True, slots=True)
 class Transaction:
     """One entry on one of a user's accounts, with its transfer."""

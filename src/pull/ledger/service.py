@@ -7,6 +7,7 @@ Contract for other modules (keyword-only):
     get_balance(session=, user_id=) -> Balance
     account_balance(session=, account=) -> int
     trial_balance(session=) -> TrialBalance
+    invariant_report(session=) -> LedgerInvariantsRead
 A transfer is one round trip to PostgreSQL (the `ledger_apply` function): accounts are created
 on first use, locked in id order, checked, and the transfer, its entries and the balances are
 written together. Errors raised here leave nothing written.
@@ -33,14 +34,20 @@ from pull.ledger.errors import (
     TransferNotPending,
 )
 from pull.ledger.schemas import (
+    MAY_GO_NEGATIVE_SYSTEM,
+    NEVER_NEGATIVE_SYSTEM,
+    AccountClassRead,
     AccountMismatch,
     AccountRef,
     Balance,
     CurrencyTotal,
+    LedgerInvariantsRead,
     Leg,
+    NegativeAccountRead,
     Transaction,
     TransferRead,
     TrialBalance,
+    account_class,
     system_account,
     user_account,
 )
@@ -59,6 +66,7 @@ __all__ = [
     "account_balance",
     "entry_sums",
     "get_balance",
+    "invariant_report",
     "post_pending",
     "statement",
     "system_account",
@@ -448,6 +456,65 @@ async def trial_balance(*, session: AsyncSession) -> TrialBalance:
         currencies=totals,
         mismatches=mismatches,
         unbalanced_transfers=await repo.unbalanced_transfers(session),
+    )
+
+
+_MEMBERS = {
+    "user": "every user account (cash, held, pending_deposits, points, instant_credit)",
+    "market_escrow": "market_escrow, market_escrow:<ticker>",
+    "fee_revenue": "fee_revenue, fee_revenue:<ticker>",
+    "other": "any other system account",
+}
+
+
+async def invariant_report(*, session: AsyncSession) -> LedgerInvariantsRead:
+    """Per account class, whether its accounts may go negative, how many there are and which
+    are negative now (system accounts summed over their shards). `ok` when no account of a
+    never-negative class is. Read-only; `pull ledger check` and the admin endpoint print it,
+    the worker exports it as the `ledger_negative_accounts` gauge."""
+    users, negative_users, rows = await repo.negative_user_accounts(session)
+    classes: dict[str, AccountClassRead] = {
+        "user": AccountClassRead(
+            account_class="user",
+            members=_MEMBERS["user"],
+            never_negative=True,
+            accounts=users,
+            negative_count=negative_users,
+            negative=[
+                NegativeAccountRead(
+                    account=AccountRef(owner_id=o, kind=k, currency=c).label(),
+                    balance=b,
+                    available=a,
+                )
+                for o, k, c, b, a in rows
+            ],
+        )
+    }
+    for name in sorted(NEVER_NEGATIVE_SYSTEM) + sorted(MAY_GO_NEGATIVE_SYSTEM) + ["other"]:
+        classes[name] = AccountClassRead(
+            account_class=name,
+            members=_MEMBERS.get(name, name),
+            never_negative=name in NEVER_NEGATIVE_SYSTEM,
+            accounts=0,
+            negative_count=0,
+            negative=[],
+        )
+    for kind, currency, balance, available in await repo.system_account_totals(session):
+        entry = classes[account_class(None, kind)]
+        entry.accounts += 1
+        if available < 0:
+            entry.negative_count += 1
+            if len(entry.negative) < 100:
+                entry.negative.append(
+                    NegativeAccountRead(
+                        account=system_account(kind, currency).label(),
+                        balance=balance,
+                        available=available,
+                    )
+                )
+    out = list(classes.values())
+    return LedgerInvariantsRead(
+        ok=not any(c.never_negative and c.negative_count for c in out), classes=out
     )
 
 
