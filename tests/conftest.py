@@ -368,6 +368,8 @@ class TestUser:
     access_token: str
     refresh_token: str
     headers: dict[str, str]
+    # Base32 TOTP secret when two-factor authentication is on (admins: see user_factory).
+    totp_secret: str | None = None
 
 
 UserFactory = Callable[..., Awaitable[TestUser]]
@@ -382,11 +384,14 @@ def random_client_ip() -> str:
 
 @pytest.fixture
 def user_factory(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -> UserFactory:
-    """`await user_factory(email=None, password=None, admin=False, verified=True)`.
+    """`await user_factory(email=None, password=None, admin=False, verified=True, totp=None)`.
 
     Registers through the real HTTP endpoint (from a client IP of its own, so the auth rate
     limit of the test's own client is untouched), then sets the role and, when `verified`,
-    marks the email and a phone number verified through the identity service.
+    marks the email and a phone number verified through the identity service. With `totp`
+    (default: on for admins, since admin routes require 2FA) it enrols two-factor
+    authentication through the real endpoints (`/api/auth/2fa/setup` and `/enable`); the secret
+    is in `TestUser.totp_secret`. `admin=True, totp=False` gives an admin without 2FA.
     """
     from pull.identity import service
 
@@ -395,14 +400,17 @@ def user_factory(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -
         password: str | None = None,
         admin: bool = False,
         verified: bool = True,
+        totp: bool | None = None,
     ) -> TestUser:
         email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
         password = password or DEFAULT_TEST_PASSWORD
         transport = httpx.ASGITransport(app=app, client=(random_client_ip(), 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             r = await c.post("/api/auth/register", json={"email": email, "password": password})
-        assert r.status_code == 201, r.text
-        body = r.json()
+            assert r.status_code == 201, r.text
+            body = r.json()
+            headers = {"Authorization": f"Bearer {body['access_token']}"}
+            secret = await enable_totp(c, headers) if (admin if totp is None else totp) else None
         user_id = uuid.UUID(body["user"]["id"])
         if admin or verified:
             async with sessionmaker() as s:
@@ -419,10 +427,24 @@ def user_factory(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -
             password=password,
             access_token=body["access_token"],
             refresh_token=body["refresh_token"],
-            headers={"Authorization": f"Bearer {body['access_token']}"},
+            headers=headers,
+            totp_secret=secret,
         )
 
     return make
+
+
+async def enable_totp(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """Turn two-factor authentication on through the real endpoints; returns the secret."""
+    import pyotp
+
+    setup = await client.post("/api/auth/2fa/setup", headers=headers)
+    assert setup.status_code == 200, setup.text
+    secret = str(setup.json()["secret"])
+    code = pyotp.TOTP(secret).now()
+    enable = await client.post("/api/auth/2fa/enable", headers=headers, json={"code": code})
+    assert enable.status_code == 200, enable.text
+    return secret
 
 
 # --- kyc: tiers for any test (owned by the kyc module) --------------------------------------

@@ -14,7 +14,14 @@ from pull.config import Settings
 from pull.identity import service
 from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
 from pull.identity.service import REFERRAL_ALPHABET
-from tests.conftest import AppRunner, Services, UserFactory, asgi_client, make_settings
+from tests.conftest import (
+    AppRunner,
+    Services,
+    UserFactory,
+    asgi_client,
+    enable_totp,
+    make_settings,
+)
 from tests.identity.conftest import PASSWORD, client_at, sql
 
 
@@ -299,6 +306,7 @@ async def test_user_factory_flags(
     assert p is not None and a is not None
     assert p.role == "user" and not p.email_verified and not p.phone_verified
     assert a.role == "admin" and a.email_verified and a.phone_verified
+    assert a.totp_enabled and admin.totp_secret and not p.totp_enabled
     assert admin.headers == {"Authorization": f"Bearer {admin.access_token}"}
 
 
@@ -323,7 +331,12 @@ async def test_admin_dependency(services: Services, settings: Settings) -> None:
         async with maker() as s:
             await service.set_role(session=s, user_id=uuid.UUID(str(reg["id"])), role="admin")
             await s.commit()
-        # The role is read from the database on every request: no new token needed.
+        # An admin without two-factor authentication is refused until it is on.
+        r = await c.get("/test/admin", headers=reg["headers"])
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "ADMIN_2FA_REQUIRED"
+        await enable_totp(c, reg["headers"])  # type: ignore[arg-type]
+        # Role and 2FA are read from the database on every request: no new token needed.
         assert (await c.get("/test/admin", headers=reg["headers"])).status_code == 200
         who = (await c.get("/test/whoami", headers=reg["headers"])).json()
         assert who["role"] == "admin" and who["sid"] != "None"

@@ -363,7 +363,9 @@ async def admin_resolve_market(
     return await book_commands.market_command(
         session=session,
         ticker=ticker,
-        run=lambda: service.resolve_market(session=session, ticker=ticker, result=body.result),
+        run=lambda: service.resolve_market(
+            session=session, ticker=ticker, result=body.result, actor_id=admin.id
+        ),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pull.kit.errors import BadRequest, Conflict, NotFound
+from pull.kit.errors import BadRequest, Conflict, Forbidden, NotFound
 
 
 class SeriesNotFound(NotFound):
@@ -73,3 +73,10 @@ class OrderNotResting(Conflict):
 class ClientOrderIdConflict(Conflict):
     code = "CLIENT_ORDER_ID_CONFLICT"
     message = "This client_order_id was already used for a different order"
+
+
+class ConflictOfInterest(Forbidden):
+    code = "CONFLICT_OF_INTEREST"
+    message = (
+        "An administrator cannot resolve a market in which they hold a position or a resting order"
+    )

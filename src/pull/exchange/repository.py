@@ -250,6 +250,20 @@ async def positions_of(
     return {r[0]: r for r in rows}
 
 
+async def has_stake(session: AsyncSession, market_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """The user holds a position or a resting order in the market."""
+    found = await session.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM exchange_positions WHERE market_id = :m AND user_id = :u"
+            " AND (position <> 0 OR sell_reserved <> 0))"
+            " OR EXISTS (SELECT 1 FROM exchange_orders WHERE market_id = :m AND user_id = :u"
+            " AND status = 'resting')"
+        ),
+        {"m": market_id, "u": user_id},
+    )
+    return bool(found)
+
+
 async def order_by_client_id(
     session: AsyncSession, user_id: uuid.UUID, client_order_id: str
 ) -> Order | None:

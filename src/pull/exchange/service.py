@@ -39,6 +39,7 @@ from pull.exchange.engine import (
 )
 from pull.exchange.errors import (
     ClientOrderIdConflict,
+    ConflictOfInterest,
     EventNotFound,
     InsufficientPosition,
     InvalidOrder,
@@ -363,10 +364,12 @@ async def resolve_market(
     now: dt.datetime | None = None,
     settlement_batch_size: int | None = None,
     settlement_task_queue: str | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> MarketRead:
     """Close the market, cancel its resting orders (releasing their holds), record the result
     and start `SettlementWorkflow` (id `settle-<ticker>`) through the outbox, on
-    `settlement_task_queue` (default: the relaying worker's queue)."""
+    `settlement_task_queue` (default: the relaying worker's queue). `actor_id` (the resolving
+    admin) may hold no position and no resting order in the market (403 CONFLICT_OF_INTEREST)."""
     now = now or utcnow()
     if result not in ("yes", "no", "void"):
         raise InvalidOrder("result is yes, no or void")
@@ -378,6 +381,8 @@ async def resolve_market(
     await session.refresh(market)
     if market.result is not None or market.status == "settled":
         raise InvalidTransition("The market is already resolved", details={"result": market.result})
+    if actor_id is not None and await repo.has_stake(session, market.id, actor_id):
+        raise ConflictOfInterest()
     await _cancel_all(session, market, reason="market_resolved", now=now)
     market.status = "closed"
     market.result = result

@@ -51,7 +51,7 @@ from pull.funding.schemas import (
 )
 from pull.identity import service as identity
 from pull.kit.crypto import FieldCipher
-from pull.kit.errors import NotFound
+from pull.kit.errors import Forbidden, NotFound
 from pull.kit.outbox import emit, signal_workflow_event, start_workflow_event
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
@@ -643,6 +643,8 @@ async def decide_withdrawal(
     reason: str | None = None,
 ) -> WithdrawalRead:
     row = await _locked_withdrawal(session, withdrawal_id)
+    if row.user_id == admin_id:  # four eyes: another admin decides
+        raise Forbidden("An administrator cannot decide their own withdrawal", code="SELF_APPROVAL")
     if row.status != "pending_approval":
         raise InvalidState(
             "Only a withdrawal awaiting approval can be approved or rejected",

@@ -2,7 +2,7 @@
 
 CurrentUser  a valid access token of a live session (PostgreSQL decides, not Redis)
 ActiveUser   CurrentUser whose account is not restricted (money movement, trading)
-AdminUser    CurrentUser with role admin (403 FORBIDDEN otherwise)
+AdminUser    CurrentUser with role admin (403 FORBIDDEN) and 2FA on (403 ADMIN_2FA_REQUIRED)
 SignedUser   a Kalshi-style RSA-PSS signed request made with a registered API key
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from pull.identity import service, signing
-from pull.identity.errors import AccountRestricted
+from pull.identity.errors import AccountRestricted, AdminTotpRequired
 from pull.identity.schemas import AuthUser, RequestMeta
 from pull.kit.db import SessionDep
 from pull.kit.errors import Forbidden, Unauthorized
@@ -76,8 +76,11 @@ CurrentUser = Annotated[AuthUser, Depends(current_user)]
 
 
 async def require_admin(user: CurrentUser) -> AuthUser:
-    if user.role != "admin":
+    """An admin with two-factor authentication on, signed in with a session (never a key)."""
+    if user.role != "admin" or user.session_id is None:
         raise Forbidden("Administrators only")
+    if not user.totp_enabled:
+        raise AdminTotpRequired()
     return user
 
 

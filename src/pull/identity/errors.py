@@ -63,5 +63,10 @@ class CodeExpired(AppError):
     persist = True
 
 
+class AdminTotpRequired(Forbidden):
+    code = "ADMIN_2FA_REQUIRED"
+    message = "Administrators must turn on two-factor authentication (/api/auth/2fa/setup)"
+
+
 def must_persist(exc: BaseException) -> bool:
     return isinstance(exc, AppError) and bool(getattr(exc, "persist", False))

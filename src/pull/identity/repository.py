@@ -92,6 +92,7 @@ class SessionAuth:
     email: str
     role: str
     status: str
+    totp_enabled_at: dt.datetime | None
 
 
 async def session_auth(session: AsyncSession, session_id: uuid.UUID) -> SessionAuth | None:
@@ -107,6 +108,7 @@ async def session_auth(session: AsyncSession, session_id: uuid.UUID) -> SessionA
                 User.email,
                 User.role,
                 User.status,
+                User.totp_enabled_at,
             )
             .join(User, User.id == AuthSession.user_id)
             .where(AuthSession.id == session_id)

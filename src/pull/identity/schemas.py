@@ -22,6 +22,8 @@ class AuthUser:
     role: str
     status: str
     session_id: uuid.UUID | None
+    # Two-factor authentication is on (admin routes require it).
+    totp_enabled: bool = False
 
     @property
     def is_admin(self) -> bool:

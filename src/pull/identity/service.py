@@ -474,7 +474,12 @@ async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) ->
     if found.last_used_at < now - SESSION_TOUCH_INTERVAL:
         await repo.touch_session(session, session_id, now, now - SESSION_TOUCH_INTERVAL)
     return AuthUser(
-        id=user_id, email=found.email, role=found.role, status=found.status, session_id=session_id
+        id=user_id,
+        email=found.email,
+        role=found.role,
+        status=found.status,
+        session_id=session_id,
+        totp_enabled=found.totp_enabled_at is not None,
     )
 
 
@@ -940,7 +945,12 @@ async def authenticate_signed(
     if key_row.last_used_at is None or key_row.last_used_at < now - SESSION_TOUCH_INTERVAL:
         await repo.touch_api_key(session, kid, now, now - SESSION_TOUCH_INTERVAL)
     return AuthUser(
-        id=user.id, email=user.email, role=user.role, status=user.status, session_id=None
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        status=user.status,
+        session_id=None,
+        totp_enabled=user.totp_enabled_at is not None,
     )
 
 

@@ -414,6 +414,14 @@ async def _in_review(session: AsyncSession, user_id: uuid.UUID) -> KycApplicatio
     return app
 
 
+def _not_own_review(user_id: uuid.UUID, actor_id: uuid.UUID) -> None:
+    """Four eyes: an administrator never decides their own verification."""
+    if user_id == actor_id:
+        raise Forbidden(
+            "An administrator cannot decide their own verification", code="SELF_APPROVAL"
+        )
+
+
 async def approve(
     *,
     session: AsyncSession,
@@ -423,6 +431,7 @@ async def approve(
     actor_id: uuid.UUID,
     cipher: FieldCipher,
 ) -> ApplicationRead:
+    _not_own_review(user_id, actor_id)
     await repo.ensure_profile(session, user_id)
     app = await _in_review(session, user_id)
     granted = await service.set_tier(
@@ -454,6 +463,7 @@ async def reject(
     actor_id: uuid.UUID,
     cipher: FieldCipher,
 ) -> ApplicationRead:
+    _not_own_review(user_id, actor_id)
     app = await _in_review(session, user_id)
     app.status = "declined"
     app.reason = reason
