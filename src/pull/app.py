@@ -32,6 +32,7 @@ from pull.kit.temporal import TemporalConnector
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
 from pull.rewards.api import routers as rewards_routers
+from pull.rwa.api import routers as rwa_routers
 from pull.system.api import router as system_router
 
 RATE_HEADERS = [
@@ -139,4 +140,5 @@ def _domain_routers() -> list[APIRouter]:
         *exchange_routers(),
         *funding_routers(),
         *rewards_routers(),
+        *rwa_routers(),
     ]

@@ -232,6 +232,12 @@ class Settings(BaseSettings):
         "https://testflight.tremendous.com/api/v2", alias="TREMENDOUS_BASE_URL"
     )
     tremendous_funding_source_id: str = Field("balance", alias="TREMENDOUS_FUNDING_SOURCE_ID")
+    # Real-world assets (docs/rwa.md). PSA's real client is used when PSA_API_TOKEN is set;
+    # otherwise the PSA sandbox with magic certificate numbers (not when deployed).
+    psa_api_token: str = Field("", alias="PSA_API_TOKEN")
+    psa_base_url: str = Field("https://api.psacard.com/publicapi", alias="PSA_BASE_URL")
+    rwa_lockup_seconds: int = Field(7_776_000, alias="RWA_LOCKUP_SECONDS", ge=0)
+    rwa_settle_batch_size: int = Field(200, alias="RWA_SETTLE_BATCH_SIZE", ge=1, le=10_000)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -48,6 +48,7 @@ from pull.rewards.models import (
     RewardRule,
     RewardRuleUsage,
 )
+from pull.rwa.models import RwaAsset, RwaOffering, RwaPosition, RwaSubscription, RwaValuation
 
 __all__ = [
     "Adjustment",
@@ -90,6 +91,11 @@ __all__ = [
     "RewardProfile",
     "RewardRule",
     "RewardRuleUsage",
+    "RwaAsset",
+    "RwaOffering",
+    "RwaPosition",
+    "RwaSubscription",
+    "RwaValuation",
     "Series",
     "Settlement",
     "Trade",

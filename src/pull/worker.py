@@ -44,6 +44,8 @@ from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
 from pull.rewards.workflows import WORKFLOWS as REWARDS_WORKFLOWS
+from pull.rwa.activities import ACTIVITIES as RWA_ACTIVITIES
+from pull.rwa.workflows import WORKFLOWS as RWA_WORKFLOWS
 from pull.system.activities import system_check
 from pull.system.workflows import SystemCheckWorkflow
 
@@ -84,6 +86,7 @@ def workflows() -> list[type]:
         SettlementWorkflow,
         *FUNDING_WORKFLOWS,
         *REWARDS_WORKFLOWS,
+        *RWA_WORKFLOWS,
     ]
 
 
@@ -95,6 +98,7 @@ def activities() -> list[Callable[..., Any]]:
         finalize_settlement,
         *FUNDING_ACTIVITIES,
         *REWARDS_ACTIVITIES,
+        *RWA_ACTIVITIES,
     ]
 
 

@@ -38,7 +38,9 @@ from pull.kit.db import Base, utcnow
 class LedgerAccount(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        CheckConstraint("currency IN ('USD', 'PTS')", name="currency"),
+        CheckConstraint(
+            "currency IN ('USD', 'PTS') OR currency ~ '^RWA[0-9]{1,12}$'", name="currency"
+        ),
         CheckConstraint("shard = 0 OR owner_id IS NULL", name="user_single_row"),
         CheckConstraint("pending_debits >= 0 AND pending_credits >= 0", name="pending_positive"),
         # The database's own guarantee that a user's account is never overdrawn.
@@ -67,7 +69,8 @@ class LedgerAccount(Base):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
     )
-    currency: Mapped[str] = mapped_column(String(3))
+    # USD, PTS, or the shares of one real-world asset (RWA<n>, docs/rwa.md).
+    currency: Mapped[str] = mapped_column(String(16))
     # A user account's kind (cash, held, ...) or a system account's name (fee_revenue, ...).
     kind: Mapped[str] = mapped_column(String(100))
     shard: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")

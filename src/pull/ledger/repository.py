@@ -325,6 +325,22 @@ async def user_accounts(
     return {r[0]: AccountState(r[0], r[1], r[2], r[3]) for r in rows}
 
 
+async def user_share_accounts(
+    session: AsyncSession, user_id: uuid.UUID
+) -> list[tuple[str, int, int]]:
+    """(currency, balance, pending_debits) of the user's `shares` accounts (RWA<n> currencies)."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT currency, balance, pending_debits FROM ledger_accounts "
+                "WHERE owner_id = :owner AND kind = 'shares' ORDER BY currency"
+            ),
+            {"owner": user_id},
+        )
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
 async def account_state(
     session: AsyncSession, owner_id: uuid.UUID | None, kind: str, currency: str
 ) -> AccountState | None:

@@ -12,12 +12,20 @@ from pydantic import BaseModel, Field
 
 Currency = Literal["USD", "PTS"]
 CURRENCIES: frozenset[str] = frozenset({"USD", "PTS"})
+# Shares of one real-world asset are a currency of their own ("RWA" + the asset's number), so
+# ownership is double-entry like cash (docs/rwa.md). Users hold them in a `shares` account.
+SHARE_CURRENCY = re.compile(r"^RWA[0-9]{1,12}$")
+
+
+def is_share_currency(currency: str) -> bool:
+    return SHARE_CURRENCY.match(currency) is not None
+
 
 # Kinds of a user's accounts. `instant_credit` is a memo account: it counts the part of the
 # cash balance credited ahead of a deposit's settlement (spendable, not withdrawable) and is
 # not part of the user's money (see docs/money.md).
 USER_KINDS: frozenset[str] = frozenset(
-    {"cash", "held", "pending_deposits", "points", "instant_credit"}
+    {"cash", "held", "pending_deposits", "points", "instant_credit", "shares"}
 )
 # Well-known system accounts (any name matching SYSTEM_NAME is allowed, e.g. per market).
 SYSTEM_ACCOUNTS: frozenset[str] = frozenset(
@@ -42,7 +50,7 @@ class AccountRef:
     currency: str = "USD"
 
     def __post_init__(self) -> None:
-        if self.currency not in CURRENCIES:
+        if self.currency not in CURRENCIES and not is_share_currency(self.currency):
             raise ValueError(f"unknown currency {self.currency!r}")
         if self.owner_id is None:
             if not SYSTEM_NAME.match(self.kind):
@@ -52,6 +60,8 @@ class AccountRef:
                 raise ValueError(f"unknown user account kind {self.kind!r}")
             if (self.kind == "points") != (self.currency == "PTS"):
                 raise ValueError("user points accounts are in PTS, every other kind in USD")
+            if (self.kind == "shares") != is_share_currency(self.currency):
+                raise ValueError("user shares accounts are in a share currency (RWA<n>)")
 
     @property
     def is_system(self) -> bool:

@@ -5,6 +5,7 @@ Contract for other modules (keyword-only):
     post_pending(session=, transfer_id= | idempotency_key=, amount=None, legs=None)
     void_pending(session=, transfer_id= | idempotency_key=)
     get_balance(session=, user_id=) -> Balance
+    share_holdings(session=, user_id=) -> [(share currency, balance, pending_debits)]
     account_balance(session=, account=) -> int
     trial_balance(session=) -> TrialBalance
     invariant_report(session=) -> LedgerInvariantsRead
@@ -68,6 +69,7 @@ __all__ = [
     "get_balance",
     "invariant_report",
     "post_pending",
+    "share_holdings",
     "statement",
     "system_account",
     "transactions",
@@ -428,6 +430,13 @@ async def account_balance(*, session: AsyncSession, account: AccountRef) -> int:
     """The account's posted balance (0 for an account never used)."""
     state = await repo.account_state(session, account.owner_id, account.kind, account.currency)
     return 0 if state is None else state.balance
+
+
+async def share_holdings(
+    *, session: AsyncSession, user_id: uuid.UUID
+) -> list[tuple[str, int, int]]:
+    """The user's shares of real-world assets: (share currency, posted, reserved by holds)."""
+    return await repo.user_share_accounts(session, user_id)
 
 
 async def account_available(*, session: AsyncSession, account: AccountRef) -> int:

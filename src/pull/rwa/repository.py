@@ -1,0 +1,307 @@
+"""All SQL of the RWA module."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.rwa.models import RwaAsset, RwaOffering, RwaPosition, RwaSubscription, RwaValuation
+
+# --- assets ---------------------------------------------------------------------------------
+
+
+async def asset_by_cert(session: AsyncSession, grader: str, cert_number: str) -> RwaAsset | None:
+    return (
+        await session.execute(
+            select(RwaAsset).where(RwaAsset.grader == grader, RwaAsset.cert_number == cert_number)
+        )
+    ).scalar_one_or_none()
+
+
+async def get_asset(
+    session: AsyncSession, asset_id: uuid.UUID, *, lock: bool = False
+) -> RwaAsset | None:
+    stmt = select(RwaAsset).where(RwaAsset.id == asset_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def assets_by_ids(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, RwaAsset]:
+    if not ids:
+        return {}
+    rows = (await session.execute(select(RwaAsset).where(RwaAsset.id.in_(ids)))).scalars()
+    return {a.id: a for a in rows}
+
+
+async def assets_by_seq(session: AsyncSession, seqs: Sequence[int]) -> dict[int, RwaAsset]:
+    if not seqs:
+        return {}
+    rows = (await session.execute(select(RwaAsset).where(RwaAsset.seq.in_(seqs)))).scalars()
+    return {a.seq: a for a in rows}
+
+
+async def list_assets(
+    session: AsyncSession,
+    *,
+    category: str | None,
+    states: Sequence[str] | None,
+    query: str | None,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[RwaAsset]:
+    stmt = select(RwaAsset)
+    if category:
+        stmt = stmt.where(RwaAsset.category == category)
+    if states:
+        stmt = stmt.where(RwaAsset.state.in_(states))
+    if query:
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                RwaAsset.title.ilike(pattern, escape="\\"),
+                RwaAsset.description.ilike(pattern, escape="\\"),
+                RwaAsset.cert_number == query,
+            )
+        )
+    if before is not None:
+        t, i = before
+        stmt = stmt.where(
+            or_(RwaAsset.created_at < t, and_(RwaAsset.created_at == t, RwaAsset.id < i))
+        )
+    stmt = stmt.order_by(RwaAsset.created_at.desc(), RwaAsset.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def set_asset_state(
+    session: AsyncSession,
+    asset_id: uuid.UUID,
+    state: str,
+    *,
+    from_states: Sequence[str],
+    locked_until: dt.datetime | None = None,
+) -> bool:
+    values: dict[str, object] = {"state": state, "updated_at": func.now()}
+    if locked_until is not None:
+        values["locked_until"] = locked_until
+    result = await session.execute(
+        update(RwaAsset)
+        .where(RwaAsset.id == asset_id, RwaAsset.state.in_(from_states))
+        .values(**values)
+        .returning(RwaAsset.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+# --- valuations -----------------------------------------------------------------------------
+
+
+async def valuations(session: AsyncSession, asset_id: uuid.UUID) -> list[RwaValuation]:
+    stmt = (
+        select(RwaValuation)
+        .where(RwaValuation.asset_id == asset_id)
+        .order_by(RwaValuation.as_of.desc(), RwaValuation.id.desc())
+        .limit(200)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def latest_valuations(
+    session: AsyncSession, asset_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    if not asset_ids:
+        return {}
+    stmt = (
+        select(RwaValuation.asset_id, RwaValuation.value_cents)
+        .where(RwaValuation.asset_id.in_(asset_ids))
+        .ext(distinct_on(RwaValuation.asset_id))
+        .order_by(RwaValuation.asset_id, RwaValuation.as_of.desc(), RwaValuation.id.desc())
+    )
+    return {r[0]: r[1] for r in (await session.execute(stmt)).all()}
+
+
+# --- offerings ------------------------------------------------------------------------------
+
+
+async def get_offering(
+    session: AsyncSession, offering_id: uuid.UUID, *, lock: bool = False
+) -> RwaOffering | None:
+    stmt = select(RwaOffering).where(RwaOffering.id == offering_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def offerings_of(session: AsyncSession, asset_id: uuid.UUID) -> list[RwaOffering]:
+    stmt = (
+        select(RwaOffering)
+        .where(RwaOffering.asset_id == asset_id)
+        .order_by(RwaOffering.created_at.desc())
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def live_offering_of(session: AsyncSession, asset_id: uuid.UUID) -> RwaOffering | None:
+    stmt = (
+        select(RwaOffering)
+        .where(RwaOffering.asset_id == asset_id, RwaOffering.status.in_(("draft", "open")))
+        .order_by(RwaOffering.created_at.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def open_offerings(session: AsyncSession, limit: int = 100) -> list[RwaOffering]:
+    stmt = (
+        select(RwaOffering)
+        .where(RwaOffering.status == "open")
+        .order_by(RwaOffering.closes_at)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def last_offering_prices(
+    session: AsyncSession, asset_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """The price of each asset's latest funded (else latest) offering."""
+    if not asset_ids:
+        return {}
+    stmt = (
+        select(RwaOffering.asset_id, RwaOffering.price_cents)
+        .where(RwaOffering.asset_id.in_(asset_ids))
+        .ext(distinct_on(RwaOffering.asset_id))
+        .order_by(
+            RwaOffering.asset_id,
+            (RwaOffering.status == "funded").desc(),
+            RwaOffering.created_at.desc(),
+        )
+    )
+    return {r[0]: r[1] for r in (await session.execute(stmt)).all()}
+
+
+async def reserve_shares(
+    session: AsyncSession, offering_id: uuid.UUID, shares: int, *, now: dt.datetime
+) -> tuple[int, int] | None:
+    """Count `shares` into an open offering if they fit, in one statement (the row lock it takes
+    is held to commit, so concurrent subscriptions are decided one after the other and never
+    oversubscribe). Returns (shares_subscribed, total_shares), or None if it is not open or
+    the shares do not fit."""
+    row = (
+        await session.execute(
+            text(
+                "UPDATE rwa_offerings SET shares_subscribed = shares_subscribed + :n "
+                "WHERE id = :id AND status = 'open' AND opens_at <= :now AND closes_at > :now "
+                "AND shares_subscribed + :n <= total_shares "
+                "RETURNING shares_subscribed, total_shares"
+            ),
+            {"n": shares, "id": offering_id, "now": now},
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def count_investor(session: AsyncSession, offering_id: uuid.UUID) -> None:
+    await session.execute(
+        update(RwaOffering)
+        .where(RwaOffering.id == offering_id)
+        .values(investors=RwaOffering.investors + 1)
+    )
+
+
+# --- subscriptions --------------------------------------------------------------------------
+
+
+async def user_subscribed(session: AsyncSession, offering_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    value = await session.scalar(
+        select(func.coalesce(func.sum(RwaSubscription.shares), 0)).where(
+            RwaSubscription.offering_id == offering_id,
+            RwaSubscription.user_id == user_id,
+            RwaSubscription.status != "voided",
+        )
+    )
+    return int(value or 0)
+
+
+def add(session: AsyncSession, row: object) -> None:
+    session.add(row)
+
+
+async def subscriptions_to_settle(
+    session: AsyncSession, offering_id: uuid.UUID, limit: int
+) -> list[RwaSubscription]:
+    stmt = (
+        select(RwaSubscription)
+        .where(RwaSubscription.offering_id == offering_id, RwaSubscription.status == "held")
+        .order_by(RwaSubscription.created_at, RwaSubscription.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def user_subscriptions(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[tuple[RwaSubscription, uuid.UUID]]:
+    stmt = (
+        select(RwaSubscription, RwaOffering.asset_id)
+        .join(RwaOffering, RwaOffering.id == RwaSubscription.offering_id)
+        .where(RwaSubscription.user_id == user_id)
+    )
+    if before is not None:
+        t, i = before
+        stmt = stmt.where(
+            or_(
+                RwaSubscription.created_at < t,
+                and_(RwaSubscription.created_at == t, RwaSubscription.id < i),
+            )
+        )
+    stmt = stmt.order_by(RwaSubscription.created_at.desc(), RwaSubscription.id.desc()).limit(limit)
+    return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
+
+
+# --- positions (cost basis) -----------------------------------------------------------------
+
+
+async def add_cost(
+    session: AsyncSession, user_id: uuid.UUID, asset_id: uuid.UUID, cents: int
+) -> None:
+    """Add (or with a negative amount remove) cost basis of a holder in an asset."""
+    await session.execute(
+        text(
+            "INSERT INTO rwa_positions (user_id, asset_id, cost_basis_cents, updated_at) "
+            "VALUES (:u, :a, :c, now()) ON CONFLICT (user_id, asset_id) DO UPDATE SET "
+            "cost_basis_cents = GREATEST(rwa_positions.cost_basis_cents + :c, 0), "
+            "updated_at = now()"
+        ),
+        {"u": user_id, "a": asset_id, "c": cents},
+    )
+
+
+async def cost_bases(session: AsyncSession, user_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    rows = await session.execute(
+        select(RwaPosition.asset_id, RwaPosition.cost_basis_cents).where(
+            RwaPosition.user_id == user_id
+        )
+    )
+    return {r[0]: r[1] for r in rows.all()}
+
+
+async def cost_basis(session: AsyncSession, user_id: uuid.UUID, asset_id: uuid.UUID) -> int:
+    value = await session.scalar(
+        select(RwaPosition.cost_basis_cents).where(
+            RwaPosition.user_id == user_id, RwaPosition.asset_id == asset_id
+        )
+    )
+    return int(value or 0)

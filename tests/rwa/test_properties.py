@@ -1,0 +1,187 @@
+"""Property: any sequence of subscriptions (accepted or refused) followed by a close (funded,
+under the minimum, or canceled), settled in batches of any size, keeps cash and shares
+conserved: every user's cash + holds equals what it had less what it paid, shares outstanding
+equal the sum of holdings, the offering escrow ends empty, the consignor and fee revenue get
+exactly the raise less and the fee, no user goes below zero, and the trial balance is zero."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pull.kit.errors import AppError
+from pull.kyc import service as kyc
+from pull.ledger import service as ledger
+from pull.rwa import service as rwa
+from pull.rwa.offerings import escrow_account, sourcing_fee
+from pull.rwa.providers.sandbox import PsaSandbox
+from pull.rwa.schemas import AssetCreate, OfferingCreate
+from tests.ledger.conftest import insert_user
+
+USERS = 3
+terms = st.fixed_dictionaries(
+    {
+        "total_shares": st.integers(1, 300),
+        "price_cents": st.integers(1, 5_000),
+        "min_fraction": st.integers(1, 100),  # % of the whole offering needed
+        "cap_bps": st.integers(1, 10_000),
+        "fee_bps": st.integers(0, 5_000),
+    }
+)
+subscriptions = st.lists(
+    st.tuples(st.integers(0, USERS - 1), st.integers(1, 120)), min_size=0, max_size=25
+)
+cash = st.lists(st.integers(0, 300_000), min_size=USERS, max_size=USERS)
+ending = st.sampled_from(["close", "cancel"])
+batch = st.integers(1, 7)
+
+
+async def _books(maker: async_sessionmaker[AsyncSession]) -> None:
+    async with maker() as s:
+        tb = await ledger.trial_balance(session=s)
+        assert tb.balanced, tb
+        negative = await s.scalar(
+            text(
+                "SELECT count(*) FROM ledger_accounts "
+                "WHERE owner_id IS NOT NULL AND balance - pending_debits < 0"
+            )
+        )
+        assert negative == 0
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(t=terms, subs=subscriptions, money=cash, end=ending, size=batch)
+async def test_offerings_conserve_cash_and_shares(
+    t: dict[str, int],
+    subs: list[tuple[int, int]],
+    money: list[int],
+    end: str,
+    size: int,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    async with sessionmaker() as s, s.begin():
+        admin, second, consignor = await insert_user(s), await insert_user(s), await insert_user(s)
+        users = [await insert_user(s) for _ in range(USERS)]
+        for user, amount in zip(users, money, strict=True):
+            await kyc.set_tier(session=s, user_id=user, tier="basic", actor_id=None, note=None)
+            if amount:
+                await ledger.transfer(
+                    session=s,
+                    idempotency_key=f"prop:fund:{user}",
+                    kind="deposit_settled",
+                    legs=[
+                        ledger.Leg(ledger.system_account("bank_clearing"), -amount),
+                        ledger.Leg(ledger.user_account(user, "cash"), amount),
+                    ],
+                )
+        asset = await rwa.create_asset(
+            session=s,
+            graders={"PSA": PsaSandbox()},
+            actor_id=admin,
+            data=AssetCreate(
+                title="prop",
+                category="card",
+                cert_number="1" + str(uuid.uuid4().int % 10**8).zfill(8) + "0",
+                grade="10",
+                custodian="vault",
+                insured_value_cents=1,
+                consignor_id=consignor,
+            ),
+        )
+        whole = t["total_shares"] * t["price_cents"]
+        offering = await rwa.create_offering(
+            session=s,
+            actor_id=admin,
+            asset_id=asset.id,
+            data=OfferingCreate(
+                total_shares=t["total_shares"],
+                price_cents=t["price_cents"],
+                opens_at=now - dt.timedelta(minutes=1),
+                closes_at=now + dt.timedelta(hours=1),
+                min_raise_cents=max(1, whole * t["min_fraction"] // 100),
+                max_per_investor_bps=t["cap_bps"],
+                sourcing_fee_bps=t["fee_bps"],
+            ),
+        )
+        await rwa.open_offering(session=s, actor_id=second, offering_id=offering.id)
+        fees_before = await ledger.account_balance(
+            session=s, account=ledger.system_account("fee_revenue")
+        )
+    paid = dict.fromkeys(users, 0)
+    shares = dict.fromkeys(users, 0)
+    for who, n in subs:
+        try:
+            async with sessionmaker() as s, s.begin():
+                sub = await rwa.subscribe(
+                    session=s, user_id=users[who], offering_id=offering.id, shares=n
+                )
+        except AppError as exc:
+            assert exc.code in {
+                "INSUFFICIENT_FUNDS",
+                "INVESTOR_CAP_EXCEEDED",
+                "OFFERING_SOLD_OUT",
+            }, exc.code
+            continue
+        paid[users[who]] += sub.amount_cents
+        shares[users[who]] += n
+        await _books(sessionmaker)
+    subscribed = sum(shares.values())
+    assert subscribed <= t["total_shares"]
+    async with sessionmaker() as s, s.begin():
+        if end == "cancel":
+            await rwa.cancel_offering(
+                session=s, actor_id=admin, offering_id=offering.id, reason="prop"
+            )
+        outcome = await rwa.close_offering(session=s, offering_id=offering.id)
+    raised = subscribed * t["price_cents"]
+    funded = end == "close" and raised >= max(1, whole * t["min_fraction"] // 100)
+    assert outcome == ("funded" if funded else "failed" if end == "close" else "canceled")
+    while True:
+        async with sessionmaker() as s, s.begin():
+            done = await rwa.settle_subscriptions(session=s, offering_id=offering.id, limit=size)
+        await _books(sessionmaker)
+        if done == 0:
+            break
+    async with sessionmaker() as s, s.begin():
+        state = await rwa.finalize_offering(session=s, offering_id=offering.id, lockup_seconds=0)
+        assert state == ("locked" if funded else "canceled")
+        # finalizing twice changes nothing
+        await rwa.finalize_offering(session=s, offering_id=offering.id, lockup_seconds=0)
+    await _books(sessionmaker)
+    async with sessionmaker() as s:
+        bal: dict[uuid.UUID, Any] = {
+            u: await ledger.get_balance(session=s, user_id=u) for u in users
+        }
+        held_shares = {
+            u: await ledger.account_balance(
+                session=s, account=ledger.user_account(u, "shares", asset.symbol)
+            )
+            for u in users
+        }
+        outstanding = await rwa.shares_outstanding(session=s, currency=asset.symbol)
+        escrow = await ledger.account_balance(session=s, account=escrow_account(offering.id))
+        consignor_cash = (await ledger.get_balance(session=s, user_id=consignor)).available
+        fees = (
+            await ledger.account_balance(session=s, account=ledger.system_account("fee_revenue"))
+            - fees_before
+        )
+    fee = sourcing_fee(raised, t["fee_bps"]) if funded else 0
+    for user, start in zip(users, money, strict=True):
+        assert bal[user].held == 0
+        assert bal[user].available == start - (paid[user] if funded else 0)
+        assert held_shares[user] == (shares[user] if funded else 0)
+    assert outstanding == sum(held_shares.values()) == (subscribed if funded else 0)
+    assert escrow == 0
+    assert consignor_cash == (raised - fee if funded else 0)
+    assert fees == fee
