@@ -145,8 +145,8 @@ async def test_subscription_refusals_idempotency_and_purchase(rwa_env: RwaEnvFac
     assert replay.status_code == 201 and replay.json() == first.json()
     assert replay.headers["Idempotent-Replayed"] == "true"
     conflict = await env.subscribe(rich, oid, 21, key=key)
-    assert conflict.status_code == 422
-    assert conflict.json()["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     no_key = await env.http.post(
         f"/api/v1/rwa/offerings/{oid}/subscribe", json={"shares": 1}, headers=rich.headers
     )

@@ -469,9 +469,10 @@ async def trial_balance(*, session: AsyncSession) -> TrialBalance:
 
 
 _MEMBERS = {
-    "user": "every user account (cash, held, pending_deposits, points, instant_credit)",
+    "user": "every user account (cash, held, pending_deposits, points, instant_credit, shares)",
     "market_escrow": "market_escrow, market_escrow:<ticker>",
     "fee_revenue": "fee_revenue, fee_revenue:<ticker>",
+    "rwa.escrow": "rwa.escrow:<offering>: subscription money until the consignor is paid",
     "other": "any other system account",
 }
 

@@ -49,9 +49,9 @@ _MONEY: dict[int | str, dict[str, Any]] = {
     404: {"description": "OFFERING_NOT_FOUND / ASSET_NOT_FOUND"},
     409: {
         "description": "OFFERING_NOT_OPEN, OFFERING_SOLD_OUT {remaining}, "
-        "INVESTOR_CAP_EXCEEDED {cap, held}, INSUFFICIENT_FUNDS"
+        "INVESTOR_CAP_EXCEEDED {cap, held}, INSUFFICIENT_FUNDS, IDEMPOTENCY_KEY_REUSED"
     },
-    422: {"description": "IDEMPOTENCY_CONFLICT or invalid input"},
+    422: {"description": "Invalid input"},
 }
 
 router = APIRouter(prefix="/api/v1/rwa", tags=["rwa"], responses=_ERRORS)
