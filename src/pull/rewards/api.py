@@ -134,8 +134,8 @@ async def catalog(user: CurrentUser, session: SessionDep) -> ItemList:
     responses={
         400: {"description": "INSUFFICIENT_POINTS or IDEMPOTENCY_KEY_REQUIRED"},
         404: {"description": "REWARD_NOT_FOUND"},
-        409: {"description": "OUT_OF_STOCK or REWARD_INACTIVE"},
-        422: {"description": "IDEMPOTENCY_CONFLICT or INVALID_REDEMPTION"},
+        409: {"description": "OUT_OF_STOCK, REWARD_INACTIVE or IDEMPOTENCY_KEY_REUSED"},
+        422: {"description": "INVALID_REDEMPTION"},
     },
 )
 async def redeem(
