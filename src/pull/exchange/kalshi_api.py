@@ -627,7 +627,14 @@ class Lookups:
         return self.events[ticker]
 
     async def series_of(self, markets: Sequence[MarketRead]) -> dict[str, str]:
-        return {m.event_ticker: (await self.event(m.event_ticker)).series_ticker for m in markets}
+        missing = [m.event_ticker for m in markets if m.event_ticker not in self.events]
+        if missing:
+            self.events.update(await svc.get_events(session=self.session, tickers=missing))
+        return {
+            m.event_ticker: self.events[m.event_ticker].series_ticker
+            for m in markets
+            if m.event_ticker in self.events
+        }
 
     async def markets_page(self, markets: Sequence[MarketRead]) -> list[Market]:
         series = await self.series_of(markets)
@@ -736,7 +743,6 @@ async def list_events(
 ) -> GetEventsResponse:
     if status_filter is not None and status_filter not in ("open", "closed", "settled"):
         raise BadRequest("status is open, closed or settled", code="INVALID_PARAMETERS")
-    lookups = Lookups(session)
     need_markets = with_nested_markets or status_filter is not None or min_close_ts is not None
     markets: dict[str, list[MarketRead]] = {}
 
@@ -744,9 +750,12 @@ async def list_events(
         page = await svc.list_events(
             session=session, series_ticker=series_ticker, cursor=c, limit=n
         )
-        if need_markets:
-            for e in page.items:
-                markets[e.event_ticker] = await lookups.all_markets(event_ticker=e.event_ticker)
+        if need_markets:  # one read for the whole page's markets
+            markets.update(
+                await svc.markets_of_events(
+                    session=session, event_tickers=[e.event_ticker for e in page.items]
+                )
+            )
         return page.items, page.cursor
 
     def keep(e: EventRead) -> bool:

@@ -78,6 +78,24 @@ async def list_events(
     return (await session.scalars(stmt)).all()
 
 
+async def events_by_tickers(session: AsyncSession, tickers: Sequence[str]) -> Sequence[Event]:
+    if not tickers:
+        return []
+    return (await session.scalars(select(Event).where(Event.ticker.in_(list(tickers))))).all()
+
+
+async def markets_of_events(
+    session: AsyncSession, event_tickers: Sequence[str]
+) -> Sequence[Market]:
+    """Every market of these events, by ticker (one statement for a whole page of events)."""
+    if not event_tickers:
+        return []
+    stmt = (
+        select(Market).where(Market.event_ticker.in_(list(event_tickers))).order_by(Market.ticker)
+    )
+    return (await session.scalars(stmt)).all()
+
+
 async def list_series(session: AsyncSession, *, limit: int = 200) -> Sequence[Series]:
     return (await session.scalars(select(Series).order_by(Series.ticker).limit(limit))).all()
 

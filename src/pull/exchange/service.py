@@ -97,6 +97,7 @@ __all__ = [
     "finalize_settlement",
     "get_candlesticks",
     "get_event",
+    "get_events",
     "get_market",
     "get_order",
     "get_orderbook",
@@ -109,6 +110,7 @@ __all__ = [
     "list_series",
     "list_settlements",
     "list_trades",
+    "markets_of_events",
     "open_due_markets",
     "resolve_market",
     "set_market_status",
@@ -211,6 +213,23 @@ async def list_events(
     return Page(items=[_event_read(e) for e in rows], cursor=nxt)
 
 
+async def get_events(*, session: AsyncSession, tickers: Sequence[str]) -> dict[str, EventRead]:
+    """The events of these tickers that exist, in one statement."""
+    rows = await repo.events_by_tickers(session, sorted(set(tickers)))
+    return {e.ticker: _event_read(e) for e in rows}
+
+
+async def markets_of_events(
+    *, session: AsyncSession, event_tickers: Sequence[str]
+) -> dict[str, list[MarketRead]]:
+    """Every market of each of these events (a constant number of statements for a page)."""
+    out: dict[str, list[MarketRead]] = {t: [] for t in event_tickers}
+    rows = await repo.markets_of_events(session, sorted(set(event_tickers)))
+    for m in await _market_reads(session, rows):
+        out.setdefault(m.event_ticker, []).append(m)
+    return out
+
+
 async def create_market(
     *, session: AsyncSession, data: MarketCreate, now: dt.datetime | None = None
 ) -> MarketRead:
@@ -241,6 +260,8 @@ async def create_market(
 
 
 async def _market_reads(session: AsyncSession, markets: Sequence[Market]) -> list[MarketRead]:
+    if not markets:
+        return []
     ids = [m.id for m in markets]
     vol = await repo.volume_24h(session, ids)
     liq = await repo.liquidity(session, ids)
