@@ -278,12 +278,22 @@ def users_create(
         ..., "--password", prompt=True, hide_input=True, help="Prompted for when omitted"
     ),
     admin: bool = typer.Option(False, "--admin", help="Give the admin role"),
-    verified: bool = typer.Option(False, "--verified", help="Mark the email address verified"),
+    verified: bool = typer.Option(
+        False, "--verified", help="Mark the email address and the phone number verified"
+    ),
+    phone: str | None = typer.Option(
+        None, "--phone", help="Phone number, E.164 (+14155550100); needed with --verified"
+    ),
 ) -> None:
     """Create a user (password policy applies)."""
     from pull.identity.commands import create_user
 
-    user = _users_call(create_user, email=email, password=password, admin=admin, verified=verified)
+    if verified and phone is None:
+        typer.echo("error: --verified needs --phone (the number to mark verified)", err=True)
+        raise typer.Exit(2)
+    user = _users_call(
+        create_user, email=email, password=password, admin=admin, verified=verified, phone=phone
+    )
     typer.echo(f"created {user.role} {user.email} ({user.id})")
 
 
@@ -294,6 +304,22 @@ def users_grant_admin(email: str = typer.Argument(..., help="Email of an existin
 
     user = _users_call(grant_admin, email=email)
     typer.echo(f"{user.email} is now admin")
+
+
+@users_app.command("set-kyc")
+def users_set_kyc(
+    email: str = typer.Argument(..., help="Email of the customer"),
+    tier: str = typer.Argument(..., help="none, basic, standard, enhanced or accredited"),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)"),
+    operator: str = typer.Option(
+        ..., "--operator", help="Email of the admin account doing this (the audit actor)"
+    ),
+) -> None:
+    """Set a customer's KYC tier by hand (support cases); audited with the operator as actor."""
+    from pull.kyc.commands import set_kyc
+
+    found = _users_call(set_kyc, email=email, tier=tier, reason=reason, operator=operator)
+    typer.echo(f"{found.email} is now KYC tier {tier}")
 
 
 ledger_app = typer.Typer(

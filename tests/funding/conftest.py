@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,6 @@ from temporalio.worker import Worker
 from pull import devstack
 from pull.app import create_app
 from pull.config import Settings
-from pull.funding.providers.sandbox import _account_id
 from pull.kit.outbox import OutboxRelay
 from pull.kit.runtime import set_worker_runtime, worker_runtime
 from pull.ledger.service import get_balance, trial_balance
@@ -78,14 +76,12 @@ class FundingEnv:
             headers=user.headers,
         )
         assert r.status_code == 200, r.text
-        public_token = r.json()["public_token"]
-        # The account ids come with the item, as a Link session reports them.
-        raw = await worker_runtime().redis.get(f"plaid:sandbox:public:{public_token}")
-        assert raw is not None
-        item_id = json.loads(raw)["item_id"]
+        # The account ids come with the public token, as Link's onSuccess metadata has them.
+        link = r.json()
+        checking = next(a for a in link["accounts"] if a["subtype"] == "checking")
         r = await self.http.post(
             "/api/v1/funding/bank-accounts",
-            json={"public_token": public_token, "account_id": _account_id(item_id, "checking")},
+            json={"public_token": link["public_token"], "account_id": checking["account_id"]},
             headers=user.headers,
         )
         assert r.status_code == 201, r.text

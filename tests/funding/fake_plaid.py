@@ -106,6 +106,15 @@ class FakePlaid:
             access = f"access-sandbox-{uuid.uuid4()}"
             self.items[access] = item
             return JSONResponse({"access_token": access, "item_id": item, **rid})
+        if path == "/item/public_token/create":
+            item = self.items.get(body["access_token"])
+            if item is None:
+                return _error(400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "invalid access token")
+            token = f"public-sandbox-{uuid.uuid4()}"
+            self.public_tokens[token] = item
+            return JSONResponse(
+                {"public_token": token, "expiration": "2026-11-27T00:00:00Z", **rid}
+            )
         if path == "/accounts/get":
             item = self.items.get(body["access_token"])
             if item is None:

@@ -5,7 +5,6 @@ and withdrawals run side by side."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
 from pull.funding import service
-from pull.funding.providers.sandbox import PlaidSandbox, _account_id
+from pull.funding.providers.sandbox import PlaidSandbox
 from pull.kit.crypto import FieldCipher
 from pull.kit.errors import AppError
 from pull.ledger.service import account_balance, get_balance, trial_balance, user_account
@@ -91,10 +90,9 @@ async def _bank(
 ) -> tuple[PlaidSandbox, FieldCipher, uuid.UUID]:
     plaid = PlaidSandbox(redis, key_seed=settings.plaid_sandbox_key_seed)
     cipher = FieldCipher(settings.field_encryption_keys)
-    public = await plaid.sandbox_public_token(
+    link = await plaid.sandbox_public_token(
         username="user_good", password="pass_good", institution_id="ins_109508"
     )
-    item_id = json.loads((await redis.get(f"plaid:sandbox:public:{public}")) or b"{}")["item_id"]
     bank = await _run(
         maker,
         lambda s: service.link_bank_account(
@@ -102,8 +100,8 @@ async def _bank(
             provider=plaid,
             cipher=cipher,
             user_id=user.id,
-            public_token=public,
-            account_id=_account_id(item_id, "checking"),
+            public_token=link.public_token,
+            account_id=link.accounts[0].account_id,
         ),
     )
     assert bank is not None

@@ -38,10 +38,20 @@ async def test_client_calls_speak_plaids_wire_format(fake_plaid: tuple[FakePlaid
     assert body["user"] == {"client_user_id": "u-1"} and body["products"] == ["transfer"]
     assert headers["plaid-client-id"] == CLIENT_ID and headers["plaid-secret"] == SECRET
 
-    public = await client.sandbox_public_token(
+    linked = await client.sandbox_public_token(
         username="user_good", password="pass_good", institution_id="ins_109508"
     )
-    item = await client.exchange_public_token(public_token=public)
+    assert [p for p, _, _ in fake.requests[-4:]] == [
+        "/sandbox/public_token/create",
+        "/item/public_token/exchange",
+        "/accounts/get",
+        "/item/public_token/create",
+    ]
+    assert [(a.account_id, a.mask) for a in linked.accounts] == [
+        (f"acc-{fake.public_tokens[linked.public_token]}", "0000")
+    ]
+    assert linked.institution_name == "First Platypus Bank"
+    item = await client.exchange_public_token(public_token=linked.public_token)
     accounts = await client.get_accounts(access_token=item.access_token)
     assert [(a.account_id, a.mask, a.institution_name) for a in accounts] == [
         (f"acc-{item.item_id}", "0000", "First Platypus Bank")
@@ -101,9 +111,11 @@ async def test_a_deposit_through_the_real_client(
     r = await env.http.post("/api/v1/funding/sandbox/public-token", json={}, headers=user.headers)
     assert r.status_code == 200, r.text
     public = r.json()["public_token"]
+    (account,) = r.json()["accounts"]
+    assert account["account_id"] == f"acc-{fake.public_tokens[public]}"
     r = await env.http.post(
         "/api/v1/funding/bank-accounts",
-        json={"public_token": public, "account_id": f"acc-{fake.public_tokens[public]}"},
+        json={"public_token": public, "account_id": account["account_id"]},
         headers=user.headers,
     )
     assert r.status_code == 201, r.text
@@ -131,9 +143,11 @@ async def test_a_refusal_from_plaid_fails_the_transfer_and_releases_everything(
     user = await funded_user("basic")
     r = await env.http.post("/api/v1/funding/sandbox/public-token", json={}, headers=user.headers)
     public = r.json()["public_token"]
+    (account,) = r.json()["accounts"]
+    assert account["account_id"] == f"acc-{fake.public_tokens[public]}"
     r = await env.http.post(
         "/api/v1/funding/bank-accounts",
-        json={"public_token": public, "account_id": f"acc-{fake.public_tokens[public]}"},
+        json={"public_token": public, "account_id": account["account_id"]},
         headers=user.headers,
     )
     bank = r.json()["id"]

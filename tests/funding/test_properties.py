@@ -6,7 +6,6 @@ spending, plus what a return's shortfall put on the recovery account."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
 from pull.funding import service
-from pull.funding.providers.sandbox import PlaidSandbox, _account_id
+from pull.funding.providers.sandbox import PlaidSandbox
 from pull.kit.crypto import FieldCipher
 from pull.kit.errors import AppError
 from pull.ledger.service import (
@@ -111,10 +110,9 @@ async def test_random_funding_interleavings_keep_every_cent(
     await kyc_tier(user.id, "standard")
     plaid = PlaidSandbox(redis, key_seed=settings.plaid_sandbox_key_seed)
     cipher = FieldCipher(settings.field_encryption_keys)
-    public = await plaid.sandbox_public_token(
+    link = await plaid.sandbox_public_token(
         username="user_good", password="pass_good", institution_id="ins_109508"
     )
-    item_id = (await redis.get(f"plaid:sandbox:public:{public}")) or b"{}"
     bank = await _run(
         sessionmaker,
         lambda s: service.link_bank_account(
@@ -122,8 +120,8 @@ async def test_random_funding_interleavings_keep_every_cent(
             provider=plaid,
             cipher=cipher,
             user_id=user.id,
-            public_token=public,
-            account_id=_account_id(json.loads(item_id)["item_id"], "checking"),
+            public_token=link.public_token,
+            account_id=link.accounts[0].account_id,
         ),
     )
     assert bank is not None

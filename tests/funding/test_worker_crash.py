@@ -4,7 +4,6 @@ the deposit completes and its money moves exactly once."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -18,8 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from pull import devstack
-from pull.funding.providers.sandbox import _account_id
-from pull.kit.redis import make_redis
 from pull.ledger.service import get_balance, trial_balance
 from tests.conftest import Services, TestUser, _spawn, stop_process, wait_http
 
@@ -79,12 +76,10 @@ async def test_worker_killed_mid_deposit_moves_money_once(
                 "/api/v1/funding/sandbox/public-token", json={}, headers=user.headers
             )
             public_token = r.json()["public_token"]
-            redis = make_redis(services.redis_url)
-            item_id = json.loads(await redis.get(f"plaid:sandbox:public:{public_token}"))["item_id"]
-            await redis.aclose()
+            account_id = r.json()["accounts"][0]["account_id"]
             r = await client.post(
                 "/api/v1/funding/bank-accounts",
-                json={"public_token": public_token, "account_id": _account_id(item_id, "checking")},
+                json={"public_token": public_token, "account_id": account_id},
                 headers=user.headers,
             )
             assert r.status_code == 201, r.text

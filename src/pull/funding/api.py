@@ -20,6 +20,8 @@ from pull.funding.schemas import (
     DepositCreate,
     DepositPage,
     DepositRead,
+    LinkAccount,
+    LinkInstitution,
     LinkTokenRead,
     RejectRequest,
     SandboxPublicTokenCreate,
@@ -121,10 +123,17 @@ async def sandbox_public_token(
 ) -> SandboxPublicTokenRead:
     if not plaid.is_sandbox and getattr(plaid, "environment", "") != "sandbox":
         raise NotFound()
-    token = await plaid.sandbox_public_token(
+    link = await plaid.sandbox_public_token(
         username=body.username, password=body.password, institution_id=body.institution_id
     )
-    return SandboxPublicTokenRead(public_token=token)
+    return SandboxPublicTokenRead(
+        public_token=link.public_token,
+        accounts=[
+            LinkAccount(account_id=a.account_id, name=a.name, mask=a.mask, subtype=a.subtype)
+            for a in link.accounts
+        ],
+        institution=LinkInstitution(institution_id=link.institution_id, name=link.institution_name),
+    )
 
 
 @router.post(

@@ -22,8 +22,24 @@ class SandboxPublicTokenCreate(BaseModel):
     institution_id: str = Field("ins_109508", max_length=50)
 
 
+class LinkAccount(BaseModel):
+    account_id: str = Field(description="Pass to POST /api/v1/funding/bank-accounts")
+    name: str
+    mask: str | None
+    subtype: str | None
+
+
+class LinkInstitution(BaseModel):
+    institution_id: str
+    name: str | None
+
+
 class SandboxPublicTokenRead(BaseModel):
+    """As Plaid Link's `onSuccess(public_token, metadata)` reports a finished session."""
+
     public_token: str
+    accounts: list[LinkAccount]
+    institution: LinkInstitution
 
 
 class BankAccountCreate(BaseModel):

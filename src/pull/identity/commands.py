@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from pull.config import Settings
+from pull.identity import phone as phone_rules
 from pull.identity import service
 from pull.identity.schemas import UserRead
 from pull.kit.db import make_engine, make_sessionmaker, session_scope
@@ -22,8 +23,16 @@ def cli_database_url(settings: Settings, environ: dict[str, str] | None = None) 
 
 
 async def create_user(
-    settings: Settings, *, email: str, password: str, admin: bool, verified: bool
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    admin: bool,
+    verified: bool,
+    phone: str | None = None,
 ) -> UserRead:
+    """With `verified`, the email and the phone number are both marked verified (so the account
+    can go on to KYC); `phone` alone is stored unverified."""
     engine = make_engine(cli_database_url(settings), pool_size=1, max_overflow=0)
     try:
         async with session_scope(make_sessionmaker(engine)) as session:
@@ -37,11 +46,15 @@ async def create_user(
             )
             if verified:
                 await service.mark_email_verified(session=session, user_id=user.id)
+            if phone is not None:
+                await phone_rules.set_phone_by_operator(
+                    session=session, user_id=user.id, phone=phone, verified=verified
+                )
             service.record_audit(
                 session,
                 action="user.create_cli",
                 actor_id=user.id,
-                details={"role": user.role},
+                details={"role": user.role, "verified": verified},
             )
             created = await service.get_user(session=session, user_id=user.id)
             assert created is not None

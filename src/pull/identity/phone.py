@@ -82,6 +82,24 @@ async def _check_send_limits(
             )
 
 
+async def set_phone_by_operator(
+    *, session: AsyncSession, user_id: uuid.UUID, phone: str, verified: bool
+) -> str:
+    """An operator's `pull users create --phone` (with `--verified`: no code is sent)."""
+    number = normalize_phone(phone)
+    user = await repo.user_by_id(session, user_id, lock=True)
+    if user is None:
+        raise NotFound("User not found", code="USER_NOT_FOUND")
+    await repo.lock_phone_number(session, number)
+    holder = await repo.user_id_with_verified_phone(session, number)
+    if verified and holder is not None and holder != user.id:
+        raise _phone_taken()
+    user.phone = number
+    user.phone_verified_at = utcnow() if verified else None
+    await session.flush()
+    return number
+
+
 async def start_phone_verification(
     *,
     session: AsyncSession,

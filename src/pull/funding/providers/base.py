@@ -44,6 +44,17 @@ class BankAccountInfo:
 
 
 @dataclass(frozen=True)
+class SandboxLink:
+    """What a finished Link session hands the client: the public token and, as Link's
+    `onSuccess` metadata, the item's accounts and institution."""
+
+    public_token: str
+    accounts: list[BankAccountInfo]
+    institution_id: str
+    institution_name: str | None
+
+
+@dataclass(frozen=True)
 class Authorization:
     id: str
     decision: str  # approved | declined | user_action_required
@@ -81,7 +92,7 @@ class PlaidProvider(Protocol):
 
     async def sandbox_public_token(
         self, *, username: str, password: str, institution_id: str
-    ) -> str: ...
+    ) -> SandboxLink: ...
 
     async def exchange_public_token(self, *, public_token: str) -> ExchangedItem: ...
 

@@ -21,6 +21,7 @@ from pull.funding.providers.base import (
     ExchangedItem,
     LinkToken,
     PlaidError,
+    SandboxLink,
     Transfer,
     TransferEvent,
     TransferType,
@@ -111,7 +112,11 @@ class PlaidClient:
 
     async def sandbox_public_token(
         self, *, username: str, password: str, institution_id: str
-    ) -> str:
+    ) -> SandboxLink:
+        """Link's result without Link: /sandbox/public_token/create, then the accounts as Link's
+        metadata lists them (/item/public_token/exchange, /accounts/get), and a fresh public
+        token for the same item (/item/public_token/create) for the client to exchange."""
+        from plaid.model.item_public_token_create_request import ItemPublicTokenCreateRequest
         from plaid.model.products import Products
         from plaid.model.sandbox_public_token_create_request import (
             SandboxPublicTokenCreateRequest,
@@ -130,7 +135,18 @@ class PlaidClient:
             ),
         )
         data = await self._call("sandbox_public_token_create", request)
-        return str(data["public_token"])
+        item = await self.exchange_public_token(public_token=str(data["public_token"]))
+        accounts = await self.get_accounts(access_token=item.access_token)
+        fresh = await self._call(
+            "item_create_public_token",
+            ItemPublicTokenCreateRequest(access_token=item.access_token),
+        )
+        return SandboxLink(
+            public_token=str(fresh["public_token"]),
+            accounts=accounts,
+            institution_id=institution_id,
+            institution_name=accounts[0].institution_name if accounts else None,
+        )
 
     async def exchange_public_token(self, *, public_token: str) -> ExchangedItem:
         from plaid.model.item_public_token_exchange_request import (

@@ -29,6 +29,7 @@ from pull.funding.providers.base import (
     ExchangedItem,
     LinkToken,
     PlaidError,
+    SandboxLink,
     Transfer,
     TransferEvent,
     TransferType,
@@ -95,7 +96,7 @@ class PlaidSandbox:
 
     async def sandbox_public_token(
         self, *, username: str, password: str, institution_id: str
-    ) -> str:
+    ) -> SandboxLink:
         if username != USERNAME or password != PASSWORD:
             raise PlaidError(
                 "the provided credentials were not correct",
@@ -123,7 +124,17 @@ class PlaidSandbox:
             {"item_id": item_id, "accounts": accounts, "institution": "First Platypus Bank"},
             ttl=1800,
         )
-        return token
+        return SandboxLink(
+            public_token=token,
+            accounts=[
+                BankAccountInfo(
+                    a["account_id"], a["name"], a["mask"], a["subtype"], "First Platypus Bank"
+                )
+                for a in accounts
+            ],
+            institution_id=institution_id,
+            institution_name="First Platypus Bank",
+        )
 
     async def exchange_public_token(self, *, public_token: str) -> ExchangedItem:
         raw = await self.redis.getdel(P + f"public:{public_token}")
