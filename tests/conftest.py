@@ -267,6 +267,10 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     )
 
 
+spawn = _spawn  # `pull <args>` as a child process (the journey tests use it)
+free_port = devstack.free_port
+
+
 def wait_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -392,6 +396,10 @@ def user_factory(app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]) -
     (default: on for admins, since admin routes require 2FA) it enrols two-factor
     authentication through the real endpoints (`/api/auth/2fa/setup` and `/enable`); the secret
     is in `TestUser.totp_secret`. `admin=True, totp=False` gives an admin without 2FA.
+
+    A shortcut past the email and phone gates, for tests that are not about them: those gates
+    are passed through the API in tests/identity/test_phone.py, tests/identity/test_mail.py and,
+    with every other gate, in tests/test_journey.py.
     """
     from pull.identity import service
 
@@ -455,7 +463,10 @@ KycTierSetter = Callable[[uuid.UUID, str], Awaitable[None]]
 @pytest.fixture
 def kyc_tier(sessionmaker: async_sessionmaker[AsyncSession]) -> KycTierSetter:
     """`await kyc_tier(user_id, "basic")`: set a user's KYC tier through the kyc service and
-    commit (none, basic, standard, enhanced, accredited; valid for KYC_APPROVAL_VALID_DAYS)."""
+    commit (none, basic, standard, enhanced, accredited; valid for KYC_APPROVAL_VALID_DAYS).
+
+    A shortcut past the KYC gate; tests/kyc/test_workflow.py and tests/test_journey.py reach a
+    tier through the API and the sandbox providers."""
     from pull.kyc import service as kyc_service
 
     async def set_tier(user_id: uuid.UUID, tier: str) -> None:

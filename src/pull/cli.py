@@ -245,6 +245,20 @@ def _seed(env: dict[str, str]) -> None:
     asyncio.run(seed_all(get_settings()))
 
 
+@app.command()
+def seed() -> None:
+    """Load `pull dev`'s demo data (demo accounts, open markets, market makers) into
+    DATABASE_URL; idempotent. Refused in staging and production."""
+    from pull.seed import seed_all
+
+    settings = _settings_or_exit()
+    if settings.is_deployed:
+        typer.echo("error: demo data is for development and test only", err=True)
+        raise typer.Exit(1)
+    asyncio.run(seed_all(settings))
+    typer.echo("demo data loaded")
+
+
 users_app = typer.Typer(
     no_args_is_help=True,
     help="User accounts, in DATABASE_URL (default: the database of a running `pull dev`)",

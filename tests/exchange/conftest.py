@@ -61,6 +61,8 @@ async def create_market(
 
 
 async def fund(maker: async_sessionmaker[AsyncSession], user_id: uuid.UUID, cents: int) -> None:
+    """Cash as if deposited: a shortcut past funding for exchange tests (a deposit through the
+    API, to settlement, is in tests/funding and tests/test_journey.py)."""
     async with maker() as s, s.begin():
         await ledger.transfer(
             session=s,
