@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pull.config import Settings
 from pull.ledger.service import account_available, trial_balance
 from pull.rewards import points, tiers
+from pull.rewards import repository as repo
 from pull.rewards import service as rewards
 from pull.rewards.errors import InsufficientPoints
 from tests.ledger.conftest import insert_user
@@ -74,7 +75,7 @@ async def step(s: AsyncSession, w: World, op: tuple[Any, ...], cfg: Settings) ->
     elif name == "redeem":
         user, amount, succeed = w.users[op[1]], op[2], op[3]
         ref = uuid.uuid4().hex
-        spendable = sum(x.remaining for x in await points.repo.spendable(s, user, w.now))
+        spendable = sum(x.remaining for x in await repo.spendable(s, user, w.now))
         try:
             await points.hold(session=s, user_id=user, points=amount, ref=ref, now=w.now)
         except InsufficientPoints:
