@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from pull import __version__
+from pull.brokerage.api import routers as brokerage_routers
 from pull.config import Settings, get_settings
 from pull.exchange.api import routers as exchange_routers
 from pull.exchange.kalshi_api import install_trade_api
@@ -141,4 +142,5 @@ def _domain_routers() -> list[APIRouter]:
         *funding_routers(),
         *rewards_routers(),
         *rwa_routers(),
+        *brokerage_routers(),
     ]

@@ -238,6 +238,36 @@ class Settings(BaseSettings):
     psa_base_url: str = Field("https://api.psacard.com/publicapi", alias="PSA_BASE_URL")
     rwa_lockup_seconds: int = Field(7_776_000, alias="RWA_LOCKUP_SECONDS", ge=0)
     rwa_settle_batch_size: int = Field(200, alias="RWA_SETTLE_BATCH_SIZE", ge=1, le=10_000)
+    # Brokerage (docs/brokerage.md). The real broker (Alpaca's Broker API) is used when both
+    # ALPACA_BROKER_KEY and ALPACA_BROKER_SECRET are set; otherwise the sandbox broker.
+    alpaca_broker_key: str = Field("", alias="ALPACA_BROKER_KEY")
+    alpaca_broker_secret: str = Field("", alias="ALPACA_BROKER_SECRET")
+    alpaca_broker_base_url: str = Field(
+        "https://broker-api.sandbox.alpaca.markets", alias="ALPACA_BROKER_BASE_URL"
+    )
+    alpaca_data_url: str = Field("https://data.sandbox.alpaca.markets", alias="ALPACA_DATA_URL")
+    alpaca_firm_account_id: str = Field("", alias="ALPACA_FIRM_ACCOUNT_ID")
+    brokerage_market_buffer_bps: int = Field(
+        500, alias="BROKERAGE_MARKET_BUFFER_BPS", ge=0, le=10_000
+    )
+    brokerage_reconcile_seconds: int = Field(60, alias="BROKERAGE_RECONCILE_SECONDS", ge=1)
+    brokerage_reconcile_grace_seconds: float = Field(
+        30.0, alias="BROKERAGE_RECONCILE_GRACE_SECONDS", ge=0
+    )
+    brokerage_pending_timeout_seconds: float = Field(
+        300.0, alias="BROKERAGE_PENDING_TIMEOUT_SECONDS", ge=0
+    )
+    brokerage_event_poll_seconds: float = Field(0.2, alias="BROKERAGE_EVENT_POLL_SECONDS", gt=0)
+    brokerage_sandbox_tick_seconds: float = Field(
+        15.0, alias="BROKERAGE_SANDBOX_TICK_SECONDS", gt=0
+    )
+    brokerage_consumer_enabled: bool = Field(True, alias="BROKERAGE_CONSUMER_ENABLED")
+    brokerage_sandbox_api_key: str = Field(
+        "pull-sandbox-broker-key", alias="BROKERAGE_SANDBOX_API_KEY"
+    )
+    brokerage_sandbox_api_secret: str = Field(
+        "pull-sandbox-broker-secret", alias="BROKERAGE_SANDBOX_API_SECRET"
+    )
 
     @field_validator("jwt_secret")
     @classmethod

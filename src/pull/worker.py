@@ -24,6 +24,11 @@ from temporalio.worker import (
     Worker,
 )
 
+from pull.brokerage.activities import ACTIVITIES as BROKERAGE_ACTIVITIES
+from pull.brokerage.activities import ensure_schedule as ensure_brokerage_schedule
+from pull.brokerage.activities import run_consumer as run_brokerage_consumer
+from pull.brokerage.activities import run_sandbox_clock as run_brokerage_sandbox_clock
+from pull.brokerage.workflows import WORKFLOWS as BROKERAGE_WORKFLOWS
 from pull.config import Settings, get_settings
 from pull.exchange.activities import finalize_settlement, run_clock, settle_batch
 from pull.exchange.events import outbox_handlers as exchange_outbox_handlers
@@ -87,6 +92,7 @@ def workflows() -> list[type]:
         *FUNDING_WORKFLOWS,
         *REWARDS_WORKFLOWS,
         *RWA_WORKFLOWS,
+        *BROKERAGE_WORKFLOWS,
     ]
 
 
@@ -99,6 +105,7 @@ def activities() -> list[Callable[..., Any]]:
         *FUNDING_ACTIVITIES,
         *REWARDS_ACTIVITIES,
         *RWA_ACTIVITIES,
+        *BROKERAGE_ACTIVITIES,
     ]
 
 
@@ -273,7 +280,13 @@ async def run_worker(settings: Settings | None = None) -> None:
             asyncio.create_task(
                 run_clock(runtime.sessionmaker, stop, every=settings.exchange_clock_seconds)
             ),
+            asyncio.create_task(run_brokerage_consumer(runtime.sessionmaker, settings, stop)),
+            asyncio.create_task(run_brokerage_sandbox_clock(runtime.sessionmaker, settings, stop)),
         ]
+        try:
+            await ensure_brokerage_schedule(client, settings)
+        except Exception:
+            log.exception("brokerage reconcile schedule not created")
         await stop.wait()
         log.info("worker stopping")
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -182,3 +182,13 @@ async def insert_webhook_event(session: AsyncSession, event: dict[str, object]) 
         .returning(KycWebhookEvent.id)
     )
     return inserted is not None
+
+
+async def latest_approved(session: AsyncSession, user_id: uuid.UUID) -> KycApplication | None:
+    stmt = (
+        select(KycApplication)
+        .where(KycApplication.user_id == user_id, KycApplication.status == "approved")
+        .order_by(KycApplication.decided_at.desc().nulls_last(), KycApplication.id.desc())
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).one_or_none()

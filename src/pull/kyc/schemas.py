@@ -162,3 +162,26 @@ class RejectRequest(BaseModel):
 class WebhookAck(BaseModel):
     received: bool = True
     duplicate: bool = False
+
+
+class VerifiedPerson(BaseModel):
+    """The identity data of an approved application, for opening accounts at partners (the
+    broker). Plaintext PII: never log it or store it unencrypted."""
+
+    def __repr__(self) -> str:
+        return f"VerifiedPerson(application_id={self.application_id!r})"
+
+    application_id: str
+    tier: str
+    email: str
+    first_name: str
+    last_name: str
+    dob: str
+    phone: str
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str
+    postal_code: str
+    country: str = "US"
+    ssn_last4: str | None = None

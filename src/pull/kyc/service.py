@@ -8,6 +8,7 @@ Services never commit; the caller's boundary does.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from functools import lru_cache
 from typing import Literal
@@ -16,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.config import get_settings
 from pull.identity import service as identity
+from pull.kit.crypto import FieldCipher
 from pull.kit.db import utcnow
 from pull.kit.errors import Unprocessable
 from pull.kyc import repository as repo
 from pull.kyc.errors import KycRequired, LimitExceeded, ReferenceConflict
 from pull.kyc.limits import WINDOWS, Action, LimitPolicy, Window, lowest_tier_allowing
 from pull.kyc.models import KycLimitUsage
-from pull.kyc.schemas import Tier
+from pull.kyc.schemas import Tier, VerifiedPerson
 
 __all__ = [
     "KycRequired",
@@ -30,12 +32,14 @@ __all__ = [
     "LimitPolicy",
     "ReferenceConflict",
     "Tier",
+    "VerifiedPerson",
     "consume_limit",
     "current_policy",
     "get_tier",
     "instant_credit_cents",
     "release_limit",
     "set_tier",
+    "verified_person",
 ]
 
 
@@ -249,3 +253,30 @@ async def release_limit(
     if target > usage.released_cents:
         usage.released_cents = target
         await session.flush()
+
+
+async def verified_person(
+    *, session: AsyncSession, user_id: uuid.UUID, cipher: FieldCipher
+) -> VerifiedPerson | None:
+    """The data of the user's latest approved application (None when there is none)."""
+    app = await repo.latest_approved(session, user_id)
+    if app is None:
+        return None
+    user = await identity.get_user(session=session, user_id=user_id)
+    address = json.loads(cipher.decrypt(app.address_enc))
+    return VerifiedPerson(
+        application_id=str(app.id),
+        tier=app.target_tier,
+        email=user.email if user else "",
+        first_name=cipher.decrypt(app.first_name_enc),
+        last_name=cipher.decrypt(app.last_name_enc),
+        dob=cipher.decrypt(app.dob_enc),
+        phone=cipher.decrypt(app.phone_enc),
+        line1=address["line1"],
+        line2=address.get("line2"),
+        city=address["city"],
+        state=address["state"],
+        postal_code=address["postal_code"],
+        country=address.get("country", "US"),
+        ssn_last4=cipher.decrypt(app.ssn_last4_enc) if app.ssn_last4_enc else None,
+    )

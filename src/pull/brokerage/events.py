@@ -1,0 +1,116 @@
+"""The trade event consumer: the broker's `/v2/events/trades` stream applied to PULL.
+
+Each event is applied in one transaction together with the stream cursor, so a crash before
+the commit re-reads the event, and one after it never does: every event (by id) and every
+execution (by execution id) is applied once. Events are stored raw first. An event for an
+order PULL does not know is an alert. After each batch, and when idle, pending journals run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pull.brokerage import accounts, orders
+from pull.brokerage import repository as repo
+from pull.brokerage.providers import wire
+from pull.brokerage.providers.base import Broker, BrokerError, Heartbeat, TradeEvent
+from pull.kit.db import session_scope, utcnow
+
+log = logging.getLogger("pull.brokerage.events")
+CURSOR = "trades"
+REPLAY_ON_FIRST_START = dt.timedelta(days=1)
+
+
+async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
+    """Apply one trade event (the caller commits). False if it was applied before."""
+    claimed = await repo.claim_event(
+        session,
+        event_id=event.event_id,
+        event=event.event,
+        broker_order_id=event.order.id,
+        payload=wire.event_json(event),
+    )
+    if not claimed:
+        return False
+    order = await repo.order_by_broker_id(session, event.order.id, lock=True)
+    if order is None:
+        try:
+            ours = uuid.UUID(event.order.client_order_id)
+        except ValueError:
+            ours = None
+        order = await repo.order(session, ours, lock=True) if ours else None
+        if order is None or order.broker_account_id != event.account_id:
+            repo.add_alert(
+                session,
+                kind="unknown_order",
+                user_id=None,
+                subject=f"broker_order:{event.order.id}",
+                details={"event_id": event.event_id, "event": event.event},
+            )
+            return True
+    await orders.converge(
+        session=session,
+        order=order,
+        snap=event.order,
+        source="stream",
+        execution_id=event.execution_id if event.event in ("fill", "partial_fill") else None,
+        exec_qty=event.qty,
+        exec_price=event.price,
+    )
+    return True
+
+
+async def _cursor(maker: async_sessionmaker[AsyncSession]) -> str | None:
+    async with session_scope(maker) as session:
+        return (await repo.cursor(session, CURSOR)).last_id
+
+
+async def consume(
+    *,
+    maker: async_sessionmaker[AsyncSession],
+    broker: Broker,
+    stop: asyncio.Event,
+    drain: bool = False,
+    retry_seconds: float = 1.0,
+) -> int:
+    """Apply the stream until `stop` (or, with `drain`, until it is idle). Returns how many
+    events were applied. Reconnects from the cursor after any stream error."""
+    applied = 0
+    while not stop.is_set():
+        since_id = await _cursor(maker)
+        since = None if since_id else utcnow() - REPLAY_ON_FIRST_START
+        try:
+            async for item in broker.trade_events(since_id=since_id, since=since):
+                if isinstance(item, Heartbeat):
+                    if item.dropped:
+                        log.warning("broker dropped events; reconciliation heals them")
+                    await accounts.execute_journals(maker=maker, broker=broker)
+                    if drain or stop.is_set():
+                        return applied
+                    continue
+                async with session_scope(maker) as session:
+                    if await apply_event(session=session, event=item):
+                        applied += 1
+                    cursor = await repo.cursor(session, CURSOR, lock=True)
+                    cursor.last_id = item.event_id
+                    cursor.updated_at = utcnow()
+                if stop.is_set():
+                    return applied
+        except BrokerError as exc:
+            log.warning("trade event stream failed", extra={"error": exc.message})
+            if drain:
+                raise
+        except Exception:
+            log.exception("trade event consumer error")
+            if drain:
+                raise
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=retry_seconds)
+        except TimeoutError:
+            pass
+    return applied

@@ -1,0 +1,792 @@
+"""The sandbox broker: behaves like Alpaca's Broker API sandbox, state in its own tables.
+
+- Accounts open ACTIVE at once; the firm account (PULL's, pre-funded) is created on first use.
+- Market orders fill at the quote (buy at the ask, sell at the bid), in full. Limit orders fill
+  when the quote crosses their price, up to the quoted size (the size is used up, so a small
+  size gives partial fills); the rest rests. Stop orders trigger when the quote reaches the
+  stop. ioc cancels the unfilled rest, fok fills in full or cancels.
+- Equities trade only in NYSE's regular session (exchange_calendars' XNYS); outside it an order
+  is `accepted` and routed at the next open, and a routed `day` order expires at the close.
+  Crypto trades around the clock. The market clock can be pinned open or closed for tests.
+- Every change is a trade event (Alpaca's `/v2/events/trades` shape, ULID ids); writers take
+  one advisory lock, so events commit in id order and `since_id` never skips one.
+Quotes default to each asset's reference price with a 0.02% spread; `set_quote` changes them
+(and fills what now crosses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pull.brokerage import hours
+from pull.brokerage.models import (
+    SandboxAccount,
+    SandboxEvent,
+    SandboxJournal,
+    SandboxOrder,
+    SandboxPosition,
+    SandboxQuote,
+)
+from pull.brokerage.money import (
+    CENT,
+    QTY_PLACES,
+    avg_price,
+    cents_ceil,
+    cum_cents,
+    dollars,
+    places,
+    qty_floor,
+)
+from pull.brokerage.providers import sandbox_repository as repo
+from pull.brokerage.providers import wire
+from pull.brokerage.providers.base import (
+    TERMINAL,
+    Asset,
+    BrokerAccount,
+    BrokerNotFound,
+    BrokerOrder,
+    BrokerPosition,
+    BrokerRejected,
+    Heartbeat,
+    Journal,
+    OrderRequest,
+    Person,
+    Quote,
+    ReplaceRequest,
+    TradeEvent,
+)
+from pull.kit.db import utcnow
+
+FIRM_CASH = Decimal("1000000000.00")
+DEFAULT_SIZE = Decimal(1_000_000)
+SPREAD = Decimal("0.0001")  # half of a 0.02% spread
+CLOCK_KEY = "market_clock"
+FIRM_KEY = "firm_account"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid() -> str:
+    """A ULID: 48-bit millisecond time then 80 random bits, Crockford base32."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+@lru_cache(maxsize=1)
+def catalog() -> dict[str, tuple[Asset, Decimal]]:
+    raw = json.loads(files("pull.brokerage").joinpath("data/assets.json").read_text())
+    out: dict[str, tuple[Asset, Decimal]] = {}
+    for item in raw:
+        asset = Asset(
+            id=wire.asset_id(item["symbol"]),
+            symbol=item["symbol"],
+            name=item["name"],
+            asset_class=item["class"],
+            exchange=item["exchange"],
+            tradable=item.get("tradable", True),
+            fractionable=item.get("fractionable", True),
+        )
+        out[asset.symbol] = (asset, Decimal(item["price"]))
+    return out
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise BrokerNotFound("not found", status=404, code=40410000) from exc
+
+
+def _reject(message: str, status: int = 422, code: int = 42210000) -> BrokerRejected:
+    return BrokerRejected(message, status=status, code=code)
+
+
+def snapshot(o: SandboxOrder) -> BrokerOrder:
+    avg = avg_price(o.filled_notional, o.filled_qty) if o.filled_qty > 0 else None
+    return BrokerOrder(
+        id=str(o.id),
+        client_order_id=o.client_order_id,
+        account_id=str(o.account_id),
+        symbol=o.symbol,
+        asset_class=o.asset_class,
+        side=o.side,
+        type=o.type,
+        time_in_force=o.time_in_force,
+        status=o.status,
+        qty=o.qty if o.notional is None else None,
+        notional=o.notional,
+        filled_qty=o.filled_qty,
+        filled_avg_price=avg,
+        limit_price=o.limit_price,
+        stop_price=o.stop_price,
+        created_at=o.created_at,
+        updated_at=o.updated_at,
+        replaced_by=str(o.replaced_by) if o.replaced_by else None,
+        replaces=str(o.replaces) if o.replaces else None,
+    )
+
+
+class SandboxBroker:
+    is_sandbox = True
+
+    def __init__(
+        self,
+        maker: async_sessionmaker[AsyncSession],
+        *,
+        poll_seconds: float = 0.2,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._maker = maker
+        self._poll = poll_seconds
+        self._clock = clock
+
+    @asynccontextmanager
+    async def _tx(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        async with self._maker() as session, session.begin():
+            if write:
+                await repo.serialize_writes(session)
+            yield session
+
+    # --- market --------------------------------------------------------------------------------
+
+    async def _market_open(self, session: AsyncSession, asset_class: str) -> bool:
+        if asset_class == "crypto":
+            return True
+        pinned = await repo.state(session, CLOCK_KEY)
+        if pinned in ("open", "closed"):
+            return bool(pinned == "open")
+        return hours.equities_open(self._clock())
+
+    async def set_market_clock(self, value: str | None) -> None:
+        """Pin the equity market `open` or `closed`, or follow the calendar (None)."""
+        async with self._tx() as s:
+            await repo.set_state(s, CLOCK_KEY, value)
+            if value != "closed":
+                await self._tick(s)
+
+    async def _quote_row(self, session: AsyncSession, symbol: str) -> SandboxQuote:
+        row = await repo.quote(session, symbol, lock=True)
+        if row is not None:
+            return row
+        ref = catalog()[symbol][1]
+        half = (ref * SPREAD).quantize(Decimal("0.0001")) or Decimal("0.0001")
+        row = SandboxQuote(
+            symbol=symbol,
+            bid=ref - half,
+            ask=ref + half,
+            bid_size=DEFAULT_SIZE,
+            ask_size=DEFAULT_SIZE,
+            updated_at=self._clock(),
+        )
+        repo.add(session, row)
+        await repo.flush(session)
+        return row
+
+    async def get_quote(self, *, symbol: str) -> Quote:
+        if symbol not in catalog():
+            raise BrokerNotFound(f"symbol {symbol} not found", status=404, code=40410000)
+        async with self._tx() as s:
+            row = await self._quote_row(s, symbol)
+            is_open = await self._market_open(s, catalog()[symbol][0].asset_class)
+            return Quote(
+                symbol=symbol,
+                bid=row.bid,
+                ask=row.ask,
+                bid_size=row.bid_size,
+                ask_size=row.ask_size,
+                at=row.updated_at,
+                market_open=is_open,
+            )
+
+    async def set_quote(
+        self,
+        *,
+        symbol: str,
+        bid: Decimal,
+        ask: Decimal,
+        bid_size: Decimal = DEFAULT_SIZE,
+        ask_size: Decimal = DEFAULT_SIZE,
+    ) -> Quote:
+        if symbol not in catalog():
+            raise BrokerNotFound(f"symbol {symbol} not found", status=404, code=40410000)
+        if bid <= 0 or ask < bid or bid_size < 0 or ask_size < 0:
+            raise _reject("bid must be positive and at most ask; sizes non-negative")
+        async with self._tx() as s:
+            row = await self._quote_row(s, symbol)
+            row.bid, row.ask, row.bid_size, row.ask_size = bid, ask, bid_size, ask_size
+            row.updated_at = self._clock()
+            await repo.flush(s)
+            await self._tick(s, symbol=symbol)
+        return await self.get_quote(symbol=symbol)
+
+    async def list_assets(self, *, query: str | None = None) -> list[Asset]:
+        q = (query or "").strip().lower()
+        return [
+            a
+            for a, _ in catalog().values()
+            if not q or q in a.symbol.lower() or q in a.name.lower()
+        ]
+
+    async def get_asset(self, *, symbol: str) -> Asset | None:
+        found = catalog().get(symbol)
+        return found[0] if found else None
+
+    # --- accounts and journals -----------------------------------------------------------------
+
+    async def firm_account_id(self) -> str:
+        async with self._maker() as s:
+            found = await repo.state(s, FIRM_KEY)
+        if found:
+            return str(found)
+        async with self._tx() as s:
+            found = await repo.state(s, FIRM_KEY)
+            if found:
+                return str(found)
+            firm = SandboxAccount(
+                id=uuid.uuid4(),
+                account_number="FIRM" + uuid.uuid4().hex[:8].upper(),
+                kind="firm",
+                status="ACTIVE",
+                cash=FIRM_CASH,
+                contact={},
+            )
+            repo.add(s, firm)
+            await repo.set_state(s, FIRM_KEY, str(firm.id))
+            return str(firm.id)
+
+    async def create_account(self, *, person: Person) -> BrokerAccount:
+        if not person.given_name or not person.family_name or not person.email:
+            raise _reject("contact and identity are required", status=400, code=40010001)
+        async with self._tx() as s:
+            number = f"9{await repo.account_count(s) + 1:08d}{uuid.uuid4().hex[:3].upper()}"
+            row = SandboxAccount(
+                id=uuid.uuid4(),
+                account_number=number,
+                kind="customer",
+                status="ACTIVE",
+                cash=Decimal("0.00"),
+                contact={"reference": person.reference},
+            )
+            repo.add(s, row)
+            await repo.flush(s)
+            return BrokerAccount(id=str(row.id), account_number=number, status=row.status)
+
+    async def get_account(self, *, account_id: str) -> BrokerAccount:
+        async with self._tx(write=False) as s:
+            row = await repo.account(s, _uuid(account_id))
+            if row is None:
+                raise BrokerNotFound("account not found", status=404, code=40410000)
+            reserved = await repo.reserved_cash(s, row.id)
+            return BrokerAccount(
+                id=str(row.id),
+                account_number=row.account_number,
+                status=row.status,
+                cash=row.cash,
+                buying_power=row.cash - reserved,
+            )
+
+    async def create_journal(
+        self, *, from_account: str, to_account: str, amount: Decimal, description: str
+    ) -> Journal:
+        if amount <= 0 or places(amount) > 2:
+            raise _reject("amount must be positive with at most 2 decimals", status=400)
+        async with self._tx() as s:
+            src = await repo.account(s, _uuid(from_account), lock=True)
+            dst = await repo.account(s, _uuid(to_account), lock=True)
+            if src is None or dst is None:
+                raise BrokerNotFound("account not found", status=404, code=40410000)
+            if src.cash - await repo.reserved_cash(s, src.id) < amount:
+                raise _reject("insufficient balance for journal", code=40310000, status=403)
+            journal = SandboxJournal(
+                id=uuid.uuid4(),
+                from_account=src.id,
+                to_account=dst.id,
+                amount=amount,
+                status="executed",
+                description=description[:200],
+            )
+            await repo.move_cash(s, src.id, -amount)
+            await repo.move_cash(s, dst.id, amount)
+            repo.add_journal(s, journal)
+            return Journal(
+                id=str(journal.id),
+                from_account=str(src.id),
+                to_account=str(dst.id),
+                amount=amount,
+                status="executed",
+            )
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def _validate(self, req: OrderRequest, asset: Asset) -> None:
+        if req.side not in ("buy", "sell"):
+            raise _reject("side must be buy or sell")
+        if req.type not in ("market", "limit", "stop", "stop_limit"):
+            raise _reject(f"invalid order type {req.type!r}")
+        if req.time_in_force not in ("day", "gtc", "ioc", "fok", "opg", "cls"):
+            raise _reject(f"invalid time_in_force {req.time_in_force!r}")
+        if (req.qty is None) == (req.notional is None):
+            raise _reject("exactly one of qty or notional is required", status=400, code=40010001)
+        if req.qty is not None and (req.qty <= 0 or places(req.qty) > 9):
+            raise _reject("qty must be positive with at most 9 decimals")
+        if req.notional is not None:
+            if req.notional <= 0 or places(req.notional) > 2:
+                raise _reject("notional must be positive with at most 2 decimals")
+            if req.type != "market":
+                raise _reject("notional orders must be market orders")
+        needs_limit = req.type in ("limit", "stop_limit")
+        needs_stop = req.type in ("stop", "stop_limit")
+        if needs_limit != (req.limit_price is not None):
+            raise _reject("limit_price is required for limit orders and only for them")
+        if needs_stop != (req.stop_price is not None):
+            raise _reject("stop_price is required for stop orders and only for them")
+        for price in (req.limit_price, req.stop_price):
+            if price is not None and price <= 0:
+                raise _reject("prices must be positive")
+        if not asset.tradable:
+            raise _reject(f"asset {asset.symbol} is not tradable", code=42210000)
+        fractional = req.notional is not None or (req.qty is not None and req.qty % 1 != 0)
+        if asset.asset_class == "crypto":
+            if req.time_in_force not in ("gtc", "ioc"):
+                raise _reject("crypto orders take time_in_force gtc or ioc")
+            if req.type == "stop":
+                raise _reject("crypto orders are market, limit or stop_limit")
+        elif fractional:
+            if not asset.fractionable:
+                raise _reject(f"asset {asset.symbol} is not fractionable")
+            if req.time_in_force != "day":
+                raise _reject("fractional orders must be day orders")
+
+    async def submit_order(self, *, account_id: str, request: OrderRequest) -> BrokerOrder:
+        found = catalog().get(request.symbol)
+        if found is None:
+            raise _reject(f"asset {request.symbol} not found", code=40410000)
+        asset = found[0]
+        self._validate(request, asset)
+        async with self._tx() as s:
+            acct = await repo.account(s, _uuid(account_id), lock=True)
+            if acct is None or acct.kind != "customer":
+                raise BrokerNotFound("account not found", status=404, code=40410000)
+            if acct.status != "ACTIVE":
+                raise _reject("account is not active", status=403, code=40310000)
+            if await repo.order_by_client_id(s, acct.id, request.client_order_id):
+                raise _reject("client_order_id must be unique", code=40010001)
+            quote = await self._quote_row(s, asset.symbol)
+            reserve = Decimal(0)
+            if request.side == "buy":
+                reserve = self._buy_reserve(
+                    request.type,
+                    request.qty,
+                    request.notional,
+                    request.limit_price,
+                    request.stop_price,
+                    quote,
+                )
+                if request.notional is None and request.qty is not None and request.qty % 1:
+                    if reserve < 1:
+                        raise _reject("cost basis must be >= 1.00", status=403, code=40310000)
+                if request.notional is not None and request.notional < 1:
+                    raise _reject("cost basis must be >= 1.00", status=403, code=40310000)
+                available = acct.cash - await repo.reserved_cash(s, acct.id)
+                if reserve > available:
+                    raise _reject("insufficient buying power", status=403, code=40310000)
+            else:
+                wanted = request.qty
+                if wanted is None and request.notional is not None:
+                    wanted = qty_floor(request.notional / quote.bid)
+                pos = await repo.position(s, acct.id, asset.symbol)
+                have = (pos.qty if pos else Decimal(0)) - await repo.sell_reserved(
+                    s, acct.id, asset.symbol
+                )
+                if wanted is None or wanted > have:
+                    raise _reject(
+                        f"insufficient qty available for order (requested: {wanted}, "
+                        f"available: {have})",
+                        status=403,
+                        code=40310000,
+                    )
+            now = self._clock()
+            routed = await self._market_open(s, asset.asset_class)
+            row = SandboxOrder(
+                id=uuid.uuid4(),
+                account_id=acct.id,
+                client_order_id=request.client_order_id,
+                symbol=asset.symbol,
+                asset_class=asset.asset_class,
+                side=request.side,
+                type=request.type,
+                time_in_force=request.time_in_force,
+                qty=request.qty,
+                notional=request.notional,
+                limit_price=request.limit_price,
+                stop_price=request.stop_price,
+                status="new" if routed else "accepted",
+                resting=True,
+                filled_qty=Decimal(0),
+                filled_notional=Decimal(0),
+                reserved_cash=reserve,
+                created_at=now,
+                updated_at=now,
+            )
+            repo.add(s, row)
+            await repo.flush(s)
+            if routed:
+                self._event(s, row, "new")
+                await self._match(s, row, quote)
+            return snapshot(row)
+
+    @staticmethod
+    def _buy_reserve(
+        type_: str,
+        qty: Decimal | None,
+        notional: Decimal | None,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        quote: SandboxQuote,
+    ) -> Decimal:
+        if notional is not None:
+            return notional
+        assert qty is not None
+        if type_ in ("limit", "stop_limit") and limit_price is not None:
+            price = limit_price
+        elif type_ == "stop" and stop_price is not None:
+            price = max(stop_price, quote.ask)
+        else:
+            price = quote.ask
+        return dollars(cents_ceil(qty * price))
+
+    def _event(
+        self,
+        session: AsyncSession,
+        row: SandboxOrder,
+        event: str,
+        *,
+        execution_id: str | None = None,
+        price: Decimal | None = None,
+        qty: Decimal | None = None,
+        position_qty: Decimal | None = None,
+    ) -> None:
+        e = TradeEvent(
+            event_id=ulid(),
+            event=event,
+            account_id=str(row.account_id),
+            order=snapshot(row),
+            at=self._clock(),
+            execution_id=execution_id,
+            price=price,
+            qty=qty,
+            position_qty=position_qty,
+        )
+        repo.add(
+            session,
+            SandboxEvent(id=e.event_id, account_id=row.account_id, payload=wire.event_json(e)),
+        )
+
+    def _finish(self, row: SandboxOrder, status: str) -> None:
+        row.status = status
+        row.resting = False
+        row.reserved_cash = Decimal(0)
+        row.updated_at = self._clock()
+
+    async def _match(self, session: AsyncSession, row: SandboxOrder, quote: SandboxQuote) -> None:
+        """Fill what the quote allows; ioc/fok cancel what it does not."""
+        if row.status not in ("new", "partially_filled"):
+            return
+        buy = row.side == "buy"
+        px = quote.ask if buy else quote.bid
+        kind = row.type
+        if kind in ("stop", "stop_limit"):
+            assert row.stop_price is not None
+            triggered = px >= row.stop_price if buy else px <= row.stop_price
+            if not triggered:
+                if row.time_in_force in ("ioc", "fok"):
+                    self._finish(row, "canceled")
+                    self._event(session, row, "canceled")
+                return
+            kind = "market" if kind == "stop" else "limit"
+        if kind == "limit":
+            assert row.limit_price is not None
+            crosses = px <= row.limit_price if buy else px >= row.limit_price
+        else:
+            crosses = True
+        if row.notional is not None:
+            remaining = qty_floor(row.notional / px) if row.qty is None else Decimal(0)
+            if not buy:
+                pos = await repo.position(session, row.account_id, row.symbol)
+                remaining = min(remaining, pos.qty if pos else Decimal(0))
+        else:
+            assert row.qty is not None
+            remaining = row.qty - row.filled_qty
+        fill = Decimal(0)
+        if crosses and remaining > 0:
+            size = quote.ask_size if buy else quote.bid_size
+            fill = remaining if kind == "market" else min(remaining, size)
+        if row.time_in_force == "fok" and fill < remaining:
+            fill = Decimal(0)
+        if fill > 0:
+            if row.notional is not None:
+                row.qty = fill
+            if kind != "market":
+                if buy:
+                    quote.ask_size -= fill
+                else:
+                    quote.bid_size -= fill
+            await self._execute(session, row, fill, px)
+        if row.status in ("new", "partially_filled") and row.time_in_force in ("ioc", "fok"):
+            self._finish(row, "canceled")
+            self._event(session, row, "canceled")
+        if row.notional is not None and row.status in ("new", "partially_filled") and fill == 0:
+            self._finish(row, "canceled")
+            self._event(session, row, "canceled")
+
+    async def _execute(
+        self, session: AsyncSession, row: SandboxOrder, qty: Decimal, price: Decimal
+    ) -> None:
+        before = cum_cents(row.filled_qty, snapshot(row).filled_avg_price)
+        row.filled_qty += qty
+        row.filled_notional += qty * price
+        after = cum_cents(row.filled_qty, avg_price(row.filled_notional, row.filled_qty))
+        cash = dollars(after - before)
+        buy = row.side == "buy"
+        await repo.move_cash(session, row.account_id, -cash if buy else cash)
+        pos = await repo.position(session, row.account_id, row.symbol, lock=True)
+        if pos is None:
+            pos = SandboxPosition(
+                account_id=row.account_id,
+                symbol=row.symbol,
+                asset_class=row.asset_class,
+                qty=Decimal(0),
+                cost=Decimal(0),
+            )
+            repo.add(session, pos)
+        if buy:
+            pos.qty += qty
+            pos.cost += cash
+        else:
+            share = pos.cost * qty / pos.qty if pos.qty else Decimal(0)
+            pos.qty -= qty
+            pos.cost = Decimal(0) if pos.qty == 0 else pos.cost - share
+        total = row.qty if row.qty is not None else row.filled_qty
+        done = row.filled_qty >= total
+        if buy:
+            row.reserved_cash = max(Decimal(0), row.reserved_cash - cash)
+        if done:
+            self._finish(row, "filled")
+        else:
+            row.status = "partially_filled"
+            row.updated_at = self._clock()
+        await repo.flush(session)
+        self._event(
+            session,
+            row,
+            "fill" if done else "partial_fill",
+            execution_id=str(uuid.uuid4()),
+            price=price,
+            qty=qty,
+            position_qty=pos.qty,
+        )
+
+    async def _own_order(
+        self, session: AsyncSession, account_id: str, order_id: str, *, lock: bool
+    ) -> SandboxOrder:
+        row = await repo.order(session, _uuid(order_id), lock=lock)
+        if row is None or row.account_id != _uuid(account_id):
+            raise BrokerNotFound("order not found", status=404, code=40410000)
+        return row
+
+    async def get_order(self, *, account_id: str, order_id: str) -> BrokerOrder:
+        async with self._tx(write=False) as s:
+            return snapshot(await self._own_order(s, account_id, order_id, lock=False))
+
+    async def get_order_by_client_id(
+        self, *, account_id: str, client_order_id: str
+    ) -> BrokerOrder | None:
+        async with self._tx(write=False) as s:
+            row = await repo.order_by_client_id(s, _uuid(account_id), client_order_id)
+            return snapshot(row) if row else None
+
+    async def list_orders(
+        self, *, account_id: str, after: dt.datetime | None = None, limit: int = 500
+    ) -> list[BrokerOrder]:
+        async with self._tx(write=False) as s:
+            rows = await repo.orders(s, _uuid(account_id), after=after, limit=limit)
+            return [snapshot(r) for r in rows]
+
+    async def cancel_order(self, *, account_id: str, order_id: str) -> None:
+        async with self._tx() as s:
+            row = await self._own_order(s, account_id, order_id, lock=True)
+            if row.status in TERMINAL:
+                raise _reject(f'order is already in "{row.status}" state', code=42210000)
+            self._finish(row, "canceled")
+            await repo.flush(s)
+            self._event(s, row, "canceled")
+
+    async def replace_order(
+        self, *, account_id: str, order_id: str, request: ReplaceRequest
+    ) -> BrokerOrder:
+        async with self._tx() as s:
+            old = await self._own_order(s, account_id, order_id, lock=True)
+            if old.status in TERMINAL:
+                raise _reject(f'order is already in "{old.status}" state', code=42210000)
+            if old.notional is not None:
+                raise _reject("notional orders cannot be replaced", code=42210000)
+            assert old.qty is not None
+            qty = request.qty if request.qty is not None else old.qty - old.filled_qty
+            if qty <= 0 or places(qty) > 9:
+                raise _reject("qty must be positive with at most 9 decimals")
+            limit = request.limit_price if request.limit_price is not None else old.limit_price
+            stop = request.stop_price if request.stop_price is not None else old.stop_price
+            if old.type in ("market", "stop") and request.limit_price is not None:
+                raise _reject("limit_price is only for limit orders")
+            if await repo.order_by_client_id(s, old.account_id, request.client_order_id):
+                raise _reject("client_order_id must be unique", code=40010001)
+            quote = await self._quote_row(s, old.symbol)
+            reserve = Decimal(0)
+            if old.side == "buy":
+                reserve = self._buy_reserve(old.type, qty, None, limit, stop, quote)
+                acct = await repo.account(s, old.account_id, lock=True)
+                assert acct is not None
+                available = acct.cash - await repo.reserved_cash(s, acct.id) + old.reserved_cash
+                if reserve > available:
+                    raise _reject("insufficient buying power", status=403, code=40310000)
+            now = self._clock()
+            new = SandboxOrder(
+                id=uuid.uuid4(),
+                account_id=old.account_id,
+                client_order_id=request.client_order_id,
+                symbol=old.symbol,
+                asset_class=old.asset_class,
+                side=old.side,
+                type=old.type,
+                time_in_force=request.time_in_force or old.time_in_force,
+                qty=qty,
+                notional=None,
+                limit_price=limit,
+                stop_price=stop,
+                status=old.status if old.status == "accepted" else "new",
+                resting=True,
+                filled_qty=Decimal(0),
+                filled_notional=Decimal(0),
+                reserved_cash=reserve,
+                replaces=old.id,
+                created_at=now,
+                updated_at=now,
+            )
+            repo.add(s, new)
+            old.replaced_by = new.id
+            self._finish(old, "replaced")
+            await repo.flush(s)
+            self._event(s, old, "replaced")
+            if new.status == "new":
+                self._event(s, new, "new")
+                await self._match(s, new, quote)
+            return snapshot(new)
+
+    async def list_positions(self, *, account_id: str) -> list[BrokerPosition]:
+        async with self._tx() as s:
+            out = []
+            for p in await repo.positions(s, _uuid(account_id)):
+                q = await self._quote_row(s, p.symbol)
+                mid = ((q.bid + q.ask) / 2).quantize(Decimal("0.0001"))
+                out.append(
+                    BrokerPosition(
+                        symbol=p.symbol,
+                        asset_class=p.asset_class,
+                        qty=p.qty,
+                        avg_entry_price=(p.cost / p.qty).quantize(Decimal("0.0001")),
+                        cost_basis=p.cost.quantize(CENT),
+                        current_price=mid,
+                        market_value=(p.qty * mid).quantize(CENT),
+                    )
+                )
+            return out
+
+    # --- time passing ----------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Route queued orders at the open, expire routed day orders at the close."""
+        async with self._tx() as s:
+            await self._tick(s)
+
+    async def _tick(self, s: AsyncSession, *, symbol: str | None = None) -> None:
+        open_equities = await self._market_open(s, "us_equity")
+        for row in await repo.resting(s, symbol=symbol):
+            is_open = open_equities or row.asset_class == "crypto"
+            if row.status == "accepted":
+                if not is_open:
+                    continue
+                row.status = "new"
+                row.updated_at = self._clock()
+                await repo.flush(s)
+                self._event(s, row, "new")
+            elif not is_open:
+                if row.time_in_force == "day" and row.status in ("new", "partially_filled"):
+                    self._finish(row, "expired")
+                    await repo.flush(s)
+                    self._event(s, row, "expired")
+                continue
+            await self._match(s, row, await self._quote_row(s, row.symbol))
+
+    # --- the event stream ------------------------------------------------------------------------
+
+    async def _start_seq(self, since_id: str | None, since: dt.datetime | None) -> int:
+        async with self._tx(write=False) as s:
+            if since_id:
+                seq = await repo.event_seq(s, since_id)
+                if seq is None:
+                    raise _reject("invalid since_id", status=400, code=40010001)
+                return seq
+            if since is not None:
+                return await repo.first_seq_since(s, since)
+            return await repo.last_seq(s)
+
+    async def events_page(
+        self, *, since_id: str | None, since: dt.datetime | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        seq = await self._start_seq(since_id, since)
+        async with self._tx(write=False) as s:
+            return [e.payload for e in await repo.events_after(s, seq, limit)]
+
+    async def open_stream(
+        self, *, since_id: str | None, since: dt.datetime | None = None
+    ) -> AsyncIterator[TradeEvent | Heartbeat]:
+        """Resolve the start first (an unknown since_id raises here), then stream."""
+        seq = await self._start_seq(since_id, since)
+        return self._events_from(seq)
+
+    async def _events_from(self, seq: int) -> AsyncIterator[TradeEvent | Heartbeat]:
+        while True:
+            async with self._tx(write=False) as s:
+                rows = await repo.events_after(s, seq, 500)
+            for row in rows:
+                seq = row.seq
+                yield wire.parse_event(row.payload)
+            if not rows:
+                yield Heartbeat()
+                await asyncio.sleep(self._poll)
+
+    async def trade_events(
+        self, *, since_id: str | None, since: dt.datetime | None = None
+    ) -> AsyncIterator[TradeEvent | Heartbeat]:
+        seq = await self._start_seq(since_id, since)
+        async for item in self._events_from(seq):
+            yield item
+
+
+__all__ = ["QTY_PLACES", "SandboxBroker", "catalog", "snapshot", "ulid"]

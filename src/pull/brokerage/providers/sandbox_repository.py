@@ -1,0 +1,193 @@
+"""All SQL of the sandbox broker (its own tables only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.brokerage.models import (
+    SandboxAccount,
+    SandboxEvent,
+    SandboxJournal,
+    SandboxOrder,
+    SandboxPosition,
+    SandboxQuote,
+    SandboxState,
+)
+
+WRITE_LOCK = 7_310_017  # one advisory lock: events commit in seq order
+
+
+async def serialize_writes(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+
+
+async def account(
+    session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False
+) -> SandboxAccount | None:
+    stmt = select(SandboxAccount).where(SandboxAccount.id == account_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def state(session: AsyncSession, key: str) -> Any:
+    return await session.scalar(select(SandboxState.value).where(SandboxState.key == key))
+
+
+async def set_state(session: AsyncSession, key: str, value: Any) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO brokerage_sandbox_state (key, value) VALUES (:k, CAST(:v AS jsonb)) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        ),
+        {"k": key, "v": _json(value)},
+    )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def add(session: AsyncSession, row: object) -> None:
+    session.add(row)
+
+
+async def account_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(SandboxAccount)) or 0)
+
+
+async def order(
+    session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False
+) -> SandboxOrder | None:
+    stmt = select(SandboxOrder).where(SandboxOrder.id == order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def order_by_client_id(
+    session: AsyncSession, account_id: uuid.UUID, client_order_id: str
+) -> SandboxOrder | None:
+    stmt = select(SandboxOrder).where(
+        SandboxOrder.account_id == account_id, SandboxOrder.client_order_id == client_order_id
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def orders(
+    session: AsyncSession, account_id: uuid.UUID, *, after: dt.datetime | None, limit: int
+) -> list[SandboxOrder]:
+    stmt = select(SandboxOrder).where(SandboxOrder.account_id == account_id)
+    if after is not None:
+        stmt = stmt.where(SandboxOrder.created_at > after)
+    stmt = stmt.order_by(SandboxOrder.created_at.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def resting(
+    session: AsyncSession, *, symbol: str | None = None, statuses: tuple[str, ...] = ()
+) -> list[SandboxOrder]:
+    stmt = select(SandboxOrder).where(SandboxOrder.resting.is_(True))
+    if symbol is not None:
+        stmt = stmt.where(SandboxOrder.symbol == symbol)
+    if statuses:
+        stmt = stmt.where(SandboxOrder.status.in_(statuses))
+    stmt = stmt.order_by(SandboxOrder.created_at, SandboxOrder.id).with_for_update()
+    return list((await session.scalars(stmt)).all())
+
+
+async def sell_reserved(session: AsyncSession, account_id: uuid.UUID, symbol: str) -> Decimal:
+    """Shares already promised to open sell orders."""
+    value = await session.scalar(
+        select(func.coalesce(func.sum(SandboxOrder.qty - SandboxOrder.filled_qty), 0)).where(
+            SandboxOrder.account_id == account_id,
+            SandboxOrder.symbol == symbol,
+            SandboxOrder.side == "sell",
+            SandboxOrder.resting.is_(True),
+        )
+    )
+    return Decimal(value or 0)
+
+
+async def reserved_cash(session: AsyncSession, account_id: uuid.UUID) -> Decimal:
+    value = await session.scalar(
+        select(func.coalesce(func.sum(SandboxOrder.reserved_cash), 0)).where(
+            SandboxOrder.account_id == account_id, SandboxOrder.resting.is_(True)
+        )
+    )
+    return Decimal(value or 0)
+
+
+async def position(
+    session: AsyncSession, account_id: uuid.UUID, symbol: str, *, lock: bool = False
+) -> SandboxPosition | None:
+    stmt = select(SandboxPosition).where(
+        SandboxPosition.account_id == account_id, SandboxPosition.symbol == symbol
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def positions(session: AsyncSession, account_id: uuid.UUID) -> list[SandboxPosition]:
+    stmt = (
+        select(SandboxPosition)
+        .where(SandboxPosition.account_id == account_id, SandboxPosition.qty > 0)
+        .order_by(SandboxPosition.symbol)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def quote(session: AsyncSession, symbol: str, *, lock: bool = False) -> SandboxQuote | None:
+    stmt = select(SandboxQuote).where(SandboxQuote.symbol == symbol)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def move_cash(session: AsyncSession, account_id: uuid.UUID, delta: Decimal) -> None:
+    await session.execute(
+        update(SandboxAccount)
+        .where(SandboxAccount.id == account_id)
+        .values(cash=SandboxAccount.cash + delta)
+    )
+
+
+def add_journal(session: AsyncSession, journal: SandboxJournal) -> None:
+    session.add(journal)
+
+
+async def event_seq(session: AsyncSession, event_id: str) -> int | None:
+    return await session.scalar(select(SandboxEvent.seq).where(SandboxEvent.id == event_id))
+
+
+async def first_seq_since(session: AsyncSession, since: dt.datetime) -> int:
+    value = await session.scalar(
+        select(func.min(SandboxEvent.seq)).where(SandboxEvent.created_at >= since)
+    )
+    if value is None:
+        return await last_seq(session)
+    return int(value) - 1
+
+
+async def last_seq(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(SandboxEvent.seq), 0))) or 0)
+
+
+async def events_after(session: AsyncSession, seq: int, limit: int) -> list[SandboxEvent]:
+    stmt = (
+        select(SandboxEvent).where(SandboxEvent.seq > seq).order_by(SandboxEvent.seq).limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def flush(session: AsyncSession) -> None:
+    await session.flush()

@@ -1,0 +1,297 @@
+"""All SQL of the brokerage module (PULL's side; the sandbox's is in providers/)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.brokerage.models import (
+    BrokerageAccount,
+    BrokerageAlert,
+    BrokerageCursor,
+    BrokerageEvent,
+    BrokerageExecution,
+    BrokerageJournal,
+    BrokerageOrder,
+    BrokeragePosition,
+)
+
+TERMINAL = ("filled", "canceled", "expired", "rejected", "replaced")
+
+
+async def account(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> BrokerageAccount | None:
+    stmt = select(BrokerageAccount).where(BrokerageAccount.user_id == user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialize one user's brokerage writes (account opening, order intake)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(7310018, hashtext(:u))"), {"u": str(user_id)}
+    )
+
+
+async def accounts_page(
+    session: AsyncSession, *, after: uuid.UUID | None, limit: int
+) -> list[BrokerageAccount]:
+    stmt = select(BrokerageAccount).order_by(BrokerageAccount.user_id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(BrokerageAccount.user_id > after)
+    return list((await session.scalars(stmt)).all())
+
+
+def add(session: AsyncSession, row: object) -> None:
+    session.add(row)
+
+
+async def flush(session: AsyncSession) -> None:
+    await session.flush()
+
+
+async def order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    lock: bool = False,
+) -> BrokerageOrder | None:
+    stmt = select(BrokerageOrder).where(BrokerageOrder.id == order_id)
+    if user_id is not None:
+        stmt = stmt.where(BrokerageOrder.user_id == user_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def order_by_client_id(
+    session: AsyncSession, user_id: uuid.UUID, client_order_id: str
+) -> BrokerageOrder | None:
+    stmt = select(BrokerageOrder).where(
+        BrokerageOrder.user_id == user_id, BrokerageOrder.client_order_id == client_order_id
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def order_by_broker_id(
+    session: AsyncSession, broker_order_id: str, *, lock: bool = False
+) -> BrokerageOrder | None:
+    stmt = select(BrokerageOrder).where(BrokerageOrder.broker_order_id == broker_order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def orders_page(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+    status: str | None = None,
+    symbol: str | None = None,
+) -> list[BrokerageOrder]:
+    stmt = select(BrokerageOrder).where(BrokerageOrder.user_id == user_id)
+    if status == "open":
+        stmt = stmt.where(BrokerageOrder.status.not_in(TERMINAL))
+    elif status == "closed":
+        stmt = stmt.where(BrokerageOrder.status.in_(TERMINAL))
+    if symbol:
+        stmt = stmt.where(BrokerageOrder.symbol == symbol)
+    if before is not None:
+        stmt = stmt.where(tuple_(BrokerageOrder.created_at, BrokerageOrder.id) < before)
+    stmt = stmt.order_by(BrokerageOrder.created_at.desc(), BrokerageOrder.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def open_orders(
+    session: AsyncSession, *, older_than: dt.datetime, limit: int
+) -> list[BrokerageOrder]:
+    """Orders the broker may still change (or whose settlement is pending), oldest first."""
+    stmt = (
+        select(BrokerageOrder)
+        .where(
+            or_(BrokerageOrder.status.not_in(TERMINAL), BrokerageOrder.settled.is_(False)),
+            BrokerageOrder.updated_at < older_than,
+        )
+        .order_by(BrokerageOrder.updated_at)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def sell_reserved(session: AsyncSession, user_id: uuid.UUID, symbol: str) -> Decimal:
+    value = await session.scalar(
+        select(func.coalesce(func.sum(BrokerageOrder.qty - BrokerageOrder.filled_qty), 0)).where(
+            BrokerageOrder.user_id == user_id,
+            BrokerageOrder.symbol == symbol,
+            BrokerageOrder.side == "sell",
+            BrokerageOrder.status.not_in(TERMINAL),
+        )
+    )
+    return Decimal(value or 0)
+
+
+async def open_holds(session: AsyncSession, user_id: uuid.UUID) -> int:
+    value = await session.scalar(
+        select(func.coalesce(func.sum(BrokerageOrder.hold_cents), 0)).where(
+            BrokerageOrder.user_id == user_id
+        )
+    )
+    return int(value or 0)
+
+
+async def claim_event(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event: str,
+    broker_order_id: str,
+    payload: dict[str, Any],
+) -> bool:
+    """Store a received event once; False when it was seen before."""
+    stmt = (
+        insert(BrokerageEvent)
+        .values(id=event_id, event=event, broker_order_id=broker_order_id, payload=payload)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(BrokerageEvent.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def claim_execution(session: AsyncSession, values: dict[str, Any]) -> bool:
+    stmt = (
+        insert(BrokerageExecution)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["execution_id"])
+        .returning(BrokerageExecution.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def executions(
+    session: AsyncSession, order_id: uuid.UUID, *, applied_only: bool = False
+) -> list[BrokerageExecution]:
+    stmt = select(BrokerageExecution).where(BrokerageExecution.order_id == order_id)
+    if applied_only:
+        stmt = stmt.where(BrokerageExecution.applied_qty > 0)
+    return list((await session.scalars(stmt.order_by(BrokerageExecution.id))).all())
+
+
+async def trades_page(
+    session: AsyncSession, user_id: uuid.UUID, *, before: int | None, limit: int
+) -> list[BrokerageExecution]:
+    stmt = select(BrokerageExecution).where(
+        BrokerageExecution.user_id == user_id, BrokerageExecution.applied_qty > 0
+    )
+    if before is not None:
+        stmt = stmt.where(BrokerageExecution.id < before)
+    stmt = stmt.order_by(BrokerageExecution.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def position(
+    session: AsyncSession, user_id: uuid.UUID, symbol: str, *, lock: bool = False
+) -> BrokeragePosition | None:
+    stmt = select(BrokeragePosition).where(
+        BrokeragePosition.user_id == user_id, BrokeragePosition.symbol == symbol
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def positions(session: AsyncSession, user_id: uuid.UUID) -> list[BrokeragePosition]:
+    stmt = (
+        select(BrokeragePosition)
+        .where(BrokeragePosition.user_id == user_id, BrokeragePosition.qty > 0)
+        .order_by(BrokeragePosition.symbol)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def journal(session: AsyncSession, key: str) -> BrokerageJournal | None:
+    stmt = select(BrokerageJournal).where(BrokerageJournal.key == key)
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def pending_journals(session: AsyncSession, *, limit: int) -> list[BrokerageJournal]:
+    stmt = (
+        select(BrokerageJournal)
+        .where(BrokerageJournal.status == "pending")
+        .order_by(BrokerageJournal.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def journal_totals(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(BrokerageJournal.direction, func.sum(BrokerageJournal.amount_cents))
+        .where(BrokerageJournal.user_id == user_id, BrokerageJournal.status == "executed")
+        .group_by(BrokerageJournal.direction)
+    )
+    return {str(d): int(v or 0) for d, v in rows.all()}
+
+
+async def fill_totals(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(BrokerageOrder.side, func.sum(BrokerageOrder.filled_cents))
+        .where(BrokerageOrder.user_id == user_id)
+        .group_by(BrokerageOrder.side)
+    )
+    return {str(side): int(v or 0) for side, v in rows.all()}
+
+
+async def cursor(session: AsyncSession, name: str, *, lock: bool = False) -> BrokerageCursor:
+    await session.execute(
+        insert(BrokerageCursor).values(name=name, last_id=None).on_conflict_do_nothing()
+    )
+    stmt = select(BrokerageCursor).where(BrokerageCursor.name == name)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).one()
+
+
+def add_alert(
+    session: AsyncSession,
+    *,
+    kind: str,
+    user_id: uuid.UUID | None,
+    subject: str,
+    details: dict[str, Any],
+) -> None:
+    session.add(BrokerageAlert(kind=kind, user_id=user_id, subject=subject, details=details))
+
+
+async def alert_exists(session: AsyncSession, kind: str, subject: str) -> bool:
+    found = await session.scalar(
+        select(BrokerageAlert.id)
+        .where(BrokerageAlert.kind == kind, BrokerageAlert.subject == subject)
+        .limit(1)
+    )
+    return found is not None
+
+
+async def alerts(session: AsyncSession, *, limit: int) -> list[BrokerageAlert]:
+    stmt = select(BrokerageAlert).order_by(BrokerageAlert.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def pending_journal_count(session: AsyncSession, user_id: uuid.UUID) -> int:
+    value = await session.scalar(
+        select(func.count())
+        .select_from(BrokerageJournal)
+        .where(BrokerageJournal.user_id == user_id, BrokerageJournal.status == "pending")
+    )
+    return int(value or 0)
