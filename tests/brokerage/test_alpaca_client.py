@@ -98,21 +98,32 @@ async def test_account_journal_orders_positions_through_alpaca_py(
     order = await alpaca.submit_order(
         account_id=account.id,
         request=OrderRequest(
-            symbol="AAPL", side="buy", type="market", time_in_force="day",
-            client_order_id=coid, qty=Decimal("0.25"),
+            symbol="AAPL",
+            side="buy",
+            type="market",
+            time_in_force="day",
+            client_order_id=coid,
+            qty=Decimal("0.25"),
         ),
     )
     assert order.client_order_id == coid
     got = await alpaca.get_order_by_client_id(account_id=account.id, client_order_id=coid)
     assert got is not None and got.status == "filled" and got.filled_qty == Decimal("0.25")
     assert got.filled_avg_price == quote.ask
-    assert await alpaca.get_order_by_client_id(account_id=account.id, client_order_id="nope") is None
+    assert (
+        await alpaca.get_order_by_client_id(account_id=account.id, client_order_id="nope") is None
+    )
 
     resting = await alpaca.submit_order(
         account_id=account.id,
         request=OrderRequest(
-            symbol="AAPL", side="buy", type="limit", time_in_force="gtc",
-            client_order_id=uuid.uuid4().hex, qty=Decimal(1), limit_price=Decimal("100"),
+            symbol="AAPL",
+            side="buy",
+            type="limit",
+            time_in_force="gtc",
+            client_order_id=uuid.uuid4().hex,
+            qty=Decimal(1),
+            limit_price=Decimal("100"),
         ),
     )
     assert resting.status == "new"
@@ -125,7 +136,9 @@ async def test_account_journal_orders_positions_through_alpaca_py(
     old = await alpaca.get_order(account_id=account.id, order_id=resting.id)
     assert old.status == "replaced" and old.replaced_by == replaced.id
     await alpaca.cancel_order(account_id=account.id, order_id=replaced.id)
-    assert (await alpaca.get_order(account_id=account.id, order_id=replaced.id)).status == "canceled"
+    assert (
+        await alpaca.get_order(account_id=account.id, order_id=replaced.id)
+    ).status == "canceled"
     with pytest.raises(BrokerRejected) as not_cancelable:
         await alpaca.cancel_order(account_id=account.id, order_id=order.id)
     assert not_cancelable.value.status == 422
@@ -134,8 +147,12 @@ async def test_account_journal_orders_positions_through_alpaca_py(
         await alpaca.submit_order(
             account_id=account.id,
             request=OrderRequest(
-                symbol="AAPL", side="buy", type="market", time_in_force="day",
-                client_order_id=uuid.uuid4().hex, qty=Decimal(100),
+                symbol="AAPL",
+                side="buy",
+                type="market",
+                time_in_force="day",
+                client_order_id=uuid.uuid4().hex,
+                qty=Decimal(100),
             ),
         )
     assert poor.value.status == 403 and "buying power" in poor.value.message
@@ -162,8 +179,13 @@ async def test_wire_json_parses_as_the_sdks_own_order_model(
     async with httpx.AsyncClient(headers={"Authorization": f"Basic {auth}"}) as http:
         r = await http.post(
             f"{base_url}/v1/trading/accounts/{account.id}/orders",
-            json={"symbol": "BTC/USD", "side": "buy", "type": "market", "time_in_force": "gtc",
-                  "notional": "10"},
+            json={
+                "symbol": "BTC/USD",
+                "side": "buy",
+                "type": "market",
+                "time_in_force": "gtc",
+                "notional": "10",
+            },
         )
         assert r.status_code == 403, r.text  # no cash: Alpaca's error shape
         assert r.json()["code"] == 40310000
@@ -180,8 +202,12 @@ async def test_wire_json_parses_as_the_sdks_own_order_model(
     placed = await alpaca.submit_order(
         account_id=account.id,
         request=OrderRequest(
-            symbol="ETH/USD", side="buy", type="market", time_in_force="gtc",
-            client_order_id=uuid.uuid4().hex, notional=Decimal("20.00"),
+            symbol="ETH/USD",
+            side="buy",
+            type="market",
+            time_in_force="gtc",
+            client_order_id=uuid.uuid4().hex,
+            notional=Decimal("20.00"),
         ),
     )
     async with httpx.AsyncClient(headers={"Authorization": f"Basic {auth}"}) as http:
@@ -201,9 +227,12 @@ async def test_trade_events_stream_as_sse_and_resume_after_since_id(
 
     async def collect(since_id: str | None, n: int) -> list[TradeEvent]:
         out: list[TradeEvent] = []
-        async for item in alpaca.trade_events(since_id=since_id, since=None if since_id else
-                                              __import__("datetime").datetime(2020, 1, 1,
-                                              tzinfo=__import__("datetime").UTC)):
+        async for item in alpaca.trade_events(
+            since_id=since_id,
+            since=None
+            if since_id
+            else __import__("datetime").datetime(2020, 1, 1, tzinfo=__import__("datetime").UTC),
+        ):
             if isinstance(item, Heartbeat):
                 if len(out) >= n:
                     break
@@ -217,8 +246,12 @@ async def test_trade_events_stream_as_sse_and_resume_after_since_id(
         await alpaca.submit_order(
             account_id=account.id,
             request=OrderRequest(
-                symbol="SOL/USD", side="buy", type="market", time_in_force="gtc",
-                client_order_id=uuid.uuid4().hex, qty=Decimal("0.1"),
+                symbol="SOL/USD",
+                side="buy",
+                type="market",
+                time_in_force="gtc",
+                client_order_id=uuid.uuid4().hex,
+                qty=Decimal("0.1"),
             ),
         )
     first = await asyncio.wait_for(collect(None, 6), 20)
