@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import exchange_calendars as xcals
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @lru_cache(maxsize=1)
 def _nyse() -> Any:
+    # imported on first use: pandas and the calendar cost seconds at process start
+    import exchange_calendars as xcals
+
     return xcals.get_calendar("XNYS")
 
 
 def _ts(at: dt.datetime) -> pd.Timestamp:
+    import pandas as pd
+
     return pd.Timestamp(at.astimezone(dt.UTC)).floor("min")
 
 
