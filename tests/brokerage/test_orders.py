@@ -150,7 +150,8 @@ async def test_idempotency_key_and_client_order_id_replay(
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
     other = await t.http.post("/api/v1/trading/orders", json={**body, "qty": "2"}, headers=headers)
-    assert other.status_code == 422 and other.json()["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     by_coid = await t.order(client_order_id="mine-1", **body)
     replay = await t.order(expect=200, client_order_id="mine-1", **body)
     assert replay["id"] == by_coid["id"]

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from pull.brokerage import accounts, orders, service
@@ -37,6 +37,7 @@ from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import SessionDep
 from pull.kit.errors import BadRequest, NotFound, Unprocessable
+from pull.kit.idempotency import optional_idempotency_key
 from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
 from pull.kit.ratelimit import general, trading_routes
 
@@ -63,10 +64,7 @@ def cipher(request: Request) -> FieldCipher:
 
 
 BrokerDep = Annotated[Broker, Depends(broker)]
-OptionalKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Or client_order_id in the body", max_length=200),
-]
+OptionalKey = Annotated[str | None, Depends(optional_idempotency_key)]
 
 
 def _sandbox(b: Broker) -> SandboxBroker:
@@ -128,8 +126,8 @@ async def get_account(user: CurrentUser, session: SessionDep) -> AccountRead:
         400: {"description": "PRICE_NOT_ALLOWED, QTY_OR_NOTIONAL, INVALID_ORDER, ..."},
         403: {"description": "BROKERAGE_ACCOUNT_REQUIRED, KYC_REQUIRED, LIMIT_EXCEEDED"},
         404: {"description": "ASSET_NOT_FOUND"},
-        409: {"description": "INSUFFICIENT_FUNDS, INSUFFICIENT_SHARES"},
-        422: {"description": "ORDER_REJECTED, IDEMPOTENCY_CONFLICT, ASSET_NOT_TRADABLE"},
+        409: {"description": "INSUFFICIENT_FUNDS, INSUFFICIENT_SHARES, IDEMPOTENCY_KEY_REUSED"},
+        422: {"description": "ORDER_REJECTED, ASSET_NOT_TRADABLE"},
     },
 )
 async def place_order(

@@ -52,7 +52,7 @@ from pull.brokerage.providers.base import (
 )
 from pull.brokerage.schemas import OrderCreate, OrderRead, OrderReplace
 from pull.kit.db import utcnow
-from pull.kit.idempotency import IdempotencyConflict, IdempotencyKeyRequired
+from pull.kit.idempotency import IdempotencyKeyRequired, IdempotencyKeyReused, check_key
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 
@@ -189,6 +189,7 @@ async def prepare(
     key = data.client_order_id or (idempotency_key or "").strip() or None
     if key is None:
         raise IdempotencyKeyRequired("Send client_order_id or an Idempotency-Key header")
+    key = check_key(key)
     body = data.model_dump(mode="json", exclude={"client_order_id"})
     body["symbol"] = data.symbol.strip().upper()
     digest = _hash(body)
@@ -196,7 +197,7 @@ async def prepare(
     found = await repo.order_by_client_id(session, user_id, key)
     if found is not None:
         if found.request_hash != digest:
-            raise IdempotencyConflict(details={"client_order_id": key})
+            raise IdempotencyKeyReused(details={"client_order_id": key})
         return Intake(order_read(found), True, found.id)
 
     account = await accounts.require_account(session=session, user_id=user_id)

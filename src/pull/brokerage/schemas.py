@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pull.kit.idempotency import KEY_PATTERN
+
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop", "stop_limit"]
 TimeInForce = Literal["day", "gtc", "ioc", "fok"]
@@ -38,8 +40,7 @@ class OrderCreate(BaseModel):
     stop_price: Decimal | None = Field(None, gt=0, le=MAX_PRICE)
     client_order_id: str | None = Field(
         None,
-        min_length=1,
-        max_length=128,
+        pattern=KEY_PATTERN,
         description="Idempotency key of this order (else the Idempotency-Key header)",
     )
 
@@ -49,7 +50,7 @@ class OrderReplace(BaseModel):
     limit_price: Decimal | None = Field(None, gt=0, le=MAX_PRICE)
     stop_price: Decimal | None = Field(None, gt=0, le=MAX_PRICE)
     time_in_force: TimeInForce | None = None
-    client_order_id: str | None = Field(None, min_length=1, max_length=128)
+    client_order_id: str | None = Field(None, pattern=KEY_PATTERN)
 
 
 class OrderRead(BaseModel):
