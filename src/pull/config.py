@@ -238,6 +238,15 @@ class Settings(BaseSettings):
     psa_base_url: str = Field("https://api.psacard.com/publicapi", alias="PSA_BASE_URL")
     rwa_lockup_seconds: int = Field(7_776_000, alias="RWA_LOCKUP_SECONDS", ge=0)
     rwa_settle_batch_size: int = Field(200, alias="RWA_SETTLE_BATCH_SIZE", ge=1, le=10_000)
+    # Secondary trading hours: empty = always; else "mon-fri 09:30-16:00 America/New_York".
+    rwa_trading_hours: str = Field(
+        "",
+        alias="RWA_TRADING_HOURS",
+        pattern=r"^$|^(mon|tue|wed|thu|fri|sat|sun)-(mon|tue|wed|thu|fri|sat|sun) "
+        r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9] [A-Za-z_]+(/[A-Za-z_+-]+)*$",
+    )
+    rwa_buyout_vote_seconds: int = Field(259_200, alias="RWA_BUYOUT_VOTE_SECONDS", ge=1)
+    rwa_buyout_pass_bps: int = Field(5000, alias="RWA_BUYOUT_PASS_BPS", ge=1, le=10_000)
     # Brokerage (docs/brokerage.md). The real broker (Alpaca's Broker API) is used when both
     # ALPACA_BROKER_KEY and ALPACA_BROKER_SECRET are set; otherwise the sandbox broker.
     alpaca_broker_key: str = Field("", alias="ALPACA_BROKER_KEY")

@@ -65,7 +65,17 @@ from pull.rewards.models import (
     RewardRule,
     RewardRuleUsage,
 )
-from pull.rwa.models import RwaAsset, RwaOffering, RwaPosition, RwaSubscription, RwaValuation
+from pull.rwa.models import (
+    RwaAsset,
+    RwaBuyout,
+    RwaOffering,
+    RwaOrder,
+    RwaPosition,
+    RwaSubscription,
+    RwaTrade,
+    RwaValuation,
+    RwaVote,
+)
 
 __all__ = [
     "Adjustment",
@@ -117,10 +127,14 @@ __all__ = [
     "RewardRule",
     "RewardRuleUsage",
     "RwaAsset",
+    "RwaBuyout",
     "RwaOffering",
+    "RwaOrder",
     "RwaPosition",
     "RwaSubscription",
+    "RwaTrade",
     "RwaValuation",
+    "RwaVote",
     "SandboxAccount",
     "SandboxEvent",
     "SandboxJournal",

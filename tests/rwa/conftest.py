@@ -26,6 +26,7 @@ from pull.config import Settings
 from pull.kit.outbox import OutboxRelay
 from pull.kit.runtime import set_worker_runtime, worker_runtime
 from pull.ledger import service as ledger
+from pull.rwa import service as rwa_service
 from pull.worker import build_worker, init_runtime, outbox_handlers
 from tests.conftest import KycTierSetter, Services, TestUser, UserFactory, make_settings
 from tests.funding.conftest import serve
@@ -173,6 +174,70 @@ class RwaEnv:
                 return body
             await asyncio.sleep(0.1)
         raise AssertionError(f"offering {offering_id} never reached {statuses}: {body}")
+
+    async def trading_asset(
+        self, holders: list[tuple[TestUser, int]], price_cents: int = 1000, **asset: Any
+    ) -> dict[str, Any]:
+        """An asset trading, its shares held by `holders` (each given the cash its subscription
+        costs): offered, subscribed over HTTP, then
+        closed with the OfferingWorkflow's own steps run in-process (the workflow is tested in
+        test_offering_workflow.py; here it would only cost its timers)."""
+        made = await self.create_asset(**asset)
+        total = sum(n for _, n in holders)
+        offering = await self.create_offering(
+            made["id"],
+            total_shares=total,
+            price_cents=price_cents,
+            min_raise_cents=total * price_cents,
+            max_per_investor_bps=10_000,
+        )
+        await self.open_offering(offering["id"])
+        for user, shares in holders:
+            await self.fund(user.id, shares * price_cents)  # what the subscription costs
+            r = await self.subscribe(user, offering["id"], shares)
+            assert r.status_code == 201, r.text
+        oid = uuid.UUID(offering["id"])
+        async with self.maker() as s, s.begin():
+            await rwa_service.close_offering(session=s, offering_id=oid)
+        async with self.maker() as s, s.begin():
+            await rwa_service.settle_subscriptions(session=s, offering_id=oid, limit=10_000)
+        async with self.maker() as s, s.begin():
+            await rwa_service.finalize_offering(session=s, offering_id=oid, lockup_seconds=0)
+        async with self.maker() as s, s.begin():
+            state = await rwa_service.start_trading(session=s, asset_id=uuid.UUID(made["id"]))
+        assert state == "trading"
+        made["offering"] = offering
+        return made
+
+    async def order(
+        self,
+        user: TestUser,
+        asset_id: str,
+        side: str,
+        price: int,
+        quantity: int,
+        tif: str = "gtc",
+        key: str | None = None,
+    ) -> httpx.Response:
+        return await self.http.post(
+            "/api/v1/rwa/orders",
+            json={
+                "asset_id": asset_id,
+                "side": side,
+                "price_cents": price,
+                "quantity": quantity,
+                "time_in_force": tif,
+            },
+            headers={**user.headers, "Idempotency-Key": key or str(uuid.uuid4())},
+        )
+
+    async def shares(self, user: TestUser, asset_id: str) -> tuple[int, int, int]:
+        """(shares, reserved by open sells, cost basis) from /ownership."""
+        own = await self.get("/api/v1/rwa/ownership", user)
+        for item in own["items"]:
+            if item["asset_id"] == asset_id:
+                return item["shares"], item["shares_reserved"], item["cost_basis_cents"]
+        return 0, 0, 0
 
     async def balance(self, user: TestUser) -> dict[str, int]:
         r = await self.http.get("/api/v1/balance", headers=user.headers)

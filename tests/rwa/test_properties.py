@@ -185,3 +185,158 @@ async def test_offerings_conserve_cash_and_shares(
     assert escrow == 0
     assert consignor_cash == (raised - fee if funded else 0)
     assert fees == fee
+
+
+order_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("order"),
+            st.integers(0, USERS - 1),
+            st.sampled_from(["buy", "sell"]),
+            st.integers(90, 110),
+            st.integers(1, 40),
+            st.sampled_from(["gtc", "ioc"]),
+        ),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ops=order_ops, money=cash, split=st.lists(st.integers(0, 60), min_size=USERS, max_size=USERS)
+)
+async def test_trading_conserves_cash_and_shares(
+    ops: list[tuple[Any, ...]],
+    money: list[int],
+    split: list[int],
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Random orders and cancels on a trading asset: each user's cash + held and shares +
+    shares in open sells are conserved in total, outstanding = holdings + the order escrow, a
+    resting buy holds exactly remaining x limit, no user goes negative, trial balance zero."""
+    now = dt.datetime.now(dt.UTC)
+    price = 100
+    split = [n or 1 for n in split]
+    async with sessionmaker() as s, s.begin():
+        admin, second, consignor = await insert_user(s), await insert_user(s), await insert_user(s)
+        users = [await insert_user(s) for _ in range(USERS)]
+        for user, amount, n in zip(users, money, split, strict=True):
+            await kyc.set_tier(session=s, user_id=user, tier="basic", actor_id=None, note=None)
+            await ledger.transfer(
+                session=s,
+                idempotency_key=f"prop:fund:{user}",
+                kind="deposit_settled",
+                legs=[
+                    ledger.Leg(ledger.system_account("bank_clearing"), -(amount + n * price)),
+                    ledger.Leg(ledger.user_account(user, "cash"), amount + n * price),
+                ],
+            )
+        asset = await rwa.create_asset(
+            session=s,
+            graders={"PSA": PsaSandbox()},
+            actor_id=admin,
+            data=AssetCreate(
+                title="prop",
+                category="card",
+                cert_number="1" + str(uuid.uuid4().int % 10**8).zfill(8) + "0",
+                grade="10",
+                custodian="vault",
+                insured_value_cents=1,
+                consignor_id=consignor,
+            ),
+        )
+        offering = await rwa.create_offering(
+            session=s,
+            actor_id=admin,
+            asset_id=asset.id,
+            data=OfferingCreate(
+                total_shares=sum(split),
+                price_cents=price,
+                opens_at=now - dt.timedelta(minutes=1),
+                closes_at=now + dt.timedelta(hours=1),
+                min_raise_cents=sum(split) * price,
+                max_per_investor_bps=10_000,
+            ),
+        )
+        await rwa.open_offering(session=s, actor_id=second, offering_id=offering.id)
+    for user, n in zip(users, split, strict=True):
+        async with sessionmaker() as s, s.begin():
+            await rwa.subscribe(session=s, user_id=user, offering_id=offering.id, shares=n)
+    async with sessionmaker() as s, s.begin():
+        assert await rwa.close_offering(session=s, offering_id=offering.id) == "funded"
+        await rwa.settle_subscriptions(session=s, offering_id=offering.id, limit=100)
+        await rwa.finalize_offering(session=s, offering_id=offering.id, lockup_seconds=0)
+        assert await rwa.start_trading(session=s, asset_id=asset.id) == "trading"
+    cash_total = sum(money)
+    placed: list[uuid.UUID] = []
+    for op in ops:
+        try:
+            async with sessionmaker() as s, s.begin():
+                if op[0] == "order":
+                    _, who, side, limit, qty, tif = op
+                    order = await rwa.place_order(
+                        session=s,
+                        user_id=users[who],
+                        asset_id=asset.id,
+                        side=side,
+                        price_cents=limit,
+                        quantity=qty,
+                        time_in_force=tif,
+                    )
+                    placed.append(order.id)
+                elif placed:
+                    target = placed[op[1] % len(placed)]
+                    owner = users[0]
+                    async with sessionmaker() as r:
+                        for u in users:
+                            try:
+                                await rwa.get_order(session=r, user_id=u, order_id=target)
+                                owner = u
+                            except AppError:
+                                continue
+                    await rwa.cancel_order(session=s, user_id=owner, order_id=target)
+        except AppError as exc:
+            assert exc.code in {"INSUFFICIENT_FUNDS", "INSUFFICIENT_SHARES", "INVALID_STATE"}, (
+                exc.code
+            )
+        await _books(sessionmaker)
+        async with sessionmaker() as s:
+            users_cash = 0
+            users_shares = 0
+            for u in users:
+                b = await ledger.get_balance(session=s, user_id=u)
+                users_cash += b.available + b.held
+                users_shares += await ledger.account_balance(
+                    session=s, account=ledger.user_account(u, "shares", asset.symbol)
+                )
+                resting = await rwa.list_orders(
+                    session=s, user_id=u, asset_id=asset.id, status="resting", limit=200
+                )
+                assert b.held == sum(
+                    o.remaining * o.price_cents for o in resting if o.side == "buy"
+                )
+            escrow = await ledger.account_balance(
+                session=s, account=ledger.system_account("rwa.orders", asset.symbol)
+            )
+            all_resting = [
+                o
+                for u in users
+                for o in await rwa.list_orders(
+                    session=s, user_id=u, asset_id=asset.id, status="resting", limit=200
+                )
+            ]
+            outstanding = await rwa.shares_outstanding(session=s, currency=asset.symbol)
+        assert users_cash == cash_total
+        assert escrow == sum(o.remaining for o in all_resting if o.side == "sell")
+        assert outstanding == users_shares + escrow == sum(split)
+        bids = [o.price_cents for o in all_resting if o.side == "buy"]
+        asks = [o.price_cents for o in all_resting if o.side == "sell"]
+        if bids and asks:
+            assert max(bids) < min(asks)  # the book is never left crossed

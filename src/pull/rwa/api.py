@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
 from pull.kit.db import SessionDep
@@ -24,16 +24,22 @@ from pull.rwa.schemas import (
     AssetDetail,
     AssetPage,
     AssetState,
+    CandlesRead,
     Category,
     ListingPage,
     OfferingCreate,
     OfferingRead,
+    OrderbookRead,
+    OrderCreate,
+    OrderPage,
+    OrderRead,
     Ownership,
     PurchaseRead,
     PurchaseRequest,
     SubscribeRequest,
     SubscriptionPage,
     SubscriptionRead,
+    TradePage,
     ValuationCreate,
     ValuationRead,
 )
@@ -233,11 +239,16 @@ async def subscribe(
     response_model=PurchaseRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=money,
-    summary="Buy from a listing (Idempotency-Key): subscribes to the asset's open offering",
+    summary="Buy from a listing (Idempotency-Key): a subscription to the asset's open offering, "
+    "or for an asset trading an immediate-or-cancel buy up to max_price_cents",
     responses=_MONEY,
 )
 async def purchase(
-    body: PurchaseRequest, user: ActiveUser, session: SessionDep, key: IdempotencyKeyHeader
+    body: PurchaseRequest,
+    user: ActiveUser,
+    session: SessionDep,
+    key: IdempotencyKeyHeader,
+    request: Request,
 ) -> JSONResponse:
     result = await run_idempotent(
         session,
@@ -247,10 +258,182 @@ async def purchase(
         request=body.model_dump(mode="json"),
         status_code=201,
         handler=lambda: service.purchase(
-            session=session, user_id=user.id, asset_id=body.asset_id, shares=body.shares
+            session=session,
+            user_id=user.id,
+            asset_id=body.asset_id,
+            shares=body.shares,
+            max_price_cents=body.max_price_cents,
+            trading_hours=request.app.state.settings.rwa_trading_hours,
         ),
     )
     return result.response()
+
+
+# --- secondary market ----------------------------------------------------------------------------
+
+_TRADING: dict[int | str, dict[str, Any]] = {
+    **_MONEY,
+    404: {"description": "ASSET_NOT_FOUND"},
+    409: {
+        "description": "TRADING_HALTED, MARKET_CLOSED, INSUFFICIENT_FUNDS, INSUFFICIENT_SHARES, "
+        "IDEMPOTENCY_KEY_REUSED"
+    },
+}
+
+
+@router.post(
+    "/orders",
+    response_model=OrderRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=money,
+    summary="Place a limit order on an asset's book (Idempotency-Key); a buy holds its cash, "
+    "a sell its shares",
+    responses=_TRADING,
+)
+async def place_order(
+    body: OrderCreate,
+    user: ActiveUser,
+    session: SessionDep,
+    key: IdempotencyKeyHeader,
+    request: Request,
+) -> JSONResponse:
+    result = await run_idempotent(
+        session,
+        owner=str(user.id),
+        scope="POST /api/v1/rwa/orders",
+        key=key,
+        request=body.model_dump(mode="json"),
+        status_code=201,
+        handler=lambda: service.place_order(
+            session=session,
+            user_id=user.id,
+            asset_id=body.asset_id,
+            side=body.side,
+            price_cents=body.price_cents,
+            quantity=body.quantity,
+            time_in_force=body.time_in_force,
+            trading_hours=request.app.state.settings.rwa_trading_hours,
+        ),
+    )
+    return result.response()
+
+
+@router.get(
+    "/orders", response_model=OrderPage, dependencies=relaxed, summary="The caller's orders"
+)
+async def list_orders(
+    user: CurrentUser,
+    session: SessionDep,
+    asset_id: Annotated[uuid.UUID | None, Query()] = None,
+    order_status: Annotated[
+        Literal["resting", "executed", "canceled"] | None, Query(alias="status")
+    ] = None,
+    cursor: Annotated[str | None, Query()] = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> OrderPage:
+    size = clamp_limit(limit)
+    items = await service.list_orders(
+        session=session,
+        user_id=user.id,
+        asset_id=asset_id,
+        status=order_status,
+        before=_before(cursor),
+        limit=size + 1,
+    )
+    return OrderPage(items=items[:size], cursor=_next(items, size))
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderRead,
+    dependencies=relaxed,
+    responses={404: {"description": "ORDER_NOT_FOUND"}},
+)
+async def get_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> OrderRead:
+    return await service.get_order(session=session, user_id=user.id, order_id=order_id)
+
+
+@router.delete(
+    "/orders/{order_id}",
+    response_model=OrderRead,
+    dependencies=money,
+    summary="Cancel a resting order; what it holds goes back",
+    responses={404: {"description": "ORDER_NOT_FOUND"}, 409: {"description": "INVALID_STATE"}},
+)
+async def cancel_order(order_id: uuid.UUID, user: ActiveUser, session: SessionDep) -> OrderRead:
+    return await service.cancel_order(session=session, user_id=user.id, order_id=order_id)
+
+
+@router.get(
+    "/assets/{asset_id}/orderbook",
+    response_model=OrderbookRead,
+    dependencies=relaxed,
+    summary="Resting shares per price level: bids highest first, asks lowest first",
+    responses={404: {"description": "ASSET_NOT_FOUND"}},
+)
+async def orderbook(
+    asset_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    depth: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> OrderbookRead:
+    return await service.orderbook(session=session, asset_id=asset_id, depth=depth)
+
+
+@router.get(
+    "/assets/{asset_id}/trades",
+    response_model=TradePage,
+    dependencies=relaxed,
+    summary="The asset's trades, newest first",
+    responses={404: {"description": "ASSET_NOT_FOUND"}},
+)
+async def trades(
+    asset_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query()] = None,
+    limit: Annotated[int | None, Query()] = None,
+) -> TradePage:
+    size = clamp_limit(limit)
+    value = decode_cursor(cursor)
+    before: int | None = None
+    if value is not None:
+        raw = value.get("id")
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
+        before = raw
+    items = await service.trades(
+        session=session, asset_id=asset_id, before_id=before, limit=size + 1
+    )
+    nxt = encode_cursor({"id": items[size - 1].id}) if len(items) > size else None
+    return TradePage(items=items[:size], cursor=nxt)
+
+
+@router.get(
+    "/assets/{asset_id}/candles",
+    response_model=CandlesRead,
+    dependencies=relaxed,
+    summary="OHLC and volume from the asset's trades (interval 1m, 1h or 1d; at most 1000)",
+    responses={404: {"description": "ASSET_NOT_FOUND"}},
+)
+async def candles(
+    asset_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    interval: Annotated[Literal["1m", "1h", "1d"], Query()] = "1h",
+    start: Annotated[AwareDatetime | None, Query()] = None,
+    end: Annotated[AwareDatetime | None, Query()] = None,
+) -> CandlesRead:
+    stop = end or dt.datetime.now(dt.UTC)
+    seconds = service.INTERVALS[interval]
+    begin = start or stop - dt.timedelta(seconds=seconds * 100)
+    if begin >= stop or (stop - begin).total_seconds() > seconds * 1000:
+        raise BadRequest(
+            "start must be before end and at most 1000 intervals earlier", code="INVALID_RANGE"
+        )
+    return await service.candles(
+        session=session, asset_id=asset_id, interval=interval, start=begin, end=stop
+    )
 
 
 # --- admin --------------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ async def asset_reads(
     ids = [a.id for a in assets]
     values = await repo.latest_valuations(session, ids)
     last = dict(await repo.last_offering_prices(session, ids))
+    last.update(await repo.last_trade_prices(session, ids))
     last.update(prices or {})
     out = []
     for a in assets:

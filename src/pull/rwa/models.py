@@ -205,3 +205,127 @@ class RwaPosition(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )
+
+
+ORDER_SIDES = ("buy", "sell")
+ORDER_STATUSES = ("resting", "executed", "canceled")
+
+
+class RwaOrder(Base):
+    """A limit order on an asset's secondary book (whole shares, price in cents per share).
+
+    A buy's cash (quantity x limit) sits in the buyer's `held` account while it rests; a sell's
+    shares sit in the `rwa.orders` escrow (the asset's share currency)."""
+
+    __tablename__ = "rwa_orders"
+    __table_args__ = (
+        CheckConstraint(_in("side", ORDER_SIDES), name="side"),
+        CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+        CheckConstraint(_in("time_in_force", ("gtc", "ioc")), name="time_in_force"),
+        CheckConstraint(
+            "price_cents > 0 AND quantity > 0 AND remaining >= 0 AND remaining <= quantity",
+            name="amounts",
+        ),
+        Index("ix_rwa_orders_book", "asset_id", "side", "price_cents", "seq"),
+        Index("ix_rwa_orders_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rwa_assets.id", ondelete="RESTRICT")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    side: Mapped[str] = mapped_column(String(4))
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    filled_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    time_in_force: Mapped[str] = mapped_column(String(3), default="gtc", server_default="gtc")
+    status: Mapped[str] = mapped_column(String(10))
+    cancel_reason: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+class RwaTrade(Base):
+    __tablename__ = "rwa_trades"
+    __table_args__ = (
+        CheckConstraint("price_cents > 0 AND quantity > 0", name="positive"),
+        Index("ix_rwa_trades_asset_id_id", "asset_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rwa_assets.id", ondelete="RESTRICT")
+    )
+    buy_order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    sell_order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    buyer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    seller_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    taker_side: Mapped[str] = mapped_column(String(4))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+BUYOUT_STATUSES = ("voting", "passed", "failed", "settled", "canceled")
+
+
+class RwaBuyout(Base):
+    """An offer to buy the whole asset, put to the holders' vote (pro rata to shares)."""
+
+    __tablename__ = "rwa_buyouts"
+    __table_args__ = (
+        CheckConstraint(_in("status", BUYOUT_STATUSES), name="status"),
+        CheckConstraint("price_cents > 0", name="price_positive"),
+        CheckConstraint("pass_bps BETWEEN 1 AND 10000", name="pass_bps"),
+        Index("ix_rwa_buyouts_asset_id", "asset_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    asset_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rwa_assets.id", ondelete="RESTRICT")
+    )
+    buyer: Mapped[str] = mapped_column(String(200))
+    price_cents: Mapped[int] = mapped_column(BigInteger)  # for the whole asset
+    shares_outstanding: Mapped[int] = mapped_column(BigInteger)
+    pass_bps: Mapped[int] = mapped_column(Integer)
+    closes_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(10), default="voting", server_default="voting")
+    yes_shares: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    no_shares: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    settled_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    distributed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+class RwaVote(Base):
+    """One holder's vote on a buyout, weighted by the shares held when voting."""
+
+    __tablename__ = "rwa_votes"
+
+    buyout_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rwa_buyouts.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT"), primary_key=True
+    )
+    approve: Mapped[bool] = mapped_column()
+    shares: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -205,9 +205,90 @@ class Ownership(BaseModel):
 class PurchaseRequest(BaseModel):
     asset_id: uuid.UUID
     shares: int = Field(gt=0, le=MAX_SHARES)
+    max_price_cents: int | None = Field(
+        None,
+        gt=0,
+        le=10**9,
+        description="For an asset trading: the most to pay per share (an immediate-or-cancel "
+        "buy); not used for an open offering",
+    )
 
 
 class PurchaseRead(BaseModel):
     kind: Literal["subscription", "order"]
     subscription: SubscriptionRead | None = None
-    order: dict[str, Any] | None = None
+    order: OrderRead | None = None
+
+
+class OrderCreate(BaseModel):
+    asset_id: uuid.UUID
+    side: Literal["buy", "sell"]
+    price_cents: int = Field(gt=0, le=10**9, description="Limit price of one share in cents")
+    quantity: int = Field(gt=0, le=MAX_SHARES, description="Whole shares")
+    time_in_force: Literal["gtc", "ioc"] = Field(
+        "gtc", description="gtc rests until filled or canceled; ioc cancels what does not fill"
+    )
+
+
+class OrderRead(BaseModel):
+    id: uuid.UUID
+    asset_id: uuid.UUID
+    side: Literal["buy", "sell"]
+    price_cents: int
+    quantity: int
+    remaining: int
+    filled: int
+    filled_cents: int = Field(description="What the fills cost or paid, in cents")
+    time_in_force: str
+    status: Literal["resting", "executed", "canceled"]
+    cancel_reason: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class OrderPage(BaseModel):
+    items: list[OrderRead]
+    cursor: str | None = None
+
+
+class BookLevel(BaseModel):
+    price_cents: int
+    shares: int
+    orders: int
+
+
+class OrderbookRead(BaseModel):
+    asset_id: uuid.UUID
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+
+
+class TradeRead(BaseModel):
+    id: int
+    price_cents: int
+    quantity: int
+    taker_side: str
+    created_at: dt.datetime
+
+
+class TradePage(BaseModel):
+    items: list[TradeRead]
+    cursor: str | None = None
+
+
+class Candle(BaseModel):
+    start: dt.datetime
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+
+
+class CandlesRead(BaseModel):
+    asset_id: uuid.UUID
+    interval: str
+    items: list[Candle]
+
+
+PurchaseRead.model_rebuild()

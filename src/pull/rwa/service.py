@@ -6,10 +6,12 @@ caller-facing reads that combine them (listings, ownership) live here.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.kit.errors import Unprocessable
 from pull.ledger import service as ledger
 from pull.ledger.schemas import is_share_currency
 from pull.rwa import repository as repo
@@ -37,31 +39,56 @@ from pull.rwa.offerings import (
     workflow_id,
 )
 from pull.rwa.schemas import (
+    BookLevel,
+    Candle,
+    CandlesRead,
     Holding,
     Listing,
+    OrderbookRead,
     Ownership,
     PurchaseRead,
+    TradeRead,
+)
+from pull.rwa.trading import (
+    cancel_all,
+    cancel_order,
+    get_order,
+    list_orders,
+    market_open,
+    order_read,
+    place_order,
 )
 
 __all__ = [
+    "INTERVALS",
     "add_valuation",
+    "cancel_all",
     "cancel_offering",
+    "cancel_order",
+    "candles",
     "close_offering",
     "create_asset",
     "create_offering",
     "finalize_offering",
     "get_asset",
     "get_offering",
+    "get_order",
     "list_assets",
+    "list_orders",
     "list_subscriptions",
     "listings",
+    "market_open",
     "open_offering",
+    "order_read",
+    "orderbook",
     "ownership",
+    "place_order",
     "purchase",
     "settle_subscriptions",
     "shares_outstanding",
     "start_trading",
     "subscribe",
+    "trades",
     "workflow_id",
 ]
 
@@ -84,20 +111,21 @@ async def listings(*, session: AsyncSession, limit: int = 100) -> list[Listing]:
 
 async def ownership(*, session: AsyncSession, user_id: uuid.UUID) -> Ownership:
     """The caller's holdings: shares from the ledger, cost basis, value at the last price."""
-    holdings = [
-        (int(currency[3:]), balance, reserved)
-        for currency, balance, reserved in await ledger.share_holdings(
-            session=session, user_id=user_id
-        )
-        if is_share_currency(currency) and balance > 0
-    ]
-    assets = await repo.assets_by_seq(session, [seq for seq, _, _ in holdings])
+    free = {
+        int(currency[3:]): balance
+        for currency, balance, _ in await ledger.share_holdings(session=session, user_id=user_id)
+        if is_share_currency(currency)
+    }
+    selling = await repo.open_sell_shares(session, user_id)
+    by_id = await repo.assets_by_ids(session, list(selling))
+    assets = await repo.assets_by_seq(session, sorted(set(free) | {a.seq for a in by_id.values()}))
     bases = await repo.cost_bases(session, user_id)
     reads = {a.id: a for a in await asset_reads(session, list(assets.values()))}
     items: list[Holding] = []
-    for seq, balance, reserved in holdings:
-        asset = assets.get(seq)
-        if asset is None:
+    for seq, asset in sorted(assets.items()):
+        reserved = selling.get(asset.id, 0)
+        balance = free.get(seq, 0) + reserved
+        if balance <= 0:
             continue
         read = reads[asset.id]
         price = read.last_price_cents
@@ -122,14 +150,92 @@ async def ownership(*, session: AsyncSession, user_id: uuid.UUID) -> Ownership:
 
 
 async def purchase(
-    *, session: AsyncSession, user_id: uuid.UUID, asset_id: uuid.UUID, shares: int
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    asset_id: uuid.UUID,
+    shares: int,
+    max_price_cents: int | None = None,
+    trading_hours: str = "",
 ) -> PurchaseRead:
-    """The seed's "buy from a listing": a subscription to the asset's open offering."""
+    """The seed's "buy from a listing": a subscription to the asset's open offering, or for an
+    asset trading, an immediate-or-cancel buy up to `max_price_cents` a share."""
     asset = await repo.get_asset(session, asset_id)
     if asset is None:
         raise AssetNotFound()
+    if asset.state == "trading":
+        if max_price_cents is None:
+            raise Unprocessable(
+                "max_price_cents is required to buy an asset that trades", code="PRICE_REQUIRED"
+            )
+        order = await place_order(
+            session=session,
+            user_id=user_id,
+            asset_id=asset_id,
+            side="buy",
+            price_cents=max_price_cents,
+            quantity=shares,
+            time_in_force="ioc",
+            trading_hours=trading_hours,
+        )
+        return PurchaseRead(kind="order", order=order)
     offering = await repo.live_offering_of(session, asset_id)
     if asset.state != "offering" or offering is None or offering.status != "open":
         raise InvalidState("The asset has no open offering", details={"state": asset.state})
     sub = await subscribe(session=session, user_id=user_id, offering_id=offering.id, shares=shares)
     return PurchaseRead(kind="subscription", subscription=sub)
+
+
+async def orderbook(
+    *, session: AsyncSession, asset_id: uuid.UUID, depth: int = 20
+) -> OrderbookRead:
+    if await repo.get_asset(session, asset_id) is None:
+        raise AssetNotFound()
+    bids, asks = await repo.book_levels(session, asset_id, depth)
+    return OrderbookRead(
+        asset_id=asset_id,
+        bids=[BookLevel(price_cents=p, shares=n, orders=c) for p, n, c in bids],
+        asks=[BookLevel(price_cents=p, shares=n, orders=c) for p, n, c in asks],
+    )
+
+
+async def trades(
+    *, session: AsyncSession, asset_id: uuid.UUID, before_id: int | None = None, limit: int = 50
+) -> list[TradeRead]:
+    if await repo.get_asset(session, asset_id) is None:
+        raise AssetNotFound()
+    rows = await repo.trades(session, asset_id, before_id=before_id, limit=limit)
+    return [
+        TradeRead(
+            id=t.id,
+            price_cents=t.price_cents,
+            quantity=t.quantity,
+            taker_side=t.taker_side,
+            created_at=t.created_at,
+        )
+        for t in rows
+    ]
+
+
+INTERVALS = {"1m": 60, "1h": 3600, "1d": 86_400}
+
+
+async def candles(
+    *,
+    session: AsyncSession,
+    asset_id: uuid.UUID,
+    interval: str,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> CandlesRead:
+    if await repo.get_asset(session, asset_id) is None:
+        raise AssetNotFound()
+    rows = await repo.candles(session, asset_id, seconds=INTERVALS[interval], start=start, end=end)
+    return CandlesRead(
+        asset_id=asset_id,
+        interval=interval,
+        items=[
+            Candle(start=b, open=o, high=h, low=low, close=c, volume=v)
+            for b, o, h, low, c, v in rows
+        ],
+    )
