@@ -294,12 +294,14 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def start_api_process(services: Services, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_api_process(
+    services: Services, *, start_timeout: float = 30, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = devstack.free_port()
     log = services.data_dir / f"api-{port}.log"
     proc = _spawn(["api"], services.env(PORT=str(port), HOST="127.0.0.1", **env), log)
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/health/live", proc=proc)
+    wait_http(f"{url}/health/live", timeout=start_timeout, proc=proc)
     return proc, url
 
 

@@ -5,12 +5,17 @@ can always cancel and decrease, and the money invariants hold after concurrent l
 from __future__ import annotations
 
 import asyncio
+import collections
+import random
+import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pull.exchange import service
 from pull.identity import service as identity
+from tests.conftest import Services, start_api_process, stop_process
 from tests.exchange.conftest import check_invariants
 from tests.exchange.kalshi_support import Bot, new_key, register_key
 
@@ -119,3 +124,139 @@ async def test_restricted_accounts_cancel_and_decrease_on_both_surfaces(
         assert r.status_code == 200 and r.json()["orders"][0]["error"] is None, r.text
     async with sessionmaker() as s:
         await check_invariants(s, [ticker])
+
+
+# --- the done-when chaos run: both surfaces, batches across markets, many clients -------------
+
+MARKETS = 4
+CLIENTS_PER_SURFACE = 6
+STEPS = 14
+NO_ANSWER = 599
+
+
+class Client:
+    """One trader on one surface, remembering its resting orders and its last batch."""
+
+    def __init__(self, http: httpx.AsyncClient, user: Any, bot: Bot | None, seed: int) -> None:
+        self.http, self.user, self.bot = http, user, bot
+        self.rng = random.Random(seed)
+        self.resting: list[str] = []
+        self.last_batch: list[dict[str, Any]] | None = None
+        self.statuses: list[int] = []
+
+    async def send(self, method: str, app_path: str, trade_path: str, body: Any = None) -> Any:
+        kw = {} if body is None else {"json": body}
+        try:
+            if self.bot is None:
+                r = await self.http.request(method, app_path, headers=self.user.headers, **kw)
+            else:
+                r = await self.bot.request(self.http, method, trade_path, **kw)
+        except httpx.TransportError:
+            r = httpx.Response(NO_ANSWER)  # the server dropped the request: counted as a 5xx
+        self.statuses.append(r.status_code)
+        return r
+
+    def order(self, ticker: str) -> dict[str, Any]:
+        rng = self.rng
+        side = rng.choice(["yes", "no"])
+        body: dict[str, Any] = {
+            "ticker": ticker,
+            "side": side,
+            "action": rng.choice(["buy", "buy", "buy", "sell"]),
+            "count": rng.randint(1, 6),
+            f"{side}_price": rng.randint(38, 62),
+            "time_in_force": rng.choice(
+                ["good_till_canceled", "good_till_canceled", "immediate_or_cancel"]
+            ),
+        }
+        if rng.random() < 0.3:
+            body["client_order_id"] = f"c-{uuid.uuid4().hex[:16]}"
+        return body
+
+    def remember(self, orders: list[dict[str, Any]]) -> None:
+        for o in orders:
+            if o and o.get("status") == "resting":
+                self.resting.append(o["order_id"])
+
+    async def step(self, tickers: list[str]) -> None:
+        rng = self.rng
+        op = rng.choice(["batch", "batch", "batch", "one", "cancel", "decrease", "amend", "replay"])
+        if op in ("cancel", "decrease", "amend") and not self.resting:
+            op = "batch"
+        if op == "replay" and self.last_batch is None:
+            op = "batch"
+        if op in ("batch", "replay"):
+            if op == "batch":
+                picked = rng.sample(tickers, rng.randint(2, len(tickers)))  # a random order
+                self.last_batch = [self.order(t) for t in picked]
+            assert self.last_batch is not None
+            r = await self.send(
+                "POST",
+                "/api/v1/orders/batch",
+                "/portfolio/orders/batched",
+                {"orders": self.last_batch},
+            )
+            if r.status_code < 300:
+                self.remember([item["order"] for item in r.json()["orders"] if item["order"]])
+        elif op == "one":
+            r = await self.send(
+                "POST", "/api/v1/orders", "/portfolio/orders", self.order(rng.choice(tickers))
+            )
+            if r.status_code < 300:
+                self.remember([r.json() if self.bot is None else r.json()["order"]])
+        else:
+            oid = self.resting.pop(rng.randrange(len(self.resting)))
+            if op == "cancel" and rng.random() < 0.5:
+                ids = [oid, *self.resting[:2]]
+                del self.resting[:2]
+                await self.send(
+                    "DELETE", "/api/v1/orders/batch", "/portfolio/orders/batched", {"ids": ids}
+                )
+            elif op == "cancel":
+                await self.send("DELETE", f"/api/v1/orders/{oid}", f"/portfolio/orders/{oid}")
+            elif op == "decrease":
+                path = f"/orders/{oid}/decrease"
+                r = await self.send("POST", "/api/v1" + path, "/portfolio" + path, {"reduce_by": 1})
+                if r.status_code < 300:
+                    self.resting.append(oid)
+            else:
+                path = f"/orders/{oid}/amend"
+                body = {"yes_price": rng.randint(38, 62), "count": rng.randint(1, 8)}
+                r = await self.send("POST", "/api/v1" + path, "/portfolio" + path, body)
+                if r.status_code < 300:
+                    self.resting.append(oid)
+
+
+async def test_both_surfaces_under_concurrent_cross_market_batches_keep_every_invariant(
+    services: Services, trader: Any, market_factory: Any, sessionmaker: Maker
+) -> None:
+    """Many clients on both surfaces of a two-worker `pull api` send batches over random
+    market orders, single orders, cancels, batch cancels, decreases, amends and replays at once:
+    no answer is a 5xx, and every invariant of docs/exchange.md holds afterwards."""
+    proc, url = start_api_process(
+        services, start_timeout=120, API_WORKERS="2", RATE_LIMIT_ENABLED="false"
+    )
+    try:
+        tickers = [await market_factory(maker_fee_bps=175) for _ in range(MARKETS)]
+        users = [await trader(cents=60_000) for _ in range(2 * CLIENTS_PER_SURFACE)]
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            clients = [
+                Client(http, u, None if i < CLIENTS_PER_SURFACE else await _bot(http, u), i)
+                for i, u in enumerate(users)
+            ]
+
+            async def run(c: Client) -> None:
+                for _ in range(STEPS):
+                    await c.step(tickers)
+
+            await asyncio.gather(*(run(c) for c in clients))
+    finally:
+        stop_process(proc)
+    statuses = [s for c in clients for s in c.statuses]
+    print("answers by status:", dict(sorted(collections.Counter(statuses).items())))
+    assert not [s for s in statuses if s >= 500], sorted(statuses)
+    assert sum(s < 300 for s in statuses) > len(statuses) // 2, sorted(statuses)
+    async with sessionmaker() as s:
+        await check_invariants(s, tickers)
+        volume = [(await service.get_market(session=s, ticker=t)).volume for t in tickers]
+    assert all(v > 0 for v in volume), volume  # the load really traded in every market
