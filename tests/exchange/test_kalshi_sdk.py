@@ -71,7 +71,7 @@ async def test_kalshi_sdk_end_to_end(
     await make_structure(sessionmaker, SERIES, {EVENT: [A, B]})
     anon = sdk(trade_server)
     _, alice = await sdk_user(client, trader, trade_server)
-    _, bob = await sdk_user(client, trader, trade_server)
+    bob_user, bob = await sdk_user(client, trader, trade_server)
 
     # --- market data ---------------------------------------------------------------------
     status = anon.get_exchange_status()
@@ -218,11 +218,16 @@ async def test_kalshi_sdk_end_to_end(
     keys = bob.get_api_keys().api_keys
     assert len(keys) == 1 and keys[0].name == "bot"
     fresh = new_key()
-    created_key = bob.create_api_key(name="second", public_key=public_pem(fresh))
-    second = sdk(trade_server, created_key.api_key_id, private_pem(fresh))
+    # A signed request cannot create keys (issue 12 item 8); the owner's session can.
+    with pytest.raises(kalshi_python.ForbiddenException):
+        bob.create_api_key(name="second", public_key=public_pem(fresh))
+    second_id = await register_key(client, bob_user.headers, fresh)
+    second = sdk(trade_server, second_id, private_pem(fresh))
     assert second.get_balance().balance == bob.get_balance().balance
-    assert sorted(k.name for k in bob.get_api_keys().api_keys) == ["bot", "second"]
-    bob.delete_api_key(created_key.api_key_id)
+    assert sorted(k.api_key_id for k in bob.get_api_keys().api_keys) == sorted(
+        [keys[0].api_key_id, second_id]
+    )
+    bob.delete_api_key(second_id)
     with pytest.raises(kalshi_python.UnauthorizedException):
         second.get_balance()
 

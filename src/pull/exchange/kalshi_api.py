@@ -112,6 +112,7 @@ from pull.exchange.schemas import (
 )
 from pull.identity import service as identity
 from pull.identity.deps import request_meta, signed_request_user
+from pull.identity.errors import must_persist
 from pull.identity.schemas import ApiKeyCreate, AuthUser
 from pull.kit.db import SessionDep
 from pull.kit.errors import AppError, BadRequest, NotFound, code_for_status
@@ -1446,21 +1447,41 @@ async def list_api_keys(user: Reader, session: SessionDep) -> GetApiKeysResponse
     )
 
 
+async def _create_key(
+    session: AsyncSession, request: Request, user: AuthUser, public_pem: str, name: str
+) -> str:
+    """identity refuses (and audits) key creation by a signed request: the refusal's audit entry
+    is committed before the error answers."""
+    try:
+        created = await identity.create_api_key(
+            session=session,
+            caller=user,
+            data=ApiKeyCreate(name=name, public_key_pem=public_pem),
+            meta=request_meta(request),
+        )
+    except Exception as exc:
+        if must_persist(exc):
+            await session.commit()
+        raise
+    return str(created.key_id)
+
+
 @api_keys.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    summary="Register an RSA public key (PEM, 2048 bits or more)",
+    summary="Refused (403 SIGNED_REQUEST_CANNOT_CREATE_KEYS): a request signed with an API key "
+    "cannot create keys; use POST /api/v1/api-keys from a recently authenticated session",
 )
 async def create_api_key(
-    body: CreateApiKeyRequest, request: Request, user: Reader, session: SessionDep
+    body: CreateApiKeyRequest,
+    request: Request,
+    response: Response,
+    user: Signed,
+    session: SessionDep,
 ) -> CreateApiKeyResponse:
-    created = await identity.create_api_key(
-        session=session,
-        user_id=user.id,
-        data=ApiKeyCreate(name=body.name, public_key_pem=body.public_key),
-        meta=request_meta(request),
-    )
-    return CreateApiKeyResponse(api_key_id=str(created.key_id))
+    await charge_write(request, response, user, WRITE_COST)
+    key_id = await _create_key(session, request, user, body.public_key, body.name)
+    return CreateApiKeyResponse(api_key_id=key_id)
 
 
 def _new_key_pair() -> tuple[str, str]:
@@ -1481,19 +1502,27 @@ def _new_key_pair() -> tuple[str, str]:
 @api_keys.post(
     "/generate",
     status_code=status.HTTP_201_CREATED,
-    summary="Generate a key pair; the private key is returned once and not kept",
+    summary="Refused like POST /api_keys; counted in the write tier, and checked before any "
+    "RSA key is generated",
 )
 async def generate_api_key(
-    body: GenerateApiKeyRequest, request: Request, user: Reader, session: SessionDep
+    body: GenerateApiKeyRequest,
+    request: Request,
+    response: Response,
+    user: Signed,
+    session: SessionDep,
 ) -> GenerateApiKeyResponse:
+    # RSA generation is expensive: a write, and only after the caller may create a key at all.
+    await charge_write(request, response, user, WRITE_COST)
+    try:
+        identity.check_can_create_api_key(session=session, caller=user, meta=request_meta(request))
+    except Exception as exc:
+        if must_persist(exc):
+            await session.commit()
+        raise
     private, public = await anyio.to_thread.run_sync(_new_key_pair)
-    created = await identity.create_api_key(
-        session=session,
-        user_id=user.id,
-        data=ApiKeyCreate(name=body.name, public_key_pem=public),
-        meta=request_meta(request),
-    )
-    return GenerateApiKeyResponse(api_key_id=str(created.key_id), private_key=private)
+    key_id = await _create_key(session, request, user, public, body.name)
+    return GenerateApiKeyResponse(api_key_id=key_id, private_key=private)
 
 
 @api_keys.delete("/{api_key}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key")

@@ -25,6 +25,7 @@ from pull.identity.schemas import (
     PhoneStartRequest,
     PhoneStartResponse,
     PhoneVerifyRequest,
+    ReauthenticateRequest,
     RecoveryCodesResponse,
     RefreshRequest,
     RegisterRequest,
@@ -131,6 +132,43 @@ async def logout(user: CurrentUser, session: SessionDep, meta: Meta) -> StatusRe
     return StatusResponse(message="Logged out")
 
 
+@router.post(
+    "/logout-all",
+    dependencies=relaxed,
+    summary="Log out everywhere: every session (this one too) and every API key are revoked",
+)
+async def logout_all(user: CurrentUser, session: SessionDep, meta: Meta) -> StatusResponse:
+    await service.logout_all(session=session, user_id=user.id, meta=meta)
+    return StatusResponse(message="Logged out everywhere; API keys were revoked")
+
+
+@router.post(
+    "/reauthenticate",
+    dependencies=strict,
+    summary="Confirm the password or a 2FA code; sensitive actions need it within 5 minutes",
+    responses={401: {"description": "INVALID_CREDENTIALS"}},
+)
+async def reauthenticate(
+    data: ReauthenticateRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    env: Env,
+    meta: Meta,
+) -> StatusResponse:
+    await _limit_user(request, user.id)
+    async with _keep_on_error(session):
+        await service.reauthenticate(
+            session=session,
+            env=env,
+            caller=user,
+            password=data.password,
+            totp_code=data.totp_code,
+            meta=meta,
+        )
+    return StatusResponse(message="Confirmed for the next 5 minutes")
+
+
 @router.post("/check", dependencies=relaxed, summary="Is this access token valid?")
 async def check(user: CurrentUser) -> CheckResponse:
     return CheckResponse(user_id=user.id)
@@ -152,7 +190,7 @@ async def update_me(user: CurrentUser, data: UserUpdate, session: SessionDep) ->
 @router.post(
     "/change-password",
     dependencies=strict,
-    summary="Change the password; every other session is revoked",
+    summary="Change the password; every other session and every API key are revoked",
 )
 async def change_password(
     data: ChangePasswordRequest, user: CurrentUser, session: SessionDep, env: Env, meta: Meta
@@ -167,7 +205,9 @@ async def change_password(
             new_password=data.new_password,
             meta=meta,
         )
-    return StatusResponse(message="Password changed; other sessions were signed out")
+    return StatusResponse(
+        message="Password changed; other sessions were signed out and API keys revoked"
+    )
 
 
 @router.get("/sessions", dependencies=relaxed, summary="The caller's live sessions")
@@ -223,7 +263,7 @@ async def forgot_password(
 @router.post(
     "/reset-password",
     dependencies=strict,
-    summary="Set a new password with an emailed token; every session is revoked",
+    summary="Set a new password with an emailed token; every session and API key is revoked",
 )
 async def reset_password(
     data: ResetPasswordRequest, session: SessionDep, env: Env, meta: Meta
@@ -395,18 +435,31 @@ api_keys_router = APIRouter(
 @api_keys_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    summary="Register an RSA public key (2048 bits or more) for signed trading-API requests",
-    responses={422: {"description": "INVALID_PUBLIC_KEY"}},
+    summary="Register an RSA public key (2048 bits or more) for signed trading-API requests; "
+    "needs the password or a 2FA code proven in this session within 5 minutes",
+    responses={
+        403: {"description": "RECENT_AUTH_REQUIRED"},
+        422: {"description": "INVALID_PUBLIC_KEY"},
+    },
 )
 async def create_api_key(
     data: ApiKeyCreate, user: CurrentUser, session: SessionDep, meta: Meta
 ) -> ApiKeyRead:
-    return await service.create_api_key(session=session, user_id=user.id, data=data, meta=meta)
+    async with _keep_on_error(session):
+        return await service.create_api_key(session=session, caller=user, data=data, meta=meta)
 
 
-@api_keys_router.get("", summary="The caller's API keys (revoked ones are not listed)")
-async def list_api_keys(user: CurrentUser, session: SessionDep) -> ApiKeyList:
-    return ApiKeyList(items=await service.list_api_keys(session=session, user_id=user.id))
+@api_keys_router.get(
+    "", summary="The caller's API keys with their last use (revoked ones with include_revoked)"
+)
+async def list_api_keys(
+    user: CurrentUser, session: SessionDep, include_revoked: bool = False
+) -> ApiKeyList:
+    return ApiKeyList(
+        items=await service.list_api_keys(
+            session=session, user_id=user.id, include_revoked=include_revoked
+        )
+    )
 
 
 @api_keys_router.delete(

@@ -68,5 +68,23 @@ class AdminTotpRequired(Forbidden):
     message = "Administrators must turn on two-factor authentication (/api/auth/2fa/setup)"
 
 
+class RecentAuthRequired(Forbidden):
+    code = "RECENT_AUTH_REQUIRED"
+    message = (
+        "Confirm your password or a 2FA code first (POST /api/auth/reauthenticate); "
+        "it counts for 5 minutes"
+    )
+    persist = True  # the refusal is audited
+
+
+class SignedRequestCannotCreateKeys(Forbidden):
+    code = "SIGNED_REQUEST_CANNOT_CREATE_KEYS"
+    message = (
+        "A request signed with an API key cannot create API keys; create them with "
+        "POST /api/v1/api-keys from a recently authenticated session"
+    )
+    persist = True  # the refusal is audited
+
+
 def must_persist(exc: BaseException) -> bool:
     return isinstance(exc, AppError) and bool(getattr(exc, "persist", False))

@@ -92,6 +92,9 @@ class AuthSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
+    # Last proof of the password or a 2FA code in this session (login, /reauthenticate): what
+    # "recent authentication" is measured against. Refreshing tokens does not move it.
+    authenticated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(String(64))
 
@@ -162,6 +165,8 @@ class ApiKey(Base):
     )
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # user, password_change, password_reset, logout_all
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class AuditLog(Base):

@@ -93,6 +93,7 @@ class SessionAuth:
     role: str
     status: str
     totp_enabled_at: dt.datetime | None
+    authenticated_at: dt.datetime | None
 
 
 async def session_auth(session: AsyncSession, session_id: uuid.UUID) -> SessionAuth | None:
@@ -109,6 +110,7 @@ async def session_auth(session: AsyncSession, session_id: uuid.UUID) -> SessionA
                 User.role,
                 User.status,
                 User.totp_enabled_at,
+                AuthSession.authenticated_at,
             )
             .join(User, User.id == AuthSession.user_id)
             .where(AuthSession.id == session_id)
@@ -134,6 +136,14 @@ async def touch_session(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.last_used_at < older_than)
         .values(last_used_at=now)
+    )
+
+
+async def mark_session_authenticated(
+    session: AsyncSession, session_id: uuid.UUID, now: dt.datetime
+) -> None:
+    await session.execute(
+        update(AuthSession).where(AuthSession.id == session_id).values(authenticated_at=now)
     )
 
 
@@ -291,14 +301,13 @@ async def add_api_key(session: AsyncSession, key: ApiKey) -> ApiKey:
     return key
 
 
-async def api_keys_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[ApiKey]:
-    return (
-        await session.scalars(
-            select(ApiKey)
-            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
-            .order_by(ApiKey.created_at)
-        )
-    ).all()
+async def api_keys_of(
+    session: AsyncSession, user_id: uuid.UUID, *, include_revoked: bool = False
+) -> Sequence[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    return (await session.scalars(stmt)).all()
 
 
 async def count_api_keys(session: AsyncSession, user_id: uuid.UUID) -> int:
@@ -325,9 +334,22 @@ async def revoke_api_key(
     result = await session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=now)
+        .values(revoked_at=now, revoked_reason="user")
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def revoke_user_api_keys(
+    session: AsyncSession, user_id: uuid.UUID, now: dt.datetime, reason: str
+) -> list[uuid.UUID]:
+    """Revoke every live key of the user; the ids revoked."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+        .returning(ApiKey.id)
+    )
+    return list(result.scalars().all())
 
 
 async def touch_api_key(

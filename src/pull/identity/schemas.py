@@ -24,6 +24,8 @@ class AuthUser:
     session_id: uuid.UUID | None
     # Two-factor authentication is on (admin routes require it).
     totp_enabled: bool = False
+    # Last proof of the password or a 2FA code in this session (None for signed requests).
+    authenticated_at: dt.datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -164,6 +166,10 @@ class ApiKeyRead(BaseModel):
     fingerprint: str = Field(description="SHA-256 of the DER-encoded public key, hex")
     created_at: dt.datetime
     last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None = None
+    revoked_reason: str | None = Field(
+        None, description="user, password_change, password_reset or logout_all"
+    )
 
 
 class ApiKeyList(BaseModel):
@@ -202,3 +208,10 @@ class SandboxMessage(BaseModel):
 class SandboxMessagePage(BaseModel):
     items: list[SandboxMessage]
     cursor: str | None = Field(None, description="Pass as `cursor` to get the next (older) page")
+
+
+class ReauthenticateRequest(BaseModel):
+    """Either the password or a current 2FA code (or a recovery code) proves it is the owner."""
+
+    password: str | None = Field(None, max_length=128)
+    totp_code: str | None = Field(None, max_length=64)

@@ -28,6 +28,8 @@ from pull.identity.errors import (
     InvalidCredentials,
     InvalidToken,
     InvalidTotp,
+    RecentAuthRequired,
+    SignedRequestCannotCreateKeys,
     TokenReused,
     TotpRequired,
 )
@@ -65,6 +67,8 @@ SESSION_TOUCH_INTERVAL = dt.timedelta(minutes=1)
 MAX_LOCK = dt.timedelta(hours=24)
 DISABLED_STATUSES = ("suspended", "closed")
 MAX_API_KEYS = 10
+# Creating an API key needs the password or a 2FA code proven this recently in the session.
+RECENT_AUTH_WINDOW = dt.timedelta(minutes=5)
 
 
 @dataclass
@@ -195,6 +199,7 @@ async def _start_session(
             created_at=now,
             last_used_at=now,
             expires_at=now + dt.timedelta(days=env.settings.refresh_ttl_days),
+            authenticated_at=now,  # a session starts with the password just proven
             user_agent=(meta.user_agent or None) and meta.user_agent[:512],
             ip=meta.ip,
         ),
@@ -454,6 +459,70 @@ async def logout(
     )
 
 
+async def logout_all(*, session: AsyncSession, user_id: uuid.UUID, meta: RequestMeta) -> None:
+    """Log out everywhere: every session, this one included, and every API key end now."""
+    now = utcnow()
+    revoked = await repo.revoke_user_sessions(session, user_id, now, "logout_all")
+    keys = await _revoke_all_api_keys(
+        session, user_id=user_id, now=now, reason="logout_all", meta=meta
+    )
+    record_audit(
+        session,
+        action="logout.all",
+        meta=meta,
+        actor_id=user_id,
+        details={"sessions_revoked": revoked, "api_keys_revoked": keys},
+    )
+
+
+async def reauthenticate(
+    *,
+    session: AsyncSession,
+    env: IdentityEnv,
+    caller: AuthUser,
+    password: str | None,
+    totp_code: str | None,
+    meta: RequestMeta,
+) -> dt.datetime:
+    """Prove the password or a 2FA code again; sensitive actions (creating an API key) need
+    one within RECENT_AUTH_WINDOW. A wrong one counts as a failed login (progressive lock)."""
+    if caller.session_id is None:
+        raise SignedRequestCannotCreateKeys("Reauthentication needs a session, not an API key")
+    if not password and not totp_code:
+        raise Unprocessable("Give password or totp_code", code="CREDENTIALS_REQUIRED")
+    user = await _require_user(session, caller.id)
+    now = utcnow()
+    locked = user.locked_until is not None and user.locked_until > now
+    if password:
+        ok = await env.passwords.verify(user.password_hash, password) and not locked
+        method = "password"
+    else:
+        assert totp_code is not None
+        ok = (
+            not locked
+            and user.totp_enabled_at is not None
+            and await _check_second_factor(session, env=env, user=user, code=totp_code)
+        )
+        method = "totp"
+    if not ok:
+        if not locked:
+            await _count_failure(session, env=env, user=user, meta=meta, reason=f"reauth_{method}")
+        record_audit(
+            session,
+            action="reauth.failure",
+            meta=meta,
+            actor_id=user.id,
+            details={"method": method},
+        )
+        raise InvalidCredentials("Password or code is incorrect")
+    user.failed_login_count = 0
+    await repo.mark_session_authenticated(session, caller.session_id, now)
+    record_audit(
+        session, action="reauth.success", meta=meta, actor_id=user.id, details={"method": method}
+    )
+    return now
+
+
 async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) -> AuthUser | None:
     """The user behind a verified access token, if its session is live (PostgreSQL decides)."""
     try:
@@ -480,6 +549,7 @@ async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) ->
         status=found.status,
         session_id=session_id,
         totp_enabled=found.totp_enabled_at is not None,
+        authenticated_at=found.authenticated_at,
     )
 
 
@@ -537,12 +607,15 @@ async def change_password(
     revoked = await repo.revoke_user_sessions(
         session, user.id, now, "password_change", except_session=session_id
     )
+    keys = await _revoke_all_api_keys(
+        session, user_id=user.id, now=now, reason="password_change", meta=meta
+    )
     record_audit(
         session,
         action="password.change",
         meta=meta,
         actor_id=user.id,
-        details={"sessions_revoked": revoked},
+        details={"sessions_revoked": revoked, "api_keys_revoked": keys},
     )
 
 
@@ -640,12 +713,15 @@ async def reset_password(
     if user.email_verified_at is None:
         user.email_verified_at = now
     revoked = await repo.revoke_user_sessions(session, user.id, now, "password_reset")
+    keys = await _revoke_all_api_keys(
+        session, user_id=user.id, now=now, reason="password_reset", meta=meta
+    )
     record_audit(
         session,
         action="password.reset",
         meta=meta,
         actor_id=user.id,
-        details={"sessions_revoked": revoked},
+        details={"sessions_revoked": revoked, "api_keys_revoked": keys},
     )
 
 
@@ -865,10 +941,52 @@ async def regenerate_recovery_codes(
 # --- API keys and signed requests ----------------------------------------------------------
 
 
+async def _revoke_all_api_keys(
+    session: AsyncSession, *, user_id: uuid.UUID, now: dt.datetime, reason: str, meta: RequestMeta
+) -> int:
+    ids = await repo.revoke_user_api_keys(session, user_id, now, reason)
+    for key_id in ids:
+        record_audit(
+            session,
+            action="api_key.revoke",
+            meta=meta,
+            actor_id=user_id,
+            resource=f"api_key:{key_id}",
+            details={"reason": reason},
+        )
+    return len(ids)
+
+
+def check_can_create_api_key(
+    *, session: AsyncSession, caller: AuthUser, meta: RequestMeta, now: dt.datetime | None = None
+) -> None:
+    """Only a session that proved the password or a 2FA code in the last 5 minutes may create
+    a key; a request signed with an API key never may. Refusals are audited."""
+    reason = None
+    if caller.session_id is None:
+        reason = "signed_request"
+    elif caller.authenticated_at is None or caller.authenticated_at < (
+        (now or utcnow()) - RECENT_AUTH_WINDOW
+    ):
+        reason = "not_recently_authenticated"
+    if reason is None:
+        return
+    record_audit(
+        session,
+        action="api_key.create_refused",
+        meta=meta,
+        actor_id=caller.id,
+        details={"reason": reason},
+    )
+    raise SignedRequestCannotCreateKeys() if reason == "signed_request" else RecentAuthRequired()
+
+
 async def create_api_key(
-    *, session: AsyncSession, user_id: uuid.UUID, data: ApiKeyCreate, meta: RequestMeta
+    *, session: AsyncSession, caller: AuthUser, data: ApiKeyCreate, meta: RequestMeta
 ) -> ApiKeyRead:
     """Register an RSA public key (2048 bits or more); the private key never reaches us."""
+    check_can_create_api_key(session=session, caller=caller, meta=meta)
+    user_id = caller.id
     key = signing.load_rsa_public_key(data.public_key_pem)
     if await repo.count_api_keys(session, user_id) >= MAX_API_KEYS:
         raise Conflict(f"At most {MAX_API_KEYS} API keys per account", code="TOO_MANY_API_KEYS")
@@ -901,11 +1019,16 @@ def _api_key_read(row: ApiKey) -> ApiKeyRead:
         fingerprint=row.fingerprint,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+        revoked_reason=row.revoked_reason,
     )
 
 
-async def list_api_keys(*, session: AsyncSession, user_id: uuid.UUID) -> list[ApiKeyRead]:
-    return [_api_key_read(row) for row in await repo.api_keys_of(session, user_id)]
+async def list_api_keys(
+    *, session: AsyncSession, user_id: uuid.UUID, include_revoked: bool = False
+) -> list[ApiKeyRead]:
+    rows = await repo.api_keys_of(session, user_id, include_revoked=include_revoked)
+    return [_api_key_read(row) for row in rows]
 
 
 async def revoke_api_key(
