@@ -1,7 +1,7 @@
 """identity: recent authentication on sessions, why an API key was revoked
 
-Revision ID: 0012_api_keys
-Revises: 0011_brokerage
+Revision ID: 0013_api_keys
+Revises: 0012_rwa_trading
 Create Date: 2026-12-01 20:50:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_api_keys"
-down_revision: str | None = "0011_brokerage"
+revision: str = "0013_api_keys"
+down_revision: str | None = "0012_rwa_trading"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
