@@ -246,6 +246,23 @@ def withdraw(me: Customer, amount: int, balance_before: int) -> None:
     assert after["total"] == after["available"]
 
 
+def slowly(fetch: Any, done: Any, timeout: float = 90) -> Any:
+    """`eventually` at one request a second (the rewards steps come late in the journey, when
+    much of the caller's per-minute rate limit is spent)."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value):
+        assert time.monotonic() < deadline, f"gave up waiting; last seen {value}"
+        time.sleep(1)
+        value = fetch()
+    return value
+
+
+def rewards_balance(me: Customer) -> dict[str, Any]:
+    body: dict[str, Any] = me.call("GET", "/api/v1/rewards/balance")
+    return body
+
+
 def test_a_new_customer_goes_from_sign_up_to_withdrawal(stack: Stack) -> None:
     with httpx.Client(base_url=stack.url, timeout=30) as http:
         me = onboard(http, "+14155550142")
@@ -287,6 +304,43 @@ def test_a_new_customer_goes_from_sign_up_to_withdrawal(stack: Stack) -> None:
         assert sorted((f["action"], f["count"]) for f in fills) == [("buy", 10), ("sell", 4)]
 
         withdraw(me, 5_000, cash)
+        cash -= 5_000
+
+        # Points, by the default rules (docs/rewards.md) applied by the worker: KYC 500
+        # (promotional, once), the first deposit 1,000 (once) + 1 a dollar (qualifying, so
+        # silver from 1,000), then a point a contract traded times silver's 1.1: 11 + 4.
+        points = slowly(lambda: rewards_balance(me), lambda b: b["available"] >= 1_615)
+        assert points["available"] == 1_615 and points["lifetime_earned"] == 1_615
+        assert points["qualifying_points"] == 1_115 and points["tier"] == "silver"
+        history = me.call("GET", "/api/v1/rewards/history")["items"]
+        assert sorted(i["points"] for i in history) == [4, 11, 100, 500, 1_000]
+        # Redeem 500 points for $5 of cash, through the ledger.
+        (item,) = [
+            i
+            for i in me.call("GET", "/api/v1/rewards/catalog")["items"]
+            if i["kind"] == "cash_credit"
+        ]
+        assert item["points_price"] == 500
+        redeemed = me.call(
+            "POST",
+            "/api/v1/rewards/redeem",
+            201,
+            json={"reward_id": item["id"], "quantity": 1},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert redeemed["status"] == "pending" and redeemed["cash_cents"] == 500
+        done = slowly(
+            lambda: me.call("GET", f"/api/v1/rewards/redemptions/{redeemed['id']}"),
+            lambda r: r["status"] != "pending",
+        )
+        assert done["status"] == "fulfilled", done
+        points = rewards_balance(me)
+        assert (points["available"], points["pending"], points["lifetime_redeemed"]) == (
+            1_115,
+            0,
+            500,
+        )
+        assert me.balance()["available"] == cash + 500
 
 
 # --- the trading part through the Kalshi Trade API (RSA-PSS signed) ---------------------------

@@ -13,6 +13,7 @@ from pull.identity.seed import seed_identity
 from pull.kit.db import make_engine, make_sessionmaker, session_scope
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
+from pull.rewards.seed import seed_rewards
 
 Seeder = Callable[[AsyncSession, Settings], Awaitable[None]]
 
@@ -43,7 +44,7 @@ async def seed_demo_wallet(session: AsyncSession, settings: Settings) -> None:
 
 def seeders() -> list[Seeder]:
     """Each module's demo-data seeder, in dependency order."""
-    return [seed_identity, seed_demo_wallet, seed_exchange]
+    return [seed_identity, seed_demo_wallet, seed_exchange, seed_rewards]
 
 
 async def seed_all(settings: Settings) -> None:

@@ -61,15 +61,14 @@ def index_of(name: str, ladder: list[Tier]) -> int:
 
 
 async def qualifying_points(*, session: AsyncSession, user_id: uuid.UUID, now: dt.datetime) -> int:
-    """Qualifying points earned (net of reversals) in the 365 days before `now`, from the
-    ledger's entries."""
+    """Qualifying points earned (net of reversals) since 365 days before `now`, from the
+    ledger's entries (no upper bound: entries stamped by the database clock count at once)."""
     sums = await ledger.entry_sums(
         session=session,
         account_kind="points",
         currency="PTS",
         transfer_kinds=QUALIFYING_KINDS,
         start=now - WINDOW,
-        end=now + dt.timedelta(microseconds=1),
         owner_id=user_id,
     )
     return max(0, sums.get(user_id, 0))
