@@ -183,3 +183,59 @@ async def test_order_keys_have_the_same_limits_as_every_other_key(
         headers={**user.headers, "Idempotency-Key": "d"},
     )
     assert (r.status_code, r.json()["error"]["code"]) == (400, "INVALID_IDEMPOTENCY_KEY"), r.text
+
+
+async def test_amend_and_decrease_take_a_key_too(
+    http: httpx.AsyncClient, trader: Any, market_factory: Any, sessionmaker: Maker
+) -> None:
+    """A decrease by 1 retried with its key decreases once; an amend retried returns the first
+    result; the same key for another change is 409. On both surfaces."""
+    ticker = await market_factory()
+    user = await trader()
+    key = new_key()
+    bot = Bot(
+        user_id=user.id,
+        key_id=await register_key(http, user.headers, key),
+        key=key,
+        bearer=user.headers,
+    )
+    r = await http.post("/api/v1/orders", json=_buy(ticker, 30, count=10), headers=user.headers)
+    oid = r.json()["order_id"]
+    h = {**user.headers, "Idempotency-Key": "dec-1"}
+    d1 = await http.post(f"/api/v1/orders/{oid}/decrease", json={"reduce_by": 1}, headers=h)
+    d2 = await http.post(f"/api/v1/orders/{oid}/decrease", json={"reduce_by": 1}, headers=h)
+    assert d1.status_code == d2.status_code == 200, d2.text
+    assert d1.json() == d2.json() and d2.json()["remaining_count"] == 9
+    assert d2.headers.get("Idempotent-Replayed") == "true"
+    _reused(await http.post(f"/api/v1/orders/{oid}/decrease", json={"reduce_by": 2}, headers=h))
+    h = {**user.headers, "Idempotency-Key": "am-1"}
+    a1 = await http.post(
+        f"/api/v1/orders/{oid}/amend", json={"yes_price": 31, "count": 9}, headers=h
+    )
+    a2 = await http.post(
+        f"/api/v1/orders/{oid}/amend", json={"yes_price": 31, "count": 9}, headers=h
+    )
+    assert a1.status_code == a2.status_code == 200 and a1.json() == a2.json(), a2.text
+    _reused(
+        await http.post(
+            f"/api/v1/orders/{oid}/amend", json={"yes_price": 32, "count": 9}, headers=h
+        )
+    )
+    # The Trade API takes the same header.
+    path = f"/portfolio/orders/{oid}/decrease"
+    kh = {"Idempotency-Key": "dec-2"}
+    t1 = await bot.request(http, "POST", path, json={"reduce_by": 1}, headers=kh)
+    t2 = await bot.request(http, "POST", path, json={"reduce_by": 1}, headers=kh)
+    assert t1.status_code == t2.status_code == 200 and t1.json() == t2.json(), t2.text
+    assert t2.json()["order"]["remaining_count"] == 8
+    r = await bot.request(http, "POST", path, json={"reduce_by": 3}, headers=kh)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    path = f"/portfolio/orders/{oid}/amend"
+    kh = {"Idempotency-Key": "am-2"}
+    t1 = await bot.request(http, "POST", path, json={"yes_price": 33, "count": 9}, headers=kh)
+    t2 = await bot.request(http, "POST", path, json={"yes_price": 33, "count": 9}, headers=kh)
+    assert t1.status_code == t2.status_code == 200 and t1.json() == t2.json(), t2.text
+    r = await bot.request(http, "POST", path, json={"yes_price": 34, "count": 9}, headers=kh)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
+    async with sessionmaker() as s:
+        await check_invariants(s, [ticker])

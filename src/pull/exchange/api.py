@@ -248,19 +248,40 @@ async def cancel_order(order_id: uuid.UUID, user: CurrentUser, session: SessionD
 
 @app_router.post("/orders/{order_id}/amend", response_model=OrderRead, dependencies=trading)
 async def amend_order(
-    order_id: uuid.UUID, body: OrderAmend, user: CurrentUser, session: SessionDep
+    order_id: uuid.UUID,
+    body: OrderAmend,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> OrderRead:
-    """New price and/or total count; the queue place is kept only when the size goes down."""
-    done = await book_commands.amend(session=session, user=user, order_id=order_id, data=body)
+    """New price and/or total count; the queue place is kept only when the size goes down.
+    An optional `Idempotency-Key` makes a retry return the first result."""
+    done = await book_commands.amend(
+        session=session, user=user, order_id=order_id, data=body, idempotency_key=idempotency_key
+    )
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return done.order
 
 
 @app_router.post("/orders/{order_id}/decrease", response_model=OrderRead, dependencies=trading)
 async def decrease_order(
-    order_id: uuid.UUID, body: OrderDecrease, user: CurrentUser, session: SessionDep
+    order_id: uuid.UUID,
+    body: OrderDecrease,
+    user: CurrentUser,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> OrderRead:
-    """Allowed for restricted accounts too: it only reduces risk."""
-    return await book_commands.decrease(session=session, user=user, order_id=order_id, data=body)
+    """Allowed for restricted accounts too: it only reduces risk. An optional
+    `Idempotency-Key` makes a retried `reduce_by` decrease once."""
+    done = await book_commands.decrease(
+        session=session, user=user, order_id=order_id, data=body, idempotency_key=idempotency_key
+    )
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return done.order
 
 
 # --- portfolio ---------------------------------------------------------------------------------

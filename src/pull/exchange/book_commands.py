@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,11 +55,13 @@ from pull.kit.errors import AppError, TooManyRequests
 from pull.kit.idempotency import InvalidIdempotencyKey, check_key, run_idempotent
 
 __all__ = [
+    "AMEND_KEY_SCOPE",
+    "DECREASE_KEY_SCOPE",
     "MAX_BATCH",
     "ORDER_KEY_SCOPE",
-    "Amended",
     "Busy",
     "Canceled",
+    "Changed",
     "Placed",
     "amend",
     "cancel",
@@ -79,6 +81,8 @@ RETRYABLE_CONSTRAINTS = ("uq_exchange_orders_client_order",)
 # One idempotency scope for orders on both surfaces and in batches: a user's client_order_id
 # (or the app API's Idempotency-Key) names one order request wherever it is sent.
 ORDER_KEY_SCOPE = "exchange.order"
+AMEND_KEY_SCOPE = "exchange.amend"
+DECREASE_KEY_SCOPE = "exchange.decrease"
 
 # One book change per market at a time in this process: the others wait here, not holding a
 # database connection in PostgreSQL's lock queue while the lock holder competes with them for
@@ -98,9 +102,12 @@ class Placed:
 
 
 @dataclass(frozen=True)
-class Amended:
+class Changed:
+    """An amend or decrease: the order just before and after (`replayed`: a key's replay)."""
+
     old: OrderRead
     order: OrderRead
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,29 +260,63 @@ async def place_batch(
     return items
 
 
+@dataclass(frozen=True)
+class _Key:
+    """An optional idempotency key of a command on an order, and what it must mean."""
+
+    scope: str
+    key: str
+    request: Any
+
+
 async def _on_order(
     session: AsyncSession,
     user: AuthUser,
     order_id: uuid.UUID,
-    run: Callable[[OrderRead], Awaitable[T]],
-) -> tuple[OrderRead, T]:
+    run: Callable[[OrderRead], Awaitable[OrderRead]],
+    key: _Key | None = None,
+) -> Changed:
     """Run a command on one of the user's orders under its market's gate; `run` gets the
-    order as read at the start of each attempt."""
+    order as read at the start of each attempt. With a key, the same request again returns
+    the first result and another request under the key is 409 IDEMPOTENCY_KEY_REUSED."""
     first: OrderRead | None = await service.get_order(
         session=session, user_id=user.id, order_id=order_id
     )
     assert first is not None
     async with _gate(first.ticker):
 
-        async def attempt() -> tuple[OrderRead, T]:
+        async def attempt() -> Changed:
             nonlocal first
             before = first or await service.get_order(
                 session=session, user_id=user.id, order_id=order_id
             )
             first = None
-            return before, await run(before)
+            if key is None:
+                return Changed(old=before, order=await run(before))
+
+            async def handler() -> dict[str, OrderRead]:
+                return {"old": before, "order": await run(before)}
+
+            result = await run_idempotent(
+                session,
+                owner=str(user.id),
+                scope=key.scope,
+                key=key.key,
+                request={"order_id": str(order_id), "body": key.request},
+                status_code=200,
+                handler=handler,
+            )
+            return Changed(
+                old=OrderRead.model_validate(result.body["old"]),
+                order=OrderRead.model_validate(result.body["order"]),
+                replayed=result.replayed,
+            )
 
         return await _transaction(session, attempt)
+
+
+def _key(scope: str, key: str | None, request: Any) -> _Key | None:
+    return None if key is None else _Key(scope=scope, key=check_key(key), request=request)
 
 
 async def amend(
@@ -284,9 +325,12 @@ async def amend(
     user: AuthUser,
     order_id: uuid.UUID,
     data: OrderAmend | Callable[[OrderRead], OrderAmend],
-) -> Amended:
+    idempotency_key: str | None = None,
+    request: Any = None,
+) -> Changed:
     """New price and/or total count. `data` may be a function of the order as it is (the
-    Trade API fills in what the request left out)."""
+    Trade API fills in what the request left out); `request` is then what the key must mean
+    (by default the amend itself)."""
     _require_active(user)
 
     async def run(before: OrderRead) -> OrderRead:
@@ -295,22 +339,30 @@ async def amend(
             session=session, user_id=user.id, order_id=order_id, data=change
         )
 
-    old, order = await _on_order(session, user, order_id, run)
-    return Amended(old=old, order=order)
+    if request is None and not callable(data):
+        request = data.model_dump(mode="json")
+    key = _key(AMEND_KEY_SCOPE, idempotency_key, request)
+    return await _on_order(session, user, order_id, run, key)
 
 
 async def decrease(
-    *, session: AsyncSession, user: AuthUser, order_id: uuid.UUID, data: OrderDecrease
-) -> OrderRead:
-    """Lower a resting order's remaining count (restricted accounts too)."""
+    *,
+    session: AsyncSession,
+    user: AuthUser,
+    order_id: uuid.UUID,
+    data: OrderDecrease,
+    idempotency_key: str | None = None,
+) -> Changed:
+    """Lower a resting order's remaining count (restricted accounts too). With a key, a
+    retried `reduce_by` decreases once."""
 
     async def run(_before: OrderRead) -> OrderRead:
         return await service.decrease_order(
             session=session, user_id=user.id, order_id=order_id, data=data
         )
 
-    _old, order = await _on_order(session, user, order_id, run)
-    return order
+    key = _key(DECREASE_KEY_SCOPE, idempotency_key, data.model_dump(mode="json"))
+    return await _on_order(session, user, order_id, run, key)
 
 
 async def cancel(*, session: AsyncSession, user: AuthUser, order_id: uuid.UUID) -> Canceled:
@@ -319,8 +371,8 @@ async def cancel(*, session: AsyncSession, user: AuthUser, order_id: uuid.UUID) 
     async def run(_before: OrderRead) -> OrderRead:
         return await service.cancel_order(session=session, user_id=user.id, order_id=order_id)
 
-    before, order = await _on_order(session, user, order_id, run)
-    return Canceled(order_id=order_id, before=before, order=order)
+    done = await _on_order(session, user, order_id, run)
+    return Canceled(order_id=order_id, before=done.old, order=done.order)
 
 
 async def cancel_batch(

@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -569,6 +569,13 @@ async def charge_write(request: Request, response: Response, user: AuthUser, cos
 
 
 Reader = Annotated[AuthUser, Depends(signed_read)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="PULL extension: optional key; a retry with it returns the first result",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (PULL serves at most 200)")]
 
 
@@ -1246,6 +1253,7 @@ async def amend_order(
     response: Response,
     user: Signed,
     session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> AmendOrderResponse:
     oid = _order_id(order_id)
     await charge_write(request, response, user, WRITE_COST)
@@ -1275,7 +1283,16 @@ async def amend_order(
             count=old.initial_count if count is None else count,
         )
 
-    done = await book_commands.amend(session=session, user=user, order_id=oid, data=change)
+    done = await book_commands.amend(
+        session=session,
+        user=user,
+        order_id=oid,
+        data=change,
+        idempotency_key=idempotency_key,
+        request=body.model_dump(mode="json"),
+    )
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     old, order = done.old, done.order
     return AmendOrderResponse(old_order=to_order(old), order=to_order(order))
 
@@ -1288,6 +1305,7 @@ async def decrease_order(
     response: Response,
     user: Signed,
     session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> DecreaseOrderResponse:
     oid = _order_id(order_id)
     data = OrderDecrease(
@@ -1295,8 +1313,12 @@ async def decrease_order(
         reduce_to=_one_of(body.reduce_to, body.reduce_to_fp, "reduce_to"),
     )
     await charge_write(request, response, user, WRITE_COST)
-    order = await book_commands.decrease(session=session, user=user, order_id=oid, data=data)
-    return DecreaseOrderResponse(order=to_order(order))
+    done = await book_commands.decrease(
+        session=session, user=user, order_id=oid, data=data, idempotency_key=idempotency_key
+    )
+    if done.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return DecreaseOrderResponse(order=to_order(done.order))
 
 
 @portfolio.get("/fills", summary="The caller's fills, newest first")
