@@ -336,6 +336,32 @@ def users_set_kyc(
     typer.echo(f"{found.email} is now KYC tier {tier}")
 
 
+def _restriction(email: str, restricted: bool, reason: str) -> None:
+    from pull.funding.commands import set_restricted
+
+    done = _users_call(set_restricted, email=email, restricted=restricted, reason=reason)
+    owed = f"; owes {done.owed} cents" if done.owed else ""
+    typer.echo(f"{email} is now {done.status}{owed}")
+
+
+@users_app.command("restrict")
+def users_restrict(
+    email: str = typer.Argument(..., help="Email of an active user"),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)"),
+) -> None:
+    """Restrict an account: it can sign in and read, not move money or trade. Audited."""
+    _restriction(email, True, reason)
+
+
+@users_app.command("unrestrict")
+def users_unrestrict(
+    email: str = typer.Argument(..., help="Email of a restricted user"),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)"),
+) -> None:
+    """Make a restricted account active again (a debt is still repaid by later credits)."""
+    _restriction(email, False, reason)
+
+
 ledger_app = typer.Typer(
     no_args_is_help=True,
     help="The ledger, in DATABASE_URL (default: the database of a running `pull dev`)",

@@ -35,6 +35,7 @@ from pull.exchange.events import outbox_handlers as exchange_outbox_handlers
 from pull.exchange.workflows import SettlementWorkflow
 from pull.funding.activities import ACTIVITIES as FUNDING_ACTIVITIES
 from pull.funding.events import outbox_handlers as funding_outbox_handlers
+from pull.funding.events import with_recovery
 from pull.funding.workflows import WORKFLOWS as FUNDING_WORKFLOWS
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
@@ -116,7 +117,8 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **exchange_outbox_handlers(),
         **funding_outbox_handlers(),
     }
-    return with_rewards(handlers)  # the rewards earning consumer runs before each publish
+    # the rewards earning consumer and negative-balance recovery run before each publish
+    return with_rewards(with_recovery(handlers))
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):

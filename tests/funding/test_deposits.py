@@ -155,16 +155,21 @@ async def test_return_after_settlement_takes_the_money_back_and_restricts_on_sho
         recovery = await s.scalar(
             text(
                 "SELECT sum(balance) FROM ledger_accounts "
-                "WHERE owner_id IS NULL AND kind = 'negative_balance_recovery'"
-            )
+                "WHERE owner_id IS NULL AND kind = 'negative_balance_recovery:' || CAST(:u AS text)"
+            ),
+            {"u": str(user.id)},
         )
         status = await s.scalar(text("SELECT status FROM users WHERE id = :u"), {"u": user.id})
     assert recovery == -700  # the shortfall, never silently lost
     assert status == "restricted"
+    # Restricted: no withdrawal; a deposit is allowed, it is how the debt is repaid.
+    r = await env.withdraw(user, bank, 100, key="after-restriction")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "ACCOUNT_RESTRICTED"
     r = await env.http.post(
         "/api/v1/funding/deposits",
         json={"amount": 100, "bank_account_id": bank},
         headers={**user.headers, "Idempotency-Key": "after-restriction"},
     )
-    assert r.status_code == 403
+    assert r.status_code == 201, r.text
+    env.workflow_ids.append(f"deposit-{r.json()['id']}")
     await env.assert_books()

@@ -249,9 +249,9 @@ async def _check(maker: async_sessionmaker[AsyncSession], user_id: uuid.UUID, sp
                 "SELECT COALESCE(sum(e.amount), 0) FROM ledger_entries e "
                 "JOIN ledger_transfers t ON t.id = e.transfer_id "
                 "JOIN ledger_accounts a ON a.id = e.account_id "
-                "WHERE a.owner_id IS NULL AND a.kind = 'negative_balance_recovery' "
-                "AND t.reference IN (SELECT 'deposit:' || id FROM deposits WHERE user_id = :u)"
+                "WHERE a.owner_id IS NULL "
+                "AND a.kind = 'negative_balance_recovery:' || CAST(:u AS text)"
             ),
-            {"u": user_id},
+            {"u": str(user_id)},
         )
         assert b.total == int(active or 0) - int(completed or 0) - spent - int(recovered or 0)

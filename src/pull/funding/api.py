@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from pull.funding import service
+from pull.funding import recovery, service
 from pull.funding.providers.base import PlaidProvider
 from pull.funding.providers.factory import make_provider
 from pull.funding.providers.signing import HEADER
@@ -24,6 +24,8 @@ from pull.funding.schemas import (
     LinkInstitution,
     LinkTokenRead,
     RejectRequest,
+    RestrictionRead,
+    RestrictRequest,
     SandboxPublicTokenCreate,
     SandboxPublicTokenRead,
     WebhookAck,
@@ -31,7 +33,8 @@ from pull.funding.schemas import (
     WithdrawalPage,
     WithdrawalRead,
 )
-from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
+from pull.identity.deps import ActiveUser, AdminUser, CurrentUser, request_meta
+from pull.identity.schemas import RequestMeta
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import SessionDep
 from pull.kit.errors import BadRequest, NotFound
@@ -54,6 +57,7 @@ _MONEY: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api/v1/funding", tags=["funding"], responses=_ERRORS)
 admin_router = APIRouter(prefix="/api/admin/withdrawals", tags=["admin"], responses=_ERRORS)
+users_admin_router = APIRouter(prefix="/api/admin/users", tags=["admin"], responses=_ERRORS)
 webhook_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 relaxed = [Depends(general)]
 money = [Depends(payment_routes)]
@@ -201,11 +205,13 @@ async def remove_bank_account(
 )
 async def create_deposit(
     body: DepositCreate,
-    user: ActiveUser,
+    user: CurrentUser,
     session: SessionDep,
     key: IdempotencyKeyHeader,
     request: Request,
 ) -> JSONResponse:
+    # An account restricted for a negative balance may deposit: that is how it repays.
+    await recovery.require_may_deposit(session=session, user_id=user.id, status=user.status)
     result = await run_idempotent(
         session,
         owner=str(user.id),
@@ -383,5 +389,58 @@ async def plaid_webhook(request: Request, session: SessionDep, plaid: Provider) 
     return WebhookAck(received=result.received)
 
 
+_RESTRICT: dict[int | str, dict[str, Any]] = {
+    404: {"description": "USER_NOT_FOUND"},
+    409: {"description": "INVALID_STATE"},
+    422: {"description": "A reason is required"},
+}
+
+
+@users_admin_router.post(
+    "/{user_id}/restrict",
+    response_model=RestrictionRead,
+    summary="Restrict an account (no money movement or trading), with a reason; audited",
+    responses=_RESTRICT,
+)
+async def restrict_user(
+    user_id: uuid.UUID,
+    body: RestrictRequest,
+    admin: AdminUser,
+    session: SessionDep,
+    meta: Annotated[RequestMeta, Depends(request_meta)],
+) -> RestrictionRead:
+    return await recovery.set_restricted(
+        session=session,
+        user_id=user_id,
+        restricted=True,
+        reason=body.reason,
+        actor_id=admin.id,
+        meta=meta,
+    )
+
+
+@users_admin_router.post(
+    "/{user_id}/unrestrict",
+    response_model=RestrictionRead,
+    summary="Make a restricted account active again, with a reason; audited",
+    responses=_RESTRICT,
+)
+async def unrestrict_user(
+    user_id: uuid.UUID,
+    body: RestrictRequest,
+    admin: AdminUser,
+    session: SessionDep,
+    meta: Annotated[RequestMeta, Depends(request_meta)],
+) -> RestrictionRead:
+    return await recovery.set_restricted(
+        session=session,
+        user_id=user_id,
+        restricted=False,
+        reason=body.reason,
+        actor_id=admin.id,
+        meta=meta,
+    )
+
+
 def routers() -> list[APIRouter]:
-    return [router, admin_router, webhook_router]
+    return [router, admin_router, users_admin_router, webhook_router]

@@ -129,3 +129,14 @@ class WithdrawalPage(BaseModel):
 
 class WebhookAck(BaseModel):
     received: int = Field(description="New transfer events taken in")
+
+
+class RestrictRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RestrictionRead(BaseModel):
+    user_id: uuid.UUID
+    status: str
+    reason: str
+    owed: int = Field(description="Cents the user owes the house (negative balance), if any")

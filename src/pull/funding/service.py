@@ -7,6 +7,7 @@ from the deposit or withdrawal id, so an activity retried any number of times mo
     deposit:<id>:settled     pending_deposits -> cash
     deposit:<id>:reversed    failed or returned before settlement: back to bank_clearing
     deposit:<id>:returned    returned after settlement: cash (shortfall: recovery) -> clearing
+    recovery:<user>:<uuid>   a later credit repays the shortfall (funding.recovery)
     withdrawal:<id>:hold     pending: cash -> bank_clearing (net) + fee_revenue (fee)
                              posted on settlement, voided on failure or rejection
     withdrawal:<id>:returned returned after completion: back to cash
@@ -43,6 +44,13 @@ from pull.funding.fees import Speed, withdrawal_fee
 from pull.funding.models import BankAccount, Deposit, FundingStatusChange, Withdrawal
 from pull.funding.providers import signing
 from pull.funding.providers.base import PlaidError, PlaidProvider
+from pull.funding.recovery import (
+    free_collateral,
+    owed,
+    recover,
+    recovery_account,
+    restriction_reason,
+)
 from pull.funding.schemas import (
     BankAccountRead,
     DepositRead,
@@ -61,7 +69,6 @@ log = logging.getLogger("pull.funding")
 
 CLEARING = system_account("bank_clearing")
 FEES = system_account("fee_revenue")
-RECOVERY = system_account("negative_balance_recovery")
 ISSUED = system_account("instant_credit_issued")
 
 DEPOSIT_TERMINAL = frozenset({"failed", "returned"})
@@ -412,6 +419,8 @@ async def start_deposit(
 async def _instant_credit(session: AsyncSession, user_id: uuid.UUID, amount: int) -> int:
     """Instant credit left for the user's KYC tier, net of what is still unsettled. The caller
     holds the user's funding lock, so no other deposit of the user is granted meanwhile."""
+    if await owed(session=session, user_id=user_id):
+        return 0  # no credit ahead of settlement while the user owes the house
     allowance = await kyc.instant_credit_cents(session=session, user_id=user_id)
     outstanding = await ledger.account_balance(
         session=session, account=user_account(user_id, "instant_credit")
@@ -422,7 +431,9 @@ async def _instant_credit(session: AsyncSession, user_id: uuid.UUID, amount: int
 async def _debit_or_recover(
     session: AsyncSession, user_id: uuid.UUID, wanted: int
 ) -> tuple[int, int]:
-    """(taken from the user's available cash, shortfall) for a debit of `wanted`."""
+    """(taken from the user's available cash, shortfall) for a debit of `wanted`; resting buy
+    orders are canceled first if their collateral is needed (recovery.free_collateral)."""
+    await free_collateral(session=session, user_id=user_id, wanted=wanted)
     available = await ledger.account_available(
         session=session, account=user_account(user_id, "cash")
     )
@@ -447,9 +458,7 @@ def _event(session: AsyncSession, topic: str, row: Deposit | Withdrawal, **extra
 
 async def _restrict(session: AsyncSession, user_id: uuid.UUID, shortfall: int, what: str) -> None:
     await identity.restrict_user(
-        session=session,
-        user_id=user_id,
-        reason=f"{what}: negative balance of {shortfall} cents moved to recovery",
+        session=session, user_id=user_id, reason=restriction_reason(what, shortfall)
     )
 
 
@@ -487,6 +496,7 @@ async def apply_deposit_event(
         )
         await repo.set_status(session, Deposit, row, "settled")
         _event(session, "funding.deposit_settled", row)
+        await recover(session=session, user_id=uid, trigger=f"deposit:{row.id}:settled")
     elif event_type in ("failed", "cancelled", "returned") and status != "settled":
         # Undo the pending funds; the instant part is taken back from cash where possible.
         taken, shortfall = await _debit_or_recover(session, uid, row.instant_amount)
@@ -501,7 +511,7 @@ async def apply_deposit_event(
         if taken:
             legs.append(Leg(user_account(uid, "cash"), -taken))
         if shortfall:
-            legs.append(Leg(RECOVERY, -shortfall))
+            legs.append(Leg(recovery_account(uid), -shortfall))
         await ledger.transfer(
             session=session,
             idempotency_key=f"deposit:{row.id}:reversed",
@@ -522,7 +532,7 @@ async def apply_deposit_event(
         if taken:
             legs.append(Leg(user_account(uid, "cash"), -taken))
         if shortfall:
-            legs.append(Leg(RECOVERY, -shortfall))
+            legs.append(Leg(recovery_account(uid), -shortfall))
         await ledger.transfer(
             session=session,
             idempotency_key=f"deposit:{row.id}:returned",
@@ -572,6 +582,7 @@ async def create_withdrawal(
     # one after the other, so the withdrawable check below cannot be raced.
     await repo.lock_user_funds(session, user_id)
     await _active_bank(session, user_id, bank_account_id)
+    await recover(session=session, user_id=user_id, trigger="withdrawal")  # debts first
     row_id = uuid.uuid4()
     await kyc.consume_limit(
         session=session,
@@ -632,6 +643,7 @@ async def _void_withdrawal(
     await repo.set_status(session, Withdrawal, row, status, detail=reason)
     await kyc.release_limit(session=session, reference=f"withdrawal:{row.id}")
     _event(session, f"funding.withdrawal_{status}", row, reason=reason)
+    await recover(session=session, user_id=row.user_id, trigger=f"withdrawal:{row.id}:{status}")
 
 
 async def decide_withdrawal(
@@ -753,6 +765,7 @@ async def apply_withdrawal_event(
         row.failure_reason = failure_reason or "returned"
         await repo.set_status(session, Withdrawal, row, "returned", detail=row.failure_reason)
         _event(session, "funding.withdrawal_returned", row)
+        await recover(session=session, user_id=row.user_id, trigger=f"withdrawal:{row.id}:returned")
     return row.status
 
 

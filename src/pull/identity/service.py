@@ -733,6 +733,23 @@ async def restrict_user(*, session: AsyncSession, user_id: uuid.UUID, reason: st
     await set_status(session=session, user_id=user_id, status="restricted", reason=reason)
 
 
+async def lift_restriction(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    reason_prefix: str,
+    reason: str,
+) -> bool:
+    """Make a restricted account active again, only if it was restricted with a reason that
+    starts with `reason_prefix` (e.g. the funding module's negative balance, once repaid).
+    Audited like any status change. True if lifted."""
+    user = await _require_user(session, user_id)
+    if user.status != "restricted" or not (user.status_reason or "").startswith(reason_prefix):
+        return False
+    await set_status(session=session, user_id=user_id, status="active", reason=reason)
+    return True
+
+
 async def set_status(
     *,
     session: AsyncSession,

@@ -392,6 +392,19 @@ async def system_account_totals(session: AsyncSession) -> list[tuple[str, str, i
     return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
 
+async def system_balances(session: AsyncSession, names: list[str], currency: str) -> dict[str, int]:
+    rows = (
+        await session.execute(
+            text(
+                "SELECT kind, sum(balance)::bigint FROM ledger_accounts WHERE owner_id IS NULL "
+                "AND currency = :c AND kind = ANY(:names) GROUP BY kind"
+            ),
+            {"c": currency, "names": names},
+        )
+    ).all()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
 async def negative_user_accounts(
     session: AsyncSession, limit: int = 100
 ) -> tuple[int, int, list[tuple[uuid.UUID, str, str, int, int]]]:

@@ -72,6 +72,7 @@ __all__ = [
     "share_holdings",
     "statement",
     "system_account",
+    "system_balances",
     "transactions",
     "transfer",
     "trial_balance",
@@ -437,6 +438,15 @@ async def share_holdings(
 ) -> list[tuple[str, int, int]]:
     """The user's shares of real-world assets: (share currency, posted, reserved by holds)."""
     return await repo.user_share_accounts(session, user_id)
+
+
+async def system_balances(
+    *, session: AsyncSession, names: Sequence[str], currency: str = "USD"
+) -> dict[str, int]:
+    """Posted balances of system accounts by name, in one query (names never used: absent)."""
+    if not names:
+        return {}
+    return await repo.system_balances(session, list(names), currency)
 
 
 async def account_available(*, session: AsyncSession, account: AccountRef) -> int:
