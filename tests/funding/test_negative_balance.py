@@ -4,7 +4,6 @@ operators restrict and unrestrict accounts (admin endpoints, `pull users`), audi
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ from pull.exchange import service as exchange
 from pull.exchange.schemas import OrderCreate
 from pull.funding import service
 from pull.funding.events import with_recovery
-from pull.funding.providers.sandbox import PlaidSandbox, _account_id
+from pull.funding.providers.sandbox import PlaidSandbox
 from pull.funding.recovery import owed, recovery_account
 from pull.identity import service as identity
 from pull.kit.crypto import FieldCipher
@@ -51,18 +50,17 @@ class Bank:
         self.id: uuid.UUID | None = None
 
     async def link(self) -> None:
-        public = await self.plaid.sandbox_public_token(
+        link = await self.plaid.sandbox_public_token(
             username="user_good", password="pass_good", institution_id="ins_109508"
         )
-        item = json.loads((await self.redis.get(f"plaid:sandbox:public:{public}")) or b"{}")
         async with self.maker() as s, s.begin():
             bank = await service.link_bank_account(
                 session=s,
                 provider=self.plaid,
                 cipher=self.cipher,
                 user_id=self.user.id,
-                public_token=public,
-                account_id=_account_id(item["item_id"], "checking"),
+                public_token=link.public_token,
+                account_id=link.accounts[0].account_id,
             )
         self.id = bank.id
 
