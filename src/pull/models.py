@@ -1,5 +1,6 @@
 """Every table's model, imported so that Alembic sees the whole schema."""
 
+from pull.analytics.models import InboxMessage, IngestCursor
 from pull.brokerage.models import (
     BrokerageAccount,
     BrokerageAlert,
@@ -98,6 +99,8 @@ __all__ = [
     "Fill",
     "FundingStatusChange",
     "IdempotencyRecord",
+    "InboxMessage",
+    "IngestCursor",
     "KycApplication",
     "KycLimitUsage",
     "KycProfile",

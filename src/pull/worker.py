@@ -24,6 +24,7 @@ from temporalio.worker import (
     Worker,
 )
 
+from pull.analytics.service import IngestRunner, ingest_process
 from pull.brokerage.activities import ACTIVITIES as BROKERAGE_ACTIVITIES
 from pull.brokerage.activities import ensure_schedule as ensure_brokerage_schedule
 from pull.brokerage.activities import run_consumer as run_brokerage_consumer
@@ -37,6 +38,7 @@ from pull.funding.activities import ACTIVITIES as FUNDING_ACTIVITIES
 from pull.funding.events import outbox_handlers as funding_outbox_handlers
 from pull.funding.events import with_recovery
 from pull.funding.workflows import WORKFLOWS as FUNDING_WORKFLOWS
+from pull.identity.events import outbox_handlers as identity_outbox_handlers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
 from pull.kit.outbox import Handler, OutboxRelay, temporal_handlers
@@ -116,6 +118,7 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **kyc_outbox_handlers(),
         **exchange_outbox_handlers(),
         **funding_outbox_handlers(),
+        **identity_outbox_handlers(),
     }
     # the rewards earning consumer and negative-balance recovery run before each publish
     return with_rewards(with_recovery(handlers))
@@ -269,6 +272,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         await ensure_rewards_schedule(client, settings)
     except Exception as exc:  # the worker still runs; the next start creates it
         log.warning("rewards schedule not created", extra={"error": type(exc).__name__})
+    analytics = IngestRunner(settings, runtime.sessionmaker)
+    if ingest_process(settings) == "worker":  # a ClickHouse server: the worker feeds it
+        analytics.start()
     log.info(
         "worker started",
         extra={"task_queue": settings.temporal_task_queue, "metrics_port": settings.metrics_port},
@@ -292,6 +298,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         await stop.wait()
         log.info("worker stopping")
         await asyncio.gather(*tasks, return_exceptions=True)
+        await analytics.stop()
     await runtime.redis.aclose()
     await runtime.engine.dispose()
     set_worker_runtime(None)

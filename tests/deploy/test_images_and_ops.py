@@ -78,6 +78,7 @@ def test_compose_stack() -> None:
         "redis",
         "temporal",
         "temporal-ui",
+        "clickhouse",
         "migrate",
         "api",
         "worker",

@@ -145,6 +145,7 @@ def _dashboards() -> dict[str, dict[str, Any]]:
 def test_dashboards_exist_and_are_well_formed() -> None:
     dashes = _dashboards()
     assert set(dashes) == {
+        "analytics.json",
         "api-performance.json",
         "database-metrics.json",
         "worker-queue-metrics.json",
@@ -155,8 +156,14 @@ def test_dashboards_exist_and_are_well_formed() -> None:
         uids.add(d["uid"])
         ids = [p["id"] for p in d["panels"]]
         assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
+        # analytics.json reads ClickHouse; its SQL runs in tests/analytics/test_grafana.py
+        source = (
+            {"type": "grafana-clickhouse-datasource", "uid": "clickhouse"}
+            if name == "analytics.json"
+            else {"type": "prometheus", "uid": "prometheus"}
+        )
         for p in d["panels"]:
-            assert p["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+            assert p["datasource"] == source
             assert p["targets"], f"{name}: panel {p['title']} has no query"
     assert len(uids) == len(dashes)
     ds = yaml.safe_load(

@@ -22,7 +22,7 @@ from pull.identity.errors import CodeExpired, InvalidCode
 from pull.identity.models import PhoneVerification
 from pull.identity.providers import CheckOutcome
 from pull.identity.schemas import PhoneStartResponse, RequestMeta, UserRead
-from pull.identity.service import IdentityEnv, record_audit, user_read
+from pull.identity.service import IdentityEnv, emit_user_event, record_audit, user_read
 from pull.kit.db import utcnow
 from pull.kit.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unprocessable
 
@@ -210,6 +210,7 @@ async def verify_phone(
             await session.flush()
     except IntegrityError as exc:  # another account verified the number meanwhile
         raise _phone_taken() from exc
+    emit_user_event(session, "identity.phone_verified", user.id)
     record_audit(
         session,
         action="phone.verify",

@@ -541,3 +541,14 @@ async def referred_users(
         .limit(limit)
     )
     return [(r[0], r[1]) for r in rows]
+
+
+async def users_after(
+    session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> Sequence[tuple[uuid.UUID, dt.datetime, dt.datetime | None, dt.datetime | None]]:
+    """(id, created_at, email_verified_at, phone_verified_at) by id, for analytics backfill."""
+    stmt = select(User.id, User.created_at, User.email_verified_at, User.phone_verified_at)
+    if after is not None:
+        stmt = stmt.where(User.id > after)
+    rows = await session.execute(stmt.order_by(User.id).limit(limit))
+    return [(r[0], r[1], r[2], r[3]) for r in rows]

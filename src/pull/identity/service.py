@@ -54,6 +54,7 @@ from pull.identity.schemas import (
 from pull.kit.crypto import FieldCipher, random_token, sha256_hex
 from pull.kit.db import utcnow
 from pull.kit.errors import Conflict, NotFound, Unprocessable
+from pull.kit.outbox import emit
 from pull.kit.tokens import AccessClaims, encode_access_token
 
 log = logging.getLogger("pull.identity")
@@ -287,7 +288,13 @@ async def create_user(
             await repo.add_user(session, user)
     except IntegrityError as exc:  # a concurrent registration of the same email won
         raise Conflict("An account with this email already exists", code="EMAIL_TAKEN") from exc
+    emit_user_event(session, "identity.user_registered", user.id)
     return user
+
+
+def emit_user_event(session: AsyncSession, topic: str, user_id: uuid.UUID) -> None:
+    """identity.user_registered / email_verified / phone_verified {user_id} (no PII)."""
+    emit(session, topic=topic, key=str(user_id), payload={"user_id": str(user_id)})
 
 
 async def register(
@@ -661,6 +668,7 @@ async def verify_email(*, session: AsyncSession, token: str, meta: RequestMeta) 
     user = await _require_user(session, row.user_id)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
+        emit_user_event(session, "identity.email_verified", user.id)
     record_audit(session, action="email.verify", meta=meta, actor_id=user.id)
     await session.flush()
     return user_read(user)
@@ -784,6 +792,7 @@ async def set_phone_verified(*, session: AsyncSession, user_id: uuid.UUID, phone
     user = await _require_user(session, user_id)
     user.phone = phone
     user.phone_verified_at = utcnow()
+    emit_user_event(session, "identity.phone_verified", user.id)
     await session.flush()
 
 
@@ -791,6 +800,7 @@ async def mark_email_verified(*, session: AsyncSession, user_id: uuid.UUID) -> N
     user = await _require_user(session, user_id)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
+        emit_user_event(session, "identity.email_verified", user.id)
     await session.flush()
 
 
@@ -1099,3 +1109,18 @@ async def referred_users(
 ) -> list[tuple[uuid.UUID, dt.datetime]]:
     """(user id, signed-up at) of those who registered with this user's referral code."""
     return await repo.referred_users(session, referrer_id, limit)
+
+
+@dataclass(frozen=True)
+class UserMilestones:
+    id: uuid.UUID
+    created_at: dt.datetime
+    email_verified_at: dt.datetime | None
+    phone_verified_at: dt.datetime | None
+
+
+async def user_milestones(
+    *, session: AsyncSession, after: uuid.UUID | None, limit: int
+) -> list[UserMilestones]:
+    """Sign-up and verification times by user id (no PII), for the analytics backfill."""
+    return [UserMilestones(*r) for r in await repo.users_after(session, after, limit)]

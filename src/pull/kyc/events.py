@@ -2,6 +2,7 @@
 
 `kyc.approved` {user_id, tier, application_id} is published on the Redis channel
 `events:kyc.approved` after commit; the rewards module subscribes to award points.
+`kyc.tier_changed` {user_id, from, to} on every change of tier (approvals, admin, expiry).
 """
 
 from __future__ import annotations
@@ -20,4 +21,4 @@ async def publish(event: OutboxEvent) -> None:
 
 
 def outbox_handlers() -> dict[str, Handler]:
-    return {"kyc.approved": publish}
+    return {"kyc.approved": publish, "kyc.tier_changed": publish}

@@ -20,6 +20,7 @@ from pull.identity import service as identity
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import utcnow
 from pull.kit.errors import Unprocessable
+from pull.kit.outbox import emit
 from pull.kyc import repository as repo
 from pull.kyc.errors import KycRequired, LimitExceeded, ReferenceConflict
 from pull.kyc.limits import WINDOWS, Action, LimitPolicy, Window, lowest_tier_allowing
@@ -106,6 +107,13 @@ async def set_tier(
         resource=f"user:{user_id}",
         details={"from": previous.value, "to": new.value, "note": note},
     )
+    if new is not previous:
+        emit(
+            session,
+            topic="kyc.tier_changed",
+            key=str(user_id),
+            payload={"user_id": str(user_id), "from": previous.value, "to": new.value},
+        )
     await session.flush()
     return new
 

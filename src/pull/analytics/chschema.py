@@ -1,0 +1,114 @@
+"""Versioned ClickHouse schema of the analytics database, applied by `pull migrate`.
+
+Each migration is a version number, a name and its statements (`{db}` is the database). The
+applied versions are rows of `{db}.schema_migrations`; `migrate()` applies the missing ones
+in order. Statements are idempotent (IF NOT EXISTS), so a migration cut short by a crash is
+simply applied again. Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from pull.analytics.client import Warehouse
+
+log = logging.getLogger("pull.analytics")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "events",
+        (
+            # Every captured event, one row per event id. ReplacingMergeTree collapses rows of
+            # the same (event, event_id) when parts merge and at query time with FINAL; `ver`
+            # keeps the earliest occurrence (a replay is identical anyway).
+            """
+            CREATE TABLE IF NOT EXISTS {db}.events (
+                event_id String,
+                event LowCardinality(String),
+                source LowCardinality(String),
+                topic LowCardinality(String),
+                user_id String,
+                anonymous_id String,
+                ts DateTime64(3, 'UTC'),
+                amount_cents Int64,
+                fee_cents Int64,
+                contracts Int64,
+                product LowCardinality(String),
+                market String,
+                role LowCardinality(String),
+                properties String,
+                ingested_at DateTime64(3, 'UTC'),
+                ver UInt64
+            )
+            ENGINE = ReplacingMergeTree(ver)
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (event, event_id)
+            """,
+        ),
+    ),
+    Migration(
+        2,
+        "identities",
+        (
+            # identify calls: which anonymous id became which user (latest wins).
+            """
+            CREATE TABLE IF NOT EXISTS {db}.identities (
+                anonymous_id String,
+                user_id String,
+                ts DateTime64(3, 'UTC'),
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(ingested_at)
+            ORDER BY anonymous_id
+            """,
+        ),
+    ),
+)
+
+TABLES = ("events", "identities")
+
+
+def applied_versions(wh: Warehouse) -> set[int]:
+    rows = wh.rows(f"SELECT version FROM {wh.database}.schema_migrations")  # noqa: S608
+    return {int(r[0]) for r in rows}
+
+
+def migrate(wh: Warehouse) -> list[int]:
+    """Create the database and apply the migrations it lacks; returns the versions applied."""
+    db = wh.database
+    wh.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    wh.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime('UTC')) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = applied_versions(wh)
+    applied: list[int] = []
+    for m in MIGRATIONS:
+        if m.version in done:
+            continue
+        for statement in m.statements:
+            wh.command(statement.format(db=db))
+        wh.insert(
+            "schema_migrations",
+            [[m.version, m.name, dt.datetime.now(dt.UTC).replace(tzinfo=None)]],
+            ["version", "name", "applied_at"],
+        )
+        log.info("clickhouse migration applied", extra={"version": m.version, "name": m.name})
+        applied.append(m.version)
+    return applied
+
+
+def head() -> int:
+    return MIGRATIONS[-1].version

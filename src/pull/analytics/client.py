@@ -1,0 +1,175 @@
+"""The ClickHouse connection: clickhouse-connect against a server, or chDB in-process.
+
+Both are clickhouse-connect clients (`get_client(interface='chdb', path=...)` runs the chDB
+engine inside this process and answers the same `command`/`insert`/`query` calls), so every
+query in this module runs unchanged on either. The code depends only on `Warehouse`, a small
+Protocol, and reaches it through `warehouse_for(settings)`.
+
+chDB is one engine per process and one process per data directory: the process that opens it
+keeps it until `close_warehouses()`; a second process gets `AnalyticsUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from pull.analytics.errors import AnalyticsUnavailable
+from pull.config import Settings
+
+
+class Warehouse(Protocol):
+    """What the analytics module needs from ClickHouse (blocking calls; see `run`)."""
+
+    database: str
+    embedded: bool
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None: ...
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None: ...
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where ClickHouse is: a chDB directory, or an HTTP server."""
+
+    database: str
+    chdb_path: str | None = None
+    host: str = ""
+    port: int = 0
+    username: str = "default"
+    password: str = ""
+    secure: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.chdb_path is not None
+
+
+def target_for(settings: Settings) -> Target:
+    db = settings.clickhouse_database
+    if settings.clickhouse_url:
+        u = urlsplit(settings.clickhouse_url)
+        if u.scheme not in ("http", "https", "clickhouse", "clickhouses") or not u.hostname:
+            raise ValueError("CLICKHOUSE_URL must be http[s]://[user:password@]host[:port][/db]")
+        secure = u.scheme in ("https", "clickhouses")
+        path_db = u.path.strip("/")
+        return Target(
+            database=path_db or db,
+            host=u.hostname,
+            port=u.port or (8443 if secure else 8123),
+            username=unquote(u.username) if u.username else settings.clickhouse_user,
+            password=unquote(u.password) if u.password else settings.clickhouse_password,
+            secure=secure,
+        )
+    if settings.clickhouse_host:
+        secure = settings.clickhouse_secure
+        return Target(
+            database=db,
+            host=settings.clickhouse_host,
+            port=settings.clickhouse_port or (8443 if secure else 8123),
+            username=settings.clickhouse_user,
+            password=settings.clickhouse_password,
+            secure=secure,
+        )
+    path = settings.clickhouse_chdb_path or str(Path(settings.data_dir) / "chdb")
+    return Target(database=db, chdb_path=str(Path(path).absolute()))
+
+
+class ConnectWarehouse:
+    """A clickhouse-connect client (server or chDB), serialized by a lock for chDB."""
+
+    def __init__(self, target: Target) -> None:
+        import clickhouse_connect
+
+        self.target = target
+        self.database = target.database
+        self.embedded = target.embedded
+        self._lock = threading.Lock()
+        try:
+            if target.chdb_path is not None:
+                Path(target.chdb_path).mkdir(parents=True, exist_ok=True)
+                self._client = clickhouse_connect.get_client(
+                    interface="chdb", path=target.chdb_path
+                )
+            else:
+                self._client = clickhouse_connect.get_client(
+                    host=target.host,
+                    port=target.port,
+                    username=target.username,
+                    password=target.password,
+                    secure=target.secure,
+                    # the database may not exist yet: `pull migrate` creates it
+                    database="default",
+                    settings={"async_insert": 0},
+                )
+        except Exception as exc:
+            raise AnalyticsUnavailable(
+                f"ClickHouse is not reachable ({type(exc).__name__}: {exc})"[:500]
+            ) from exc
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._client.command(sql, parameters=parameters)
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        if not rows:
+            return
+        with self._lock:
+            self._client.insert(f"{self.database}.{table}", list(rows), column_names=list(columns))
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            result = self._client.query(sql, parameters=parameters)
+            return [tuple(r) for r in result.result_rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+
+_open: dict[Target, Warehouse] = {}
+_open_lock = threading.Lock()
+
+
+def warehouse_for(settings: Settings) -> Warehouse:
+    """The process's client for `settings`' ClickHouse, opened on first use."""
+    target = target_for(settings)
+    with _open_lock:
+        wh = _open.get(target)
+        if wh is not None:
+            return wh
+        if target.embedded:
+            other = [t for t in _open if t.embedded]
+            if other:
+                raise AnalyticsUnavailable(
+                    f"this process already has chDB open at {other[0].chdb_path}"
+                )
+        wh = ConnectWarehouse(target)
+        _open[target] = wh
+        return wh
+
+
+def close_warehouses() -> None:
+    """Close every client this process opened (chDB releases its directory)."""
+    with _open_lock:
+        for wh in _open.values():
+            try:
+                wh.close()
+            except Exception:  # noqa: S110 - closing on shutdown, nothing to do about it
+                pass
+        _open.clear()
+
+
+async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking warehouse call off the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)

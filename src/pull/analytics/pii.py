@@ -1,0 +1,147 @@
+"""Keeping personal data out of ClickHouse.
+
+Analytics rows carry pseudonymous ids (user UUIDs, anonymous ids) and facts (amounts, tickers,
+tiers). Before anything is written, `scrub` removes from properties and traits:
+- every key that names personal data (email, phone, name, address, birth date, SSN, IP, bank
+  numbers, ...) and keys of free text (note, message, comment, ...), whatever their value;
+- inside the strings that remain, anything shaped like an email address or a phone number.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+REDACTED = "[redacted]"
+MAX_DEPTH = 6
+
+# Tokens of a key (split on _, -, . and camelCase) that mark it as personal or free text.
+_PII_TOKENS = frozenset(
+    {
+        "email",
+        "emails",
+        "mail",
+        "phone",
+        "phones",
+        "mobile",
+        "tel",
+        "telephone",
+        "sms",
+        "name",
+        "names",
+        "firstname",
+        "lastname",
+        "fullname",
+        "surname",
+        "username",
+        "nickname",
+        "address",
+        "addresses",
+        "street",
+        "line1",
+        "line2",
+        "city",
+        "zip",
+        "zipcode",
+        "postal",
+        "postcode",
+        "ssn",
+        "dob",
+        "birth",
+        "birthday",
+        "birthdate",
+        "ip",
+        "passport",
+        "tin",
+        "password",
+        "secret",
+        "token",
+        "note",
+        "notes",
+        "comment",
+        "comments",
+        "message",
+        "text",
+        "body",
+        "bio",
+        "description",
+    }
+)
+_PII_KEYS = frozenset(
+    {
+        "account_number",
+        "routing_number",
+        "card_number",
+        "tax_id",
+        "national_id",
+        "ip_address",
+        "user_agent",
+        "location",
+        "lat",
+        "lng",
+        "latitude",
+        "longitude",
+    }
+)
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+_PHONE = re.compile(
+    r"\+\d[\d \-().]{6,18}\d"  # E.164-ish: +15551234567, +1 555 123 4567
+    r"|\(\d{3}\)\s?\d{3}[\- .]\d{4}"  # (555) 123-4567
+    r"|\b\d{3}[\- .]\d{3}[\- .]\d{4}\b"  # 555-123-4567
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# cheap pre-checks: most strings (ids, tickers, statuses) have neither an @ nor 7 digits
+_MAYBE = re.compile(r"@|\d[\d \-().]{5,}\d")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _tokens(key: str) -> list[str]:
+    return [t for t in re.split(r"[_\-.\s]+", _CAMEL.sub("_", key).lower()) if t]
+
+
+@lru_cache(maxsize=8192)
+def is_pii_key(key: str) -> bool:
+    snake = "_".join(_tokens(key))
+    if snake in _PII_KEYS:
+        return True
+    return any(t in _PII_TOKENS for t in _tokens(key))
+
+
+def scrub_text(value: str) -> str:
+    if _MAYBE.search(value) is None or _UUID.fullmatch(value) is not None:
+        return value
+    return _PHONE.sub(REDACTED, _EMAIL.sub(REDACTED, value))
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """A copy of `value` (JSON-like) with personal data removed."""
+    kind = type(value)
+    if kind is str:
+        return scrub_text(value)
+    if kind is int or kind is float or kind is bool or value is None:
+        return value
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            return {}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            if is_pii_key(key):
+                continue
+            t = type(v)
+            if t is int or t is bool or t is float or v is None:
+                out[key] = v
+            elif t is str:
+                out[key] = scrub_text(v)
+            else:
+                out[key] = scrub(v, depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        if depth >= MAX_DEPTH:
+            return []
+        return [scrub(v, depth + 1) for v in value]
+    if isinstance(value, bool | int | float):  # subclasses (enums, ...)
+        return value
+    return scrub_text(str(value))
