@@ -187,9 +187,8 @@ def dev(
             "TEMPORAL_ADDRESS": stack.temporal_address,
         }
         m.upgrade(stack.database_url)
-        from pull.analytics.service import migrate_clickhouse
-
-        migrate_clickhouse(settings)  # chDB under PULL_DATA_DIR/chdb, closed again for the API
+        # ClickHouse: the API opens chDB under PULL_DATA_DIR/chdb and applies the same
+        # versioned migrations there (chDB is one process's; starting it twice costs seconds)
         if seed:
             _seed(env)
         for name in ("api", "worker"):
