@@ -1,7 +1,7 @@
 """analytics: inbox of client events (track/identify) and the outbox reader's cursor
 
-Revision ID: 0013_analytics
-Revises: 0012_rwa_trading
+Revision ID: 0014_analytics
+Revises: 0013_api_keys
 Create Date: 2026-12-01 20:45:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0013_analytics"
-down_revision: str | None = "0012_rwa_trading"
+revision: str = "0014_analytics"
+down_revision: str | None = "0013_api_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
