@@ -45,13 +45,15 @@ async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
             ours = None
         order = await repo.order(session, ours, lock=True) if ours else None
         if order is None or order.broker_account_id != event.account_id:
-            repo.add_alert(
-                session,
-                kind="unknown_order",
-                user_id=None,
-                subject=f"broker_order:{event.order.id}",
-                details={"event_id": event.event_id, "event": event.event},
-            )
+            subject = f"broker_order:{event.order.id}"
+            if not await repo.alert_exists(session, "unknown_order", subject):
+                repo.add_alert(
+                    session,
+                    kind="unknown_order",
+                    user_id=None,
+                    subject=subject,
+                    details={"event_id": event.event_id, "event": event.event},
+                )
             return True
     await orders.converge(
         session=session,
