@@ -274,7 +274,7 @@ spawn = _spawn  # `pull <args>` as a child process (the journey tests use it)
 free_port = devstack.free_port
 
 
-def wait_http(url: str, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(url: str, timeout: float = 90, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -298,7 +298,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_api_process(
-    services: Services, *, start_timeout: float = 30, **env: str
+    services: Services, *, start_timeout: float = 90, **env: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = devstack.free_port()
     log = services.data_dir / f"api-{port}.log"

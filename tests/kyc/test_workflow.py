@@ -390,8 +390,9 @@ async def test_approval_expiry_reminds_then_drops_the_tier(
     env = await kyc_env()
     user = await user_factory()
     env.users.append(user.id)
-    # Approved 365 days ago less 3 seconds: inside the reminder window, lapsing in 3 seconds.
-    approved_at = utcnow() - dt.timedelta(days=365) + dt.timedelta(seconds=3)
+    # Approved 365 days ago less 15 seconds: inside the reminder window, lapsing in 15 seconds
+    # (room for a slow worker start on a loaded machine before the reminder is due).
+    approved_at = utcnow() - dt.timedelta(days=365) + dt.timedelta(seconds=15)
     async with sessionmaker() as s, s.begin():
         await service.set_tier(
             session=s, user_id=user.id, tier="enhanced", actor_id=None, note=None, now=approved_at
@@ -403,7 +404,7 @@ async def test_approval_expiry_reminds_then_drops_the_tier(
             id=f"kyc-{user.id}",
             task_queue=env.task_queue,
         )
-        for _ in range(150):
+        for _ in range(450):
             async with sessionmaker() as s:
                 tier = (
                     await s.execute(
