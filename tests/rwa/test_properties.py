@@ -21,7 +21,7 @@ from pull.ledger import service as ledger
 from pull.rwa import service as rwa
 from pull.rwa.offerings import escrow_account, sourcing_fee
 from pull.rwa.providers.sandbox import PsaSandbox
-from pull.rwa.schemas import AssetCreate, OfferingCreate
+from pull.rwa.schemas import AssetCreate, BuyoutCreate, OfferingCreate
 from tests.ledger.conftest import insert_user
 
 USERS = 3
@@ -210,17 +210,29 @@ order_ops = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    ops=order_ops, money=cash, split=st.lists(st.integers(0, 60), min_size=USERS, max_size=USERS)
+    ops=order_ops,
+    money=cash,
+    split=st.lists(st.integers(0, 60), min_size=USERS, max_size=USERS),
+    sale=st.one_of(st.none(), st.integers(1, 10**7)),
+    yes=st.lists(st.booleans(), min_size=USERS, max_size=USERS),
+    batch_size=batch,
 )
-async def test_trading_conserves_cash_and_shares(
+async def test_trading_buyout_and_distribution_conserve_cash_and_shares(
     ops: list[tuple[Any, ...]],
     money: list[int],
     split: list[int],
+    sale: int | None,
+    yes: list[bool],
+    batch_size: int,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    """Random orders and cancels on a trading asset: each user's cash + held and shares +
+    """Random orders and cancels on a trading asset, then maybe a buyout (random price and
+    votes) settled and distributed in batches of any size: each user's cash + held and shares +
     shares in open sells are conserved in total, outstanding = holdings + the order escrow, a
-    resting buy holds exactly remaining x limit, no user goes negative, trial balance zero."""
+    resting buy holds exactly remaining x limit, the book is never crossed; a passed buyout
+    pays every holder floor(price x shares / outstanding), retires every share, leaves the
+    sale account empty and only the rounding remainder (< 1 cent a holder) to revenue; no user
+    goes negative and the trial balance is zero after every step."""
     now = dt.datetime.now(dt.UTC)
     price = 100
     split = [n or 1 for n in split]
@@ -340,3 +352,71 @@ async def test_trading_conserves_cash_and_shares(
         asks = [o.price_cents for o in all_resting if o.side == "sell"]
         if bids and asks:
             assert max(bids) < min(asks)  # the book is never left crossed
+
+    if sale is None:
+        return
+    async with sessionmaker() as s, s.begin():
+        fees_before = await ledger.account_balance(
+            session=s, account=ledger.system_account("fee_revenue")
+        )
+        offer = await rwa.create_buyout(
+            session=s,
+            actor_id=admin,
+            asset_id=asset.id,
+            data=BuyoutCreate(buyer="prop", price_cents=sale),
+            vote_seconds=3600,
+            pass_bps=5000,
+        )
+    await _books(sessionmaker)
+    async with sessionmaker() as s:
+        before = {
+            u: await ledger.account_balance(
+                session=s, account=ledger.user_account(u, "shares", asset.symbol)
+            )
+            for u in users
+        }
+        cash_before = {u: (await ledger.get_balance(session=s, user_id=u)).available for u in users}
+        assert sum(before.values()) == sum(split)  # the halt returned every share in open sells
+    for user, approve in zip(users, yes, strict=True):
+        if before[user] == 0:
+            continue  # sold out before the offer: not a holder, no vote
+        async with sessionmaker() as s, s.begin():
+            await rwa.vote(session=s, user_id=user, buyout_id=offer.id, approve=approve)
+    async with sessionmaker() as s, s.begin():
+        status = await rwa.decide_buyout(session=s, buyout_id=offer.id)
+    in_favour = sum(before[u] for u, approve in zip(users, yes, strict=True) if approve)
+    assert status == ("passed" if 2 * in_favour >= sum(split) else "failed")
+    if status == "failed":
+        return
+    async with sessionmaker() as s, s.begin():
+        await rwa.settle_buyout(session=s, actor_id=second, buyout_id=offer.id)
+    while True:
+        async with sessionmaker() as s, s.begin():
+            paid = await rwa.distribute(session=s, buyout_id=offer.id, limit=batch_size)
+        await _books(sessionmaker)
+        if paid == 0:
+            break
+    async with sessionmaker() as s, s.begin():
+        assert await rwa.finalize_distribution(session=s, buyout_id=offer.id) == "distributed"
+    await _books(sessionmaker)
+    async with sessionmaker() as s:
+        for u in users:
+            got = (await ledger.get_balance(session=s, user_id=u)).available - cash_before[u]
+            assert got == sale * before[u] // sum(split)
+            left = await ledger.account_balance(
+                session=s, account=ledger.user_account(u, "shares", asset.symbol)
+            )
+            assert left == 0
+        assert await rwa.shares_outstanding(session=s, currency=asset.symbol) == 0
+        fees = (
+            await ledger.account_balance(session=s, account=ledger.system_account("fee_revenue"))
+            - fees_before
+        )
+        distributed = sum(sale * before[u] // sum(split) for u in users)
+        assert fees == sale - distributed < max(1, len(users))
+        assert (
+            await ledger.account_balance(
+                session=s, account=ledger.system_account(f"rwa.sale:{offer.id}")
+            )
+            == 0
+        )

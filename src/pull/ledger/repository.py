@@ -325,6 +325,25 @@ async def user_accounts(
     return {r[0]: AccountState(r[0], r[1], r[2], r[3]) for r in rows}
 
 
+async def currency_holders(
+    session: AsyncSession, currency: str, kind: str, *, after: uuid.UUID | None, limit: int
+) -> list[tuple[uuid.UUID, int]]:
+    """(owner, balance) of the user accounts of `kind` in `currency` with a positive balance,
+    by owner id after `after`."""
+    rows = (
+        await session.execute(
+            text(
+                "SELECT owner_id, balance FROM ledger_accounts WHERE currency = :c AND kind = :k "
+                "AND owner_id IS NOT NULL AND balance > 0 "
+                "AND (CAST(:after AS uuid) IS NULL OR owner_id > CAST(:after AS uuid)) "
+                "ORDER BY owner_id LIMIT :n"
+            ),
+            {"c": currency, "k": kind, "after": after, "n": limit},
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
 async def user_share_accounts(
     session: AsyncSession, user_id: uuid.UUID
 ) -> list[tuple[str, int, int]]:

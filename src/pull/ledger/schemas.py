@@ -206,7 +206,9 @@ class TrialBalanceRead(BaseModel):
 # ":" (`market_escrow:<ticker>`, `fee_revenue:<ticker>`). Every user account must never go
 # negative either (class `user`). Other system accounts may (bank_clearing mirrors the bank,
 # negative_balance_recovery and instant_credit_issued carry what the house is owed).
-NEVER_NEGATIVE_SYSTEM: frozenset[str] = frozenset({"market_escrow", "fee_revenue", "rwa.escrow"})
+NEVER_NEGATIVE_SYSTEM: frozenset[str] = frozenset(
+    {"market_escrow", "fee_revenue", "rwa.escrow", "rwa.sale"}
+)
 # rwa.issued (per share currency) is minus the shares outstanding of an asset (docs/rwa.md).
 MAY_GO_NEGATIVE_SYSTEM: frozenset[str] = frozenset(
     {

@@ -65,6 +65,7 @@ __all__ = [
     "TransferRead",
     "TrialBalance",
     "account_balance",
+    "currency_holders",
     "entry_sums",
     "get_balance",
     "invariant_report",
@@ -433,6 +434,19 @@ async def account_balance(*, session: AsyncSession, account: AccountRef) -> int:
     return 0 if state is None else state.balance
 
 
+async def currency_holders(
+    *,
+    session: AsyncSession,
+    currency: str,
+    kind: str = "shares",
+    after: uuid.UUID | None = None,
+    limit: int = 500,
+) -> list[tuple[uuid.UUID, int]]:
+    """Users holding a positive balance of `kind` in `currency` (e.g. an asset's shares), by
+    user id, `limit` at a time after `after`: (user id, balance)."""
+    return await repo.currency_holders(session, currency, kind, after=after, limit=limit)
+
+
 async def share_holdings(
     *, session: AsyncSession, user_id: uuid.UUID
 ) -> list[tuple[str, int, int]]:
@@ -483,6 +497,7 @@ _MEMBERS = {
     "market_escrow": "market_escrow, market_escrow:<ticker>",
     "fee_revenue": "fee_revenue, fee_revenue:<ticker>",
     "rwa.escrow": "rwa.escrow:<offering>: subscription money until the consignor is paid",
+    "rwa.sale": "rwa.sale:<buyout>: a settled buyout's price until it is distributed",
     "other": "any other system account",
 }
 

@@ -71,7 +71,44 @@ async def start_trading(inp: AssetRef) -> str:
         return await service.start_trading(session=session, asset_id=uuid.UUID(inp.asset_id))
 
 
+@dataclass(frozen=True)
+class BuyoutRef:
+    buyout_id: str
+
+
+@dataclass(frozen=True)
+class DistributeInput:
+    buyout_id: str
+    batch_size: int = 0  # 0: RWA_SETTLE_BATCH_SIZE
+
+
+@activity.defn(name="rwa_decide_buyout")
+async def decide_buyout(inp: BuyoutRef) -> str:
+    async with session_scope(worker_runtime().sessionmaker) as session:
+        return await service.decide_buyout(session=session, buyout_id=uuid.UUID(inp.buyout_id))
+
+
+@activity.defn(name="rwa_distribute")
+async def distribute(inp: DistributeInput) -> int:
+    size = inp.batch_size or worker_runtime().settings.rwa_settle_batch_size
+    async with session_scope(worker_runtime().sessionmaker) as session:
+        return await service.distribute(
+            session=session, buyout_id=uuid.UUID(inp.buyout_id), limit=size
+        )
+
+
+@activity.defn(name="rwa_finalize_distribution")
+async def finalize_distribution(inp: BuyoutRef) -> str:
+    async with session_scope(worker_runtime().sessionmaker) as session:
+        return await service.finalize_distribution(
+            session=session, buyout_id=uuid.UUID(inp.buyout_id)
+        )
+
+
 ACTIVITIES: list[Callable[..., Any]] = [
+    decide_buyout,
+    distribute,
+    finalize_distribution,
     close_offering,
     settle_subscriptions,
     finalize_offering,

@@ -24,6 +24,8 @@ from pull.rwa.schemas import (
     AssetDetail,
     AssetPage,
     AssetState,
+    BuyoutCreate,
+    BuyoutRead,
     CandlesRead,
     Category,
     ListingPage,
@@ -42,6 +44,7 @@ from pull.rwa.schemas import (
     TradePage,
     ValuationCreate,
     ValuationRead,
+    VoteRequest,
 )
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -436,6 +439,51 @@ async def candles(
     )
 
 
+# --- buyouts -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/assets/{asset_id}/buyouts",
+    response_model=list[BuyoutRead],
+    dependencies=relaxed,
+    summary="Buyout offers for the asset, newest first",
+)
+async def list_buyouts(
+    asset_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> list[BuyoutRead]:
+    return await service.list_buyouts(session=session, asset_id=asset_id)
+
+
+@router.get(
+    "/buyouts/{buyout_id}",
+    response_model=BuyoutRead,
+    dependencies=relaxed,
+    summary="A buyout offer: the tally, the threshold and the caller's vote",
+    responses={404: {"description": "BUYOUT_NOT_FOUND"}},
+)
+async def get_buyout(buyout_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> BuyoutRead:
+    return await service.get_buyout(session=session, buyout_id=buyout_id, user_id=user.id)
+
+
+@router.post(
+    "/buyouts/{buyout_id}/vote",
+    response_model=BuyoutRead,
+    dependencies=relaxed,
+    summary="Vote on a buyout with every share held (a second vote replaces the first)",
+    responses={
+        403: {"description": "NOT_A_HOLDER"},
+        404: {"description": "BUYOUT_NOT_FOUND"},
+        409: {"description": "INVALID_STATE: the vote is closed"},
+    },
+)
+async def vote(
+    buyout_id: uuid.UUID, body: VoteRequest, user: ActiveUser, session: SessionDep
+) -> BuyoutRead:
+    return await service.vote(
+        session=session, user_id=user.id, buyout_id=buyout_id, approve=body.approve
+    )
+
+
 # --- admin --------------------------------------------------------------------------------------
 
 
@@ -521,6 +569,46 @@ async def cancel_offering(
     return await service.cancel_offering(
         session=session, actor_id=admin.id, offering_id=offering_id, reason=body.reason
     )
+
+
+@admin_router.post(
+    "/assets/{asset_id}/buyouts",
+    response_model=BuyoutRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Enter a buyout offer for the whole asset: trading halts, the holders' vote opens",
+    responses={404: {"description": "ASSET_NOT_FOUND"}, 409: {"description": "INVALID_STATE"}},
+)
+async def create_buyout(
+    asset_id: uuid.UUID,
+    body: BuyoutCreate,
+    admin: AdminUser,
+    session: SessionDep,
+    request: Request,
+) -> BuyoutRead:
+    settings = request.app.state.settings
+    return await service.create_buyout(
+        session=session,
+        actor_id=admin.id,
+        asset_id=asset_id,
+        data=body,
+        vote_seconds=settings.rwa_buyout_vote_seconds,
+        pass_bps=settings.rwa_buyout_pass_bps,
+    )
+
+
+@admin_router.post(
+    "/buyouts/{buyout_id}/settle",
+    response_model=BuyoutRead,
+    summary="The buyer paid (a second admin: four-eyes): the sale settles, proceeds are "
+    "distributed pro rata and the shares retired",
+    responses={
+        403: {"description": "FOUR_EYES_REQUIRED"},
+        404: {"description": "BUYOUT_NOT_FOUND"},
+        409: {"description": "INVALID_STATE"},
+    },
+)
+async def settle_buyout(buyout_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> BuyoutRead:
+    return await service.settle_buyout(session=session, actor_id=admin.id, buyout_id=buyout_id)
 
 
 def routers() -> list[APIRouter]:

@@ -291,4 +291,33 @@ class CandlesRead(BaseModel):
     items: list[Candle]
 
 
+class BuyoutCreate(BaseModel):
+    buyer: str = Field(min_length=1, max_length=200, description="Who offers to buy the asset")
+    price_cents: int = Field(gt=0, le=MAX_CENTS, description="For the whole asset")
+
+
+class BuyoutRead(BaseModel):
+    id: uuid.UUID
+    asset_id: uuid.UUID
+    buyer: str
+    price_cents: int
+    price_per_share_cents: int = Field(description="Rounded down; holders get their pro rata cut")
+    shares_outstanding: int
+    pass_bps: int
+    shares_needed: int = Field(description="Yes votes (in shares) that pass the offer")
+    yes_shares: int
+    no_shares: int
+    closes_at: dt.datetime
+    status: Literal["voting", "passed", "failed", "settled", "canceled"]
+    decided_at: dt.datetime | None
+    settled_at: dt.datetime | None
+    distributed_at: dt.datetime | None
+    my_vote: bool | None = None
+    my_shares: int | None = None
+
+
+class VoteRequest(BaseModel):
+    approve: bool
+
+
 PurchaseRead.model_rebuild()

@@ -24,6 +24,17 @@ from pull.rwa.assets import (
     offering_read,
     shares_outstanding,
 )
+from pull.rwa.buyouts import (
+    buyout_workflow_id,
+    create_buyout,
+    decide_buyout,
+    distribute,
+    finalize_distribution,
+    get_buyout,
+    list_buyouts,
+    settle_buyout,
+    vote,
+)
 from pull.rwa.errors import AssetNotFound, InvalidState
 from pull.rwa.offerings import (
     cancel_offering,
@@ -62,18 +73,25 @@ from pull.rwa.trading import (
 __all__ = [
     "INTERVALS",
     "add_valuation",
+    "buyout_workflow_id",
     "cancel_all",
     "cancel_offering",
     "cancel_order",
     "candles",
     "close_offering",
     "create_asset",
+    "create_buyout",
     "create_offering",
+    "decide_buyout",
+    "distribute",
+    "finalize_distribution",
     "finalize_offering",
     "get_asset",
+    "get_buyout",
     "get_offering",
     "get_order",
     "list_assets",
+    "list_buyouts",
     "list_orders",
     "list_subscriptions",
     "listings",
@@ -84,11 +102,13 @@ __all__ = [
     "ownership",
     "place_order",
     "purchase",
+    "settle_buyout",
     "settle_subscriptions",
     "shares_outstanding",
     "start_trading",
     "subscribe",
     "trades",
+    "vote",
     "workflow_id",
 ]
 

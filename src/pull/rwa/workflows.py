@@ -19,9 +19,14 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from pull.rwa.activities import (
         AssetRef,
+        BuyoutRef,
+        DistributeInput,
         OfferingRef,
         SettleInput,
         close_offering,
+        decide_buyout,
+        distribute,
+        finalize_distribution,
         finalize_offering,
         settle_subscriptions,
         start_trading,
@@ -98,4 +103,55 @@ class OfferingWorkflow:
         return self.status
 
 
-WORKFLOWS: list[type] = [OfferingWorkflow]
+@workflow.defn(name="BuyoutWorkflow")
+class BuyoutWorkflow:
+    """id `rwa-buyout-<buyout>`: the vote's timer, the decision, then (once the sale settles,
+    signal `settled`) the pro-rata distribution in batches and the asset's exit."""
+
+    def __init__(self) -> None:
+        self.settled = False
+        self.status = "voting"
+        self.paid = 0
+
+    @workflow.signal(name="settled")
+    def on_settled(self, _: dict[str, Any]) -> None:
+        self.settled = True
+
+    @workflow.query(name="status")
+    def current(self) -> dict[str, Any]:
+        return {"status": self.status, "paid": self.paid}
+
+    @workflow.run
+    async def run(self, arg: dict[str, Any]) -> str:
+        buyout_id = str(arg["buyout_id"])
+        closes_at = dt.datetime.fromisoformat(str(arg["closes_at"]))
+        wait = (closes_at - workflow.now()).total_seconds()
+        if wait > 0:
+            await workflow.sleep(timedelta(seconds=wait))
+        self.status = await workflow.execute_activity(
+            decide_buyout, BuyoutRef(buyout_id), start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+        )
+        if self.status != "passed":
+            return self.status
+        await workflow.wait_condition(lambda: self.settled)
+        self.status = "settled"
+        while True:
+            done = await workflow.execute_activity(
+                distribute,
+                DistributeInput(buyout_id),
+                start_to_close_timeout=TIMEOUT,
+                retry_policy=RETRY,
+            )
+            self.paid += done
+            if done == 0:
+                break
+        self.status = await workflow.execute_activity(
+            finalize_distribution,
+            BuyoutRef(buyout_id),
+            start_to_close_timeout=TIMEOUT,
+            retry_policy=RETRY,
+        )
+        return self.status
+
+
+WORKFLOWS: list[type] = [OfferingWorkflow, BuyoutWorkflow]
