@@ -458,8 +458,49 @@ def test_ingress_has_tls_for_every_host_and_routes_to_the_api() -> None:
     hosts = [r["host"] for r in ing["spec"]["rules"]]
     tls_hosts = [h for t in ing["spec"]["tls"] for h in t["hosts"]]
     assert hosts == tls_hosts == ["api.pull.com"]
-    backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "pull-api", "port": {"name": "http"}}
+    for path in ing["spec"]["rules"][0]["http"]["paths"]:
+        assert path["backend"]["service"] == {"name": "pull-api", "port": {"name": "http"}}
+
+
+def _routed(paths: list[dict[str, Any]], url_path: str) -> bool:
+    """Kubernetes Ingress matching: Exact, or Prefix by whole path elements."""
+    for p in paths:
+        rule = p["path"].rstrip("/") or "/"
+        if p["pathType"] == "Exact" and url_path == p["path"]:
+            return True
+        if p["pathType"] == "Prefix" and (
+            rule == "/" or url_path == rule or url_path.startswith(rule + "/")
+        ):
+            return True
+    return False
+
+
+def _ingresses() -> list[tuple[str, dict[str, Any]]]:
+    staging = yaml.safe_load((K8S / "overlays" / "staging" / "ingress.yaml").read_text())
+    return [("base", by_kind_name(base_docs())[("Ingress", "pull-api")]), ("staging", staging)]
+
+
+def test_the_public_ingress_does_not_route_metrics() -> None:
+    """/metrics is for Prometheus inside the cluster; every other route of the app is public
+    (the dev-only Alpaca sandbox under /sandbox is not)."""
+    from fastapi.routing import iter_route_contexts
+
+    from pull.app import create_app
+    from pull.exchange.kalshi_api import PREFIX as TRADE_API
+
+    app = create_app()
+    app_paths = {str(c.path) for c in iter_route_contexts(app.routes)} | {
+        f"{TRADE_API}/portfolio/balance"
+    }
+    assert "/metrics" in app_paths
+    for name, ing in _ingresses():
+        paths = ing["spec"]["rules"][0]["http"]["paths"]
+        for hidden in ("/metrics", "/metrics/", "/sandbox/alpaca/v2/account"):
+            assert not _routed(paths, hidden), (name, hidden)
+        for url_path in app_paths:
+            if url_path.startswith(("/metrics", "/sandbox")):
+                continue
+            assert _routed(paths, url_path), (name, url_path)
 
 
 def test_migration_job_runs_once_and_does_not_restart() -> None:

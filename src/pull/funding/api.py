@@ -40,7 +40,7 @@ from pull.kit.db import SessionDep
 from pull.kit.errors import BadRequest, NotFound
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
 from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
-from pull.kit.ratelimit import general, payment_routes
+from pull.kit.ratelimit import general, payment_routes, webhook_routes
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"},
@@ -58,7 +58,9 @@ _MONEY: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api/v1/funding", tags=["funding"], responses=_ERRORS)
 admin_router = APIRouter(prefix="/api/admin/withdrawals", tags=["admin"], responses=_ERRORS)
 users_admin_router = APIRouter(prefix="/api/admin/users", tags=["admin"], responses=_ERRORS)
-webhook_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+webhook_router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(webhook_routes)]
+)
 relaxed = [Depends(general)]
 money = [Depends(payment_routes)]
 

@@ -35,6 +35,8 @@ class RateClass(StrEnum):
     # Kalshi-compatible Trade API (/trade-api/v2): Kalshi's Basic tier, reads and writes apart.
     kalshi_read = "kalshi_read"
     kalshi_write = "kalshi_write"
+    # Provider webhooks (/webhooks/*), per source IP, before any verification or outbound call.
+    webhook = "webhook"
 
 
 LIMITS: dict[RateClass, RateLimitItem] = {
@@ -48,6 +50,8 @@ LIMITS: dict[RateClass, RateLimitItem] = {
     # transaction (an order costs 5, each cancel of a batch 1, as Kalshi counts it 0.2).
     RateClass.kalshi_read: parse("20 per second"),
     RateClass.kalshi_write: parse("50 per second"),
+    # Plaid and the KYC providers send a few events per user action; 120/min per sender is ample.
+    RateClass.webhook: parse("120 per minute"),
 }
 
 
@@ -186,3 +190,5 @@ general = limit(RateClass.anonymous, on_redis_down=OnRedisDown.fail_open)
 auth_routes = limit(RateClass.auth, on_redis_down=OnRedisDown.local)
 payment_routes = limit(RateClass.payments, on_redis_down=OnRedisDown.fail_closed)
 trading_routes = limit(RateClass.trading, on_redis_down=OnRedisDown.fail_closed)
+# Webhooks: per source IP; without Redis, counted in process memory (still limited).
+webhook_routes = limit(RateClass.webhook, on_redis_down=OnRedisDown.local)

@@ -16,7 +16,7 @@ from pull.identity.deps import AdminUser, CurrentUser
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import SessionDep
 from pull.kit.pagination import Page
-from pull.kit.ratelimit import general
+from pull.kit.ratelimit import general, webhook_routes
 from pull.kyc import applications
 from pull.kyc.providers import signing
 from pull.kyc.schemas import (
@@ -45,7 +45,9 @@ admin_router = APIRouter(
     responses=_ERRORS,
     dependencies=[Depends(general)],
 )
-webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+webhooks_router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(webhook_routes)]
+)
 
 
 def kyc_cipher(request: Request) -> FieldCipher:

@@ -27,6 +27,7 @@ from pull.funding.providers.base import (
     TransferType,
     cents_to_decimal,
 )
+from pull.funding.providers.keycache import WebhookKeyCache
 
 log = logging.getLogger("pull.funding.plaid")
 
@@ -58,7 +59,7 @@ class PlaidClient:
         )
         self.environment = environment
         self._api = plaid_api.PlaidApi(plaid.ApiClient(configuration))
-        self._keys: dict[str, dict[str, Any]] = {}
+        self.key_cache = WebhookKeyCache()
 
     async def _call(self, method: str, request: Any) -> dict[str, Any]:
         import plaid
@@ -276,12 +277,14 @@ class PlaidClient:
             WebhookVerificationKeyGetRequest,
         )
 
-        if key_id not in self._keys:
+        async def fetch(kid: str) -> dict[str, Any]:
             data = await self._call(
-                "webhook_verification_key_get", WebhookVerificationKeyGetRequest(key_id=key_id)
+                "webhook_verification_key_get", WebhookVerificationKeyGetRequest(key_id=kid)
             )
-            self._keys[key_id] = data["key"]
-        return self._keys[key_id]
+            key: dict[str, Any] = data["key"]
+            return key
+
+        return await self.key_cache.get(key_id, fetch)
 
 
 def _failure(value: Any) -> str | None:

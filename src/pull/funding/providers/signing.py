@@ -22,6 +22,7 @@ from jwt.utils import base64url_encode
 from pull.kit.errors import Unauthorized
 
 HEADER = "Plaid-Verification"
+MAX_KID_LENGTH = 128  # Plaid's are 36; anything longer is not worth a lookup
 
 
 class InvalidWebhook(Unauthorized):
@@ -50,6 +51,8 @@ async def verify(
         raise InvalidWebhook() from exc
     if header.get("alg") != "ES256" or not isinstance(header.get("kid"), str):
         raise InvalidWebhook("Plaid-Verification must be an ES256 JWT with a kid")
+    if not 0 < len(header["kid"]) <= MAX_KID_LENGTH:
+        raise InvalidWebhook("Plaid-Verification kid has an implausible length")
     try:
         jwk = await fetch_key(header["kid"])
     except Exception as exc:
