@@ -233,6 +233,23 @@ async def test_adjustments_four_eyes_and_audit(rw: RewardsEnv, user_factory: Use
             .all()
         )
     assert actions == ["rewards.adjustment_requested", "rewards.adjustment_approved"]
+    r = await rw.http.post(
+        "/api/admin/rewards/adjustments",
+        json={"user_id": str(user.id), "points": -20_000, "reason": "clawback"},
+        headers=rw.admin2.headers,
+    )
+    assert r.status_code == 201 and r.json()["status"] == "pending_approval"
+    r = await rw.http.post(
+        f"/api/admin/rewards/adjustments/{r.json()['id']}/reject", headers=rw.admin.headers
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    assert (await rw.balance(user))["available"] == 50_000
+    r = await rw.http.post(
+        "/api/admin/rewards/adjustments",
+        json={"user_id": str(uuid.uuid4()), "points": 5, "reason": "nobody"},
+        headers=rw.admin.headers,
+    )
+    assert r.status_code == 404
     await rw.assert_books()
 
 

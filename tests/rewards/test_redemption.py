@@ -55,6 +55,11 @@ async def test_cash_credit_redemption_pays_cash_through_the_ledger(
     assert r.json()["items"][0]["stock"] == 8
     r = await rw.http.get("/api/v1/rewards/redemptions?limit=1", headers=user.headers)
     assert r.status_code == 200 and r.json()["items"][0]["id"] == first["id"]
+    other = await user_factory()
+    r = await rw.http.get(f"/api/v1/rewards/redemptions/{first['id']}", headers=other.headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "REDEMPTION_NOT_FOUND"
+    r = await rw.http.get("/api/v1/rewards/redemptions?cursor=bad", headers=user.headers)
+    assert r.status_code == 400
     refund = await rw.http.post(
         f"/api/admin/rewards/redemptions/{first['id']}/refund", headers=rw.admin.headers
     )

@@ -116,6 +116,10 @@ async def redeem(
         raise InvalidRedemption("A physical reward needs a shipping_address")
     if item.kind != "physical" and data.shipping_address is not None:
         raise InvalidRedemption("Only a physical reward takes a shipping_address")
+    if item.stock is not None and item.stock < data.quantity:
+        # Fail fast (no hold) when the stock is visibly gone; the conditional UPDATE below is
+        # what guarantees it is never oversold.
+        raise OutOfStock(details={"reward_id": str(item.id)})
     total = item.points_price * data.quantity
     rid = uuid.uuid4()
     await points.hold(session=session, user_id=user_id, points=total, ref=str(rid), now=now)
