@@ -145,8 +145,11 @@ class FakePlaid:
                 }
             )
         if path == "/item/remove":
-            if self.items.pop(body["access_token"], None) is None:
+            # The item goes, with every access token to it (as at Plaid).
+            item = self.items.get(body["access_token"])
+            if item is None:
                 return _error(400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "invalid access token")
+            self.items = {a: i for a, i in self.items.items() if i != item}
             return JSONResponse({**rid})
         if path == "/transfer/authorization/create":
             if self.refuse_transfers:
