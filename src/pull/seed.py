@@ -14,6 +14,7 @@ from pull.kit.db import make_engine, make_sessionmaker, session_scope
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 from pull.rewards.seed import seed_rewards
+from pull.rwa.seed import seed_rwa
 
 Seeder = Callable[[AsyncSession, Settings], Awaitable[None]]
 
@@ -44,7 +45,7 @@ async def seed_demo_wallet(session: AsyncSession, settings: Settings) -> None:
 
 def seeders() -> list[Seeder]:
     """Each module's demo-data seeder, in dependency order."""
-    return [seed_identity, seed_demo_wallet, seed_exchange, seed_rewards]
+    return [seed_identity, seed_demo_wallet, seed_exchange, seed_rewards, seed_rwa]
 
 
 async def seed_all(settings: Settings) -> None:
