@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def eventually(fetch: Any, done: Any, timeout: float = 90) -> Any:
     value = fetch()
     while not done(value):
         assert time.monotonic() < deadline, f"gave up waiting; last seen {value}"
-        time.sleep(0.25)
+        time.sleep(0.75)  # within the authenticated rate limit (100 a minute) on a slow machine
         value = fetch()
     return value
 
@@ -263,6 +264,37 @@ def rewards_balance(me: Customer) -> dict[str, Any]:
     return body
 
 
+def buy_a_fractional_share(me: Customer, cash: int) -> int:
+    """docs/brokerage.md: a broker account opened from the KYC data, 0.01 of a share bought
+    through the sandbox broker (its market pinned open), the fill applied by the worker from
+    the broker's event stream. Returns what it cost."""
+    account = me.call("POST", "/api/v1/trading/account", 201)
+    assert account["status"] == "ACTIVE", account
+    me.call("PUT", "/api/v1/trading/sandbox/clock", json={"market": "open"})
+    ask = me.call("GET", "/api/v1/trading/quotes/AAPL")["ask"]
+    order = me.call(
+        "POST",
+        "/api/v1/trading/orders",
+        201,
+        json={"symbol": "AAPL", "side": "buy", "qty": "0.01", "client_order_id": "journey-1"},
+    )
+    assert order["hold_cents"] > 0 and me.balance()["held"] == order["hold_cents"]
+    done = eventually(
+        lambda: me.call("GET", f"/api/v1/trading/orders/{order['id']}"),
+        lambda o: o["status"] == "filled" and o["hold_cents"] == 0,
+    )
+    # 0.01 share x the ask in dollars = the ask in cents, rounded half up
+    expected = int(Decimal(ask).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    assert done["filled_cents"] == expected, (done, ask)
+    (position,) = me.call("GET", "/api/v1/trading/positions")["items"]
+    assert (position["symbol"], position["qty"]) == ("AAPL", "0.01"), position
+    assert position["cost_cents"] == done["filled_cents"]
+    assert me.balance()["available"] == cash - done["filled_cents"]
+    assert me.balance()["held"] == 0
+    cost: int = done["filled_cents"]
+    return cost
+
+
 def test_a_new_customer_goes_from_sign_up_to_withdrawal(stack: Stack) -> None:
     with httpx.Client(base_url=stack.url, timeout=30) as http:
         me = onboard(http, "+14155550142")
@@ -302,6 +334,8 @@ def test_a_new_customer_goes_from_sign_up_to_withdrawal(stack: Stack) -> None:
         assert pos["position"] == 6, pos
         fills = me.call("GET", "/api/v1/fills", params={"ticker": TICKER})["items"]
         assert sorted((f["action"], f["count"]) for f in fills) == [("buy", 10), ("sell", 4)]
+
+        cash -= buy_a_fractional_share(me, cash)
 
         withdraw(me, 5_000, cash)
         cash -= 5_000

@@ -61,3 +61,12 @@ def fmt(value: Decimal | None) -> str | None:
         return None
     text = format(value.normalize(), "f")
     return text
+
+
+def plain(value: Decimal) -> Decimal:
+    """The same number without trailing zeros or an exponent (0.010000000 -> 0.01)."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+def plain_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else plain(value)

@@ -40,7 +40,15 @@ from pull.brokerage.errors import (
     QtyOrNotional,
 )
 from pull.brokerage.models import BrokerageOrder, BrokeragePosition
-from pull.brokerage.money import cents_ceil, cents_of, cum_cents, dollars, places
+from pull.brokerage.money import (
+    cents_ceil,
+    cents_of,
+    cum_cents,
+    dollars,
+    places,
+    plain,
+    plain_or_none,
+)
 from pull.brokerage.providers.base import (
     Asset,
     Broker,
@@ -73,13 +81,13 @@ def order_read(o: BrokerageOrder) -> OrderRead:
         side=o.side,
         type=o.type,
         time_in_force=o.time_in_force,
-        qty=o.qty,
+        qty=plain_or_none(o.qty),
         notional=o.notional_cents,
-        limit_price=o.limit_price,
-        stop_price=o.stop_price,
+        limit_price=plain_or_none(o.limit_price),
+        stop_price=plain_or_none(o.stop_price),
         status=o.status,
-        filled_qty=o.filled_qty,
-        filled_avg_price=o.filled_avg_price,
+        filled_qty=plain(o.filled_qty),
+        filled_avg_price=plain_or_none(o.filled_avg_price),
         filled_cents=o.filled_cents,
         hold_cents=o.hold_cents,
         replaces=o.replaces_id,

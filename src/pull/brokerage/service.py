@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage import repository as repo
 from pull.brokerage.errors import AssetNotFound, BrokerageUnavailable
-from pull.brokerage.money import cents_of
+from pull.brokerage.money import cents_of, plain
 from pull.brokerage.orders import order_read, own_order
 from pull.brokerage.providers.base import Broker, BrokerError, BrokerNotFound
 from pull.brokerage.schemas import (
@@ -68,8 +68,8 @@ async def fills(
     return [
         FillRead(
             execution_id=e.execution_id,
-            qty=e.applied_qty,
-            price=e.price,
+            qty=plain(e.applied_qty),
+            price=plain(e.price),
             amount_cents=e.applied_cents,
             source=e.source,
             at=e.created_at,
@@ -90,8 +90,8 @@ async def trades(
                 order_id=e.order_id,
                 symbol=e.symbol,
                 side=e.side,
-                qty=e.applied_qty,
-                price=e.price,
+                qty=plain(e.applied_qty),
+                price=plain(e.price),
                 amount_cents=e.applied_cents,
                 source=e.source,
                 at=e.created_at,
@@ -118,7 +118,7 @@ async def positions(
             PositionRead(
                 symbol=p.symbol,
                 asset_class=p.asset_class,
-                qty=p.qty,
+                qty=plain(p.qty),
                 cost_cents=p.cost_cents,
                 avg_cost=(Decimal(p.cost_cents) / 100 / p.qty).quantize(Decimal("0.0001")),
                 current_price=price.quantize(Decimal("0.0001")) if price is not None else None,
