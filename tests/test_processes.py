@@ -30,6 +30,8 @@ def _clean_env(**extra: str) -> dict[str, str]:
     }
     env.pop("INTERNAL_API_KEY", None)
     env.pop("FIELD_ENCRYPTION_KEYS", None)
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_VERIFY_SERVICE_SID"):
+        env.pop(name, None)
     env.update(extra)
     return env
 
@@ -41,6 +43,10 @@ _REAL_SECRETS = {
     "PERSONA_WEBHOOK_SECRET": "whsec-persona",
     "CHECKR_WEBHOOK_SECRET": "whsec-checkr",
     "PARALLEL_MARKETS_WEBHOOK_SECRET": "whsec-pm",
+    # required, no default
+    "TWILIO_ACCOUNT_SID": "AC0123",
+    "TWILIO_AUTH_TOKEN": "twilio-token",
+    "TWILIO_VERIFY_SERVICE_SID": "VA0123",
 }
 
 
@@ -71,7 +77,8 @@ def test_fatal_line_names_every_missing_setting() -> None:
     assert r.returncode == 1
     assert r.stderr.strip() == (
         "FATAL: Missing required environment variables: JWT_SECRET, DATABASE_URL, REDIS_URL, "
-        "TEMPORAL_ADDRESS, INTERNAL_API_KEY, FIELD_ENCRYPTION_KEYS; Development default secrets "
+        "TEMPORAL_ADDRESS, INTERNAL_API_KEY, FIELD_ENCRYPTION_KEYS, TWILIO_ACCOUNT_SID, "
+        "TWILIO_AUTH_TOKEN, TWILIO_VERIFY_SERVICE_SID; Development default secrets "
         "must be replaced: PERSONA_WEBHOOK_SECRET, CHECKR_WEBHOOK_SECRET, "
         "PARALLEL_MARKETS_WEBHOOK_SECRET"
     )
@@ -95,6 +102,9 @@ def test_deployed_process_refuses_development_default_secrets(command: list[str]
         FIELD_ENCRYPTION_KEYS=f"{_REAL_SECRETS['FIELD_ENCRYPTION_KEYS']},{DEV_FIELD_KEY}",
         PERSONA_WEBHOOK_SECRET="whsec-persona",
         PARALLEL_MARKETS_WEBHOOK_SECRET="whsec-pm",
+        TWILIO_ACCOUNT_SID=_REAL_SECRETS["TWILIO_ACCOUNT_SID"],
+        TWILIO_AUTH_TOKEN=_REAL_SECRETS["TWILIO_AUTH_TOKEN"],
+        TWILIO_VERIFY_SERVICE_SID=_REAL_SECRETS["TWILIO_VERIFY_SERVICE_SID"],
     )
     env.pop("CHECKR_WEBHOOK_SECRET", None)
     r = subprocess.run([*PULL, *command], env=env, capture_output=True, text=True, timeout=60)

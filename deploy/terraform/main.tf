@@ -27,6 +27,9 @@ locals {
     PERSONA_WEBHOOK_SECRET          = "persona-webhook-secret"
     CHECKR_WEBHOOK_SECRET           = "checkr-webhook-secret"
     PARALLEL_MARKETS_WEBHOOK_SECRET = "parallel-markets-webhook-secret"
+    TWILIO_ACCOUNT_SID              = "twilio-account-sid"
+    TWILIO_AUTH_TOKEN               = "twilio-auth-token"
+    TWILIO_VERIFY_SERVICE_SID       = "twilio-verify-service-sid"
   }
 
   labels = {

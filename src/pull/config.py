@@ -26,6 +26,11 @@ REQUIRED_IN_DEPLOYED = (
     "TEMPORAL_ADDRESS",
     "INTERNAL_API_KEY",
     "FIELD_ENCRYPTION_KEYS",
+    # Phone verification: without Twilio no customer could pass KYC (the SMS sandbox is for
+    # development and test only).
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_VERIFY_SERVICE_SID",
 )
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 - dev default

@@ -166,6 +166,9 @@ def test_one_secret_manager_secret_per_application_secret() -> None:
         "PERSONA_WEBHOOK_SECRET",
         "CHECKR_WEBHOOK_SECRET",
         "PARALLEL_MARKETS_WEBHOOK_SECRET",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_VERIFY_SERVICE_SID",
     }
     # Same names the ExternalSecret reads: pull-<env>-<lower-kebab of the variable>.
     for env_var, suffix in secrets.items():

@@ -90,7 +90,13 @@ async def detailed(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    include_in_schema=True,
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     track_pool(request.app.state.engine)
     return Response(render_latest(), media_type="text/plain; version=0.0.4; charset=utf-8")
