@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -32,6 +32,7 @@ from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
 from pull.kit.redis import make_redis
 from pull.kit.temporal import TemporalConnector
+from pull.kit.text import reject_unsafe_text
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
 from pull.rewards.api import routers as rewards_routers
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(reject_unsafe_text)],
     )
     install_error_handlers(app)
 

@@ -118,6 +118,7 @@ from pull.kit.db import SessionDep
 from pull.kit.errors import AppError, BadRequest, NotFound, code_for_status
 from pull.kit.pagination import MAX_LIMIT
 from pull.kit.ratelimit import OnRedisDown, RateClass, RateLimiter, apply_headers, client_ip
+from pull.kit.text import reject_unsafe_text
 from pull.ledger import service as ledger
 
 log = logging.getLogger("pull.kalshi")
@@ -1621,6 +1622,7 @@ def create_trade_api(parent: FastAPI) -> FastAPI:
         ),
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(reject_unsafe_text)],
         responses={
             400: {"model": ErrorResponse},
             401: {"model": ErrorResponse},

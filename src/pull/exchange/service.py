@@ -1286,6 +1286,14 @@ async def list_orders(
     return Page(items=[_order_read(_order_values(o)) for o in rows], cursor=nxt)
 
 
+def _utc(ts: int, name: str) -> dt.datetime:
+    """A Unix time from the caller; one no calendar holds is 400, not a 500."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidOrder(f"{name} is not a valid time", code="INVALID_TIMESTAMP") from None
+
+
 def _int_cursor(cursor: str | None, key: str = "id") -> int | None:
     c = decode_cursor(cursor)
     if not c:
@@ -1433,8 +1441,8 @@ async def list_trades(
         session,
         ticker=ticker,
         before=_int_cursor(cursor),
-        min_ts=dt.datetime.fromtimestamp(min_ts, dt.UTC) if min_ts else None,
-        max_ts=dt.datetime.fromtimestamp(max_ts, dt.UTC) if max_ts else None,
+        min_ts=_utc(min_ts, "min_ts") if min_ts else None,
+        max_ts=_utc(max_ts, "max_ts") if max_ts else None,
         limit=n,
     )
     items = [
@@ -1489,8 +1497,8 @@ async def get_candlesticks(
     rows = await repo.candles(
         session,
         mid,
-        dt.datetime.fromtimestamp(first, dt.UTC),
-        dt.datetime.fromtimestamp(end_ts, dt.UTC),
+        _utc(first, "start_ts"),
+        _utc(end_ts, "end_ts"),
     )
     buckets: dict[int, list[Any]] = {}
     for c in rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -38,9 +39,27 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not _fits(value):
         raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
     return value
+
+
+INT64 = 2**63
+
+
+def _fits(value: Any) -> bool:
+    """Numbers a database column can take (a forged cursor may carry any JSON number)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return -INT64 <= value < INT64
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_fits(v) for v in value)
+    if isinstance(value, dict):
+        return all(_fits(v) for v in value.values())
+    return False
 
 
 def clamp_limit(limit: int | None) -> int:

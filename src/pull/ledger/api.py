@@ -127,8 +127,15 @@ async def statement_csv(
     to: Annotated[dt.date | None, Query(description="YYYY-MM-DD (UTC), inclusive")] = None,
 ) -> Response:
     now = dt.datetime.now(dt.UTC)
-    end = _bound(to, now) + (dt.timedelta(days=1) if to is not None else dt.timedelta(seconds=1))
-    start = _bound(from_, end - dt.timedelta(days=31))
+    try:
+        end = _bound(to, now) + (
+            dt.timedelta(days=1) if to is not None else dt.timedelta(seconds=1)
+        )
+        start = _bound(from_, end - dt.timedelta(days=31))
+    except OverflowError:
+        raise BadRequest(
+            "Dates must lie between 0001-02-01 and 9999-12-30", code="INVALID_RANGE"
+        ) from None
     if start >= end:
         raise BadRequest("`from` must not be after `to`", code="INVALID_RANGE")
     if end - start > dt.timedelta(days=366):
