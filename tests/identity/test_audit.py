@@ -58,6 +58,13 @@ async def test_security_events_are_recorded_without_secrets(
             )
             .decode()
         )
+        wrong = "Wrong-reauth-7"
+        async with client_at(app) as other_ip:  # the auth class allows 10 per IP
+            for password in (wrong, PASSWORD):
+                await other_ip.post(
+                    "/api/auth/reauthenticate", headers=user.headers, json={"password": password}
+                )
+        secrets_seen += [wrong, PASSWORD]
         created = await c.post(
             "/api/v1/api-keys", headers=user.headers, json={"name": "k", "public_key_pem": pem}
         )
@@ -81,6 +88,14 @@ async def test_security_events_are_recorded_without_secrets(
             "/api/auth/logout",
             headers={"Authorization": f"Bearer {relog.json()['access_token']}"},
         )
+        async with client_at(app) as other_ip:
+            again = await other_ip.post(
+                "/api/auth/login", json={"email": user.email, "password": PASSWORD + "x"}
+            )
+            await other_ip.post(
+                "/api/auth/logout-all",
+                headers={"Authorization": f"Bearer {again.json()['access_token']}"},
+            )
         del headers
 
     async with sessionmaker() as s:
@@ -100,10 +115,17 @@ async def test_security_events_are_recorded_without_secrets(
         "password.reset_requested",
         "password.reset",
         "logout",
+        "reauth.failure",
+        "reauth.success",
+        "logout.all",
     ):
         assert expected in actions, expected
 
-    failure = next(e for e in entries if e["action"] == "login.failure")
+    failure = next(
+        e
+        for e in entries
+        if e["action"] == "login.failure" and e["details"]["reason"] == "password"
+    )
     assert failure["ip"] == "127.7.7.7"
     assert failure["user_agent"] == "audit-test/1"
     assert failure["request_id"] == request_id
