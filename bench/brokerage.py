@@ -1,0 +1,221 @@
+"""Brokerage benchmark: orders submitted through the sandbox broker per second, and trade
+executions applied by the event consumer per second, next to ledger holds per second (the
+cheapest money-moving call an order makes) measured in the same run.
+
+Run: `uv run python -m bench.brokerage`. One embedded PostgreSQL. Submission runs the order
+path the API runs (`orders.prepare`, commit, `orders.send`, commit: validation, KYC limit,
+ledger hold, funding journal at the broker, the broker's order and its fill) with CONCURRENCY
+tasks for SECONDS; then the consumer drains the broker's events (`events.consume`, one
+transaction per event with the cursor). Results go to bench/results/brokerage.json.
+Targets (issue 17): >= 300 orders/s, >= 2,000 executions/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.common import machine, stack, write
+from pull.brokerage import accounts, events, orders
+from pull.brokerage.providers.sandbox import SandboxBroker
+from pull.brokerage.schemas import OrderCreate
+from pull.config import Settings
+from pull.kit.crypto import FieldCipher
+from pull.kit.db import make_engine, make_sessionmaker, session_scope
+from pull.kyc import service as kyc
+from pull.kyc.models import KycApplication
+from pull.ledger import service as ledger
+
+SECONDS = 10
+CONCURRENCY = 8
+USERS = 64
+
+
+async def _setup(maker: Any, broker: SandboxBroker, settings: Settings) -> list[uuid.UUID]:
+    users = [uuid.uuid4() for _ in range(USERS)]
+    cipher = FieldCipher(settings.field_encryption_keys)
+    async with maker() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, referral_code) "
+                "SELECT u, u::text || '@bench.example', 'x', substr(md5(u::text), 1, 8) "
+                "FROM unnest(CAST(:ids AS uuid[])) AS u"
+            ),
+            {"ids": users},
+        )
+        for u in users:
+            await kyc.set_tier(session=s, user_id=u, tier="accredited", actor_id=None, note="b")
+            s.add(
+                KycApplication(
+                    user_id=u,
+                    target_tier="accredited",
+                    status="approved",
+                    steps={},
+                    first_name_enc=cipher.encrypt("Bench"),
+                    last_name_enc=cipher.encrypt("User"),
+                    dob_enc=cipher.encrypt("1990-01-01"),
+                    address_enc=cipher.encrypt(
+                        '{"line1": "1 A St", "city": "NYC", "state": "NY", "postal_code": "10001"}'
+                    ),
+                    phone_enc=cipher.encrypt("+15555550100"),
+                )
+            )
+            await ledger.transfer(
+                session=s,
+                idempotency_key=f"bench-fund:{u}",
+                kind="deposit_settled",
+                legs=[
+                    ledger.Leg(ledger.system_account("bank_clearing"), -(10**10)),
+                    ledger.Leg(ledger.user_account(u, "cash"), 10**10),
+                ],
+            )
+    for u in users:
+        async with session_scope(maker) as s:
+            await accounts.open_account(
+                session=s, broker=broker, cipher=cipher, user_id=u, ip_address="127.0.0.1"
+            )
+    return users
+
+
+async def _holds(maker: Any, users: list[uuid.UUID], seconds: float) -> dict[str, float]:
+    lat: list[float] = []
+    stop = time.monotonic() + seconds
+
+    async def run(i: int) -> None:
+        n = 0
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            async with session_scope(maker) as s:
+                await ledger.transfer(
+                    session=s,
+                    idempotency_key=f"bench-hold:{i}:{n}",
+                    kind="bench.hold",
+                    legs=[
+                        ledger.Leg(ledger.user_account(users[i % len(users)], "cash"), -100),
+                        ledger.Leg(ledger.system_account("bench_holds"), 100),
+                    ],
+                    pending=True,
+                )
+            lat.append(time.perf_counter() - t)
+            n += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(run(i) for i in range(CONCURRENCY)))
+    return _figure(len(lat), time.monotonic() - t0, lat)
+
+
+def _figure(count: int, elapsed: float, lat: list[float]) -> dict[str, float]:
+    lat.sort()
+    return {
+        "count": count,
+        "per_s": count / elapsed,
+        "p50_ms": statistics.median(lat) * 1000 if lat else 0.0,
+        "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000 if lat else 0.0,
+    }
+
+
+async def _submit(
+    maker: Any, broker: SandboxBroker, users: list[uuid.UUID], seconds: float
+) -> dict[str, float]:
+    lat: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+
+    async def run(i: int) -> None:
+        nonlocal errors
+        user = users[i % len(users)]
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            try:
+                async with session_scope(maker) as s:
+                    intake = await orders.prepare(
+                        session=s,
+                        broker=broker,
+                        user_id=user,
+                        data=OrderCreate(
+                            symbol="BTC/USD",
+                            side="buy",
+                            notional=500,
+                            time_in_force="gtc",
+                            client_order_id=uuid.uuid4().hex,
+                        ),
+                        idempotency_key=None,
+                        buffer_bps=500,
+                    )
+                async with session_scope(maker) as s:
+                    sent = await orders.send(session=s, broker=broker, order_id=intake.order_id)
+                if sent.status == "rejected":
+                    errors += 1
+            except Exception:
+                errors += 1
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(run(i) for i in range(CONCURRENCY)))
+    out = _figure(len(lat), time.monotonic() - t0, lat)
+    out["errors"] = errors
+    return out
+
+
+async def _consume(maker: Any, broker: SandboxBroker) -> dict[str, float]:
+    async with maker() as s:
+        fills = await s.scalar(
+            text("SELECT count(*) FROM brokerage_sandbox_events WHERE payload->>'event' = 'fill'")
+        )
+        total = await s.scalar(text("SELECT count(*) FROM brokerage_sandbox_events"))
+    t0 = time.monotonic()
+    applied = await events.consume(maker=maker, broker=broker, stop=asyncio.Event(), drain=True)
+    elapsed = time.monotonic() - t0
+    return {
+        "events": applied,
+        "events_in_stream": int(total or 0),
+        "executions": int(fills or 0),
+        "executions_per_s": int(fills or 0) / elapsed,
+        "events_per_s": applied / elapsed,
+        "seconds": elapsed,
+    }
+
+
+async def run(database_url: str) -> tuple[dict[str, float], ...]:
+    settings = Settings(DATABASE_URL=database_url, KYC_LIMITS="")
+    engine = make_engine(database_url, pool_size=CONCURRENCY + 4, max_overflow=4)
+    maker = make_sessionmaker(engine)
+    broker = SandboxBroker(maker, poll_seconds=0.01)
+    await broker.set_quote(symbol="BTC/USD", bid=Decimal(97000), ask=Decimal(97010))
+    users = await _setup(maker, broker, settings)
+    holds = await _holds(maker, users, SECONDS)
+    submit = await _submit(maker, broker, users, SECONDS)
+    consume = await _consume(maker, broker)
+    await engine.dispose()
+    return holds, submit, consume
+
+
+def main() -> None:
+    with stack() as st:
+        holds, submit, consume = asyncio.run(run(st.database_url))
+    result = {
+        "machine": machine(),
+        "concurrency": CONCURRENCY,
+        "seconds": SECONDS,
+        "baseline_ledger_holds": holds,
+        "order_submission": submit,
+        "event_consumer": consume,
+        "targets": {"orders_per_s": 300, "executions_per_s": 2000},
+    }
+    path = write("brokerage", result)
+    print(path)
+    print(
+        f"holds/s {holds['per_s']:.0f}  orders/s {submit['per_s']:.0f} "
+        f"(p50 {submit['p50_ms']:.1f} ms, errors {submit['errors']})  "
+        f"executions/s {consume['executions_per_s']:.0f} events/s {consume['events_per_s']:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
