@@ -107,11 +107,14 @@ def smoke(
     register: bool = typer.Option(
         True, "--register/--no-register", help="Create a throwaway user to test register and login"
     ),
+    metrics_url: str | None = typer.Option(
+        None, "--metrics-url", help="Where /metrics is served (not through the public ingress)"
+    ),
 ) -> None:
     """Post-deployment verification from the runbook; exits non-zero naming failed checks."""
     from pull.ops.smoke import run
 
-    raise typer.Exit(run(base_url.rstrip("/"), internal_key, register))
+    raise typer.Exit(run(base_url.rstrip("/"), internal_key, register, metrics_url=metrics_url))
 
 
 class _Lock:

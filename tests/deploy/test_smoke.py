@@ -143,3 +143,20 @@ def test_metrics_without_request_counter_fails(capsys: pytest.CaptureFixture[str
     transport = healthy_app({"/metrics": httpx.Response(200, text="process_cpu_seconds_total 1")})
     assert smoke.run("http://api", None, register=False, transport=transport) == 1
     assert "[FAIL] metrics: http_requests_total is not exported" in capsys.readouterr().out
+
+
+def test_metrics_can_be_checked_where_they_are_served(capsys: pytest.CaptureFixture[str]) -> None:
+    """Behind the Kubernetes ingress /metrics is not routed (404): --metrics-url points at a
+    port-forward or the pod instead."""
+    inner = healthy_app()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api" and request.url.path == "/metrics":
+            return httpx.Response(404)
+        return inner.handle_request(request)
+
+    transport = httpx.MockTransport(handler)
+    assert smoke.run("http://api", None, transport=transport) == 1
+    assert "[FAIL] metrics: expected HTTP 200, got 404" in capsys.readouterr().out
+    url = "http://127.0.0.1:3001/metrics"
+    assert smoke.run("http://api", None, transport=transport, metrics_url=url) == 0

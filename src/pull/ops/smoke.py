@@ -11,7 +11,7 @@ Checks, in order:
   detailed      GET  /health/detailed   200 with "checks"; sends X-Internal-Key (only with a key)
   docs          GET  /docs              200
   openapi       GET  /openapi.json      200, an OpenAPI document
-  metrics       GET  /metrics           200, exposes http_requests_total
+  metrics       GET  /metrics           200, exposes http_requests_total (or --metrics-url)
   auth-check    POST /api/auth/check    401 without a token (the route exists)
   register      POST /api/auth/register a throwaway smoke+<uuid>@example.com user (unless disabled)
   login         POST /api/auth/login    200 with an access_token
@@ -83,8 +83,16 @@ def _access_token(body: Any) -> str | None:
 
 
 class _Smoke:
-    def __init__(self, client: httpx.Client, internal_key: str | None, register: bool) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        internal_key: str | None,
+        register: bool,
+        metrics_url: str | None = None,
+    ) -> None:
         self.client = client
+        # Behind the Kubernetes ingress /metrics is not public: check it where it is served.
+        self.metrics_url = metrics_url or "/metrics"
         self.internal_key = internal_key
         self.register = register
         self.results: list[CheckResult] = []
@@ -145,7 +153,7 @@ class _Smoke:
             raise CheckFailed('not an OpenAPI document (no "openapi"/"paths")')
 
     def metrics(self) -> None:
-        resp = self.client.get("/metrics")
+        resp = self.client.get(self.metrics_url)
         _expect(resp, 200)
         if "http_requests_total" not in resp.text:
             raise CheckFailed("http_requests_total is not exported")
@@ -202,6 +210,7 @@ def run(
     *,
     timeout: float = 10.0,
     transport: httpx.BaseTransport | None = None,
+    metrics_url: str | None = None,
 ) -> int:
     """Run every check against `base_url`; print the checklist; 0 if all passed, else 1."""
     base = base_url.rstrip("/")
@@ -213,7 +222,7 @@ def run(
         follow_redirects=False,
         headers={"User-Agent": "pull-smoke/1"},
     ) as client:
-        results = _Smoke(client, internal_key, register).run_all()
+        results = _Smoke(client, internal_key, register, metrics_url).run_all()
     failed = [r.name for r in results if r.status == "FAIL"]
     passed = sum(1 for r in results if r.status == "PASS")
     if failed:
