@@ -24,6 +24,14 @@ class Migration:
     statements: tuple[str, ...]
 
 
+_FIRSTS_SELECT = (
+    "SELECT user_id, event AS step, min(ts) AS first_ts FROM {db}.events "
+    "WHERE event IN ('signed_up', 'email_verified', 'phone_verified', 'kyc_approved', "
+    "'deposit_settled', 'trade') AND source IN ('outbox', 'backfill') AND user_id != '' "
+    "GROUP BY user_id, step"
+)
+_DAYS_SELECT = "SELECT user_id, toDate(ts) AS day FROM {db}.events WHERE user_id != ''"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -74,9 +82,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "rollups",
+        (
+            # Rollups kept by materialized views on every insert into events. Both are
+            # duplicate-proof without FINAL: a (user, day) pair is a set member, and the first
+            # time of a funnel step is a min(), so a replayed batch changes neither.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.user_days (user_id String, day Date)
+            ENGINE = ReplacingMergeTree ORDER BY (day, user_id)
+            """,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.user_days_mv TO {db}.user_days AS "
+            + _DAYS_SELECT,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.user_firsts (
+                user_id String,
+                step LowCardinality(String),
+                first_ts SimpleAggregateFunction(min, DateTime64(3, 'UTC'))
+            )
+            ENGINE = AggregatingMergeTree ORDER BY (step, user_id)
+            """,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.user_firsts_mv TO {db}.user_firsts AS "
+            + _FIRSTS_SELECT,
+            # what was in events before the views existed (twice is harmless, see above)
+            "INSERT INTO {db}.user_days " + _DAYS_SELECT,
+            "INSERT INTO {db}.user_firsts " + _FIRSTS_SELECT,
+        ),
+    ),
 )
 
-TABLES = ("events", "identities")
+
+TABLES = ("events", "identities", "user_days", "user_firsts")
 
 
 def applied_versions(wh: Warehouse) -> set[int]:

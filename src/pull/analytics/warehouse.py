@@ -103,22 +103,32 @@ def daily_facts(wh: Warehouse, start: dt.date, end: dt.date) -> list[tuple[Any, 
 
 
 def active_users(wh: Warehouse, start: dt.date, end: dt.date) -> list[tuple[Any, ...]]:
-    """(day, DAU, WAU, MAU) for each day with activity: every (user, day) pair counts towards
-    the 30 days that start on it, so one pass gives all three rolling windows."""
+    """(day, DAU, WAU, MAU) for every day of the range, from the user_days rollup: one
+    uniqExact state per day, merged over 1-, 7- and 30-day windows."""
+    days = (end - start).days + 30
     return wh.rows(
         f"""
-        SELECT day + off AS d,
-            uniqExactIf(user_id, off = 0),
-            uniqExactIf(user_id, off < 7),
-            uniqExact(user_id)
-        FROM (
-            SELECT DISTINCT user_id, toDate(ts) AS day FROM {wh.database}.events FINAL
-            WHERE user_id != ''
-              AND toDate(ts) BETWEEN {{start:Date}} - 29 AND {{end:Date}}
+        SELECT d, dau, wau, mau FROM (
+            SELECT d,
+                uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN CURRENT ROW AND CURRENT ROW)
+                    AS dau,
+                uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN 6 PRECEDING AND CURRENT ROW)
+                    AS wau,
+                uniqExactMerge(s) OVER (ORDER BY d RANGE BETWEEN 29 PRECEDING AND CURRENT ROW)
+                    AS mau
+            FROM (
+                SELECT d, uniqExactStateIf(user_id, user_id != '') AS s FROM (
+                    SELECT day AS d, user_id FROM {wh.database}.user_days
+                    WHERE day BETWEEN {{start:Date}} - 29 AND {{end:Date}}
+                    UNION ALL
+                    SELECT toDate({{start:Date}} - 29 + number) AS d, '' AS user_id
+                    FROM numbers({int(days)})
+                )
+                GROUP BY d
+            )
         )
-        ARRAY JOIN range(30) AS off
         WHERE d BETWEEN {{start:Date}} AND {{end:Date}}
-        GROUP BY d ORDER BY d
+        ORDER BY d
         """,  # noqa: S608
         _range(start, end),
     )
@@ -126,8 +136,8 @@ def active_users(wh: Warehouse, start: dt.date, end: dt.date) -> list[tuple[Any,
 
 def active_total(wh: Warehouse, start: dt.date, end: dt.date) -> int:
     rows = wh.rows(
-        f"SELECT uniqExact(user_id) FROM {wh.database}.events FINAL "  # noqa: S608
-        "WHERE user_id != '' AND toDate(ts) BETWEEN {start:Date} AND {end:Date}",
+        f"SELECT uniqExact(user_id) FROM {wh.database}.user_days "  # noqa: S608
+        "WHERE day BETWEEN {start:Date} AND {end:Date}",
         _range(start, end),
     )
     return int(rows[0][0])
@@ -136,20 +146,22 @@ def active_total(wh: Warehouse, start: dt.date, end: dt.date) -> int:
 def funnel_levels(
     wh: Warehouse, start: dt.date, end: dt.date, window_seconds: int
 ) -> list[tuple[Any, ...]]:
-    """(level, users): how many users got exactly `level` steps into FUNNEL_STEPS, in order,
-    within `window_seconds` of their sign-up (windowFunnel)."""
-    conds = ", ".join(f"event = '{s}'" for s in FUNNEL_STEPS)
-    steps_in = "(" + ", ".join(f"'{s}'" for s in FUNNEL_STEPS) + ")"
+    """(level, users): of the users who signed up in the range, how many got exactly `level`
+    steps into FUNNEL_STEPS, in order, within `window_seconds` of signing up (windowFunnel
+    over the first time of each step, from the user_firsts rollup)."""
+    conds = ", ".join(f"step = '{s}'" for s in FUNNEL_STEPS)
     window_ms = int(window_seconds) * 1000
     return wh.rows(
         f"""
         SELECT level, count() FROM (
             SELECT user_id,
-                windowFunnel({window_ms})(toUInt64(toUnixTimestamp64Milli(ts)), {conds}) AS level
-            FROM {wh.database}.events FINAL
-            WHERE event IN {steps_in} AND {SERVER} AND user_id != ''
-              AND toDate(ts) BETWEEN {{start:Date}} AND {{end:Date}}
+                windowFunnel({window_ms})(toUInt64(toUnixTimestamp64Milli(t)), {conds}) AS level
+            FROM (
+                SELECT user_id, step, min(first_ts) AS t FROM {wh.database}.user_firsts
+                GROUP BY user_id, step
+            )
             GROUP BY user_id
+            HAVING toDate(minIf(t, step = 'signed_up')) BETWEEN {{start:Date}} AND {{end:Date}}
         )
         WHERE level > 0
         GROUP BY level ORDER BY level
@@ -164,26 +176,24 @@ def retention_cohorts(
     """(cohort Monday, users, [retained in week 0..weeks]) with the retention function:
     element k counts users of the cohort active in week k after the week they signed up."""
     conds = ", ".join(
-        f"toRelativeWeekNum(e.ts) - toRelativeWeekNum(c.cohort) = {k}"
+        f"toRelativeWeekNum(d.day) - toRelativeWeekNum(c.cohort) = {k}"
         for k in range(int(weeks) + 1)
     )
     db = wh.database
     return wh.rows(
         f"""
         WITH cohorts AS (
-            SELECT user_id, toMonday(min(ts)) AS cohort FROM {db}.events FINAL
-            WHERE event = 'signed_up' AND {SERVER}
-              AND toDate(ts) BETWEEN {{start:Date}} AND {{end:Date}}
+            SELECT user_id, toMonday(min(first_ts)) AS cohort FROM {db}.user_firsts
+            WHERE step = 'signed_up'
             GROUP BY user_id
+            HAVING toDate(min(first_ts)) BETWEEN {{start:Date}} AND {{end:Date}}
         )
         SELECT cohort, count() AS users, sumForEach(r) AS retained FROM (
-            SELECT e.user_id, c.cohort AS cohort, retention({conds}) AS r
-            FROM (
-                SELECT user_id, ts FROM {db}.events FINAL
-                WHERE user_id != '' AND toDate(ts) >= {{start:Date}} - 7
-            ) AS e
-            INNER JOIN cohorts AS c ON e.user_id = c.user_id
-            GROUP BY e.user_id, c.cohort
+            SELECT d.user_id, c.cohort AS cohort, retention({conds}) AS r
+            FROM {db}.user_days AS d
+            INNER JOIN cohorts AS c ON d.user_id = c.user_id
+            WHERE d.day >= {{start:Date}} - 7
+            GROUP BY d.user_id, c.cohort
         )
         GROUP BY cohort ORDER BY cohort
         """,  # noqa: S608
