@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -91,6 +92,13 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def _cpu_timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process: Python and chDB's threads)."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
 def ingest_in_memory(wh: ConnectWarehouse, n: int) -> dict[str, float]:
     events = _outbox(n)
     warehouse.truncate(wh)
@@ -99,7 +107,7 @@ def ingest_in_memory(wh: ConnectWarehouse, n: int) -> dict[str, float]:
         for i in range(0, n, BATCH):
             warehouse.insert_rows(wh, outbox_rows(events[i : i + BATCH]), utcnow())
 
-    ours_s = _timed(ours)
+    ours_s, ours_cpu = _cpu_timed(ours)
     rows_written = warehouse.count_events(wh, final=False)
     built = [r.values(utcnow().replace(tzinfo=None)) for r in outbox_rows(events)]
     warehouse.truncate(wh)
@@ -108,7 +116,7 @@ def ingest_in_memory(wh: ConnectWarehouse, n: int) -> dict[str, float]:
         for i in range(0, len(built), BATCH * 2):
             wh.insert("events", built[i : i + BATCH * 2], COLUMNS)
 
-    raw_s = _timed(raw)
+    raw_s, raw_cpu = _cpu_timed(raw)
     warehouse.truncate(wh)
     native_s = _timed(
         lambda: wh.command(
@@ -124,7 +132,9 @@ def ingest_in_memory(wh: ConnectWarehouse, n: int) -> dict[str, float]:
         "rows_written": rows_written,
         "ours_events_per_s": n / ours_s,
         "ours_rows_per_s": rows_written / ours_s,
+        "ours_events_per_cpu_s": n / ours_cpu,
         "raw_insert_rows_per_s": len(built) / raw_s,
+        "raw_insert_rows_per_cpu_s": len(built) / raw_cpu,
         "native_rows_per_s": len(built) / native_s,
     }
 
@@ -151,9 +161,9 @@ async def ingest_from_postgres(wh: ConnectWarehouse, n: int, data: Path) -> dict
                 )
         warehouse.truncate(wh)
         ingestor = Ingestor(maker, wh, batch_size=BATCH, gap_seconds=0)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         result = await ingestor.drain()
-        elapsed = time.perf_counter() - t
+        elapsed, cpu = time.perf_counter() - t, time.process_time() - c
         assert result.outbox == n, result
         # a replayed batch changes nothing
         before = warehouse.count_events(wh)
@@ -162,7 +172,12 @@ async def ingest_from_postgres(wh: ConnectWarehouse, n: int, data: Path) -> dict
         await Ingestor(maker, wh, batch_size=BATCH, gap_seconds=0).drain()
         assert warehouse.count_events(wh) == before
         await engine.dispose()
-        return {"events": n, "events_per_s": n / elapsed, "seconds": elapsed}
+        return {
+            "events": n,
+            "events_per_s": n / elapsed,
+            "seconds": elapsed,
+            "events_per_cpu_s": n / cpu,
+        }
     finally:
         pg.stop()
 
@@ -234,6 +249,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--ingest-events", type=int, default=INGEST_EVENTS)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     data = Path(tempfile.mkdtemp(prefix="pull-bench-analytics-"))
     try:
         wh = ConnectWarehouse(Target(database="pull_analytics", chdb_path=str(data / "chdb")))
@@ -264,6 +280,8 @@ def main() -> None:
     host = machine()
     payload = {
         "machine": host,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "ingest_memory": memory,
         "ingest_postgres": pg,
         "query_events": args.events,
@@ -299,15 +317,20 @@ def update_docs(p: dict[str, Any]) -> Path:
         "with other work while this runs, so compare rows of the same run.\n\n"
         "Ingest (events/s; an outbox event of the mix writes 1-3 rows: its raw row and its "
         "business facts):\n\n"
-        "| path | events/s | rows/s |\n|---|---:|---:|\n"
+        "| path | events/s | rows/s | per CPU-second of this process |\n"
+        "|---|---:|---:|---:|\n"
         f"| `Ingestor` from the PostgreSQL outbox ({pg['events']:,} events, batches of "
-        f"{BATCH:,}) | {pg['events_per_s']:,.0f} | |\n"
+        f"{BATCH:,}) | {pg['events_per_s']:,.0f} | | {pg['events_per_cpu_s']:,.0f} events |\n"
         f"| normalize + insert from memory | {m['ours_events_per_s']:,.0f} | "
-        f"{m['ours_rows_per_s']:,.0f} |\n"
+        f"{m['ours_rows_per_s']:,.0f} | {m['ours_events_per_cpu_s']:,.0f} events |\n"
         f"| baseline: clickhouse-connect insert of built rows | | "
-        f"{m['raw_insert_rows_per_s']:,.0f} |\n"
+        f"{m['raw_insert_rows_per_s']:,.0f} | {m['raw_insert_rows_per_cpu_s']:,.0f} rows |\n"
         f"| baseline: engine `INSERT ... SELECT FROM numbers()` | | "
-        f"{m['native_rows_per_s']:,.0f} |\n\n"
+        f"{m['native_rows_per_s']:,.0f} | |\n\n"
+        f"Load average before / after the run: {p['load_average_before'][0]:.1f} / "
+        f"{p['load_average_after'][0]:.1f} on {host['cpus']} CPUs (other sessions' work): "
+        "wall-clock rates are what this process got, the CPU-second column is what one core "
+        "does.\n\n"
         f"Target ingest >= {TARGET_INGEST:,} events/s batched: {verdict(ingest_ok)} "
         f"({pg['events_per_s']:,.0f}/s end to end from PostgreSQL). Replaying every batch "
         "afterwards left the FINAL counts unchanged (checked in the run).\n\n"

@@ -29,6 +29,8 @@ def _expand(sql: str) -> str:
         r"\1 >= now() - INTERVAL 30 DAY AND \1 <= now() + INTERVAL 1 DAY",
         sql,
     )
+    sql = sql.replace("$__fromTime", "(now() - INTERVAL 30 DAY)")
+    sql = sql.replace("$__toTime", "(now() + INTERVAL 1 DAY)")
     sql = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(\1, INTERVAL 3600 second)", sql)
     assert "$" not in sql, sql
     return sql
