@@ -258,6 +258,8 @@ class Settings(BaseSettings):
     rewards_adjustment_approval_threshold: int = Field(
         10_000, alias="REWARDS_ADJUSTMENT_APPROVAL_THRESHOLD", ge=0
     )
+    # Redemptions in flight per API process; more wait in the process, not for a DB connection.
+    rewards_redeem_concurrency: int = Field(16, alias="REWARDS_REDEEM_CONCURRENCY", ge=1)
     rewards_maintenance_interval_seconds: int = Field(
         3600, alias="REWARDS_MAINTENANCE_INTERVAL_SECONDS", ge=1
     )

@@ -3,8 +3,10 @@ referrals. Admin routes are in `admin_api`."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
@@ -48,6 +50,18 @@ relaxed = [Depends(general)]
 
 def routers() -> list[APIRouter]:
     return [router, admin_router]
+
+
+async def redeem_gate(request: Request) -> AsyncIterator[None]:
+    """At most REWARDS_REDEEM_CONCURRENCY redemptions at once per process. Resolved before
+    the session and the caller (route dependencies come first), so a burst of redemptions
+    queues here instead of holding database connections while it waits for the item's row."""
+    gate: asyncio.Semaphore | None = getattr(request.app.state, "rewards_redeem_gate", None)
+    if gate is None:
+        gate = asyncio.Semaphore(request.app.state.settings.rewards_redeem_concurrency)
+        request.app.state.rewards_redeem_gate = gate
+    async with gate:
+        yield
 
 
 DeviceHeader = Annotated[
@@ -129,7 +143,7 @@ async def catalog(user: CurrentUser, session: SessionDep) -> ItemList:
     "/redeem",
     response_model=RedemptionRead,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(payment_routes)],
+    dependencies=[Depends(redeem_gate, scope="function"), Depends(payment_routes)],
     summary="Redeem points for a reward (Idempotency-Key required)",
     responses={
         400: {"description": "INSUFFICIENT_POINTS or IDEMPOTENCY_KEY_REQUIRED"},

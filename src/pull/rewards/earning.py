@@ -249,14 +249,16 @@ async def consume_event(
     upgrades: set[uuid.UUID] = set()
     people = participants(topic, payload)
     for person in people:
+        bp: int | None = None
         for rule in matching:
             base = compute(rule.formula, person.measures)
             if base <= 0:
                 continue
             if rule.qualifying:
-                bp = await tiers.multiplier_bp(
-                    session=session, user_id=person.user_id, settings=settings
-                )
+                if bp is None:
+                    bp = await tiers.multiplier_bp(
+                        session=session, user_id=person.user_id, settings=settings
+                    )
                 base = base * bp // 10_000
             granted = await repo.consume_cap(
                 session,
