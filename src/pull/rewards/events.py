@@ -2,9 +2,11 @@
 
 - The earning consumer: for each topic in `earning.CONSUMED_TOPICS` (kyc.approved,
   funding.deposit_settled / _returned, exchange.trade, exchange.settlement, ...) the relay
-  runs `consume` (its own transaction, idempotent by outbox event id) before the topic's
-  existing handler (the Redis publish). A failure leaves the event undelivered, so the relay
-  retries it; a retry of an applied event changes nothing.
+  runs `consume` (its own transaction, idempotent by outbox event id) after the topic's
+  existing handler (the Redis publish), so a rewards failure never holds back the others'
+  first delivery. A failure leaves the event undelivered, so the relay retries it (the
+  publish may then repeat: delivery is at least once); a retry of an applied event changes
+  nothing.
 - `rewards.earned`: increments the leaderboards (once per lot) and is published on
   `events:rewards.earned`; `rewards.points_expiring` is published on its channel for the
   notification path.
@@ -52,11 +54,11 @@ async def earned(event: OutboxEvent) -> None:
     await publish(event)
 
 
-def _chain(first: Handler, then: Handler | None) -> Handler:
+def _chain(first: Handler | None, then: Handler) -> Handler:
     async def handle(event: OutboxEvent) -> None:
-        await first(event)
-        if then is not None:
-            await then(event)
+        if first is not None:
+            await first(event)
+        await then(event)
 
     return handle
 
@@ -65,7 +67,7 @@ def with_rewards(handlers: dict[str, Handler]) -> dict[str, Handler]:
     """The relay's handlers with the rewards consumer in front of the topics it consumes."""
     out = dict(handlers)
     for topic in earning.CONSUMED_TOPICS:
-        out[topic] = _chain(consume, handlers.get(topic))
+        out[topic] = _chain(handlers.get(topic), consume)
     out["rewards.earned"] = earned
     out["rewards.points_expiring"] = publish
     return out
