@@ -120,7 +120,7 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **funding_outbox_handlers(),
         **identity_outbox_handlers(),
     }
-    # the rewards earning consumer and negative-balance recovery run before each publish
+    # negative-balance recovery runs before each publish, the rewards earning consumer after
     return with_rewards(with_recovery(handlers))
 
 
