@@ -37,6 +37,7 @@ class RewardsEnv:
     temporal: Client
     settings: Settings
     task_queue: str
+    services: Services
     workflow_ids: list[str] = field(default_factory=list)
 
     def worker(self) -> Worker:
@@ -149,7 +150,7 @@ async def rw(
     admin = await user_factory(admin=True)
     admin2 = await user_factory(admin=True)
     env = RewardsEnv(
-        client, sessionmaker, admin, admin2, relay, temporal_client, settings, task_queue
+        client, sessionmaker, admin, admin2, relay, temporal_client, settings, task_queue, services
     )
     try:
         yield env

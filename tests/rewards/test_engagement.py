@@ -292,3 +292,33 @@ async def test_expiry_and_warnings(rw: RewardsEnv, user_factory: UserFactory) ->
     r = await rw.http.get("/api/v1/rewards/history", headers=user.headers)
     assert r.json()["items"][0]["kind"] == "rewards_expiry"
     await rw.assert_books()
+
+
+async def test_referral_yearly_cap(rw: RewardsEnv, user_factory: UserFactory) -> None:
+    from pull.kit.db import utcnow
+    from pull.rewards import referrals
+    from tests.conftest import make_settings
+
+    capped = make_settings(rw.services, REWARDS_REFERRAL_YEARLY_CAP=1)
+    referrer = await user_factory()
+    r = await rw.http.get("/api/v1/rewards/referrals", headers=referrer.headers)
+    code = r.json()["code"]
+    first, second = await _register(rw, code), await _register(rw, code)
+    for referee in (first, second):
+        async with rw.maker() as s, s.begin():
+            for topic in ("kyc.approved", "funding.deposit_settled"):
+                await referrals.progress(
+                    session=s,
+                    referee_id=referee.id,
+                    topic=topic,
+                    amount=5_000,
+                    settings=capped,
+                    now=utcnow(),
+                )
+    r = await rw.http.get("/api/v1/rewards/referrals", headers=referrer.headers)
+    states = {x["user_id"]: (x["status"], x["refusal_reason"]) for x in r.json()["referees"]}
+    assert states == {
+        str(first.id): ("rewarded", None),
+        str(second.id): ("refused", "yearly_cap"),
+    }
+    assert (await rw.balance(referrer))["available"] == capped.rewards_referrer_points
