@@ -4,7 +4,9 @@ and every refusal of a subscription (in the error envelope, never a 5xx)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -17,6 +19,10 @@ async def _open(env: RwaEnv, **terms: Any) -> tuple[dict[str, Any], dict[str, An
     offering = await env.create_offering(asset["id"], closes_at=_later(600), **terms)
     await env.open_offering(offering["id"])
     return asset, offering
+
+
+def _cursor(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 def _later(seconds: float) -> str:
@@ -67,6 +73,25 @@ async def test_assets_list_filter_search_detail_and_cursor(rwa_env: RwaEnvFactor
         (f"/api/v1/rwa/assets/{uuid.uuid4()}", 404),
         ("/api/v1/rwa/assets/not-a-uuid", 422),
         ("/api/v1/rwa/assets?cursor=%%%", 400),
+        (
+            "/api/v1/rwa/assets?cursor="
+            + _cursor({"t": "2026-01-01T00:00:00", "id": str(uuid.uuid4())}),
+            400,
+        ),
+        ("/api/v1/rwa/subscriptions?cursor=" + _cursor({"t": 5, "id": "x"}), 400),
+        ("/api/v1/rwa/orders?cursor=" + _cursor(["x"]), 400),
+        (f"/api/v1/rwa/assets/{comic['id']}/trades?cursor=" + _cursor({"id": 2**70}), 400),
+        (f"/api/v1/rwa/assets/{comic['id']}/trades?cursor=" + _cursor({"id": "1"}), 400),
+        (f"/api/v1/rwa/assets/{comic['id']}/candles?end=0001-01-01T00:00:00Z", 400),
+        (
+            f"/api/v1/rwa/assets/{comic['id']}/candles?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+            400,
+        ),
+        (f"/api/v1/rwa/assets/{comic['id']}/candles?interval=5m", 422),
+        (f"/api/v1/rwa/assets/{comic['id']}/orderbook?depth=0", 422),
+        (f"/api/v1/rwa/assets/{uuid.uuid4()}/orderbook", 404),
+        (f"/api/v1/rwa/buyouts/{uuid.uuid4()}", 404),
+        (f"/api/v1/rwa/orders/{uuid.uuid4()}", 404),
         ("/api/v1/rwa/assets?limit=0", 400),
         ("/api/v1/rwa/assets?state=melted", 422),
         ("/api/v1/rwa/search", 422),

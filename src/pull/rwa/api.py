@@ -85,7 +85,10 @@ def _before(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
     if value is None:
         return None
     try:
-        return dt.datetime.fromisoformat(value["t"]), uuid.UUID(value["id"])
+        at = dt.datetime.fromisoformat(value["t"])
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return at, uuid.UUID(value["id"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
 
@@ -402,7 +405,7 @@ async def trades(
     before: int | None = None
     if value is not None:
         raw = value.get("id")
-        if not isinstance(raw, int) or isinstance(raw, bool):
+        if not isinstance(raw, int) or isinstance(raw, bool) or not 0 < raw < 2**63:
             raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
         before = raw
     items = await service.trades(
@@ -429,7 +432,10 @@ async def candles(
 ) -> CandlesRead:
     stop = end or dt.datetime.now(dt.UTC)
     seconds = service.INTERVALS[interval]
-    begin = start or stop - dt.timedelta(seconds=seconds * 100)
+    try:
+        begin = start or stop - dt.timedelta(seconds=seconds * 100)
+    except OverflowError as exc:
+        raise BadRequest("end is too early", code="INVALID_RANGE") from exc
     if begin >= stop or (stop - begin).total_seconds() > seconds * 1000:
         raise BadRequest(
             "start must be before end and at most 1000 intervals earlier", code="INVALID_RANGE"
