@@ -74,6 +74,26 @@ async def test_orders_match_by_price_then_time_and_move_cash_and_shares(
     assert detail["last_price_cents"] == 1050
     listed = await env.get("/api/v1/rwa/listings", buyer)
     assert [(i["kind"], i["asset"]["id"]) for i in listed["items"]] == [("trading", aid)]
+    # decrease: 2 of the 6 left come off, the order keeps its place; then cancel the rest
+    r = await env.http.post(
+        f"/api/v1/rwa/orders/{bid.json()['id']}/decrease",
+        json={"reduce_by": 2},
+        headers=buyer.headers,
+    )
+    assert r.status_code == 200 and r.json()["remaining"] == 4, r.text
+    assert (await env.balance(buyer))["held"] == 4 * 1050
+    r = await env.http.post(
+        f"/api/v1/rwa/orders/{a1.json()['id']}/decrease",
+        json={"reduce_by": 5},
+        headers=s1.headers,
+    )
+    assert r.json()["remaining"] == 10 and await env.shares(s1, aid) == (45, 10, 45_000)
+    bad = await env.http.post(
+        f"/api/v1/rwa/orders/{bid.json()['id']}/decrease",
+        json={"reduce_by": 0},
+        headers=buyer.headers,
+    )
+    assert bad.status_code == 422
     # cancel: the rest of the bid's cash comes back; twice is a conflict
     r = await env.http.delete(f"/api/v1/rwa/orders/{bid.json()['id']}", headers=buyer.headers)
     assert r.status_code == 200 and r.json()["status"] == "canceled"
@@ -87,7 +107,7 @@ async def test_orders_match_by_price_then_time_and_move_cash_and_shares(
     async with env.maker() as s:
         outstanding = await rwa_shares_outstanding(s, asset["symbol"])
     assert outstanding == 100
-    assert await env.account("rwa.orders", asset["symbol"]) == 15 + 20 + 0  # s1 15, s2 20
+    assert await env.account("rwa.orders", asset["symbol"]) == 10 + 20  # s1 10, s2 20
     await env.assert_books()
 
 

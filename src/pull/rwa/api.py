@@ -370,6 +370,25 @@ async def cancel_order(order_id: uuid.UUID, user: ActiveUser, session: SessionDe
     return await service.cancel_order(session=session, user_id=user.id, order_id=order_id)
 
 
+class DecreaseRequest(BaseModel):
+    reduce_by: int = Field(gt=0, le=10**9, description="Shares to take off the order")
+
+
+@router.post(
+    "/orders/{order_id}/decrease",
+    response_model=OrderRead,
+    dependencies=money,
+    summary="Shrink a resting order (it keeps its queue place); to zero cancels it",
+    responses={404: {"description": "ORDER_NOT_FOUND"}, 409: {"description": "INVALID_STATE"}},
+)
+async def decrease_order(
+    order_id: uuid.UUID, body: DecreaseRequest, user: ActiveUser, session: SessionDep
+) -> OrderRead:
+    return await service.decrease_order(
+        session=session, user_id=user.id, order_id=order_id, reduce_by=body.reduce_by
+    )
+
+
 @router.get(
     "/assets/{asset_id}/orderbook",
     response_model=OrderbookRead,

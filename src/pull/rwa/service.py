@@ -63,6 +63,7 @@ from pull.rwa.schemas import (
 from pull.rwa.trading import (
     cancel_all,
     cancel_order,
+    decrease_order,
     get_order,
     list_orders,
     market_open,
@@ -83,6 +84,7 @@ __all__ = [
     "create_buyout",
     "create_offering",
     "decide_buyout",
+    "decrease_order",
     "distribute",
     "finalize_distribution",
     "finalize_offering",

@@ -349,6 +349,50 @@ async def cancel_order(
     return order_read(order)
 
 
+async def decrease_order(
+    *, session: AsyncSession, user_id: uuid.UUID, order_id: uuid.UUID, reduce_by: int
+) -> OrderRead:
+    """Shrink a resting order by `reduce_by` shares (it keeps its place in the queue); what the
+    shares held goes back. Reducing it to nothing cancels it."""
+    found = await repo.get_order(session, order_id)
+    if found is None or found.user_id != user_id:
+        raise OrderNotFound()
+    asset = await repo.get_asset(session, found.asset_id, lock=True)
+    assert asset is not None
+    order = await repo.get_order(session, order_id, lock=True)
+    assert order is not None
+    if order.status != "resting":
+        raise InvalidState(details={"status": order.status})
+    if reduce_by >= order.remaining:
+        await _release(session, asset, order)
+        order.status = "canceled"
+        order.cancel_reason = "decreased"
+    else:
+        after = order.remaining - reduce_by
+        if order.side == "buy":
+            amount = reduce_by * order.price_cents
+            legs = [
+                ledger.Leg(ledger.user_account(order.user_id, "held"), -amount),
+                ledger.Leg(ledger.user_account(order.user_id, "cash"), amount),
+            ]
+        else:
+            legs = [
+                ledger.Leg(order_escrow(asset.currency), -reduce_by),
+                ledger.Leg(shares_account(order.user_id, asset.currency), reduce_by),
+            ]
+        await ledger.transfer(
+            session=session,
+            idempotency_key=f"rwa:order:{order.id}:decrease:{after}",
+            kind="rwa_order_release",
+            legs=legs,
+            reference=f"rwa_order:{order.id}",
+        )
+        order.remaining = after
+    order.updated_at = utcnow()
+    await session.flush()
+    return order_read(order)
+
+
 async def cancel_all(*, session: AsyncSession, asset: RwaAsset, reason: str) -> int:
     """Cancel every resting order of an asset (trading halts); the caller holds its lock."""
     rows = await repo.resting_orders(session, asset.id)
