@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # uv from PATH, else the copy `make` installs into this Python (run as `python3 -m uv`).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: dev test check bench sync uv
+.PHONY: dev test check fuzz bench sync uv
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -25,6 +25,11 @@ check: sync
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run lint-imports
+
+## Schema-driven fuzzing of the whole OpenAPI (app API and Trade API): no 5xx, no schema
+## mismatch (tests/fuzz; about three minutes).
+fuzz: sync
+	PULL_FUZZ=1 $(UV) run pytest tests/fuzz -q -p no:cacheprovider
 
 ## Benchmarks (see docs/performance.md).
 bench: sync
