@@ -59,6 +59,36 @@ async def test_validation_error_uses_the_envelope(client: httpx.AsyncClient) -> 
     assert body["details"][0]["loc"] == ["query", "n"]
 
 
+async def test_an_exhausted_database_pool_is_a_503_with_retry_after(services: Services) -> None:
+    """Under overload a request that cannot get a connection answers 503, never 500."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from pull.kit.errors import install_error_handlers
+
+    engine = create_async_engine(
+        services.database_url, pool_size=1, max_overflow=0, pool_timeout=0.2
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/read")
+    async def read() -> dict[str, int]:
+        async with engine.connect() as conn:
+            return {"one": (await conn.execute(text("SELECT 1"))).scalar_one()}
+
+    try:
+        async with asgi_client(app) as c:
+            assert (await c.get("/read")).json() == {"one": 1}
+            async with engine.connect():  # the pool's only connection is now taken
+                r = await c.get("/read")
+        err = r.json()["error"]
+        assert r.status_code == 503 and err["code"] == "SERVICE_OVERLOADED", r.text
+        assert r.headers["retry-after"] == "1"
+    finally:
+        await engine.dispose()
+
+
 async def test_security_headers(client: httpx.AsyncClient) -> None:
     r = await client.get("/health")
     assert r.headers["x-content-type-options"] == "nosniff"

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -164,6 +165,18 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return error_response(request, 422, "VALIDATION_ERROR", "Invalid request", details)
 
+    async def overloaded(request: Request, exc: Exception) -> JSONResponse:
+        # Every database connection of this process is busy (a hot row, a burst): the request
+        # changed nothing, so the client may retry; it is a 503, not a server bug.
+        log.warning("database pool exhausted", extra={"request_id": _request_id(request)})
+        return error_response(
+            request,
+            503,
+            "SERVICE_OVERLOADED",
+            "The service is busy; nothing was changed, retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"request_id": _request_id(request)})
         return error_response(request, 500, "INTERNAL_ERROR", "Internal server error")
@@ -171,4 +184,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(PoolTimeoutError, overloaded)
     app.add_exception_handler(Exception, unhandled)
