@@ -9,9 +9,9 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("pull.errors")
