@@ -3,7 +3,6 @@ power, trades, assets and quotes; sandbox controls; admin reconciliation and ale
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -38,7 +37,13 @@ from pull.kit.crypto import FieldCipher
 from pull.kit.db import SessionDep
 from pull.kit.errors import BadRequest, NotFound, Unprocessable
 from pull.kit.idempotency import optional_idempotency_key
-from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
+from pull.kit.pagination import (
+    clamp_limit,
+    created_before,
+    created_next,
+    decode_cursor,
+    encode_cursor,
+)
 from pull.kit.ratelimit import general, trading_routes
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -160,16 +165,6 @@ async def place_order(
     return JSONResponse(sent.model_dump(mode="json"), status_code=201)
 
 
-def _before(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
-    value = decode_cursor(cursor)
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value["t"]), uuid.UUID(value["id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
-
-
 @router.get("/orders", response_model=OrderPage, dependencies=relaxed)
 async def list_orders(
     user: CurrentUser,
@@ -183,16 +178,12 @@ async def list_orders(
     items = await service.list_orders(
         session=session,
         user_id=user.id,
-        before=_before(cursor),
+        before=created_before(cursor),
         limit=size + 1,
         status=status_,
         symbol=symbol.upper() if symbol else None,
     )
-    nxt = None
-    if len(items) > size:
-        last = items[size - 1]
-        nxt = encode_cursor({"t": last.created_at.isoformat(), "id": str(last.id)})
-    return OrderPage(items=items[:size], cursor=nxt)
+    return OrderPage(items=items[:size], cursor=created_next(items, size))
 
 
 @router.get(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -37,9 +36,13 @@ from pull.identity.deps import ActiveUser, AdminUser, CurrentUser, request_meta
 from pull.identity.schemas import RequestMeta
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import SessionDep
-from pull.kit.errors import BadRequest, NotFound
+from pull.kit.errors import NotFound
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
-from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
+from pull.kit.pagination import (
+    clamp_limit,
+    created_before,
+    created_next,
+)
 from pull.kit.ratelimit import general, payment_routes, webhook_routes
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -79,23 +82,6 @@ def cipher(request: Request) -> FieldCipher:
 
 Provider = Annotated[PlaidProvider, Depends(provider)]
 Cipher = Annotated[FieldCipher, Depends(cipher)]
-
-
-def _before(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
-    value = decode_cursor(cursor)
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value["t"]), uuid.UUID(value["id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
-
-
-def _next(items: list[Any], size: int) -> str | None:
-    if len(items) <= size:
-        return None
-    last = items[size - 1]
-    return encode_cursor({"t": last.created_at.isoformat(), "id": str(last.id)})
 
 
 # --- bank accounts ------------------------------------------------------------------------------
@@ -246,9 +232,9 @@ async def list_deposits(
 ) -> DepositPage:
     size = clamp_limit(limit)
     items = await service.list_deposits(
-        session=session, user_id=user.id, before=_before(cursor), limit=size + 1
+        session=session, user_id=user.id, before=created_before(cursor), limit=size + 1
     )
-    return DepositPage(items=items[:size], cursor=_next(items, size))
+    return DepositPage(items=items[:size], cursor=created_next(items, size))
 
 
 @router.get(
@@ -312,9 +298,9 @@ async def list_withdrawals(
 ) -> WithdrawalPage:
     size = clamp_limit(limit)
     items = await service.list_withdrawals(
-        session=session, user_id=user.id, before=_before(cursor), limit=size + 1
+        session=session, user_id=user.id, before=created_before(cursor), limit=size + 1
     )
-    return WithdrawalPage(items=items[:size], cursor=_next(items, size))
+    return WithdrawalPage(items=items[:size], cursor=created_next(items, size))
 
 
 @router.get(

@@ -7,8 +7,10 @@ stable while rows are inserted and cost the same at any depth.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import math
+import uuid
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -60,6 +62,28 @@ def _fits(value: Any) -> bool:
     if isinstance(value, dict):
         return all(_fits(v) for v in value.values())
     return False
+
+
+def created_before(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
+    """The (created_at, id) key a newest-first cursor names; a forged one is 400, not 500."""
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value["t"])
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return at, uuid.UUID(value["id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
+
+
+def created_next(items: list[Any], size: int) -> str | None:
+    """The cursor after a newest-first page fetched with `size + 1` rows, or None at the end."""
+    if len(items) <= size:
+        return None
+    last = items[size - 1]
+    return encode_cursor({"t": last.created_at.isoformat(), "id": str(last.id)})
 
 
 def clamp_limit(limit: int | None) -> int:

@@ -15,7 +15,13 @@ from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
 from pull.kit.db import SessionDep
 from pull.kit.errors import BadRequest
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
-from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
+from pull.kit.pagination import (
+    clamp_limit,
+    created_before,
+    created_next,
+    decode_cursor,
+    encode_cursor,
+)
 from pull.kit.ratelimit import general, payment_routes
 from pull.rwa import service
 from pull.rwa.providers import Grader, graders_for
@@ -80,26 +86,6 @@ def graders(request: Request) -> dict[str, Grader]:
 Graders = Annotated[dict[str, Grader], Depends(graders)]
 
 
-def _before(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
-    value = decode_cursor(cursor)
-    if value is None:
-        return None
-    try:
-        at = dt.datetime.fromisoformat(value["t"])
-        if at.tzinfo is None:
-            raise ValueError("naive time")
-        return at, uuid.UUID(value["id"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest("Invalid cursor", code="INVALID_CURSOR") from exc
-
-
-def _next(items: list[Any], size: int) -> str | None:
-    if len(items) <= size:
-        return None
-    last = items[size - 1]
-    return encode_cursor({"t": last.created_at.isoformat(), "id": str(last.id)})
-
-
 # --- public reads -------------------------------------------------------------------------------
 
 
@@ -124,10 +110,10 @@ async def list_assets(
         category=category,
         states=[state] if state else None,
         query=q.strip() if q and q.strip() else None,
-        before=_before(cursor),
+        before=created_before(cursor),
         limit=size + 1,
     )
-    return AssetPage(items=items[:size], cursor=_next(items, size))
+    return AssetPage(items=items[:size], cursor=created_next(items, size))
 
 
 @router.get(
@@ -203,9 +189,9 @@ async def list_subscriptions(
 ) -> SubscriptionPage:
     size = clamp_limit(limit)
     items = await service.list_subscriptions(
-        session=session, user_id=user.id, before=_before(cursor), limit=size + 1
+        session=session, user_id=user.id, before=created_before(cursor), limit=size + 1
     )
-    return SubscriptionPage(items=items[:size], cursor=_next(items, size))
+    return SubscriptionPage(items=items[:size], cursor=created_next(items, size))
 
 
 # --- money-moving -------------------------------------------------------------------------------
@@ -343,10 +329,10 @@ async def list_orders(
         user_id=user.id,
         asset_id=asset_id,
         status=order_status,
-        before=_before(cursor),
+        before=created_before(cursor),
         limit=size + 1,
     )
-    return OrderPage(items=items[:size], cursor=_next(items, size))
+    return OrderPage(items=items[:size], cursor=created_next(items, size))
 
 
 @router.get(
