@@ -7,13 +7,13 @@ import datetime as dt
 import pytest
 
 from pull.exchange.engine import (
-    Book,
     EngineError,
     buy_hold,
     fee_total,
     max_fee,
     taker_fee_for,
 )
+from pull.exchange.engine_model import Book
 
 RICH = 1_000_000
 
