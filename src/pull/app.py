@@ -22,7 +22,7 @@ from pull.analytics.service import IngestRunner, ingest_process
 from pull.brokerage.api import routers as brokerage_routers
 from pull.config import Settings, get_settings
 from pull.exchange.api import routers as exchange_routers
-from pull.exchange.kalshi_api import install_trade_api
+from pull.exchange.kalshi import install_trade_api
 from pull.funding.api import routers as funding_routers
 from pull.identity.api import routers as identity_routers
 from pull.kit.db import make_engine, make_sessionmaker

@@ -489,7 +489,7 @@ def test_the_public_ingress_does_not_route_metrics() -> None:
     from fastapi.routing import iter_route_contexts
 
     from pull.app import create_app
-    from pull.exchange.kalshi_api import PREFIX as TRADE_API
+    from pull.exchange.kalshi import PREFIX as TRADE_API
 
     app = create_app()
     app_paths = {str(c.path) for c in iter_route_contexts(app.routes)} | {

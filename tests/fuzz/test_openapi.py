@@ -34,7 +34,7 @@ from schemathesis.checks import (
 
 from pull.app import create_app
 from pull.config import Settings
-from pull.exchange.kalshi_api import PREFIX, create_trade_api
+from pull.exchange.kalshi import PREFIX, create_trade_api
 from tests.conftest import Services, create_scratch_database, free_port, spawn, stop_process
 
 pytestmark = pytest.mark.skipif(
