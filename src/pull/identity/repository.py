@@ -552,3 +552,35 @@ async def users_after(
         stmt = stmt.where(User.id > after)
     rows = await session.execute(stmt.order_by(User.id).limit(limit))
     return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def phones_ever_verified(session: AsyncSession, user_id: uuid.UUID) -> set[str]:
+    """Every number this user verified: the current one and those of approved checks."""
+    rows = await session.execute(
+        text(
+            "SELECT phone FROM users WHERE id = :u AND phone_verified_at IS NOT NULL "
+            "UNION SELECT phone FROM phone_verifications WHERE user_id = :u AND status = 'approved'"
+        ),
+        {"u": user_id},
+    )
+    return {str(r[0]) for r in rows if r[0]}
+
+
+async def display_names(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    rows = await session.execute(
+        select(User.id, User.display_name).where(User.id.in_(list(user_ids)))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def referrers_of(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    rows = await session.execute(
+        select(User.id, User.referred_by_id).where(
+            User.id.in_(list(user_ids)), User.referred_by_id.is_not(None)
+        )
+    )
+    return {r[0]: r[1] for r in rows}

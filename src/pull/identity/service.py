@@ -1124,3 +1124,48 @@ async def user_milestones(
 ) -> list[UserMilestones]:
     """Sign-up and verification times by user id (no PII), for the analytics backfill."""
     return [UserMilestones(*r) for r in await repo.users_after(session, after, limit)]
+
+
+async def phones_ever_verified(*, session: AsyncSession, user_id: uuid.UUID) -> set[str]:
+    """Numbers the user has verified, now or before (fraud checks such as self-referral:
+    verified numbers are unique at a time, but one can move between accounts)."""
+    return await repo.phones_ever_verified(session, user_id)
+
+
+async def display_names(
+    *, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str | None]:
+    """The display names users chose (None when unset), for public boards that opt in."""
+    if not user_ids:
+        return {}
+    return await repo.display_names(session, user_ids)
+
+
+async def email_user(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    user_id: uuid.UUID,
+    subject: str,
+    body: str,
+    kind: str,
+) -> bool:
+    """Send a notice to a user's address through the configured mailer (in development and
+    tests the `outbound_emails` table, in the caller's transaction). False when there is no
+    such user or the account is closed."""
+    user = await repo.user_by_id(session, user_id)
+    if user is None or user.status == "closed":
+        return False
+    await sender_for(settings).send(
+        session=session, email=Email(to=user.email, subject=subject, body=body, kind=kind)
+    )
+    return True
+
+
+async def referrers_of(
+    *, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Who referred each of these users (only those who signed up with a code), in one read."""
+    if not user_ids:
+        return {}
+    return await repo.referrers_of(session, user_ids)

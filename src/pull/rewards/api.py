@@ -239,18 +239,30 @@ async def get_leaderboard(
     period: Period = "weekly",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> LeaderboardRead:
-    redis = request.app.state.redis
     now = utcnow()
-    rows = await leaderboard.top(redis, period=period, now=now, limit=limit)
+    board = await leaderboard.read(
+        request.app.state.redis, period=period, now=now, limit=limit, me=user.id
+    )
+    secret = request.app.state.settings.jwt_secret
+
+    def entry(rank: int, user_id: uuid.UUID, points: int, name: str | None) -> LeaderboardEntry:
+        mine = user_id == user.id
+        return LeaderboardEntry(
+            rank=rank,
+            display_name=name or leaderboard.alias(user_id, secret),
+            points=points,
+            is_me=mine,
+            user_id=user_id if mine else None,
+        )
+
     items = []
     rank = 0
     last: int | None = None
-    for i, (user_id, pts) in enumerate(rows, start=1):
-        if pts != last:
-            rank, last = i, pts
-        items.append(LeaderboardEntry(rank=rank, user_id=user_id, points=pts))
-    mine = await leaderboard.rank_of(redis, period=period, now=now, user_id=user.id)
-    me = LeaderboardEntry(rank=mine[0], user_id=user.id, points=mine[1]) if mine else None
+    for i, row in enumerate(board.rows, start=1):
+        if row.points != last:
+            rank, last = i, row.points
+        items.append(entry(rank, row.user_id, row.points, row.name))
+    me = entry(board.me[0], user.id, board.me[1], board.my_name) if board.me else None
     return LeaderboardRead(
         period=period, period_key=leaderboard.period_key(period, now), items=items, me=me
     )
@@ -286,6 +298,7 @@ async def get_settings(user: CurrentUser, session: SessionDep, request: Request)
     row = await tiers.profile(session=session, user_id=user.id, settings=request.app.state.settings)
     return SettingsRead(
         timezone=row.timezone,
+        leaderboard_public=row.leaderboard_public,
         streak=row.streak,
         freezes=row.freezes,
         streak_last_day=row.streak_last_day,
@@ -296,7 +309,7 @@ async def get_settings(user: CurrentUser, session: SessionDep, request: Request)
     "/settings",
     response_model=SettingsRead,
     dependencies=relaxed,
-    summary="Set the time zone of the daily streak (IANA name)",
+    summary="Set the streak's time zone (IANA name) and whether the leaderboards show my name",
     responses={
         409: {"description": "TIMEZONE_CHANGE_TOO_SOON"},
         422: {"description": "INVALID_TIMEZONE"},
@@ -305,15 +318,17 @@ async def get_settings(user: CurrentUser, session: SessionDep, request: Request)
 async def put_settings(
     body: SettingsWrite, user: CurrentUser, session: SessionDep, request: Request
 ) -> SettingsRead:
-    row = await streaks.set_timezone(
+    row = await streaks.update_settings(
         session=session,
         user_id=user.id,
         timezone=body.timezone,
+        leaderboard_public=body.leaderboard_public,
         settings=request.app.state.settings,
         now=utcnow(),
     )
     return SettingsRead(
         timezone=row.timezone,
+        leaderboard_public=row.leaderboard_public,
         streak=row.streak,
         freezes=row.freezes,
         streak_last_day=row.streak_last_day,

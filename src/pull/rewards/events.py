@@ -9,13 +9,15 @@
   nothing.
 - `rewards.earned`: increments the leaderboards (once per lot) and is published on
   `events:rewards.earned`; `rewards.points_expiring` is published on its channel for the
-  notification path.
+  notification path; `rewards.leaderboard_name` puts a user's leaderboard name choice on the
+  boards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 from pull.kit.db import session_scope
 from pull.kit.outbox import Handler, OutboxEvent
@@ -54,6 +56,14 @@ async def earned(event: OutboxEvent) -> None:
     await publish(event)
 
 
+async def leaderboard_name(event: OutboxEvent) -> None:
+    runtime = worker_runtime()
+    async with session_scope(runtime.sessionmaker) as session:
+        await leaderboard.refresh_name(
+            session=session, redis=runtime.redis, user_id=uuid.UUID(str(event.payload["user_id"]))
+        )
+
+
 def _chain(first: Handler | None, then: Handler) -> Handler:
     async def handle(event: OutboxEvent) -> None:
         if first is not None:
@@ -70,4 +80,5 @@ def with_rewards(handlers: dict[str, Handler]) -> dict[str, Handler]:
         out[topic] = _chain(handlers.get(topic), consume)
     out["rewards.earned"] = earned
     out["rewards.points_expiring"] = publish
+    out["rewards.leaderboard_name"] = leaderboard_name
     return out

@@ -224,6 +224,10 @@ class RewardProfile(Base):
     device_fingerprints: Mapped[list[str]] = mapped_column(
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
+    # Leaderboards show the user's display name only when this is on; otherwise an alias.
+    leaderboard_public: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
 
 
 class Referral(Base):

@@ -267,10 +267,3 @@ async def expire_due(*, session: AsyncSession, now: dt.datetime, limit: int = 50
         )
         await repo.expire_lot(session, lot_id, int(remaining))
     return len(rows)
-
-
-async def due_remaining(session: AsyncSession, user_id: uuid.UUID, now: dt.datetime) -> int:
-    """Points in lots past their date that the next expiry run removes."""
-    total, _ = await repo.lot_totals(session, user_id)
-    spendable = sum(s.remaining for s in await repo.spendable(session, user_id, now))
-    return total - spendable

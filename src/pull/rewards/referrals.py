@@ -2,7 +2,7 @@
 passed KYC and settled a first deposit of at least REWARDS_REFERRAL_MIN_DEPOSIT_CENTS, earns
 both sides their points, once. A referrer is rewarded for at most REWARDS_REFERRAL_YEARLY_CAP
 referees in a rolling 365 days. Self-referral (same verified phone, same bank account, same
-device fingerprint) is refused."""
+device fingerprint, or a device already used by another rewarded referee) is refused."""
 
 from __future__ import annotations
 
@@ -25,11 +25,23 @@ YEAR = dt.timedelta(days=365)
 async def _self_referral(
     session: AsyncSession, referee: uuid.UUID, referrer: uuid.UUID
 ) -> str | None:
+    """Why this looks like one person on both sides (or a farm of referees), or None.
+
+    - `same_phone`: a number both have verified, now or before (a verified number is unique
+      at any one time, so the check covers numbers that moved from one account to the other);
+    - `same_bank_account`: a linked bank account with the same institution, name and mask
+      on both sides;
+    - `same_device`: a device fingerprint both apps sent;
+    - `device_reused`: the referee's device already belongs to another rewarded referee (one
+      phone signing up many accounts under any code)."""
     a = await identity.get_user(session=session, user_id=referee)
     b = await identity.get_user(session=session, user_id=referrer)
     if a is None or b is None:
         return "unknown_user"
-    if a.phone and a.phone_verified and b.phone_verified and a.phone == b.phone:
+    mine_phones = await identity.phones_ever_verified(session=session, user_id=referee)
+    if mine_phones and mine_phones & await identity.phones_ever_verified(
+        session=session, user_id=referrer
+    ):
         return "same_phone"
 
     def banks(items: list[BankAccountRead]) -> set[tuple[str | None, str, str | None]]:
@@ -41,12 +53,11 @@ async def _self_referral(
         return "same_bank_account"
     pa = await repo.profile(session, referee)
     pb = await repo.profile(session, referrer)
-    if (
-        pa is not None
-        and pb is not None
-        and set(pa.device_fingerprints) & set(pb.device_fingerprints)
-    ):
+    devices = set(pa.device_fingerprints) if pa is not None else set()
+    if pb is not None and devices & set(pb.device_fingerprints):
         return "same_device"
+    if devices and await repo.rewarded_referees_with_devices(session, sorted(devices), referee):
+        return "device_reused"
     return None
 
 

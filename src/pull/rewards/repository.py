@@ -189,33 +189,43 @@ async def mark_warned(session: AsyncSession, lot_ids: Sequence[int], now: dt.dat
     )
 
 
-async def lot_totals(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
-    """(remaining points of all lots, points earned and not reversed)."""
-    row = (
-        await session.execute(
-            text(
-                "SELECT coalesce(sum(remaining), 0)::bigint, "
-                "coalesce(sum(points) FILTER (WHERE reversed_at IS NULL), 0)::bigint "
-                "FROM rewards_lots WHERE user_id = :u"
-            ),
-            {"u": user_id},
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    spendable: int
+    earned: int
+    held: int
+    redeemed: int
+    tier: str | None
+    expiring: list[tuple[int, dt.datetime]]
 
 
-async def expiring(
+_SNAPSHOT = text(
+    "SELECT "
+    " (SELECT coalesce(sum(remaining), 0)::bigint FROM rewards_lots "
+    "   WHERE user_id = :u AND remaining > 0 AND expires_at > :now), "
+    " (SELECT coalesce(sum(points), 0)::bigint FROM rewards_lots "
+    "   WHERE user_id = :u AND reversed_at IS NULL), "
+    " (SELECT coalesce(sum(points), 0)::bigint FROM rewards_redemptions "
+    "   WHERE user_id = :u AND status = 'pending'), "
+    " (SELECT coalesce(sum(points), 0)::bigint FROM rewards_redemptions "
+    "   WHERE user_id = :u AND status = 'fulfilled'), "
+    " (SELECT tier FROM rewards_profiles WHERE user_id = :u), "
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(e.p, e.at) ORDER BY e.at), '[]'::jsonb) "
+    "    FROM (SELECT sum(remaining)::bigint AS p, expires_at AS at FROM rewards_lots "
+    "           WHERE user_id = :u AND remaining > 0 AND expires_at > :now "
+    "             AND expires_at <= :until GROUP BY expires_at) e)"
+)
+
+
+async def snapshot(
     session: AsyncSession, user_id: uuid.UUID, now: dt.datetime, until: dt.datetime
-) -> list[tuple[int, dt.datetime]]:
-    rows = await session.execute(
-        text(
-            "SELECT sum(remaining)::bigint, expires_at FROM rewards_lots "
-            "WHERE user_id = :u AND remaining > 0 AND expires_at > :now AND expires_at <= :until "
-            "GROUP BY expires_at ORDER BY expires_at"
-        ),
-        {"u": user_id, "now": now, "until": until},
-    )
-    return [(int(r[0]), r[1]) for r in rows]
+) -> Snapshot:
+    """Everything the balance shows that the rewards tables hold, in one statement: points in
+    unexpired lots (= the ledger's available balance less what the next expiry run takes),
+    lifetime earned, held by pending redemptions, redeemed, the tier, and what expires soon."""
+    row = (await session.execute(_SNAPSHOT, {"u": user_id, "now": now, "until": until})).one()
+    soon = [(int(p), dt.datetime.fromisoformat(at)) for p, at in row[5]]
+    return Snapshot(int(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4], soon)
 
 
 async def all_lot_remaining(session: AsyncSession) -> dict[uuid.UUID, int]:
@@ -409,15 +419,6 @@ async def redemptions(
     return list((await session.scalars(stmt)).all())
 
 
-async def lifetime_redeemed(session: AsyncSession, user_id: uuid.UUID) -> int:
-    value = await session.scalar(
-        select(func.coalesce(func.sum(Redemption.points), 0)).where(
-            Redemption.user_id == user_id, Redemption.status == "fulfilled"
-        )
-    )
-    return int(value or 0)
-
-
 # --- profiles, referrals, adjustments -------------------------------------------------------
 
 
@@ -452,6 +453,18 @@ async def profiles_due_review(
             )
         ).all()
     )
+
+
+async def public_profiles(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `user_ids` who chose to show their name on the leaderboards."""
+    if not user_ids:
+        return set()
+    rows = await session.execute(
+        select(RewardProfile.user_id).where(
+            RewardProfile.user_id.in_(list(user_ids)), RewardProfile.leaderboard_public.is_(True)
+        )
+    )
+    return {r[0] for r in rows}
 
 
 async def all_profiles(session: AsyncSession) -> list[RewardProfile]:
@@ -498,6 +511,21 @@ async def rewarded_referrals_since(
         )
     )
     return int(value or 0)
+
+
+async def rewarded_referees_with_devices(
+    session: AsyncSession, devices: Sequence[str], other_than: uuid.UUID
+) -> bool:
+    """Whether another rewarded referee's app sent one of these device fingerprints."""
+    found = await session.scalar(
+        text(
+            "SELECT 1 FROM rewards_referrals r JOIN rewards_profiles p ON p.user_id = r.referee_id "
+            "WHERE r.status = 'rewarded' AND r.referee_id <> :me "
+            "AND p.device_fingerprints ?| CAST(:devices AS text[]) LIMIT 1"
+        ),
+        {"me": other_than, "devices": list(devices)},
+    )
+    return found is not None
 
 
 async def adjustment(

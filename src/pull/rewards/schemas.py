@@ -198,9 +198,15 @@ class RedemptionPage(BaseModel):
 
 class LeaderboardEntry(BaseModel):
     rank: int
-    user_id: uuid.UUID
-    display_name: str | None = None
+    display_name: str = Field(
+        description="The user's display name if they opted in (PUT /settings "
+        "leaderboard_public), else a stable alias such as 'Player 3F7K2Q'"
+    )
     points: int
+    is_me: bool = Field(False, description="This entry is the caller's")
+    user_id: uuid.UUID | None = Field(
+        None, description="Only on the caller's own entries: other users' ids are never shown"
+    )
 
 
 class LeaderboardRead(BaseModel):
@@ -223,11 +229,15 @@ class StreakRead(BaseModel):
 class SettingsWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = Field(min_length=1, max_length=64, examples=["America/New_York"])
+    timezone: str | None = Field(None, min_length=1, max_length=64, examples=["America/New_York"])
+    leaderboard_public: bool | None = Field(
+        None, description="Show my display name on the leaderboards (default: an alias)"
+    )
 
 
 class SettingsRead(BaseModel):
     timezone: str
+    leaderboard_public: bool
     streak: int
     freezes: int
     streak_last_day: dt.date | None

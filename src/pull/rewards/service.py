@@ -33,26 +33,26 @@ consume_event = earning.consume_event
 async def balance(
     *, session: AsyncSession, user_id: uuid.UUID, settings: Settings, now: dt.datetime
 ) -> BalanceRead:
-    acct = points.account(user_id)
-    available = await ledger.account_available(session=session, account=acct)
-    posted = await ledger.account_balance(session=session, account=acct)
-    due = await points.due_remaining(session, user_id, now)
-    _, earned = await repo.lot_totals(session, user_id)
-    status = await tiers.status(session=session, user_id=user_id, settings=settings, now=now)
-    soon = await repo.expiring(
+    """Two statements: the rewards tables' snapshot and the tier window's ledger sum. The
+    lots are the source of `available` (equal to the ledger's available balance by the
+    module's invariant, checked by the property tests and `check_consistency`), less the
+    points of lots past their date that the next expiry run moves."""
+    snap = await repo.snapshot(
         session, user_id, now, now + dt.timedelta(days=settings.rewards_expiry_warning_days)
     )
+    points_365 = await tiers.qualifying_points(session=session, user_id=user_id, now=now)
+    status = tiers.status_of(snap.tier, points_365, settings)
     return BalanceRead(
-        available=available - due,
-        pending=posted - available,
-        lifetime_earned=earned,
-        lifetime_redeemed=await repo.lifetime_redeemed(session, user_id),
+        available=snap.spendable,
+        pending=snap.held,
+        lifetime_earned=snap.earned,
+        lifetime_redeemed=snap.redeemed,
         tier=status.tier,
         tier_multiplier_bp=status.multiplier_bp,
         qualifying_points=status.qualifying_points,
         next_tier=status.next_tier,
         points_to_next_tier=status.points_to_next_tier,
-        expiring=[Expiring(points=p, expires_at=at) for p, at in soon],
+        expiring=[Expiring(points=p, expires_at=at) for p, at in snap.expiring],
     )
 
 
@@ -180,24 +180,47 @@ async def expire_batch(*, session: AsyncSession, now: dt.datetime, limit: int = 
     return await points.expire_due(session=session, now=now, limit=limit)
 
 
+def _warning_body(lots: list[tuple[int, int, dt.datetime]]) -> str:
+    lines = [f"- {p:,} points on {at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" for _, p, at in lots]
+    return (
+        "Some of your PULL reward points expire soon:\n"
+        + "\n".join(lines)
+        + "\n\nPoints you spend are taken from the soonest-expiring first. "
+        "See the rewards catalog in the app to use them before they expire.\n"
+    )
+
+
 async def warn_batch(
     *, session: AsyncSession, settings: Settings, now: dt.datetime, limit: int = 500
 ) -> int:
-    """Warn (outbox event `rewards.points_expiring`, relayed on Redis `events:...` for the
-    notification path) about lots expiring within the warning window; each lot once."""
+    """Warn each user of their lots expiring within the warning window, each lot once: an
+    e-mail through identity's mailer (in this transaction: the table in development, SMTP
+    when configured) and the outbox event `rewards.points_expiring` (relayed on Redis
+    `events:rewards.points_expiring` for in-app notifications)."""
     horizon = now + dt.timedelta(days=settings.rewards_expiry_warning_days)
     rows = await repo.lots_to_warn(session, now, horizon, limit)
     by_user: dict[uuid.UUID, list[tuple[int, int, dt.datetime]]] = {}
     for lot_id, user_id, remaining, expires_at in rows:
         by_user.setdefault(user_id, []).append((lot_id, int(remaining), expires_at))
     for user_id, lots in by_user.items():
+        total = sum(p for _, p, _ in lots)
+        first = min(at for _, _, at in lots)
+        await identity.email_user(
+            session=session,
+            settings=settings,
+            user_id=user_id,
+            subject=f"{total:,} PULL points expire soon",
+            body=_warning_body(lots),
+            kind="rewards_points_expiring",
+        )
         emit(
             session,
             topic="rewards.points_expiring",
             key=str(user_id),
             payload={
                 "user_id": str(user_id),
-                "points": sum(p for _, p, _ in lots),
+                "points": total,
+                "first_expires_at": first.isoformat(),
                 "lots": [
                     {"lot_id": i, "points": p, "expires_at": at.isoformat()} for i, p, at in lots
                 ],

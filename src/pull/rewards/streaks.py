@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.config import Settings
+from pull.kit.outbox import emit
 from pull.rewards import points, tiers
 from pull.rewards.errors import AlreadyClaimed, InvalidState, InvalidTimezone
 from pull.rewards.models import RewardProfile
@@ -121,6 +122,34 @@ async def set_timezone(
         )
     row.timezone = timezone
     row.timezone_changed_at = now
+    return row
+
+
+async def update_settings(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    timezone: str | None,
+    leaderboard_public: bool | None,
+    settings: Settings,
+    now: dt.datetime,
+) -> RewardProfile:
+    """Change what was given. A change of leaderboard visibility reaches the boards through
+    the outbox (`rewards.leaderboard_name`), so only a committed choice is shown."""
+    if timezone is not None:
+        row = await set_timezone(
+            session=session, user_id=user_id, timezone=timezone, settings=settings, now=now
+        )
+    else:
+        row = await tiers.profile(session=session, user_id=user_id, settings=settings, lock=True)
+    if leaderboard_public is not None and leaderboard_public != row.leaderboard_public:
+        row.leaderboard_public = leaderboard_public
+        emit(
+            session,
+            topic="rewards.leaderboard_name",
+            key=str(user_id),
+            payload={"user_id": str(user_id)},
+        )
     return row
 
 

@@ -139,19 +139,22 @@ class TierStatus:
     points_to_next_tier: int | None
 
 
-async def status(
-    *, session: AsyncSession, user_id: uuid.UUID, settings: Settings, now: dt.datetime
-) -> TierStatus:
+def status_of(current: str | None, points: int, settings: Settings) -> TierStatus:
     ladder = tiers(settings)
-    found = await repo.profile(session, user_id)
-    current = found.tier if found is not None else ladder[0].name
-    points = await qualifying_points(session=session, user_id=user_id, now=now)
-    i = index_of(current, ladder)
+    i = index_of(current or ladder[0].name, ladder)
     nxt = ladder[i + 1] if i + 1 < len(ladder) else None
     return TierStatus(
-        tier=current,
+        tier=ladder[i].name,
         multiplier_bp=ladder[i].multiplier_bp,
         qualifying_points=points,
         next_tier=nxt.name if nxt else None,
         points_to_next_tier=max(0, nxt.threshold - points) if nxt else None,
     )
+
+
+async def status(
+    *, session: AsyncSession, user_id: uuid.UUID, settings: Settings, now: dt.datetime
+) -> TierStatus:
+    found = await repo.profile(session, user_id)
+    points = await qualifying_points(session=session, user_id=user_id, now=now)
+    return status_of(found.tier if found is not None else None, points, settings)
