@@ -583,4 +583,4 @@ async def referrers_of(
             User.id.in_(list(user_ids)), User.referred_by_id.is_not(None)
         )
     )
-    return {r[0]: r[1] for r in rows}
+    return {r[0]: r[1] for r in rows if r[1] is not None}
