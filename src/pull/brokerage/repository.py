@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -295,3 +296,48 @@ async def pending_journal_count(session: AsyncSession, user_id: uuid.UUID) -> in
         .where(BrokerageJournal.user_id == user_id, BrokerageJournal.status == "pending")
     )
     return int(value or 0)
+
+
+# --- the portfolio's reads ------------------------------------------------------------------
+
+
+async def user_executions(session: AsyncSession, user_id: uuid.UUID) -> list[BrokerageExecution]:
+    """Every execution that moved the user's position, oldest first."""
+    stmt = (
+        select(BrokerageExecution)
+        .where(BrokerageExecution.user_id == user_id, BrokerageExecution.applied_qty > 0)
+        .order_by(BrokerageExecution.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def positions_of(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> list[BrokeragePosition]:
+    stmt = select(BrokeragePosition).where(
+        BrokeragePosition.user_id.in_(list(user_ids)), BrokeragePosition.qty > 0
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def last_prices(session: AsyncSession, symbols: Sequence[str]) -> dict[str, Decimal]:
+    """Each symbol's last execution price (any customer): the mark when no quote is had."""
+    stmt = (
+        select(BrokerageExecution.symbol, BrokerageExecution.price)
+        .where(BrokerageExecution.symbol.in_(list(symbols)))
+        .distinct(BrokerageExecution.symbol)
+        .order_by(BrokerageExecution.symbol, BrokerageExecution.id.desc())
+    )
+    return {r[0]: r[1] for r in (await session.execute(stmt)).all()}
+
+
+async def last_prices_before(
+    session: AsyncSession, symbols: Sequence[str], before: dt.datetime
+) -> dict[str, Decimal]:
+    stmt = (
+        select(BrokerageExecution.symbol, BrokerageExecution.price)
+        .where(BrokerageExecution.symbol.in_(list(symbols)), BrokerageExecution.created_at < before)
+        .distinct(BrokerageExecution.symbol)
+        .order_by(BrokerageExecution.symbol, BrokerageExecution.id.desc())
+    )
+    return {r[0]: r[1] for r in (await session.execute(stmt)).all()}

@@ -16,9 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage import repository as repo
 from pull.brokerage.errors import AssetNotFound, BrokerageUnavailable
+from pull.brokerage.holdings import (  # the portfolio's reads
+    ExecutionRow,
+    StockMark,
+    StockPosition,
+    executions,
+    marks,
+    open_positions,
+)
 from pull.brokerage.money import cents_of, plain
 from pull.brokerage.orders import order_read, own_order
 from pull.brokerage.providers.base import Broker, BrokerError, BrokerNotFound
+from pull.brokerage.providers.factory import make_broker
 from pull.brokerage.schemas import (
     AssetRead,
     BuyingPower,
@@ -31,11 +40,19 @@ from pull.brokerage.schemas import (
 from pull.ledger import service as ledger
 
 __all__ = [
+    "Broker",
+    "ExecutionRow",
+    "StockMark",
+    "StockPosition",
     "assets",
     "buying_power",
+    "executions",
     "fills",
     "get_order",
     "list_orders",
+    "make_broker",
+    "marks",
+    "open_positions",
     "positions",
     "quote",
     "trades",

@@ -34,6 +34,14 @@ from pull.ledger.errors import (
     TransferNotFound,
     TransferNotPending,
 )
+from pull.ledger.portfolio_reads import (  # the portfolio's reads (bulk, money in and out)
+    ExternalFlow,
+    UserBalances,
+    account_owners_after,
+    external_flow_totals,
+    external_flows,
+    user_balances,
+)
 from pull.ledger.schemas import (
     MAY_GO_NEGATIVE_SYSTEM,
     NEVER_NEGATIVE_SYSTEM,
@@ -56,6 +64,7 @@ from pull.ledger.schemas import (
 __all__ = [
     "AccountRef",
     "Balance",
+    "ExternalFlow",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidTransfer",
@@ -64,9 +73,13 @@ __all__ = [
     "TransferNotPending",
     "TransferRead",
     "TrialBalance",
+    "UserBalances",
     "account_balance",
+    "account_owners_after",
     "currency_holders",
     "entry_sums",
+    "external_flow_totals",
+    "external_flows",
     "get_balance",
     "invariant_report",
     "post_pending",
@@ -78,6 +91,7 @@ __all__ = [
     "transfer",
     "trial_balance",
     "user_account",
+    "user_balances",
     "void_pending",
 ]
 

@@ -25,7 +25,15 @@ from pull.rewards.errors import AdjustmentNotFound, FourEyesRequired, InvalidSta
 from pull.rewards.models import Adjustment
 from pull.rewards.schemas import AdjustmentCreate, BalanceRead, Expiring
 
-__all__ = ["BalanceRead", "balance", "consume_event", "earning", "history", "redemption"]
+__all__ = [
+    "BalanceRead",
+    "balance",
+    "consume_event",
+    "earning",
+    "history",
+    "points_cash_value",
+    "redemption",
+]
 
 consume_event = earning.consume_event
 
@@ -253,3 +261,9 @@ async def check_consistency(*, session: AsyncSession) -> Consistency:
         if available != remaining:
             bad[str(user_id)] = (available, remaining)
     return Consistency(users=len(lots), mismatched=bad)
+
+
+def points_cash_value(*, points: int, settings: Settings) -> int:
+    """Cents the points would bring as a cash redemption (REWARDS_CASH_POINTS_PER_DOLLAR):
+    the value the portfolio shows for them."""
+    return redemption.cash_cents(points, settings)

@@ -551,3 +551,49 @@ async def vote_of(
             select(RwaVote).where(RwaVote.buyout_id == buyout_id, RwaVote.user_id == user_id)
         )
     ).scalar_one_or_none()
+
+
+# --- the portfolio's reads ------------------------------------------------------------------
+
+
+async def user_lot_events(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[object, ...]]:
+    """The user's acquisitions and disposals of shares: issued subscriptions and secondary
+    trades, as (currency, at, signed shares, cents, seq) oldest first."""
+    rows = await session.execute(
+        text(
+            "SELECT 'RWA' || a.seq, s.resolved_at, s.shares, s.amount_cents, 0 "
+            "  FROM rwa_subscriptions s JOIN rwa_offerings o ON o.id = s.offering_id "
+            "  JOIN rwa_assets a ON a.id = o.asset_id "
+            " WHERE s.user_id = :u AND s.status = 'issued' "
+            "UNION ALL "
+            "SELECT 'RWA' || a.seq, t.created_at, "
+            "       CASE WHEN t.buyer_id = :u THEN t.quantity ELSE -t.quantity END, "
+            "       t.price_cents * t.quantity, t.id "
+            "  FROM rwa_trades t JOIN rwa_assets a ON a.id = t.asset_id "
+            " WHERE (t.buyer_id = :u OR t.seller_id = :u) AND t.buyer_id <> t.seller_id "
+            "ORDER BY 2, 5"
+        ),
+        {"u": user_id},
+    )
+    return [tuple(r) for r in rows.all()]
+
+
+async def share_marks(
+    session: AsyncSession, currencies: Sequence[str], day_start: dt.datetime
+) -> list[tuple[object, ...]]:
+    """Per asset (by share currency): id, title, state, last trade price, the last trade price
+    before `day_start`, and the latest funded offering's price."""
+    rows = await session.execute(
+        text(
+            "SELECT 'RWA' || a.seq, a.id, a.title, a.state, "
+            "  (SELECT t.price_cents FROM rwa_trades t WHERE t.asset_id = a.id "
+            "    ORDER BY t.id DESC LIMIT 1), "
+            "  (SELECT t.price_cents FROM rwa_trades t WHERE t.asset_id = a.id "
+            "    AND t.created_at < :day ORDER BY t.id DESC LIMIT 1), "
+            "  (SELECT o.price_cents FROM rwa_offerings o WHERE o.asset_id = a.id "
+            "    ORDER BY (o.status = 'funded') DESC, o.created_at DESC LIMIT 1) "
+            "  FROM rwa_assets a WHERE a.seq = ANY(:s)"
+        ),
+        {"s": [int(c[3:]) for c in currencies if c[3:].isdigit()], "day": day_start},
+    )
+    return [tuple(r) for r in rows.all()]

@@ -36,6 +36,7 @@ from pull.rwa.buyouts import (
     vote,
 )
 from pull.rwa.errors import AssetNotFound, InvalidState
+from pull.rwa.holdings import ShareEvent, ShareMark, share_events, share_marks
 from pull.rwa.offerings import (
     cancel_offering,
     close_offering,
@@ -73,6 +74,8 @@ from pull.rwa.trading import (
 
 __all__ = [
     "INTERVALS",
+    "ShareEvent",
+    "ShareMark",
     "add_valuation",
     "buyout_workflow_id",
     "cancel_all",
@@ -106,6 +109,8 @@ __all__ = [
     "purchase",
     "settle_buyout",
     "settle_subscriptions",
+    "share_events",
+    "share_marks",
     "shares_outstanding",
     "start_trading",
     "subscribe",

@@ -1,0 +1,62 @@
+"""Read-only SQL behind `pull.exchange.holdings` (the portfolio's view of the exchange)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def user_fills(session: AsyncSession, user_id: uuid.UUID) -> list[Any]:
+    rows = await session.execute(
+        text(
+            "SELECT id, ticker, side, action, count, yes_price, fee, created_at "
+            "FROM exchange_fills WHERE user_id = :u ORDER BY id"
+        ),
+        {"u": user_id},
+    )
+    return list(rows.all())
+
+
+async def user_settlements(session: AsyncSession, user_id: uuid.UUID) -> list[Any]:
+    rows = await session.execute(
+        text(
+            "SELECT ticker, result, yes_count, no_count, cost_basis, revenue, settled_at "
+            "FROM exchange_settlements WHERE user_id = :u ORDER BY id"
+        ),
+        {"u": user_id},
+    )
+    return list(rows.all())
+
+
+async def positions_of(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[Any]:
+    rows = await session.execute(
+        text(
+            "SELECT user_id, ticker, position, cost_basis, realized_pnl, fees_paid "
+            "FROM exchange_positions WHERE user_id = ANY(:u) AND position <> 0"
+        ),
+        {"u": list(user_ids)},
+    )
+    return list(rows.all())
+
+
+async def market_marks(
+    session: AsyncSession, tickers: Sequence[str], day_start: dt.datetime
+) -> list[Any]:
+    """Per market: title, status, result, best bid/ask, last price, and the last trade price
+    before `day_start` (the previous close)."""
+    rows = await session.execute(
+        text(
+            "SELECT m.ticker, m.title, m.status, m.result, m.yes_bid, m.yes_ask, m.last_price, "
+            "       (SELECT t.yes_price FROM exchange_trades t "
+            "         WHERE t.market_id = m.id AND t.created_at < :day "
+            "         ORDER BY t.id DESC LIMIT 1) "
+            "  FROM exchange_markets m WHERE m.ticker = ANY(:t)"
+        ),
+        {"t": list(tickers), "day": day_start},
+    )
+    return list(rows.all())

@@ -1,0 +1,46 @@
+"""Portfolio routes (`/api/v1/portfolio`): the caller's holdings, history, realized lots,
+statements. Thin: parse, call the service, shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from pull.brokerage import service as brokerage
+from pull.identity.deps import CurrentUser
+from pull.kit.db import SessionDep, utcnow
+from pull.kit.ratelimit import general
+from pull.portfolio import service
+from pull.portfolio.schemas import PortfolioRead
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    429: {"description": "Rate limited"},
+}
+router = APIRouter(prefix="/api/v1/portfolio", tags=["portfolio"], responses=_ERRORS)
+relaxed = [Depends(general)]
+
+
+def _broker(request: Request) -> brokerage.Broker:
+    return brokerage.make_broker(request.app.state.settings, request.app.state.sessionmaker)
+
+
+@router.get(
+    "",
+    response_model=PortfolioRead,
+    dependencies=relaxed,
+    summary="Everything the caller owns: cash, contracts, RWA shares, stocks, crypto, points",
+)
+async def get_portfolio(user: CurrentUser, session: SessionDep, request: Request) -> PortfolioRead:
+    return await service.portfolio(
+        session=session,
+        user_id=user.id,
+        settings=request.app.state.settings,
+        broker=_broker(request),
+        now=utcnow(),
+    )
+
+
+def routers() -> list[APIRouter]:
+    return [router]

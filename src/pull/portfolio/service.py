@@ -1,0 +1,167 @@
+"""The portfolio's public API (keyword-only; never commits): one view of everything a
+customer owns, valued at current marks, with FIFO cost, P&L and day change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.brokerage import service as brokerage
+from pull.config import Settings
+from pull.ledger import service as ledger
+from pull.portfolio import sources
+from pull.portfolio.lots import ClosedLot, LotBook, average_cost, day_change, replay
+from pull.portfolio.schemas import (
+    CashRead,
+    HoldingRead,
+    PointsRead,
+    PortfolioRead,
+    TaxLotRead,
+    TotalsRead,
+)
+from pull.rewards import service as rewards
+
+
+def day_start_of(now: dt.datetime) -> dt.datetime:
+    """The start of `now`'s day in UTC: the boundary of day change and of a daily snapshot."""
+    return dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+
+
+def _cents(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+@dataclass(slots=True)
+class Valued:
+    """An instrument with its replayed lots and mark (the view's and realized list's input)."""
+
+    inst: sources.Instrument
+    book: LotBook
+    mark: Decimal
+    mark_source: str
+
+
+async def gather(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    now: dt.datetime,
+    broker: brokerage.Broker | None,
+) -> list[Valued]:
+    """Every instrument the user ever held, with FIFO lots and its mark (at cost when the
+    module has no price)."""
+    day = day_start_of(now)
+    found = [
+        *await sources.predictions(session, user_id, day),
+        *await sources.rwa_shares(session, user_id, day),
+        *await sources.stocks(session, user_id, day, broker),
+    ]
+    out = []
+    for inst in found:
+        book = replay(inst.events)
+        mark, source = inst.mark, inst.mark_source
+        if mark is None:
+            q = book.quantity
+            mark = (Decimal(book.cost) / q) if q else Decimal(0)
+            source = "cost"
+        out.append(Valued(inst, book, mark, source))
+    return out
+
+
+def _holding(v: Valued, day: dt.datetime) -> HoldingRead:
+    lots = [
+        TaxLotRead(
+            acquired_at=lot.acquired,
+            quantity=lot.quantity,
+            cost=lot.cost,
+            market_value=_cents(lot.quantity * v.mark),
+            unrealized_pnl=_cents(lot.quantity * v.mark) - lot.cost,
+        )
+        for lot in v.book.open
+    ]
+    value = sum(lot.market_value for lot in lots)
+    return HoldingRead(
+        kind=v.inst.kind,
+        symbol=v.inst.symbol,
+        name=v.inst.name,
+        quantity=v.book.quantity,
+        mark=v.mark.quantize(Decimal("0.0001")),
+        mark_source=v.mark_source,
+        market_value=value,
+        cost_basis=v.book.cost,
+        average_cost=average_cost(v.book),
+        unrealized_pnl=value - v.book.cost,
+        realized_pnl=v.book.realized,
+        day_change=(
+            day_change(v.book, mark=v.mark, previous_close=v.inst.previous_close, day_start=day)
+            if v.mark_source != "cost"
+            else 0
+        ),
+        lots=lots,
+    )
+
+
+async def portfolio(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    settings: Settings,
+    broker: brokerage.Broker | None,
+    now: dt.datetime,
+) -> PortfolioRead:
+    day = day_start_of(now)
+    balances = (await ledger.user_balances(session=session, user_ids=[user_id]))[user_id]
+    valued = await gather(session=session, user_id=user_id, now=now, broker=broker)
+    realized = sum(v.book.realized for v in valued)
+    holdings = [_holding(v, day) for v in valued if v.book.open]
+    flows = await ledger.external_flows(session=session, user_id=user_id)
+    points_value = rewards.points_cash_value(points=balances.points_posted, settings=settings)
+    holdings_value = sum(h.market_value for h in holdings)
+    cost = sum(h.cost_basis for h in holdings)
+    value = balances.cash_total + holdings_value + points_value
+    net_deposits = sum(f.amount for f in flows)
+    unrealized = holdings_value - cost
+    total_pnl = value - net_deposits
+    return PortfolioRead(
+        as_of=now,
+        cash=CashRead(
+            available=balances.available,
+            held=balances.held,
+            pending=balances.pending,
+            total=balances.cash_total,
+        ),
+        points=PointsRead(
+            points=balances.points_posted,
+            available=balances.points_available,
+            cash_value=points_value,
+        ),
+        holdings=holdings,
+        totals=TotalsRead(
+            value=value,
+            holdings_value=holdings_value,
+            cost_basis=cost,
+            unrealized_pnl=unrealized,
+            realized_pnl=realized,
+            day_change=sum(h.day_change or 0 for h in holdings),
+            net_deposits=net_deposits,
+            total_pnl=total_pnl,
+            other_pnl=total_pnl - realized - unrealized,
+        ),
+    )
+
+
+async def closed_lots(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    now: dt.datetime,
+) -> list[tuple[sources.Instrument, ClosedLot]]:
+    """Every closed lot of the user, by sale time (the realized list and Form 8949)."""
+    valued = await gather(session=session, user_id=user_id, now=now, broker=None)
+    out = [(v.inst, c) for v in valued for c in v.book.closed]
+    out.sort(key=lambda ic: (ic[1].sold, ic[0].symbol, ic[1].acquired))
+    return out

@@ -1,0 +1,160 @@
+"""What a customer holds, gathered from each module's service (never its tables), as
+instruments with their lot events and marks. Marks are in cents per unit (docs/portfolio.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.brokerage import service as brokerage
+from pull.exchange import holdings as exchange
+from pull.portfolio.lots import LotEvent
+from pull.rwa import service as rwa
+
+
+@dataclass(slots=True)
+class Instrument:
+    kind: str  # prediction | rwa | stock | crypto
+    symbol: str
+    name: str
+    events: list[LotEvent] = field(default_factory=list)
+    mark: Decimal | None = None
+    mark_source: str = "cost"
+    previous_close: Decimal | None = None
+
+
+def binary_events(
+    fills: Iterable[exchange.FillRow], settlements: Iterable[exchange.SettlementRow]
+) -> dict[str, dict[str, list[LotEvent]]]:
+    """Per ticker, YES and NO lot events from fills in YES-price space.
+
+    A fill moves the YES-space position by +count (buy YES, sell NO) or -count (buy NO,
+    sell YES) at the YES price p. Moving against held contracts closes them first (the
+    exchange nets a YES against a NO: the pair pays 100), so a NO closed at YES price p brings
+    100 - p and a YES closed brings p; the rest opens new contracts at p (YES) or 100 - p (NO).
+    The fill's fee is split between the two parts by count. A settlement disposes of what was
+    held at its payout (the winning side's revenue, the losing side's 0, a void's refund)."""
+    out: dict[str, dict[str, list[LotEvent]]] = defaultdict(lambda: {"YES": [], "NO": []})
+    pos: dict[str, int] = defaultdict(int)
+    for f in fills:
+        up = (f.side == "yes") == (f.action == "buy")
+        p = f.yes_price
+        held = pos[f.ticker]
+        if up:
+            closing = min(f.count, max(0, -held))
+            close_side, open_side = "NO", "YES"
+            close_px, open_px = 100 - p, p
+        else:
+            closing = min(f.count, max(0, held))
+            close_side, open_side = "YES", "NO"
+            close_px, open_px = p, 100 - p
+        opening = f.count - closing
+        close_fee = f.fee * closing // f.count if f.count else 0
+        sides = out[f.ticker]
+        if closing:
+            sides[close_side].append(
+                LotEvent(f.at, Decimal(-closing), closing * close_px, close_fee, f.id)
+            )
+        if opening:
+            sides[open_side].append(
+                LotEvent(f.at, Decimal(opening), opening * open_px, f.fee - close_fee, f.id)
+            )
+        pos[f.ticker] = held + (f.count if up else -f.count)
+    for s in settlements:
+        sides = out[s.ticker]
+        total = s.yes_count + s.no_count
+        for side, count in (("YES", s.yes_count), ("NO", s.no_count)):
+            if not count:
+                continue
+            if s.result == "void":
+                cash = (
+                    s.revenue * count // total
+                    if side == "YES"
+                    else s.revenue - (s.revenue * s.yes_count // total)
+                )
+            else:
+                cash = s.revenue if s.result == side.lower() else 0
+            sides[side].append(LotEvent(s.at, Decimal(-count), cash, 0, 1 << 62))
+    return out
+
+
+async def predictions(
+    session: AsyncSession, user_id: uuid.UUID, day_start: dt.datetime
+) -> list[Instrument]:
+    fills = await exchange.user_fills(session=session, user_id=user_id)
+    settlements = await exchange.user_settlements(session=session, user_id=user_id)
+    by_ticker = binary_events(fills, settlements)
+    marks = await exchange.marks(session=session, tickers=list(by_ticker), day_start=day_start)
+    out = []
+    for ticker, sides in sorted(by_ticker.items()):
+        m = marks.get(ticker)
+        yes, source = m.yes_mark() if m else (None, "none")
+        prev = m.previous_close if m else None
+        for side, events in sides.items():
+            if not events:
+                continue
+            inst = Instrument("prediction", f"{ticker}:{side}", m.title if m else ticker, events)
+            if yes is not None:
+                inst.mark = Decimal(yes if side == "YES" else 100 - yes)
+                inst.mark_source = source
+            if prev is not None:
+                inst.previous_close = Decimal(prev if side == "YES" else 100 - prev)
+            out.append(inst)
+    return out
+
+
+async def rwa_shares(
+    session: AsyncSession, user_id: uuid.UUID, day_start: dt.datetime
+) -> list[Instrument]:
+    events: dict[str, list[LotEvent]] = defaultdict(list)
+    for e in await rwa.share_events(session=session, user_id=user_id):
+        events[e.currency].append(LotEvent(e.at, Decimal(e.shares), e.cents, 0, e.seq))
+    marks = await rwa.share_marks(session=session, currencies=list(events), day_start=day_start)
+    out = []
+    for currency, evs in sorted(events.items()):
+        m = marks.get(currency)
+        inst = Instrument("rwa", currency, m.title if m else currency, evs)
+        if m is not None:
+            price, source = m.price()
+            if price is not None:
+                inst.mark, inst.mark_source = Decimal(price), source
+            close = m.close_before_today()
+            inst.previous_close = None if close is None else Decimal(close)
+        out.append(inst)
+    return out
+
+
+async def stocks(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    day_start: dt.datetime,
+    broker: brokerage.Broker | None,
+) -> list[Instrument]:
+    events: dict[str, list[LotEvent]] = defaultdict(list)
+    for e in await brokerage.executions(session=session, user_id=user_id):
+        q = e.qty if e.side == "buy" else -e.qty
+        events[e.symbol].append(LotEvent(e.at, q, e.cents, 0, e.seq))
+    classes = {
+        p.symbol: p.asset_class
+        for p in await brokerage.open_positions(session=session, user_ids=[user_id])
+    }
+    marks = await brokerage.marks(
+        session=session, broker=broker, symbols=list(events), day_start=day_start
+    )
+    out = []
+    for symbol, evs in sorted(events.items()):
+        kind = "crypto" if classes.get(symbol) == "crypto" or "/" in symbol else "stock"
+        inst = Instrument(kind, symbol, symbol, evs)
+        m = marks.get(symbol)
+        if m is not None and m.price is not None:
+            inst.mark, inst.mark_source = m.price * 100, m.source
+        if m is not None and m.previous_close is not None:
+            inst.previous_close = m.previous_close * 100
+        out.append(inst)
+    return out

@@ -1,0 +1,72 @@
+"""RWA reads for the portfolio (part of the RWA public API; re-exported by `service`):
+the events that build a holder's tax lots, and the marks of assets' shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.rwa import repository as repo
+
+
+@dataclass(frozen=True, slots=True)
+class ShareEvent:
+    currency: str
+    at: dt.datetime
+    shares: int  # > 0 acquired, < 0 sold
+    cents: int  # gross cash of the event (>= 0)
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareMark:
+    currency: str
+    asset_id: uuid.UUID
+    title: str
+    state: str
+    last_trade: int | None
+    previous_close: int | None
+    offering_price: int | None
+
+    def price(self) -> tuple[int | None, str]:
+        """Cents per share and why: the last secondary trade, else the offering price (no
+        trade yet), else none (the caller values at cost)."""
+        if self.last_trade is not None:
+            return self.last_trade, "last_trade"
+        if self.offering_price is not None:
+            return self.offering_price, "offering_price"
+        return None, "none"
+
+    def close_before_today(self) -> int | None:
+        return self.previous_close if self.previous_close is not None else self.offering_price
+
+
+async def share_events(*, session: AsyncSession, user_id: uuid.UUID) -> list[ShareEvent]:
+    """Issued subscriptions (at the offering price) and secondary trades, oldest first.
+    A buyout's payout is not a share event here (docs/portfolio.md, limits)."""
+    out = []
+    for currency, at, shares, cents, seq in await repo.user_lot_events(session, user_id):
+        out.append(
+            ShareEvent(
+                currency=cast(str, currency),
+                at=cast(dt.datetime, at),
+                shares=int(cast(int, shares)),
+                cents=int(cast(int, cents)),
+                seq=int(cast(int, seq)),
+            )
+        )
+    return out
+
+
+async def share_marks(
+    *, session: AsyncSession, currencies: Sequence[str], day_start: dt.datetime
+) -> dict[str, ShareMark]:
+    if not currencies:
+        return {}
+    rows = await repo.share_marks(session, sorted(set(currencies)), day_start)
+    return {cast(str, r[0]): ShareMark(*r) for r in rows}  # type: ignore[arg-type]

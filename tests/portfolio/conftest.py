@@ -1,0 +1,22 @@
+"""Portfolio test helpers: traders with cash, and HTTP calls to a real `pull api` process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.exchange.conftest import create_market, fund
+
+__all__ = ["call", "create_market", "fund", "order"]
+
+
+async def call(base: str, user: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base, headers=user.headers, timeout=60) as c:
+        return await c.request(method, path, **kw)
+
+
+async def order(base: str, user: Any, **body: Any) -> dict[str, Any]:
+    r = await call(base, user, "POST", "/api/v1/orders", json=body)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
