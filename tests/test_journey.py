@@ -265,11 +265,17 @@ def rewards_balance(me: Customer) -> dict[str, Any]:
 
 
 def buy_a_fractional_share(me: Customer, cash: int) -> int:
-    """docs/brokerage.md: a broker account opened from the KYC data, 0.01 of a share bought
-    through the sandbox broker (its market pinned open), the fill applied by the worker from
-    the broker's event stream. Returns what it cost."""
-    account = me.call("POST", "/api/v1/trading/account", 201)
+    """docs/brokerage.md: the broker account the worker opened from the KYC data when KYC
+    approved (the kyc outbox event), 0.01 of a share bought through the sandbox broker (its
+    market pinned open), the fill applied by the worker from the broker's event stream.
+    Returns what it cost."""
+    r = eventually(
+        lambda: me.http.get("/api/v1/trading/account", headers=me.headers),
+        lambda r: r.status_code == 200,
+    )
+    account = r.json()
     assert account["status"] == "ACTIVE", account
+    assert me.call("POST", "/api/v1/trading/account", 200) == account  # already open
     me.call("PUT", "/api/v1/trading/sandbox/clock", json={"market": "open"})
     ask = me.call("GET", "/api/v1/trading/quotes/AAPL")["ask"]
     order = me.call(

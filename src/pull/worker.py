@@ -29,6 +29,7 @@ from pull.brokerage.activities import ACTIVITIES as BROKERAGE_ACTIVITIES
 from pull.brokerage.activities import ensure_schedule as ensure_brokerage_schedule
 from pull.brokerage.activities import run_consumer as run_brokerage_consumer
 from pull.brokerage.activities import run_sandbox_clock as run_brokerage_sandbox_clock
+from pull.brokerage.onboarding import with_brokerage
 from pull.brokerage.workflows import WORKFLOWS as BROKERAGE_WORKFLOWS
 from pull.config import Settings, get_settings
 from pull.exchange.activities import finalize_settlement, run_clock, settle_batch
@@ -120,8 +121,9 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **funding_outbox_handlers(),
         **identity_outbox_handlers(),
     }
-    # negative-balance recovery runs before each publish, the rewards earning consumer after
-    return with_rewards(with_recovery(handlers))
+    # negative-balance recovery runs before each publish, the rewards earning consumer after;
+    # the broker account opens after KYC's own publish
+    return with_rewards(with_recovery(with_brokerage(handlers)))
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):

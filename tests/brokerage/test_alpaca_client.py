@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -88,6 +89,18 @@ async def test_account_journal_orders_positions_through_alpaca_py(
     )
     assert journal.status == "executed" and journal.amount == Decimal("500.00")
     assert (await alpaca.get_account(account_id=account.id)).cash == Decimal("500.00")
+    # GET /v1/journals: a journal found again by its description (PULL's key), one way only
+    today = dt.datetime.now(dt.UTC).date()
+    found = await alpaca.find_journal(
+        from_account=firm, to_account=account.id, description="t", since=today
+    )
+    assert found is not None and found.id == journal.id and found.description == "t"
+    assert not await alpaca.find_journal(
+        from_account=firm, to_account=account.id, description="other", since=today
+    )
+    assert not await alpaca.find_journal(
+        from_account=account.id, to_account=firm, description="t", since=today
+    )
 
     quote = await alpaca.get_quote(symbol="AAPL")
     assert quote.ask > quote.bid > 0

@@ -4,10 +4,20 @@ A journal moves cash at the broker between PULL's firm account and a customer's 
 It is recorded (`pending`, unique key) in PULL's transaction first and executed at the broker
 after commit (`execute_journals`), so a crash leaves a pending row that the next run executes;
 reconciliation compares the broker's cash with what the executed journals and fills imply.
+
+Exactly once: Alpaca journals take no idempotency key, so PULL's key is the journal's
+description, and every attempt that may not be the first (a retry by the consumer or
+reconciliation, or the order request itself after `FRESH_SECONDS`) first asks the broker for a
+journal with that description and takes it as executed when found. Only the order request
+that recorded a funding journal sends it without asking, within `FRESH_SECONDS` of recording
+it; retries leave funding journals that young alone, and the row lock keeps two executors off
+one journal. So a crash after the broker executed a journal and before PULL marked it no
+longer moves the cash twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
@@ -20,12 +30,13 @@ from pull.brokerage.money import dollars
 from pull.brokerage.providers.base import Broker, BrokerError, BrokerRejected, Person
 from pull.brokerage.schemas import AccountRead
 from pull.kit.crypto import FieldCipher
-from pull.kit.db import session_scope
+from pull.kit.db import session_scope, utcnow
 from pull.kyc import service as kyc
 
 log = logging.getLogger("pull.brokerage")
 
 TIERS_ALLOWED = (kyc.Tier.standard, kyc.Tier.enhanced, kyc.Tier.accredited)
+FRESH_SECONDS = 10.0
 
 
 def account_read(row: BrokerageAccount) -> AccountRead:
@@ -128,10 +139,17 @@ async def queue_journal(
     return row
 
 
+def is_fresh(journal: BrokerageJournal) -> bool:
+    return utcnow() - journal.created_at < dt.timedelta(seconds=FRESH_SECONDS)
+
+
 async def execute_journal(
-    *, session: AsyncSession, broker: Broker, journal: BrokerageJournal
+    *, session: AsyncSession, broker: Broker, journal: BrokerageJournal, first: bool = False
 ) -> None:
-    """Execute one pending journal at the broker and mark it (the caller commits)."""
+    """Execute one pending journal (locked) at the broker and mark it (the caller commits).
+
+    `first`: the caller is the request that recorded it, in its first FRESH_SECONDS; any other
+    attempt looks for the journal at the broker first (see the module docstring)."""
     if journal.status != "pending":
         return
     account = await repo.account(session, journal.user_id)
@@ -144,6 +162,17 @@ async def execute_journal(
         if journal.direction == "to_customer"
         else (account.broker_account_id, firm)
     )
+    if not (first and is_fresh(journal)):
+        found = await broker.find_journal(
+            from_account=src,
+            to_account=dst,
+            description=journal.key,
+            since=journal.created_at.date(),
+        )
+        if found is not None:
+            journal.status = "executed"
+            journal.broker_journal_id = found.id
+            return
     try:
         done = await broker.create_journal(
             from_account=src,
@@ -172,7 +201,11 @@ async def execute_journals(
     count = 0
     for _ in range(limit):
         async with session_scope(maker) as session:
-            rows = await repo.pending_journals(session, limit=1)
+            rows = await repo.pending_journals(
+                session,
+                limit=1,
+                leave_fresh_since=utcnow() - dt.timedelta(seconds=FRESH_SECONDS),
+            )
             if not rows:
                 break
             try:

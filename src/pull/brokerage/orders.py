@@ -322,10 +322,10 @@ async def send(*, session: AsyncSession, broker: Broker, order_id: uuid.UUID) ->
         raise OrderNotFound()
     if order.status != "pending_new" or order.broker_order_id is not None:
         return order_read(order)
-    fund = await repo.journal(session, f"order:{order.id}:fund")
+    fund = await repo.journal(session, f"order:{order.id}:fund", lock=True)
     if fund is not None and fund.status == "pending":
         try:
-            await accounts.execute_journal(session=session, broker=broker, journal=fund)
+            await accounts.execute_journal(session=session, broker=broker, journal=fund, first=True)
         except BrokerError:
             return order_read(order)  # reconciliation executes the journal and submits
         if fund.status == "failed":
@@ -711,10 +711,10 @@ async def send_replace(
         raise OrderNotFound()
     if new.broker_order_id is not None or new.status != "pending_new":
         return order_read(new)
-    fund = await repo.journal(session, f"order:{new.id}:fund")
+    fund = await repo.journal(session, f"order:{new.id}:fund", lock=True)
     if fund is not None and fund.status == "pending":
         try:
-            await accounts.execute_journal(session=session, broker=broker, journal=fund)
+            await accounts.execute_journal(session=session, broker=broker, journal=fund, first=True)
         except BrokerError as exc:
             await reject(session=session, order=new, reason="broker unavailable")
             raise BrokerageUnavailable() from exc

@@ -220,19 +220,29 @@ async def positions(session: AsyncSession, user_id: uuid.UUID) -> list[Brokerage
     return list((await session.scalars(stmt)).all())
 
 
-async def journal(session: AsyncSession, key: str) -> BrokerageJournal | None:
+async def journal(
+    session: AsyncSession, key: str, *, lock: bool = False
+) -> BrokerageJournal | None:
     stmt = select(BrokerageJournal).where(BrokerageJournal.key == key)
+    if lock:
+        stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def pending_journals(session: AsyncSession, *, limit: int) -> list[BrokerageJournal]:
-    stmt = (
-        select(BrokerageJournal)
-        .where(BrokerageJournal.status == "pending")
-        .order_by(BrokerageJournal.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+async def pending_journals(
+    session: AsyncSession, *, limit: int, leave_fresh_since: dt.datetime | None = None
+) -> list[BrokerageJournal]:
+    """Pending journals, locked (skipping rows another executor holds). With
+    `leave_fresh_since`, funding journals created after it are left to their order request."""
+    stmt = select(BrokerageJournal).where(BrokerageJournal.status == "pending")
+    if leave_fresh_since is not None:
+        stmt = stmt.where(
+            or_(
+                BrokerageJournal.key.not_like("%:fund"),
+                BrokerageJournal.created_at < leave_fresh_since,
+            )
+        )
+    stmt = stmt.order_by(BrokerageJournal.created_at).limit(limit).with_for_update(skip_locked=True)
     return list((await session.scalars(stmt)).all())
 
 

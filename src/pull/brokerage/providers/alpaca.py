@@ -159,6 +159,26 @@ class AlpacaBroker:
         body: Any = await self._call(lambda: self._client.post("/journals", payload))
         return wire.parse_journal(body)
 
+    async def find_journal(
+        self, *, from_account: str, to_account: str, description: str, since: dt.date
+    ) -> Journal | None:
+        params = {
+            "entry_type": "JNLC",
+            "from_account": from_account,
+            "to_account": to_account,
+            "after": (since - dt.timedelta(days=1)).isoformat(),
+        }
+        body: Any = await self._call(lambda: self._client.get("/journals", params))
+        for item in body if isinstance(body, list) else []:
+            journal = wire.parse_journal(item)
+            if journal.description == description and journal.status not in (
+                "rejected",
+                "canceled",
+                "refused",
+            ):
+                return journal
+        return None
+
     async def submit_order(self, *, account_id: str, request: OrderRequest) -> BrokerOrder:
         payload: dict[str, Any] = {
             "symbol": request.symbol,

@@ -157,6 +157,27 @@ async def create_journal(request: Request) -> Response:
     return await _run(request, act)
 
 
+@router.get("/v1/journals")
+async def list_journals(request: Request) -> Response:
+    """Alpaca's journal list, with the filters PULL uses (entry_type JNLC, from_account,
+    to_account, after = a date); each journal carries its description."""
+
+    async def act(b: SandboxBroker) -> Any:
+        q = request.query_params
+        try:
+            after = dt.date.fromisoformat(q.get("after") or "2000-01-01")
+        except ValueError as exc:
+            raise _Denied(422, 40010001, "after must be a date") from exc
+        found = await b.list_journals(
+            from_account=q.get("from_account") or "",
+            to_account=q.get("to_account") or "",
+            since=after,
+        )
+        return [wire.journal_json(j) for j in found]
+
+    return await _run(request, act)
+
+
 @router.post("/v1/trading/accounts/{account_id}/orders")
 async def submit_order(account_id: str, request: Request) -> Response:
     async def act(b: SandboxBroker) -> Any:

@@ -124,6 +124,7 @@ class Journal:
     to_account: str
     amount: Decimal
     status: str  # queued, pending, executed, rejected, canceled
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,13 @@ class Broker(Protocol):
     async def create_journal(
         self, *, from_account: str, to_account: str, amount: Decimal, description: str
     ) -> Journal: ...
+
+    async def find_journal(
+        self, *, from_account: str, to_account: str, description: str, since: dt.date
+    ) -> Journal | None:
+        """The journal between the two accounts with this description made on or after
+        `since` (Alpaca journals take no idempotency key: PULL's key is the description)."""
+        ...
 
     async def submit_order(self, *, account_id: str, request: OrderRequest) -> BrokerOrder: ...
 

@@ -330,7 +330,45 @@ class SandboxBroker:
                 to_account=str(dst.id),
                 amount=amount,
                 status="executed",
+                description=journal.description or "",
             )
+
+    async def list_journals(
+        self,
+        *,
+        from_account: str,
+        to_account: str,
+        since: dt.date,
+        description: str | None = None,
+    ) -> list[Journal]:
+        """Journals between two accounts made on or after `since` (Alpaca's GET journals)."""
+        async with self._tx(write=False) as s:
+            rows = await repo.journals(
+                s,
+                from_account=_uuid(from_account),
+                to_account=_uuid(to_account),
+                since=dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC),
+                description=description[:200] if description is not None else None,
+            )
+            return [
+                Journal(
+                    id=str(row.id),
+                    from_account=str(row.from_account),
+                    to_account=str(row.to_account),
+                    amount=row.amount,
+                    status=row.status,
+                    description=row.description or "",
+                )
+                for row in rows
+            ]
+
+    async def find_journal(
+        self, *, from_account: str, to_account: str, description: str, since: dt.date
+    ) -> Journal | None:
+        found = await self.list_journals(
+            from_account=from_account, to_account=to_account, since=since, description=description
+        )
+        return found[0] if found else None
 
     # --- orders --------------------------------------------------------------------------------
 

@@ -165,6 +165,26 @@ def add_journal(session: AsyncSession, journal: SandboxJournal) -> None:
     session.add(journal)
 
 
+async def journals(
+    session: AsyncSession,
+    *,
+    from_account: uuid.UUID,
+    to_account: uuid.UUID,
+    since: dt.datetime,
+    description: str | None = None,
+    limit: int = 1000,
+) -> list[SandboxJournal]:
+    stmt = select(SandboxJournal).where(
+        SandboxJournal.from_account == from_account,
+        SandboxJournal.to_account == to_account,
+        SandboxJournal.created_at >= since,
+    )
+    if description is not None:
+        stmt = stmt.where(SandboxJournal.description == description)
+    stmt = stmt.order_by(SandboxJournal.created_at).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
 async def event_seq(session: AsyncSession, event_id: str) -> int | None:
     return await session.scalar(select(SandboxEvent.seq).where(SandboxEvent.id == event_id))
 

@@ -216,7 +216,7 @@ def journal_json(j: Journal) -> dict[str, Any]:
         "amount": fmt(j.amount),
         "settle_date": None,
         "system_date": None,
-        "description": "",
+        "description": j.description,
         "currency": "USD",
     }
 
@@ -228,6 +228,7 @@ def parse_journal(body: dict[str, Any]) -> Journal:
         to_account=str(body.get("to_account") or ""),
         amount=_dec(body.get("net_amount") or body.get("amount")) or Decimal(0),
         status=str(body.get("status") or ""),
+        description=str(body.get("description") or ""),
     )
 
 
