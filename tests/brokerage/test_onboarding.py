@@ -36,7 +36,8 @@ async def _undelivered(maker: async_sessionmaker[AsyncSession]) -> int:
         return int(
             await s.scalar(
                 text(
-                    "SELECT count(*) FROM outbox_events WHERE delivered_at IS NULL AND topic LIKE 'kyc.%'"
+                    "SELECT count(*) FROM outbox_events"
+                    " WHERE delivered_at IS NULL AND topic LIKE 'kyc.%'"
                 )
             )
             or 0
