@@ -30,6 +30,7 @@ locals {
     TWILIO_ACCOUNT_SID              = "twilio-account-sid"
     TWILIO_AUTH_TOKEN               = "twilio-auth-token"
     TWILIO_VERIFY_SERVICE_SID       = "twilio-verify-service-sid"
+    METRICS_TOKEN                   = "metrics-token"
   }
 
   labels = {

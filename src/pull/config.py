@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     )
     worker_concurrency: int = Field(10, alias="WORKER_CONCURRENCY", ge=1)
     metrics_port: int = Field(9090, alias="METRICS_PORT")
+    # Where the API is reachable from the internet without an ingress that hides /metrics
+    # (Cloud Run), scrapers must send `Authorization: Bearer <METRICS_TOKEN>`; empty = open.
+    metrics_token: str = Field("", alias="METRICS_TOKEN", repr=False)
 
     # Observability
     otel_service_name: str = Field("pull-api", alias="OTEL_SERVICE_NAME")

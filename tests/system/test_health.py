@@ -71,3 +71,22 @@ async def test_ready_is_503_when_dependency_unreachable(services: Services, down
         r = await c.get("/health/ready")
         assert r.status_code == 503
         assert r.json()["failed"] == [down]
+
+
+async def test_metrics_token_guards_the_scrape(services: Services) -> None:
+    """On Cloud Run the API is public: with METRICS_TOKEN set, /metrics needs the bearer token."""
+    app = create_app(make_settings(services, METRICS_TOKEN="scrape-token-for-tests"))
+    async with AppRunner(app), asgi_client(app) as c:
+        assert (await c.get("/metrics")).status_code == 401
+        wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == "UNAUTHORIZED"
+        ok = await c.get("/metrics", headers={"Authorization": "Bearer scrape-token-for-tests"})
+        assert ok.status_code == 200
+        assert "http_requests_total" in ok.text or "# HELP" in ok.text
+
+
+async def test_metrics_open_without_token(client: httpx.AsyncClient) -> None:
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert "# HELP" in r.text

@@ -22,6 +22,7 @@ A 404 on /api/auth/* means the identity module is not deployed, which fails the 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,7 +154,10 @@ class _Smoke:
             raise CheckFailed('not an OpenAPI document (no "openapi"/"paths")')
 
     def metrics(self) -> None:
-        resp = self.client.get(self.metrics_url)
+        # Cloud Run serves /metrics publicly, guarded by METRICS_TOKEN (docs/runbook.md).
+        token = os.environ.get("METRICS_TOKEN", "")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = self.client.get(self.metrics_url, headers=headers)
         _expect(resp, 200)
         if "http_requests_total" not in resp.text:
             raise CheckFailed("http_requests_total is not exported")

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from pull import __version__
 from pull.kit.db import SessionDep, utcnow
+from pull.kit.errors import error_response
 from pull.kit.metrics import render_latest, track_pool
 from pull.kit.ratelimit import general
 from pull.system.service import check_dependencies
@@ -98,6 +99,17 @@ async def detailed(request: Request) -> JSONResponse:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
+    token = request.app.state.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return error_response(
+                request,
+                401,
+                "UNAUTHORIZED",
+                "metrics need the scrape token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     track_pool(request.app.state.engine)
     return Response(render_latest(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
