@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pull.brokerage import accounts, events, orders
+from pull.brokerage import accounts, events, fills, orders
 from pull.brokerage.models import (
     BrokerageAlert,
     BrokerageOrder,
@@ -30,7 +30,8 @@ from pull.brokerage.models import (
 )
 from pull.brokerage.money import cents_of
 from pull.brokerage.providers import wire
-from pull.brokerage.providers.sandbox import FIRM_CASH, SandboxBroker
+from pull.brokerage.providers.sandbox import SandboxBroker
+from pull.brokerage.providers.sandbox_engine import FIRM_CASH
 from pull.brokerage.reconcile import reconcile
 from pull.brokerage.schemas import OrderCreate, OrderReplace
 from pull.config import Settings
@@ -208,7 +209,7 @@ class World:
             buys = sum(o.filled_cents for o in rows if o.side == "buy")
             sells = sum(o.filled_cents for o in rows if o.side == "sell")
             omnibus = await ledger.account_balance(
-                session=s, account=ledger.system_account(orders.OMNIBUS)
+                session=s, account=ledger.system_account(fills.OMNIBUS)
             )
             assert omnibus - self.omnibus_before == buys - sells
             qty = sum(o.filled_qty for o in rows if o.side == "buy") - sum(
@@ -328,7 +329,7 @@ async def test_cash_holds_and_positions_conserve(
     world = World(sessionmaker, broker, user.id)
     async with sessionmaker() as s:
         world.omnibus_before = await ledger.account_balance(
-            session=s, account=ledger.system_account(orders.OMNIBUS)
+            session=s, account=ledger.system_account(fills.OMNIBUS)
         )
     for op in ops:
         await world.step(op)

@@ -15,7 +15,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pull.brokerage import accounts, orders
+from pull.brokerage import accounts, fills
 from pull.brokerage import repository as repo
 from pull.brokerage.providers import wire
 from pull.brokerage.providers.base import Broker, BrokerError, Heartbeat, TradeEvent
@@ -55,7 +55,7 @@ async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
                     details={"event_id": event.event_id, "event": event.event},
                 )
             return True
-    await orders.converge(
+    await fills.converge(
         session=session,
         order=order,
         snap=event.order,

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pull.brokerage import accounts, orders
+from pull.brokerage import accounts, fills, orders
 from pull.brokerage import repository as repo
 from pull.brokerage.models import BrokerageAccount
 from pull.brokerage.money import cents_of
@@ -55,7 +55,7 @@ async def _orders(
                             order.status == "pending_new"
                             and now - order.created_at > pending_timeout
                         ):
-                            await orders.reject(
+                            await fills.reject(
                                 session=session, order=order, reason="never reached the broker"
                             )
                             report.orders_healed += 1
@@ -67,7 +67,7 @@ async def _orders(
                         account_id=order.broker_account_id, order_id=order.broker_order_id
                     )
                 filled = order.filled_qty
-                if await orders.converge(
+                if await fills.converge(
                     session=session, order=order, snap=snap, source="reconcile"
                 ):
                     report.orders_healed += 1

@@ -30,7 +30,8 @@ from pull.brokerage.providers.base import (
     TradeEvent,
 )
 from pull.brokerage.providers.factory import make_broker
-from pull.brokerage.providers.sandbox import SandboxBroker, catalog
+from pull.brokerage.providers.sandbox import SandboxBroker
+from pull.brokerage.providers.sandbox_engine import catalog
 
 router = APIRouter(prefix="/sandbox/alpaca", include_in_schema=False)
 HEARTBEAT_SECONDS = 5.0
