@@ -266,6 +266,10 @@ class Settings(BaseSettings):
     rewards_maintenance_interval_seconds: int = Field(
         3600, alias="REWARDS_MAINTENANCE_INTERVAL_SECONDS", ge=1
     )
+    # Portfolio snapshots (docs/portfolio.md): customers per batch, minutes between intraday
+    # points.
+    portfolio_snapshot_batch: int = Field(2000, alias="PORTFOLIO_SNAPSHOT_BATCH", ge=1, le=20000)
+    portfolio_intraday_minutes: int = Field(5, alias="PORTFOLIO_INTRADAY_MINUTES", ge=1, le=1440)
     # Gift cards: Tremendous when TREMENDOUS_API_KEY is set, else the sandbox.
     tremendous_api_key: str = Field("", alias="TREMENDOUS_API_KEY")
     tremendous_base_url: str = Field(

@@ -54,6 +54,7 @@ from pull.kit.idempotency import IdempotencyRecord
 from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from pull.portfolio.models import PortfolioSnapshot
 from pull.rewards.models import (
     Adjustment,
     Redemption,
@@ -117,6 +118,7 @@ __all__ = [
     "PhoneVerification",
     "PlaidCursor",
     "PlaidTransferEvent",
+    "PortfolioSnapshot",
     "Position",
     "RecoveryCode",
     "Redemption",

@@ -49,6 +49,9 @@ from pull.kyc.activities import ACTIVITIES as KYC_ACTIVITIES
 from pull.kyc.events import outbox_handlers as kyc_outbox_handlers
 from pull.kyc.workflows import KycWorkflow
 from pull.ledger.service import invariant_report as ledger_invariant_report
+from pull.portfolio.activities import ACTIVITIES as PORTFOLIO_ACTIVITIES
+from pull.portfolio.schedule import ensure_schedules as ensure_portfolio_schedules
+from pull.portfolio.workflows import WORKFLOWS as PORTFOLIO_WORKFLOWS
 from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
@@ -95,6 +98,7 @@ def workflows() -> list[type]:
         SettlementWorkflow,
         *FUNDING_WORKFLOWS,
         *REWARDS_WORKFLOWS,
+        *PORTFOLIO_WORKFLOWS,
         *RWA_WORKFLOWS,
         *BROKERAGE_WORKFLOWS,
     ]
@@ -108,6 +112,7 @@ def activities() -> list[Callable[..., Any]]:
         finalize_settlement,
         *FUNDING_ACTIVITIES,
         *REWARDS_ACTIVITIES,
+        *PORTFOLIO_ACTIVITIES,
         *RWA_ACTIVITIES,
         *BROKERAGE_ACTIVITIES,
     ]
@@ -297,6 +302,10 @@ async def run_worker(settings: Settings | None = None) -> None:
             await ensure_brokerage_schedule(client, settings)
         except Exception:
             log.exception("brokerage reconcile schedule not created")
+        try:
+            await ensure_portfolio_schedules(client, settings)
+        except Exception:
+            log.exception("portfolio snapshot schedules not created")
         await stop.wait()
         log.info("worker stopping")
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,16 +3,16 @@ statements. Thin: parse, call the service, shape."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from pull.brokerage import service as brokerage
 from pull.identity.deps import CurrentUser
 from pull.kit.db import SessionDep, utcnow
 from pull.kit.ratelimit import general
 from pull.portfolio import service
-from pull.portfolio.schemas import PortfolioRead
+from pull.portfolio.schemas import HistoryRead, PortfolioRead
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"},
@@ -36,6 +36,32 @@ async def get_portfolio(user: CurrentUser, session: SessionDep, request: Request
     return await service.portfolio(
         session=session,
         user_id=user.id,
+        settings=request.app.state.settings,
+        broker=_broker(request),
+        now=utcnow(),
+    )
+
+
+@router.get(
+    "/history",
+    response_model=HistoryRead,
+    dependencies=relaxed,
+    summary="Equity over a period in Alpaca's portfolio-history shape (time-weighted %)",
+)
+async def get_history(
+    user: CurrentUser,
+    session: SessionDep,
+    request: Request,
+    period: Annotated[str, Query(max_length=8, description="1D, 1W, 1M, 3M, 1Y or ALL")] = "1M",
+    timeframe: Annotated[
+        str | None, Query(max_length=8, description="5Min, 1H or 1D (default per period)")
+    ] = None,
+) -> HistoryRead:
+    return await service.history(
+        session=session,
+        user_id=user.id,
+        period=period,
+        timeframe=timeframe,
         settings=request.app.state.settings,
         broker=_broker(request),
         now=utcnow(),

@@ -13,10 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pull.brokerage import service as brokerage
 from pull.config import Settings
 from pull.ledger import service as ledger
-from pull.portfolio import sources
+from pull.portfolio import history as hist
+from pull.portfolio import repository as repo
+from pull.portfolio import snapshots, sources
+from pull.portfolio.errors import InvalidPeriod, InvalidTimeframe, TimeframeNotAllowed
 from pull.portfolio.lots import ClosedLot, LotBook, average_cost, day_change, replay
 from pull.portfolio.schemas import (
     CashRead,
+    HistoryRead,
     HoldingRead,
     PointsRead,
     PortfolioRead,
@@ -165,3 +169,55 @@ async def closed_lots(
     out = [(v.inst, c) for v in valued for c in v.book.closed]
     out.sort(key=lambda ic: (ic[1].sold, ic[0].symbol, ic[1].acquired))
     return out
+
+
+async def history(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    period: str,
+    timeframe: str | None,
+    settings: Settings,
+    broker: brokerage.Broker | None,
+    now: dt.datetime,
+) -> HistoryRead:
+    """Points of the period (end-of-day, and intraday for intraday timeframes), the live
+    point now, bucketed by timeframe; the percentage is time-weighted (portfolio/history.py)."""
+    if period not in hist.PERIODS:
+        raise InvalidPeriod(details={"period": period, "allowed": list(hist.PERIODS)})
+    tf = timeframe or hist.DEFAULT_TIMEFRAME[period]
+    if tf not in hist.TIMEFRAMES:
+        raise InvalidTimeframe(details={"timeframe": tf, "allowed": list(hist.TIMEFRAMES)})
+    if tf not in hist.ALLOWED[period]:
+        raise TimeframeNotAllowed(
+            details={"period": period, "timeframe": tf, "allowed": list(hist.ALLOWED[period])}
+        )
+    span = hist.PERIODS[period]
+    start = None if span is None else now - span
+    kinds = ["eod"] if tf == "1D" else ["eod", "intraday"]
+    stored = await repo.points_between(session, user_id, kinds, start, now)
+    live = (
+        await snapshots.value_users(
+            session=session, user_ids=[user_id], at=now, settings=settings, broker=broker
+        )
+    )[0]
+    samples = [hist.Sample(at, e, d) for at, e, d in stored]
+    samples.append(hist.Sample(now, live.equity, live.net_deposits))
+    s = hist.series(hist.bucketed(samples, hist.TIMEFRAMES[tf]))
+    return HistoryRead(
+        timestamp=s.timestamp,
+        equity=[c / 100 for c in s.equity],
+        profit_loss=[c / 100 for c in s.profit_loss],
+        profit_loss_pct=s.profit_loss_pct,
+        base_value=s.base_value / 100,
+        base_value_asof=(
+            dt.datetime.fromtimestamp(s.timestamp[0], dt.UTC).date().isoformat()
+            if s.timestamp
+            else None
+        ),
+        timeframe=tf,
+        cashflow={
+            "CSD": [c / 100 for c in s.deposits],
+            "CSW": [c / 100 for c in s.withdrawals],
+        },
+    )

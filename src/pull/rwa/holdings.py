@@ -70,3 +70,16 @@ async def share_marks(
         return {}
     rows = await repo.share_marks(session, sorted(set(currencies)), day_start)
     return {cast(str, r[0]): ShareMark(*r) for r in rows}  # type: ignore[arg-type]
+
+
+async def reserved_by_sells(
+    *, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """Per user and share currency: shares sitting in the order escrow for resting sells
+    (still the user's, though not on their ledger account until the sell executes)."""
+    out: dict[uuid.UUID, dict[str, int]] = {}
+    if not user_ids:
+        return out
+    for user, currency, shares in await repo.open_sell_shares_of(session, user_ids):
+        out.setdefault(user, {})[currency] = shares
+    return out

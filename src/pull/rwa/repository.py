@@ -597,3 +597,19 @@ async def share_marks(
         {"s": [int(c[3:]) for c in currencies if c[3:].isdigit()], "day": day_start},
     )
     return [tuple(r) for r in rows.all()]
+
+
+async def open_sell_shares_of(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, int]]:
+    """(user, share currency, shares) reserved by these users' resting sells."""
+    rows = await session.execute(
+        text(
+            "SELECT o.user_id, 'RWA' || a.seq, sum(o.remaining)::bigint FROM rwa_orders o "
+            "JOIN rwa_assets a ON a.id = o.asset_id "
+            "WHERE o.user_id = ANY(:u) AND o.side = 'sell' AND o.status = 'resting' "
+            "GROUP BY o.user_id, a.seq"
+        ),
+        {"u": list(user_ids)},
+    )
+    return [(r[0], r[1], int(r[2])) for r in rows.all()]

@@ -36,7 +36,13 @@ from pull.rwa.buyouts import (
     vote,
 )
 from pull.rwa.errors import AssetNotFound, InvalidState
-from pull.rwa.holdings import ShareEvent, ShareMark, share_events, share_marks
+from pull.rwa.holdings import (
+    ShareEvent,
+    ShareMark,
+    reserved_by_sells,
+    share_events,
+    share_marks,
+)
 from pull.rwa.offerings import (
     cancel_offering,
     close_offering,
@@ -107,6 +113,7 @@ __all__ = [
     "ownership",
     "place_order",
     "purchase",
+    "reserved_by_sells",
     "settle_buyout",
     "settle_subscriptions",
     "share_events",

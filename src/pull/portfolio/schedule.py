@@ -1,0 +1,70 @@
+"""The Temporal schedules `portfolio-eod` (00:05 UTC daily) and `portfolio-intraday` (every
+PORTFOLIO_INTRADAY_MINUTES), created by the worker at start if missing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+)
+
+from pull.config import Settings
+
+log = logging.getLogger("pull.portfolio")
+EOD_SCHEDULE = "portfolio-eod"
+INTRADAY_SCHEDULE = "portfolio-intraday"
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
+    """Create the schedules that are missing; returns those created. Overlaps are skipped
+    (a run still going finishes first: its points are the same)."""
+    made = []
+    batch = settings.portfolio_snapshot_batch
+    every = settings.portfolio_intraday_minutes
+    specs = {
+        EOD_SCHEDULE: (
+            ScheduleSpec(
+                calendars=[
+                    ScheduleCalendarSpec(
+                        hour=[ScheduleRange(0)], minute=[ScheduleRange(5)], comment="00:05 UTC"
+                    )
+                ]
+            ),
+            {"kind": "eod", "batch": batch},
+        ),
+        INTRADAY_SCHEDULE: (
+            ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every))]),
+            {"kind": "intraday", "batch": batch, "every_minutes": every},
+        ),
+    }
+    for schedule_id, (spec, arg) in specs.items():
+        try:
+            await client.create_schedule(
+                schedule_id,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        "PortfolioSnapshotWorkflow",
+                        arg,
+                        id=f"{schedule_id}-run",
+                        task_queue=settings.temporal_task_queue,
+                    ),
+                    spec=spec,
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+                ),
+            )
+        except ScheduleAlreadyRunningError:
+            continue
+        made.append(schedule_id)
+        log.info("portfolio schedule created", extra={"schedule": schedule_id})
+    return made
