@@ -71,7 +71,11 @@ async def test_history_time_weighted_and_snapshots_idempotent(
     assert h["cashflow"]["CSW"] == [0.0, 0.0, 0.0, 0.0]
 
     daily = await call(
-        api_server, a, "GET", "/api/v1/portfolio/history", params={"period": "1M", "timeframe": "1D"}
+        api_server,
+        a,
+        "GET",
+        "/api/v1/portfolio/history",
+        params={"period": "1M", "timeframe": "1D"},
     )
     body = daily.json()
     # the live point shares today's bucket with no stored point: t1, t2, t3, now
