@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from pull.brokerage import service as brokerage
 from pull.identity.deps import CurrentUser
 from pull.kit.db import SessionDep, utcnow
+from pull.kit.errors import BadRequest
+from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
 from pull.kit.ratelimit import general
-from pull.portfolio import service
-from pull.portfolio.schemas import HistoryRead, PortfolioRead
+from pull.portfolio import realized, service
+from pull.portfolio.schemas import HistoryRead, PortfolioRead, RealizedPage
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"},
@@ -65,6 +67,61 @@ async def get_history(
         settings=request.app.state.settings,
         broker=_broker(request),
         now=utcnow(),
+    )
+
+
+def _year(year: int | None) -> int:
+    return utcnow().year if year is None else year
+
+
+@router.get(
+    "/realized",
+    response_model=RealizedPage,
+    dependencies=relaxed,
+    summary="Lots closed in a year (FIFO): acquired, sold, proceeds, cost, gain, holding period",
+)
+async def get_realized(
+    user: CurrentUser,
+    session: SessionDep,
+    year: Annotated[int | None, Query(ge=-(10**6), le=10**6, description="UTC year")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=200)] = None,
+) -> RealizedPage:
+    y = _year(year)
+    lots = await realized.closed_in_year(session=session, user_id=user.id, year=y, now=utcnow())
+    start = (decode_cursor(cursor) or {}).get("offset", 0)
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise BadRequest("Invalid cursor", code="INVALID_CURSOR")
+    n = clamp_limit(limit)
+    page = lots[start : start + n]
+    more = start + n < len(lots)
+    return RealizedPage(
+        year=y,
+        items=page,
+        cursor=encode_cursor({"offset": start + n}) if more else None,
+        short_term_gain=sum(lot.gain for lot in lots if lot.holding_period == "short"),
+        long_term_gain=sum(lot.gain for lot in lots if lot.holding_period == "long"),
+    )
+
+
+@router.get(
+    "/realized/form-8949.csv",
+    dependencies=relaxed,
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Form 8949 rows"}},
+    summary="The year's closed lots as IRS Form 8949 rows (CSV)",
+)
+async def get_form_8949(
+    user: CurrentUser,
+    session: SessionDep,
+    year: Annotated[int | None, Query(ge=-(10**6), le=10**6, description="UTC year")] = None,
+) -> Response:
+    y = _year(year)
+    lots = await realized.closed_in_year(session=session, user_id=user.id, year=y, now=utcnow())
+    return Response(
+        realized.form_8949_csv(lots),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="form-8949-{y}.csv"'},
     )
 
 
