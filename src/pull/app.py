@@ -36,6 +36,7 @@ from pull.kit.text import reject_unsafe_text
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
 from pull.portfolio.api import routers as portfolio_routers
+from pull.notifications.api import routers as notifications_routers
 from pull.rewards.api import routers as rewards_routers
 from pull.rwa.api import routers as rwa_routers
 from pull.system.api import router as system_router
@@ -156,4 +157,5 @@ def _domain_routers() -> list[APIRouter]:
         *brokerage_routers(),
         *analytics_routers(),
         *portfolio_routers(),
+        *notifications_routers(),
     ]

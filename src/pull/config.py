@@ -322,6 +322,17 @@ class Settings(BaseSettings):
         "pull-sandbox-broker-secret", alias="BROKERAGE_SANDBOX_API_SECRET"
     )
 
+    # Notifications (docs/messaging.md). Mobile push: FCM HTTP v1 when FCM_SERVICE_ACCOUNT (the
+    # service-account JSON, or a path to it) is set, APNs when APNS_KEY (the .p8 PEM, or a path)
+    # is set; otherwise their sandboxes (development and test only).
+    fcm_service_account: str = Field("", alias="FCM_SERVICE_ACCOUNT")
+    fcm_base_url: str = Field("https://fcm.googleapis.com", alias="FCM_BASE_URL")
+    apns_key: str = Field("", alias="APNS_KEY")
+    apns_key_id: str = Field("", alias="APNS_KEY_ID")
+    apns_team_id: str = Field("", alias="APNS_TEAM_ID")
+    apns_topic: str = Field("com.pull.app", alias="APNS_TOPIC")
+    apns_base_url: str = Field("https://api.push.apple.com", alias="APNS_BASE_URL")
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_length(cls, v: str) -> str:

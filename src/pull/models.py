@@ -55,6 +55,15 @@ from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 from pull.portfolio.models import PortfolioSnapshot
+from pull.notifications.models import (
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+    NotificationSettings,
+    PriceAlert,
+    PushDevice,
+    SandboxPush,
+)
 from pull.rewards.models import (
     Adjustment,
     Redemption,
@@ -110,6 +119,10 @@ __all__ = [
     "LedgerEntry",
     "LedgerTransfer",
     "Market",
+    "Notification",
+    "NotificationDelivery",
+    "NotificationPreference",
+    "NotificationSettings",
     "OneTimeToken",
     "Order",
     "OutboundEmail",
@@ -120,6 +133,8 @@ __all__ = [
     "PlaidTransferEvent",
     "PortfolioSnapshot",
     "Position",
+    "PriceAlert",
+    "PushDevice",
     "RecoveryCode",
     "Redemption",
     "Referral",
@@ -145,6 +160,7 @@ __all__ = [
     "SandboxJournal",
     "SandboxOrder",
     "SandboxPosition",
+    "SandboxPush",
     "SandboxQuote",
     "SandboxState",
     "Series",

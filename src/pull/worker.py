@@ -52,6 +52,9 @@ from pull.ledger.service import invariant_report as ledger_invariant_report
 from pull.portfolio.activities import ACTIVITIES as PORTFOLIO_ACTIVITIES
 from pull.portfolio.schedule import ensure_schedules as ensure_portfolio_schedules
 from pull.portfolio.workflows import WORKFLOWS as PORTFOLIO_WORKFLOWS
+from pull.notifications.activities import ACTIVITIES as NOTIFICATION_ACTIVITIES
+from pull.notifications.events import with_notifications
+from pull.notifications.workflows import WORKFLOWS as NOTIFICATION_WORKFLOWS
 from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
@@ -101,6 +104,7 @@ def workflows() -> list[type]:
         *PORTFOLIO_WORKFLOWS,
         *RWA_WORKFLOWS,
         *BROKERAGE_WORKFLOWS,
+        *NOTIFICATION_WORKFLOWS,
     ]
 
 
@@ -115,6 +119,7 @@ def activities() -> list[Callable[..., Any]]:
         *PORTFOLIO_ACTIVITIES,
         *RWA_ACTIVITIES,
         *BROKERAGE_ACTIVITIES,
+        *NOTIFICATION_ACTIVITIES,
     ]
 
 
@@ -127,8 +132,8 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **identity_outbox_handlers(),
     }
     # negative-balance recovery runs before each publish, the rewards earning consumer after;
-    # the broker account opens after KYC's own publish
-    return with_rewards(with_recovery(with_brokerage(handlers)))
+    # the broker account opens after KYC's own publish; the notifications consumer last
+    return with_notifications(with_rewards(with_recovery(with_brokerage(handlers))))
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):

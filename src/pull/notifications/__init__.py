@@ -1,0 +1,1 @@
+"""Notifications: one center for everything PULL tells a customer (docs/messaging.md)."""

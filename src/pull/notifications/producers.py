@@ -1,0 +1,185 @@
+"""Domain events -> notifications: pure functions of (topic, outbox event id, payload).
+
+The dedupe key names the event (`<topic>:<outbox id>`), so a redelivered event makes no
+second notification. Amounts are integer cents in payloads and shown as dollars here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from pull.notifications.service import Notice
+
+Builder = Callable[[int, dict[str, Any]], list[Notice]]
+
+
+def dollars(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def _uid(value: Any) -> uuid.UUID:
+    return uuid.UUID(str(value))
+
+
+def trade(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    """A fill for the taker and for each resting order it matched (summed per user)."""
+    ticker = str(p["ticker"])
+    side = str(p.get("side", "yes"))
+    taker = _uid(p["user_id"])
+    per_user: dict[uuid.UUID, list[tuple[int, int, str]]] = {}
+    for f in p.get("fills", []):
+        count, yes_price = int(f["count"]), int(f["yes_price"])
+        per_user.setdefault(taker, []).append((count, yes_price, side))
+        maker_side = "no" if side == "yes" else "yes"
+        if f.get("maker_user_id"):
+            per_user.setdefault(_uid(f["maker_user_id"]), []).append((count, yes_price, maker_side))
+    out = []
+    for user_id, fills in per_user.items():
+        total = sum(c for c, _, _ in fills)
+        their_side = fills[0][2]
+        cost = sum(c * (y if their_side == "yes" else 100 - y) for c, y, _ in fills)
+        avg = round(cost / total) if total else 0
+        out.append(
+            Notice(
+                user_id=user_id,
+                type="fill",
+                title=f"Filled: {total} {their_side.upper()} on {ticker}",
+                body=f"{total} {their_side.upper()} contracts of {ticker} at {avg}¢ on average.",
+                dedupe_key=f"exchange.trade:{event_id}",
+                data={"ticker": ticker, "count": total, "side": their_side, "avg_price": avg},
+            )
+        )
+    return out
+
+
+def settlement(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    ticker, result = str(p["ticker"]), str(p.get("result", ""))
+    return [
+        Notice(
+            user_id=_uid(s["user_id"]),
+            type="settlement",
+            title=f"{ticker} settled {result.upper()}",
+            body=f"{ticker} settled {result.upper()}: {dollars(int(s.get('revenue', 0)))} paid "
+            "to your cash balance.",
+            dedupe_key=f"exchange.settlement:{ticker}:{s['user_id']}",
+            data={"ticker": ticker, "result": result, "revenue": int(s.get("revenue", 0))},
+        )
+        for s in p.get("settlements", [])
+    ]
+
+
+_FUNDING_TEXT = {
+    "funding.deposit_settled": (
+        "deposit",
+        "Deposit completed",
+        "Your deposit of {a} is available.",
+    ),
+    "funding.deposit_failed": ("deposit", "Deposit failed", "Your deposit of {a} failed."),
+    "funding.deposit_returned": (
+        "deposit",
+        "Deposit returned",
+        "Your bank returned your deposit of {a}.",
+    ),
+    "funding.withdrawal_completed": (
+        "withdrawal",
+        "Withdrawal sent",
+        "Your withdrawal of {a} was sent to your bank.",
+    ),
+    "funding.withdrawal_failed": (
+        "withdrawal",
+        "Withdrawal failed",
+        "Your withdrawal of {a} failed; the money is back in your balance.",
+    ),
+    "funding.withdrawal_rejected": (
+        "withdrawal",
+        "Withdrawal not approved",
+        "Your withdrawal of {a} was not approved; the money is back in your balance.",
+    ),
+    "funding.withdrawal_returned": (
+        "withdrawal",
+        "Withdrawal returned",
+        "Your bank returned your withdrawal of {a}; it is back in your balance.",
+    ),
+}
+
+
+def funding(topic: str) -> Builder:
+    type_, title, body = _FUNDING_TEXT[topic]
+
+    def build(event_id: int, p: dict[str, Any]) -> list[Notice]:
+        amount = dollars(int(p.get("amount", 0)))
+        ref = p.get("deposit_id") or p.get("withdrawal_id")
+        return [
+            Notice(
+                user_id=_uid(p["user_id"]),
+                type=type_,
+                title=title,
+                body=body.format(a=amount),
+                dedupe_key=f"{topic}:{ref or event_id}",
+                data={"amount": int(p.get("amount", 0)), "id": str(ref) if ref else None},
+            )
+        ]
+
+    return build
+
+
+def kyc_tier(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    to = str(p.get("to", ""))
+    if to == "none":
+        title, body = "Verification expired", "Your identity verification is no longer valid."
+    else:
+        title = "Verification approved"
+        body = f"Your account is now verified at the {to} tier."
+    return [
+        Notice(
+            user_id=_uid(p["user_id"]),
+            type="kyc",
+            title=title,
+            body=body,
+            dedupe_key=f"kyc.tier_changed:{event_id}",
+            data={"from": p.get("from"), "to": to},
+        )
+    ]
+
+
+def rewards_earned(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    points = int(p.get("points", 0))
+    if points <= 0:
+        return []
+    return [
+        Notice(
+            user_id=_uid(p["user_id"]),
+            type="rewards",
+            title=f"You earned {points:,} points",
+            body=f"{points:,} points for {str(p.get('source', 'activity')).replace('_', ' ')}.",
+            dedupe_key=f"rewards.earned:{p.get('lot_id', event_id)}",
+            data={"points": points, "source": p.get("source")},
+        )
+    ]
+
+
+def points_expiring(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    points = int(p.get("points", 0))
+    return [
+        Notice(
+            user_id=_uid(p["user_id"]),
+            type="rewards",
+            title=f"{points:,} points expire soon",
+            body=f"{points:,} of your points expire soon: redeem them in Rewards.",
+            dedupe_key=f"rewards.points_expiring:{event_id}",
+            data={"points": points},
+        )
+    ]
+
+
+BUILDERS: dict[str, Builder] = {
+    "exchange.trade": trade,
+    "exchange.settlement": settlement,
+    **{topic: funding(topic) for topic in _FUNDING_TEXT},
+    "kyc.tier_changed": kyc_tier,
+    "rewards.earned": rewards_earned,
+    "rewards.points_expiring": points_expiring,
+}

@@ -1,0 +1,249 @@
+"""SQL of the notifications module."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.kit.db import utcnow
+from pull.notifications.models import (
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+    NotificationSettings,
+    PriceAlert,
+    PushDevice,
+    SandboxPush,
+)
+
+
+async def insert_notifications(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Insert; rows whose (user_id, dedupe_key) exists are skipped. Returns (id, user_id) of
+    the new ones."""
+    if not rows:
+        return []
+    stmt = (
+        insert(Notification)
+        .values(list(rows))
+        .on_conflict_do_nothing(constraint="uq_notifications_user_dedupe")
+        .returning(Notification.id, Notification.user_id)
+    )
+    return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(NotificationDelivery).values(list(rows)))
+
+
+async def notification(session: AsyncSession, notification_id: uuid.UUID) -> Notification | None:
+    return await session.get(Notification, notification_id)
+
+
+async def list_notifications(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    unread_only: bool,
+    limit: int,
+) -> list[Notification]:
+    q = select(Notification).where(Notification.user_id == user_id)
+    if unread_only:
+        q = q.where(Notification.read_at.is_(None))
+    if before is not None:
+        at, nid = before
+        q = q.where(
+            or_(
+                Notification.created_at < at,
+                and_(Notification.created_at == at, Notification.id < nid),
+            )
+        )
+    q = q.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
+    return list((await session.scalars(q)).all())
+
+
+async def unread_count(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    n = await session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )
+    return int(n or 0)
+
+
+async def mark_read(
+    session: AsyncSession, *, user_id: uuid.UUID, ids: Sequence[uuid.UUID] | None
+) -> int:
+    stmt = (
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )
+    if ids is not None:
+        stmt = stmt.where(Notification.id.in_(list(ids)))
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def preferences(
+    session: AsyncSession, *, user_ids: Sequence[uuid.UUID]
+) -> list[NotificationPreference]:
+    if not user_ids:
+        return []
+    q = select(NotificationPreference).where(NotificationPreference.user_id.in_(list(user_ids)))
+    return list((await session.scalars(q)).all())
+
+
+async def upsert_preferences(
+    session: AsyncSession, *, user_id: uuid.UUID, values: Sequence[tuple[str, str, bool]]
+) -> None:
+    if not values:
+        return
+    stmt = insert(NotificationPreference).values(
+        [{"user_id": user_id, "type": t, "channel": c, "enabled": e} for t, c, e in values]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id", "type", "channel"], set_={"enabled": stmt.excluded.enabled}
+    )
+    await session.execute(stmt)
+
+
+async def settings(session: AsyncSession, *, user_id: uuid.UUID) -> NotificationSettings | None:
+    return await session.get(NotificationSettings, user_id, populate_existing=True)
+
+
+async def upsert_settings(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    time_zone: str,
+    quiet_start: dt.time | None,
+    quiet_end: dt.time | None,
+) -> None:
+    stmt = insert(NotificationSettings).values(
+        user_id=user_id, time_zone=time_zone, quiet_start=quiet_start, quiet_end=quiet_end
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={"time_zone": time_zone, "quiet_start": quiet_start, "quiet_end": quiet_end},
+    )
+    await session.execute(stmt)
+
+
+async def delivery(
+    session: AsyncSession, *, notification_id: uuid.UUID, channel: str, lock: bool = False
+) -> NotificationDelivery | None:
+    q = select(NotificationDelivery).where(
+        NotificationDelivery.notification_id == notification_id,
+        NotificationDelivery.channel == channel,
+    )
+    if lock:
+        q = q.with_for_update()
+    return (await session.scalars(q)).first()
+
+
+async def deliveries(
+    session: AsyncSession, *, notification_id: uuid.UUID
+) -> list[NotificationDelivery]:
+    q = select(NotificationDelivery).where(NotificationDelivery.notification_id == notification_id)
+    return list((await session.scalars(q)).all())
+
+
+async def devices(session: AsyncSession, *, user_id: uuid.UUID) -> list[PushDevice]:
+    q = select(PushDevice).where(PushDevice.user_id == user_id).order_by(PushDevice.created_at)
+    return list((await session.scalars(q)).all())
+
+
+async def upsert_device(
+    session: AsyncSession, *, user_id: uuid.UUID, platform: str, token: str
+) -> PushDevice:
+    """A token belongs to the device's current user: registering it again moves it."""
+    base = insert(PushDevice).values(user_id=user_id, platform=platform, token=token)
+    stmt = base.on_conflict_do_update(
+        constraint="uq_notification_devices_token", set_={"user_id": user_id}
+    ).returning(PushDevice)
+    row: PushDevice = (
+        await session.scalars(stmt, execution_options={"populate_existing": True})
+    ).one()
+    return row
+
+
+async def delete_device(session: AsyncSession, *, user_id: uuid.UUID, device_id: uuid.UUID) -> bool:
+    row = await session.get(PushDevice, device_id)
+    if row is None or row.user_id != user_id:
+        return False
+    await session.delete(row)
+    return True
+
+
+def add_sandbox_push(session: AsyncSession, row: SandboxPush) -> None:
+    session.add(row)
+
+
+async def sandbox_pushes(session: AsyncSession, *, collapse_id: str) -> list[SandboxPush]:
+    q = select(SandboxPush).where(SandboxPush.collapse_id == collapse_id)
+    return list((await session.scalars(q)).all())
+
+
+def add_alert(session: AsyncSession, row: PriceAlert) -> None:
+    session.add(row)
+
+
+async def alerts(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[PriceAlert]:
+    q = select(PriceAlert).where(PriceAlert.user_id == user_id)
+    if before is not None:
+        at, aid = before
+        q = q.where(
+            or_(PriceAlert.created_at < at, and_(PriceAlert.created_at == at, PriceAlert.id < aid))
+        )
+    q = q.order_by(PriceAlert.created_at.desc(), PriceAlert.id.desc()).limit(limit)
+    return list((await session.scalars(q)).all())
+
+
+async def alert(session: AsyncSession, alert_id: uuid.UUID) -> PriceAlert | None:
+    return await session.get(PriceAlert, alert_id)
+
+
+async def count_active_alerts(session: AsyncSession, *, user_id: uuid.UUID) -> int:
+    n = await session.scalar(
+        select(func.count())
+        .select_from(PriceAlert)
+        .where(PriceAlert.user_id == user_id, PriceAlert.status == "active")
+    )
+    return int(n or 0)
+
+
+async def trigger_alerts(
+    session: AsyncSession, *, ticker: str, low: int, high: int
+) -> list[PriceAlert]:
+    """Fire, once, the active alerts of `ticker` that trades between low and high crossed:
+    `above p` when high >= p, `below p` when low <= p."""
+    stmt = (
+        update(PriceAlert)
+        .where(
+            PriceAlert.ticker == ticker,
+            PriceAlert.status == "active",
+            or_(
+                and_(PriceAlert.direction == "above", PriceAlert.price <= high),
+                and_(PriceAlert.direction == "below", PriceAlert.price >= low),
+            ),
+        )
+        .values(status="triggered", triggered_at=utcnow())
+        .returning(PriceAlert)
+    )
+    return list((await session.scalars(stmt)).all())
