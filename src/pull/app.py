@@ -35,8 +35,8 @@ from pull.kit.temporal import TemporalConnector
 from pull.kit.text import reject_unsafe_text
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
-from pull.portfolio.api import routers as portfolio_routers
 from pull.notifications.api import routers as notifications_routers
+from pull.portfolio.api import routers as portfolio_routers
 from pull.rewards.api import routers as rewards_routers
 from pull.rwa.api import routers as rwa_routers
 from pull.system.api import router as system_router
