@@ -54,7 +54,6 @@ from pull.kit.idempotency import IdempotencyRecord
 from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
-from pull.portfolio.models import PortfolioSnapshot
 from pull.notifications.models import (
     Notification,
     NotificationDelivery,
@@ -64,6 +63,7 @@ from pull.notifications.models import (
     PushDevice,
     SandboxPush,
 )
+from pull.portfolio.models import PortfolioSnapshot
 from pull.rewards.models import (
     Adjustment,
     Redemption,

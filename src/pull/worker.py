@@ -49,12 +49,12 @@ from pull.kyc.activities import ACTIVITIES as KYC_ACTIVITIES
 from pull.kyc.events import outbox_handlers as kyc_outbox_handlers
 from pull.kyc.workflows import KycWorkflow
 from pull.ledger.service import invariant_report as ledger_invariant_report
-from pull.portfolio.activities import ACTIVITIES as PORTFOLIO_ACTIVITIES
-from pull.portfolio.schedule import ensure_schedules as ensure_portfolio_schedules
-from pull.portfolio.workflows import WORKFLOWS as PORTFOLIO_WORKFLOWS
 from pull.notifications.activities import ACTIVITIES as NOTIFICATION_ACTIVITIES
 from pull.notifications.events import with_notifications
 from pull.notifications.workflows import WORKFLOWS as NOTIFICATION_WORKFLOWS
+from pull.portfolio.activities import ACTIVITIES as PORTFOLIO_ACTIVITIES
+from pull.portfolio.schedule import ensure_schedules as ensure_portfolio_schedules
+from pull.portfolio.workflows import WORKFLOWS as PORTFOLIO_WORKFLOWS
 from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
