@@ -14,7 +14,7 @@ from tests.portfolio.conftest import call, create_market, fund, order
 def _holding(body: dict[str, Any], symbol: str) -> dict[str, Any]:
     found = [h for h in body["holdings"] if h["symbol"] == symbol]
     assert len(found) == 1, body["holdings"]
-    return found[0]
+    return dict(found[0])
 
 
 async def test_prediction_lots_marks_and_pnl(
