@@ -1,8 +1,8 @@
 """Property tests (hypothesis) of the portfolio's arithmetic, for random activity across
 prediction contracts, RWA shares and fractional stock, with deposits and withdrawals:
 
-- value = cash + Σ holdings × mark (an independent model of cash and positions);
-- realized + unrealized P&L = value − net deposits (nothing leaks out of the lots);
+- value = cash + sum of holdings x mark (an independent model of cash and positions);
+- realized + unrealized P&L = value - net deposits (nothing leaks out of the lots);
 - the time-weighted return equals an independent unit-value (NAV per unit) computation.
 
 The portfolio code under test is the one the endpoint runs: `sources.binary_events`,
@@ -12,6 +12,7 @@ test_portfolio_api.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from decimal import Decimal
 
@@ -173,7 +174,7 @@ def test_twr_equals_unit_value_method(path: list[hist.Sample]) -> None:
     return is the change of the unit price. Deposits and withdrawals never change it."""
     units = 1.0
     price = path[0].equity / units
-    for prev, cur in zip(path, path[1:], strict=False):
+    for prev, cur in itertools.pairwise(path):
         flow = cur.net_deposits - prev.net_deposits
         units += flow / price
         price = cur.equity / units
