@@ -31,12 +31,15 @@ from pull.kit.logging import configure_sentry
 from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
 from pull.kit.redis import make_redis
+from pull.kit.streams import set_publisher as set_stream_publisher
 from pull.kit.temporal import TemporalConnector
 from pull.kit.text import reject_unsafe_text
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
 from pull.notifications.api import routers as notifications_routers
 from pull.portfolio.api import routers as portfolio_routers
+from pull.realtime.api import install_live_routes
+from pull.realtime.state import LiveState
 from pull.rewards.api import routers as rewards_routers
 from pull.rwa.api import routers as rwa_routers
 from pull.system.api import router as system_router
@@ -68,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_max)
         await _warm_redis_pool(app.state.redis, settings.redis_pool_min)
         app.state.rate_limiter = RateLimiter(app.state.redis, enabled=settings.rate_limit_enabled)
+        set_stream_publisher(app.state.redis)  # book commands publish to the live feeds
+        app.state.live = LiveState(settings, app.state.sessionmaker)
+        app.state.live.start()
         app.state.temporal = TemporalConnector(
             settings.temporal_address, settings.temporal_namespace
         )
@@ -80,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if analytics is not None:
                 await analytics.stop()
+            await app.state.live.stop()
+            set_stream_publisher(None)
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
@@ -112,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in _domain_routers():
         app.include_router(router)
     install_trade_api(app)  # /trade-api/v2: Kalshi-compatible, its own errors and OpenAPI
+    install_live_routes(app)  # /trade-api/ws/v2 and /api/v1/stream (WebSocket, SSE)
 
     app.add_middleware(
         RequestContextMiddleware,

@@ -141,6 +141,18 @@ class Settings(BaseSettings):
     # Outbox relay
     outbox_poll_seconds: float = Field(0.5, alias="OUTBOX_POLL_SECONDS")
 
+    # Live feeds: /trade-api/ws/v2 and /api/v1/stream (docs/realtime.md)
+    stream_max_connections: int = Field(10_000, alias="STREAM_MAX_CONNECTIONS", ge=1)
+    stream_max_subscriptions: int = Field(100, alias="STREAM_MAX_SUBSCRIPTIONS", ge=1)
+    stream_max_markets: int = Field(256, alias="STREAM_MAX_MARKETS", ge=1)
+    stream_queue_size: int = Field(2_000, alias="STREAM_QUEUE_SIZE", ge=10)
+    stream_max_message_bytes: int = Field(16_384, alias="STREAM_MAX_MESSAGE_BYTES", ge=256)
+    stream_commands_per_second: float = Field(20.0, alias="STREAM_COMMANDS_PER_SECOND", gt=0)
+    stream_ping_seconds: float = Field(10.0, alias="STREAM_PING_SECONDS", gt=0)
+    stream_pong_timeout_seconds: float = Field(20.0, alias="STREAM_PONG_TIMEOUT_SECONDS", gt=0)
+    stream_idle_seconds: float = Field(300.0, alias="STREAM_IDLE_SECONDS", gt=0)
+    stream_gap_seconds: float = Field(2.0, alias="STREAM_GAP_SECONDS", gt=0)
+
     # Analytics (docs/analytics.md). CLICKHOUSE_URL (http[s]://user:pass@host:8123/db) or
     # CLICKHOUSE_HOST (+ user, password, database, port, secure) name a server; with neither,
     # chDB runs in-process with its data under CLICKHOUSE_CHDB_PATH (default PULL_DATA_DIR/chdb).

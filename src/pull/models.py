@@ -19,6 +19,7 @@ from pull.brokerage.models import (
     SandboxState,
 )
 from pull.exchange.models import (
+    BookState,
     Candle,
     Event,
     Fill,
@@ -95,6 +96,7 @@ __all__ = [
     "AuthSession",
     "BankAccount",
     "Base",
+    "BookState",
     "BrokerageAccount",
     "BrokerageAlert",
     "BrokerageCursor",

@@ -55,6 +55,8 @@ from pull.notifications.workflows import WORKFLOWS as NOTIFICATION_WORKFLOWS
 from pull.portfolio.activities import ACTIVITIES as PORTFOLIO_ACTIVITIES
 from pull.portfolio.schedule import ensure_schedules as ensure_portfolio_schedules
 from pull.portfolio.workflows import WORKFLOWS as PORTFOLIO_WORKFLOWS
+from pull.realtime.relay import outbox_handlers as realtime_outbox_handlers
+from pull.realtime.relay import with_user_stream
 from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
@@ -130,10 +132,14 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **exchange_outbox_handlers(),
         **funding_outbox_handlers(),
         **identity_outbox_handlers(),
+        **realtime_outbox_handlers(),
     }
     # negative-balance recovery runs before each publish, the rewards earning consumer after;
-    # the broker account opens after KYC's own publish; the notifications consumer last
-    return with_notifications(with_rewards(with_recovery(with_brokerage(handlers))))
+    # the broker account opens after KYC's own publish; the notifications consumer last;
+    # the user's live stream after everything
+    return with_user_stream(
+        with_notifications(with_rewards(with_recovery(with_brokerage(handlers))))
+    )
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):

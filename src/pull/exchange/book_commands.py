@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.exchange import service
+from pull.exchange import book_events, service
 from pull.exchange.errors import InvalidOrder
 from pull.exchange.schemas import (
     BatchError,
@@ -150,15 +150,18 @@ def _retryable(exc: DBAPIError) -> bool:
     return _sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
-async def _transaction(session: AsyncSession, fn: Callable[[], Awaitable[T]]) -> T:
+async def _transaction(
+    session: AsyncSession, fn: Callable[[], Awaitable[T]], ticker: str | None = None
+) -> T:
     """Run `fn` and commit; on a retryable database error roll everything back and run it
-    again (nothing of a failed attempt stays)."""
+    again (nothing of a failed attempt stays). The commit is the publish step: what the
+    command changed in `ticker`'s book goes to the live feeds (pull.exchange.book_events)."""
     deadline = time.monotonic() + RETRY_SECONDS
     attempt = 0
     while True:
         try:
             result = await fn()
-            await session.commit()
+            await book_events.commit(session, ticker=ticker, result=result)
             return result
         except DBAPIError as exc:
             await session.rollback()
@@ -222,7 +225,7 @@ async def _place(
         return Placed(OrderRead.model_validate(result.body), replayed=result.replayed)
 
     async with _gate(data.ticker):
-        return await _transaction(session, attempt)
+        return await _transaction(session, attempt, data.ticker)
 
 
 async def place(
@@ -283,7 +286,8 @@ async def _on_order(
         session=session, user_id=user.id, order_id=order_id
     )
     assert first is not None
-    async with _gate(first.ticker):
+    ticker = first.ticker
+    async with _gate(ticker):
 
         async def attempt() -> Changed:
             nonlocal first
@@ -312,7 +316,7 @@ async def _on_order(
                 replayed=result.replayed,
             )
 
-        return await _transaction(session, attempt)
+        return await _transaction(session, attempt, ticker)
 
 
 def _key(scope: str, key: str | None, request: Any) -> _Key | None:
@@ -394,4 +398,4 @@ async def market_command(
 ) -> T:
     """A change of a whole market's book (open, pause, close, resolve) as one unit of work."""
     async with _gate(ticker):
-        return await _transaction(session, run)
+        return await _transaction(session, run, ticker)

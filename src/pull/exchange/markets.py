@@ -13,6 +13,7 @@ from collections.abc import Hashable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.config import get_settings
+from pull.exchange import book_events
 from pull.exchange import book_repository as book_repo
 from pull.exchange import repository as repo
 from pull.exchange.engine import (
@@ -363,6 +364,7 @@ async def close_due_markets(*, session: AsyncSession, now: dt.datetime | None = 
             try:
                 async with session.begin_nested():
                     await set_market_status(session=session, ticker=ticker, action="close", now=now)
+                    await book_events.record(session, ticker=ticker)  # canceled book, live feeds
                 n += 1
             except InvalidTransition:
                 continue

@@ -214,6 +214,8 @@ class Fill(Base):
     __table_args__ = (
         Index("ix_exchange_fills_user_id_id", "user_id", "id"),
         Index("ix_exchange_fills_order_id", "order_id"),
+        # a book command's new fills in its market (pull.exchange.book_events)
+        Index("ix_exchange_fills_market_id_id", "market_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -306,3 +308,25 @@ class Candle(Base):
     ask_close: Mapped[int | None] = mapped_column(Integer)
     volume: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     open_interest: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class BookState(Base):
+    """The last published state of a market's book: the levels as of `seq`, so that each book
+    command publishes exactly what it changed (pull.exchange.book_events). One row per market,
+    made by a trigger when the market is created; locked by the book command that updates it,
+    after the market row, so `seq` follows commit order."""
+
+    __tablename__ = "exchange_book_state"
+
+    market_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("exchange_markets.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # {"yes": {"<yes bid price>": count}, "no": {"<no bid price>": count}}
+    levels: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text('\'{"yes": {}, "no": {}}\'::jsonb')
+    )
+    last_fill_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    status: Mapped[str] = mapped_column(String(16), default="", server_default="")

@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.exchange import book_events
 from pull.exchange import book_repository as book_repo
 from pull.exchange import repository as repo
 from pull.exchange.engine import (
@@ -244,12 +245,13 @@ async def expire_orders(
     """Cancel resting orders whose expiration_ts has passed (the worker's clock calls this)."""
     now = now or utcnow()
     n = 0
-    for order_id, _ticker in await repo.expired_orders(session, now, limit):
+    for order_id, ticker in await repo.expired_orders(session, now, limit):
         try:
             async with session.begin_nested():
-                await cancel_order(
+                gone = await cancel_order(
                     session=session, user_id=None, order_id=order_id, reason="expired", now=now
                 )
+                await book_events.record(session, ticker=ticker, result=gone)  # live feeds
             n += 1
         except OrderNotResting:
             continue

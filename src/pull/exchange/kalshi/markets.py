@@ -7,8 +7,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
+from pull.exchange import book_events
 from pull.exchange import service as svc
 from pull.exchange.kalshi.auth import Limit, page_limit, public_read
 from pull.exchange.kalshi.schemas import (
@@ -281,10 +282,18 @@ async def get_market(ticker: str, session: SessionDep) -> GetMarketResponse:
 async def get_orderbook(
     ticker: str,
     session: SessionDep,
+    response: Response,
     depth: Annotated[int, Query(ge=0, le=100, description="Levels per side; 0 = all")] = 0,
 ) -> GetMarketOrderbookResponse:
+    """The book as last published to the live feeds (PULL extension: `X-Pull-Book-Seq` names
+    its seq, the one `/trade-api/ws/v2` deltas lead to)."""
     book = await svc.get_orderbook(session=session, ticker=ticker, depth=depth or None)
     yes, no = ladder(book.yes), ladder(book.no)
+    state = await book_events.read_book(session, ticker=ticker)
+    if state is not None:
+        yes = _published(state.levels["yes"], depth)
+        no = _published(state.levels["no"], depth)
+        response.headers["X-Pull-Book-Seq"] = str(state.seq)
     return GetMarketOrderbookResponse(
         orderbook=Orderbook(
             yes=yes,
@@ -299,6 +308,11 @@ async def get_orderbook(
             no_dollars=[(dollars(p), fp(c)) for p, c in no],
         ),
     )
+
+
+def _published(levels: dict[str, int], depth: int) -> list[tuple[int, int]]:
+    best_first = sorted(((int(p), int(c)) for p, c in levels.items() if c), reverse=True)
+    return ladder(best_first[:depth] if depth else best_first)
 
 
 @public.get(
