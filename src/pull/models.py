@@ -64,7 +64,7 @@ from pull.notifications.models import (
     PushDevice,
     SandboxPush,
 )
-from pull.portfolio.models import PortfolioSnapshot
+from pull.portfolio.models import PortfolioSnapshot, PortfolioStatement
 from pull.rewards.models import (
     Adjustment,
     Redemption,
@@ -134,6 +134,7 @@ __all__ = [
     "PlaidCursor",
     "PlaidTransferEvent",
     "PortfolioSnapshot",
+    "PortfolioStatement",
     "Position",
     "PriceAlert",
     "PushDevice",

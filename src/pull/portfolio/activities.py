@@ -13,9 +13,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from temporalio import activity
 
 from pull.brokerage import service as brokerage
-from pull.kit.db import session_scope
+from pull.kit.db import session_scope, utcnow
 from pull.kit.runtime import worker_runtime
-from pull.portfolio import snapshots
+from pull.portfolio import snapshots, statements
 
 SNAPSHOT_ROWS = Counter(
     "portfolio_snapshot_rows_written", "Portfolio valuation points written", ["kind"]
@@ -34,6 +34,8 @@ SNAPSHOT_LAST_SUCCESS = Gauge(
 SNAPSHOT_FAILED = Counter(
     "portfolio_snapshot_batch_failed", "Snapshot batches that raised (retried)", ["kind"]
 )
+
+STATEMENTS_WRITTEN = Counter("portfolio_statements_written", "Monthly statements generated")
 
 
 @dataclass
@@ -75,4 +77,32 @@ async def snapshot_batch(inp: SnapshotBatchInput) -> dict[str, Any]:
     }
 
 
-ACTIVITIES = [snapshot_batch]
+@dataclass
+class StatementBatchInput:
+    month: str  # YYYY-MM
+    after: str | None
+    limit: int
+
+
+@activity.defn(name="portfolio_statement_batch")
+async def statement_batch(inp: StatementBatchInput) -> dict[str, Any]:
+    """Generate and store the month's statements of the next customers (committed)."""
+    rt = worker_runtime()
+    async with session_scope(rt.sessionmaker) as session:
+        result = await statements.statement_batch(
+            session=session,
+            month=inp.month,
+            after=uuid.UUID(inp.after) if inp.after else None,
+            limit=inp.limit,
+            settings=rt.settings,
+            now=utcnow(),
+        )
+    STATEMENTS_WRITTEN.inc(result.written)
+    return {
+        "written": result.written,
+        "users": result.users,
+        "last_user": str(result.last_user) if result.last_user else None,
+    }
+
+
+ACTIVITIES = [snapshot_batch, statement_batch]

@@ -1,4 +1,4 @@
-"""Portfolio tables: valuation points (end of day and intraday)."""
+"""Portfolio tables: valuation points (end of day and intraday) and monthly statements."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
+    LargeBinary,
     String,
     func,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pull.kit.db import Base, utcnow
+from pull.kit.db import Base, new_id, utcnow
 
 
 class PortfolioSnapshot(Base):
@@ -41,6 +43,28 @@ class PortfolioSnapshot(Base):
     holdings: Mapped[int] = mapped_column(BigInteger)
     points: Mapped[int] = mapped_column(BigInteger)
     net_deposits: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+class PortfolioStatement(Base):
+    """One customer's monthly statement: the PDF and the CSV of the month's transactions.
+    One per (user, month): a rerun of the statements workflow writes nothing twice."""
+
+    __tablename__ = "portfolio_statements"
+    __table_args__ = (
+        Index("uq_portfolio_statements_user_month", "user_id", "month", unique=True),
+        Index("ix_portfolio_statements_user_created", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    month: Mapped[str] = mapped_column(String(7))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    csv: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow
     )

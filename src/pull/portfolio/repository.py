@@ -6,8 +6,10 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import text
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from pull.portfolio.models import PortfolioStatement
 
 
 async def insert_points(
@@ -85,3 +87,56 @@ async def last_point_at(session: AsyncSession, kind: str) -> dt.datetime | None:
     )
     value = row.scalar_one()
     return value if isinstance(value, dt.datetime) else None
+
+
+# --- statements -----------------------------------------------------------------------------
+
+
+async def insert_statement(
+    session: AsyncSession, user_id: uuid.UUID, month: str, pdf: bytes, csv: bytes
+) -> bool:
+    """Store a statement unless the user already has one for `month` (True when written)."""
+    result = await session.execute(
+        text(
+            "INSERT INTO portfolio_statements (id, user_id, month, pdf, csv, created_at) "
+            "VALUES (gen_random_uuid(), :u, :m, :pdf, :csv, now()) "
+            "ON CONFLICT (user_id, month) DO NOTHING"
+        ),
+        {"u": user_id, "m": month, "pdf": pdf, "csv": csv},
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def statements_page(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[PortfolioStatement]:
+    """Newest first; `limit` rows after the (created_at, id) key `before`."""
+    stmt = select(PortfolioStatement).where(PortfolioStatement.user_id == user_id)
+    if before is not None:
+        stmt = stmt.where(
+            tuple_(PortfolioStatement.created_at, PortfolioStatement.id) < tuple_(*before)
+        )
+    stmt = stmt.order_by(PortfolioStatement.created_at.desc(), PortfolioStatement.id.desc())
+    return list((await session.scalars(stmt.limit(limit))).all())
+
+
+async def statement_of(
+    session: AsyncSession, user_id: uuid.UUID, statement_id: uuid.UUID
+) -> PortfolioStatement | None:
+    stmt = select(PortfolioStatement).where(
+        PortfolioStatement.id == statement_id, PortfolioStatement.user_id == user_id
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def users_with_statement(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], month: str
+) -> set[uuid.UUID]:
+    rows = await session.execute(
+        text("SELECT user_id FROM portfolio_statements WHERE month = :m AND user_id = ANY(:u)"),
+        {"m": month, "u": list(user_ids)},
+    )
+    return {r[0] for r in rows.all()}

@@ -1,5 +1,6 @@
-"""The Temporal schedules `portfolio-eod` (00:05 UTC daily) and `portfolio-intraday` (every
-PORTFOLIO_INTRADAY_MINUTES), created by the worker at start if missing."""
+"""The Temporal schedules `portfolio-eod` (00:05 UTC daily), `portfolio-intraday` (every
+PORTFOLIO_INTRADAY_MINUTES) and `portfolio-statements` (02:00 UTC on the 1st, the month just
+ended), created by the worker at start if missing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pull.config import Settings
 
 log = logging.getLogger("pull.portfolio")
 EOD_SCHEDULE = "portfolio-eod"
+STATEMENTS_SCHEDULE = "portfolio-statements"
 INTRADAY_SCHEDULE = "portfolio-intraday"
 
 
@@ -32,7 +34,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
     made = []
     batch = settings.portfolio_snapshot_batch
     every = settings.portfolio_intraday_minutes
-    specs = {
+    specs: dict[str, tuple[ScheduleSpec, dict[str, object]]] = {
         EOD_SCHEDULE: (
             ScheduleSpec(
                 calendars=[
@@ -47,6 +49,19 @@ async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
             ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every))]),
             {"kind": "intraday", "batch": batch, "every_minutes": every},
         ),
+        STATEMENTS_SCHEDULE: (
+            ScheduleSpec(
+                calendars=[
+                    ScheduleCalendarSpec(
+                        day_of_month=[ScheduleRange(1)],
+                        hour=[ScheduleRange(2)],
+                        minute=[ScheduleRange(0)],
+                        comment="02:00 UTC on the 1st",
+                    )
+                ]
+            ),
+            {"batch": 100},
+        ),
     }
     for schedule_id, (spec, arg) in specs.items():
         try:
@@ -54,7 +69,9 @@ async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
                 schedule_id,
                 Schedule(
                     action=ScheduleActionStartWorkflow(
-                        "PortfolioSnapshotWorkflow",
+                        "PortfolioStatementsWorkflow"
+                        if schedule_id == STATEMENTS_SCHEDULE
+                        else "PortfolioSnapshotWorkflow",
                         arg,
                         id=f"{schedule_id}-run",
                         task_queue=settings.temporal_task_queue,

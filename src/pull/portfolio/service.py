@@ -16,7 +16,12 @@ from pull.ledger import service as ledger
 from pull.portfolio import history as hist
 from pull.portfolio import repository as repo
 from pull.portfolio import snapshots, sources
-from pull.portfolio.errors import InvalidPeriod, InvalidTimeframe, TimeframeNotAllowed
+from pull.portfolio.errors import (
+    InvalidPeriod,
+    InvalidTimeframe,
+    StatementNotFound,
+    TimeframeNotAllowed,
+)
 from pull.portfolio.lots import ClosedLot, LotBook, average_cost, day_change, replay
 from pull.portfolio.schemas import (
     CashRead,
@@ -24,6 +29,7 @@ from pull.portfolio.schemas import (
     HoldingRead,
     PointsRead,
     PortfolioRead,
+    StatementRead,
     TaxLotRead,
     TotalsRead,
 )
@@ -171,7 +177,7 @@ async def closed_lots(
     return out
 
 
-async def history(
+async def history_series(
     *,
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -180,9 +186,9 @@ async def history(
     settings: Settings,
     broker: brokerage.Broker | None,
     now: dt.datetime,
-) -> HistoryRead:
-    """Points of the period (end-of-day, and intraday for intraday timeframes), the live
-    point now, bucketed by timeframe; the percentage is time-weighted (portfolio/history.py)."""
+) -> tuple[str, hist.Series]:
+    """The period's points (end-of-day, and intraday for intraday timeframes) and a live point
+    now, bucketed by timeframe, in cents; the percentage is time-weighted (history.py)."""
     if period not in hist.PERIODS:
         raise InvalidPeriod(details={"period": period, "allowed": list(hist.PERIODS)})
     tf = timeframe or hist.DEFAULT_TIMEFRAME[period]
@@ -203,7 +209,29 @@ async def history(
     )[0]
     samples = [hist.Sample(at, e, d) for at, e, d in stored]
     samples.append(hist.Sample(now, live.equity, live.net_deposits))
-    s = hist.series(hist.bucketed(samples, hist.TIMEFRAMES[tf]))
+    return tf, hist.series(hist.bucketed(samples, hist.TIMEFRAMES[tf]))
+
+
+async def history(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    period: str,
+    timeframe: str | None,
+    settings: Settings,
+    broker: brokerage.Broker | None,
+    now: dt.datetime,
+) -> HistoryRead:
+    """Alpaca's portfolio-history shape (dollars) of `history_series`."""
+    tf, s = await history_series(
+        session=session,
+        user_id=user_id,
+        period=period,
+        timeframe=timeframe,
+        settings=settings,
+        broker=broker,
+        now=now,
+    )
     return HistoryRead(
         timestamp=s.timestamp,
         equity=[c / 100 for c in s.equity],
@@ -221,3 +249,34 @@ async def history(
             "CSW": [c / 100 for c in s.withdrawals],
         },
     )
+
+
+async def statements(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[StatementRead]:
+    """The user's statements, newest first (`limit` rows after the key `before`)."""
+    rows = await repo.statements_page(session, user_id, before, limit)
+    return [
+        StatementRead(
+            id=r.id,
+            month=r.month,
+            created_at=r.created_at,
+            pdf_bytes=len(r.pdf),
+            csv_bytes=len(r.csv),
+        )
+        for r in rows
+    ]
+
+
+async def statement_files(
+    *, session: AsyncSession, user_id: uuid.UUID, statement_id: uuid.UUID
+) -> tuple[bytes, bytes, str]:
+    """(pdf, csv, month) of one of the user's statements; another user's is not found."""
+    row = await repo.statement_of(session, user_id, statement_id)
+    if row is None:
+        raise StatementNotFound(details={"statement_id": str(statement_id)})
+    return row.pdf, row.csv, row.month

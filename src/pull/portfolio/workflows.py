@@ -10,7 +10,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pull.portfolio.activities import SnapshotBatchInput, snapshot_batch
+    from pull.portfolio.activities import (
+        SnapshotBatchInput,
+        StatementBatchInput,
+        snapshot_batch,
+        statement_batch,
+    )
 
 _TIMEOUT = timedelta(seconds=120)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -61,4 +66,40 @@ class PortfolioSnapshotWorkflow:
         )
 
 
-WORKFLOWS = [PortfolioSnapshotWorkflow]
+def previous_month(now: dt.datetime) -> str:
+    first = dt.datetime(now.year, now.month, 1, tzinfo=dt.UTC)
+    last = first - dt.timedelta(days=1)
+    return f"{last.year:04d}-{last.month:02d}"
+
+
+@workflow.defn(name="PortfolioStatementsWorkflow")
+class PortfolioStatementsWorkflow:
+    """Monthly statements for every customer (default: the month just ended), `batch` per
+    activity; resumable by cursor, and a customer with a statement for the month is skipped."""
+
+    @workflow.run
+    async def run(self, arg: dict[str, Any]) -> dict[str, Any]:
+        month = str(arg.get("month") or previous_month(workflow.now().astimezone(dt.UTC)))
+        after: str | None = arg.get("after")
+        batch = int(arg.get("batch", 100))
+        written = int(arg.get("written", 0))
+        users = int(arg.get("users", 0))
+        for _ in range(BATCHES_PER_RUN):
+            out = await workflow.execute_activity(
+                statement_batch,
+                StatementBatchInput(month=month, after=after, limit=batch),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=None,
+                retry_policy=_RETRY,
+            )
+            written += int(out["written"])
+            users += int(out["users"])
+            after = out["last_user"]
+            if after is None:
+                return {"month": month, "users": users, "written": written}
+        workflow.continue_as_new(
+            {**arg, "month": month, "after": after, "written": written, "users": users}
+        )
+
+
+WORKFLOWS = [PortfolioSnapshotWorkflow, PortfolioStatementsWorkflow]
