@@ -1,7 +1,7 @@
 """portfolio: monthly statements (PDF and CSV) per customer
 
-Revision ID: 0017_portfolio_statements
-Revises: 0016_portfolio
+Revision ID: 0019_portfolio_statements
+Revises: 0018_book_state
 Create Date: 2026-12-01 23:50:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_portfolio_statements"
-down_revision: str | None = "0016_portfolio"
+revision: str = "0019_portfolio_statements"
+down_revision: str | None = "0018_book_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
