@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,4 +106,4 @@ async def statement_batch(inp: StatementBatchInput) -> dict[str, Any]:
     }
 
 
-ACTIVITIES = [snapshot_batch, statement_batch]
+ACTIVITIES: list[Callable[..., Any]] = [snapshot_batch, statement_batch]
