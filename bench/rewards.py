@@ -28,25 +28,23 @@ from bench.ledger import pgbench
 from pull import devstack
 from pull.config import Settings
 from pull.kit.db import make_engine, make_sessionmaker
+from pull.kit.outbox import OutboxEvent, OutboxRelay, emit
+from pull.rewards import consumer, earning
 from pull.rewards import service as rewards
 
 SECONDS = 10
 CONSUMER_TASKS = 8
 EVENTS = 4_000
+SINGLE_EVENTS = 800
+RELAY_BATCH = 500
 USERS = 400
 BUYERS = 1_000
 STOCK = 100
 FAST_HASH = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
 
 
-async def consumer_figures(url: str) -> dict[str, Any]:
-    """EVENTS deposit events for USERS users through `consume_event` (what the relay runs per
-    event: claim the id, match the rules, caps, ledger transfer, lot, outbox, tier check), one
-    event per transaction, CONSUMER_TASKS at a time."""
-    engine = make_engine(url, pool_size=CONSUMER_TASKS, max_overflow=0)
-    maker = make_sessionmaker(engine)
-    settings = Settings(DATABASE_URL=url)
-    users = [uuid.uuid4() for _ in range(USERS)]
+async def _bench_users(maker: Any, n: int) -> list[uuid.UUID]:
+    users = [uuid.uuid4() for _ in range(n)]
     async with maker() as s, s.begin():
         await s.execute(
             text(
@@ -56,52 +54,106 @@ async def consumer_figures(url: str) -> dict[str, Any]:
             ),
             {"ids": users},
         )
+    return users
+
+
+def _deposit(i: int, users: list[uuid.UUID], tag: str) -> dict[str, Any]:
+    return {
+        "deposit_id": f"bench-{tag}-{i}",
+        "user_id": str(users[i % len(users)]),
+        "amount": 5_000 + i,
+    }
+
+
+async def consumer_figures(url: str, *, mode: str, events: int) -> dict[str, Any]:
+    """`events` deposit events over USERS users (two default rules match each).
+
+    - `single`: `earning.consume_event`, one event per transaction, CONSUMER_TASKS at a time
+      (what the relay ran per event before the batch consumer: the same-run baseline);
+    - `relay`: the events written to the outbox, then the real `OutboxRelay` delivering them
+      with the rewards batch handler (`consumer.consume`: a relay batch of RELAY_BATCH events
+      in one transaction), as `pull worker` runs it, one relay loop."""
+    engine = make_engine(url, pool_size=CONSUMER_TASKS + 2, max_overflow=0)
+    maker = make_sessionmaker(engine)
+    settings = Settings(DATABASE_URL=url)
+    users = await _bench_users(maker, USERS)
     now = dt.datetime.now(dt.UTC)
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(EVENTS):
-        queue.put_nowait(i)
     latencies: list[float] = []
     errors = 0
-
-    async def worker() -> None:
-        nonlocal errors
-        while not queue.empty():
-            i = queue.get_nowait()
-            t0 = time.perf_counter()
-            try:
-                async with maker() as s, s.begin():
-                    await rewards.consume_event(
-                        session=s,
-                        event_id=10_000_000 + i,
-                        topic="funding.deposit_settled",
-                        payload={
-                            "deposit_id": f"bench-{i}",
-                            "user_id": str(users[i % USERS]),
-                            "amount": 5_000 + i,
-                        },
-                        occurred_at=now,
-                        settings=settings,
-                    )
-            except Exception as exc:
-                errors += 1
-                if errors <= 3:
-                    print(f"consumer: {type(exc).__name__}: {str(exc)[:300]}")
-                continue
-            latencies.append(time.perf_counter() - t0)
-
+    base = 10_000_000 if mode == "single" else 20_000_000
     start = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(CONSUMER_TASKS)))
+    if mode == "single":
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(events):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                i = queue.get_nowait()
+                t0 = time.perf_counter()
+                try:
+                    async with maker() as s, s.begin():
+                        await rewards.consume_event(
+                            session=s,
+                            event_id=base + i,
+                            topic="funding.deposit_settled",
+                            payload=_deposit(i, users, mode),
+                            occurred_at=now,
+                            settings=settings,
+                        )
+                except Exception as exc:
+                    errors += 1
+                    if errors <= 3:
+                        print(f"consumer: {type(exc).__name__}: {str(exc)[:300]}")
+                    continue
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(worker() for _ in range(CONSUMER_TASKS)))
+    else:
+        async with maker() as s, s.begin():
+            for i in range(events):
+                emit(
+                    s,
+                    topic="funding.deposit_settled",
+                    key="bench",
+                    payload=_deposit(i, users, mode),
+                )
+        start = time.monotonic()
+
+        async def batch(evs: list[OutboxEvent]) -> dict[int, str]:
+            t0 = time.perf_counter()
+            failed = await consumer.consume(maker, [consumer.event_in(e) for e in evs], settings)
+            latencies.append(time.perf_counter() - t0)
+            return failed
+
+        relay = OutboxRelay(
+            maker,
+            {},
+            batch_size=RELAY_BATCH,
+            batch_handlers=dict.fromkeys(earning.CONSUMED_TOPICS, batch),
+        )
+        delivered = 0
+        while delivered < events:
+            n = await relay.relay_once()
+            if n == 0:
+                errors += 1
+                break
+            delivered += n
     elapsed = time.monotonic() - start
     async with maker() as s:
-        lots = await s.scalar(text("SELECT count(*) FROM rewards_lots"))
+        lots = await s.scalar(
+            text("SELECT count(*) FROM rewards_lots WHERE user_id = ANY(:u)"), {"u": users}
+        )
         check = await rewards.check_consistency(session=s)
     await engine.dispose()
     latencies.sort()
     return {
-        "events": EVENTS,
-        "events_per_s": EVENTS / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "mode": mode,
+        "events": events,
+        "events_per_s": events / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None,
         "lots": lots,
         "consistent": not check.mismatched,
         "errors": errors,
@@ -223,7 +275,8 @@ def main() -> None:
     with stack() as s:
         assert s.postgres_port is not None
         baseline_tps = pgbench(s.postgres_port, SECONDS)
-        consumer = asyncio.run(consumer_figures(s.database_url))
+        single = asyncio.run(consumer_figures(s.database_url, mode="single", events=SINGLE_EVENTS))
+        relayed = asyncio.run(consumer_figures(s.database_url, mode="relay", events=EVENTS))
         port = devstack.free_port()
         env = {"RATE_LIMIT_ENABLED": "false", "DB_POOL_SIZE": "20", "DB_MAX_OVERFLOW": "20"}
         with pull_api(s, port, **env, **FAST_HASH):
@@ -253,7 +306,8 @@ def main() -> None:
     payload = {
         "machine": host,
         "pgbench_tps": baseline_tps.transactions_per_s,
-        "consumer": consumer,
+        "consumer_single": single,
+        "consumer": relayed,
         "http": http,
         "redemption_race": race,
     }
@@ -339,13 +393,28 @@ def update_docs(payload: dict[str, Any], http: list[Result], host: dict[str, Any
         f"`uv run python -m bench.rewards`: embedded PostgreSQL, Redis, Temporal, {host['cpus']} "
         f"CPUs, Python {host['python']}, {host['date']}; the machine was shared with other "
         "work.\n\n"
-        "Earning consumer (in-process, `consume_event` as the relay runs it, one event per "
-        f"transaction, {CONSUMER_TASKS} at a time, {c['events']:,} `funding.deposit_settled` "
-        f"events over {USERS} users, the migration's default rules: two rules match each event): "
-        f"**{c['events_per_s']:,.0f} events/s** (p50 {c['p50_ms']:.1f} ms, p99 "
-        f"{c['p99_ms']:.1f} ms, {c['errors']} errors, {c['lots']:,} lots, lots = ledger: "
-        f"{c['consistent']}), next to pgbench TPC-B in the same run: "
-        f"{payload['pgbench_tps']:,.0f} TPS ({c['events_per_s'] / payload['pgbench_tps']:.0%}).\n\n"
+        "Earning consumer, in-process, `funding.deposit_settled` events over "
+        f"{USERS} users (rules of `tests/rewards` defaults: two match each event):\n\n"
+        "| path | events | events/s | vs pgbench TPS | p50 ms | p99 ms | errors | lots = ledger |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---|\n"
+        + "".join(
+            f"| {label} | {x['events']:,} | **{x['events_per_s']:,.0f}** | "
+            f"{x['events_per_s'] / payload['pgbench_tps']:.0%} | {x['p50_ms'] or 0:.1f} | "
+            f"{x['p99_ms'] or 0:.1f} | {x['errors']} | {x['consistent']} |\n"
+            for label, x in (
+                (
+                    f"one event per transaction, {CONSUMER_TASKS} at a time (the old relay "
+                    "path; baseline)",
+                    payload["consumer_single"],
+                ),
+                (
+                    f"`OutboxRelay` + batch handler, relay batches of {RELAY_BATCH} "
+                    "(p50/p99: per batch)",
+                    c,
+                ),
+            )
+        )
+        + f"\npgbench TPC-B in the same run: {payload['pgbench_tps']:,.0f} TPS.\n\n"
         "HTTP (one `pull api` process, 1 uvicorn worker, wrk 32 connections, rate limits off):\n\n"
         "| scenario | req/s | vs baseline | p50 ms | p99 ms | errors | non-2xx |\n"
         "|---|---:|---:|---:|---:|---:|---:|\n"

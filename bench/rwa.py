@@ -8,7 +8,9 @@ services (admin routes want 2FA). Scenarios:
   (a) `subscribers` users each POST one subscription of 1 share at once to an offering of
       0.8 x subscribers shares: latency p50/p99, and the offering never oversubscribed;
   (b) for `seconds`, 32 concurrent clients place random limit orders (buy or sell 1-3 shares
-      at 95-105 cents) on one trading asset: orders per second.
+      at 95-105 cents) on one trading asset: orders per second;
+  (c) the same mix in-process through `service.place_order` (8 tasks, no HTTP): orders per
+      second and SQL statements per order.
 Baseline in the same run: GET /api/v1/status (one DB read) with the same concurrency.
 Results: bench/results/rwa.json.
 """
@@ -25,6 +27,7 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
 from bench.common import machine, pull_api, stack, write
 from pull import devstack
@@ -195,6 +198,51 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
         await asyncio.gather(*(trader() for _ in range(32)))
         order_seconds = time.perf_counter() - t0
 
+        # (c) the same order mix in-process (no HTTP, no auth): the service's own rate, and
+        # the SQL statements per order, counted on the engine
+        statements = 0
+
+        def count(*_: Any) -> None:
+            nonlocal statements
+            statements += 1
+
+        inproc = 0
+        refused = [0]
+        inproc_lat: list[float] = []
+        engine2 = make_engine(database_url, pool_size=8, max_overflow=0)
+        maker2 = make_sessionmaker(engine2)
+        event.listen(engine2.sync_engine, "before_cursor_execute", count)
+        in_deadline = time.perf_counter() + min(seconds, 8)
+
+        async def local_trader() -> None:
+            nonlocal inproc
+            rng = random.Random()
+            while time.perf_counter() < in_deadline:
+                uid, _ = rng.choice(holders)
+                t = time.perf_counter()
+                try:
+                    async with maker2() as db, db.begin():
+                        await rwa.place_order(
+                            session=db,
+                            user_id=uid,
+                            asset_id=traded,
+                            side=rng.choice(["buy", "sell"]),
+                            price_cents=rng.randint(95, 105),
+                            quantity=rng.randint(1, 3),
+                            time_in_force=rng.choice(["gtc", "ioc"]),
+                        )
+                except Exception:  # refusals (not enough shares) are part of the mix
+                    refused[0] += 1
+                    continue
+                inproc += 1
+                inproc_lat.append((time.perf_counter() - t) * 1000)
+
+        t2 = time.perf_counter()
+        await asyncio.gather(*(local_trader() for _ in range(8)))
+        inproc_seconds = time.perf_counter() - t2
+        event.remove(engine2.sync_engine, "before_cursor_execute", count)
+        await engine2.dispose()
+
         # baseline: GET /api/v1/status at the same concurrency
         done = 0
         base_deadline = time.perf_counter() + min(seconds, 5)
@@ -226,6 +274,13 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
             "errors": errors,
             "p50_ms": round(statistics.median(order_lat), 1) if order_lat else None,
             "p99_ms": round(_pct(order_lat, 0.99), 1) if order_lat else None,
+        },
+        "secondary_orders_in_process": {
+            "orders_per_s": round(inproc / inproc_seconds, 1),
+            "statements_per_order": round(statements / max(1, inproc + refused[0]), 1),
+            "refused": refused[0],
+            "p50_ms": round(statistics.median(inproc_lat), 1) if inproc_lat else None,
+            "p99_ms": round(_pct(inproc_lat, 0.99), 1) if inproc_lat else None,
         },
         "baseline_status_per_s": round(done / base_seconds, 1),
     }

@@ -42,7 +42,7 @@ from pull.funding.workflows import WORKFLOWS as FUNDING_WORKFLOWS
 from pull.identity.events import outbox_handlers as identity_outbox_handlers
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.metrics import MEMORY_LIMIT, memory_limit_bytes
-from pull.kit.outbox import Handler, OutboxRelay, temporal_handlers
+from pull.kit.outbox import BatchHandler, Handler, OutboxRelay, temporal_handlers
 from pull.kit.redis import make_redis
 from pull.kit.runtime import WorkerRuntime, set_worker_runtime
 from pull.kyc.activities import ACTIVITIES as KYC_ACTIVITIES
@@ -58,6 +58,7 @@ from pull.portfolio.workflows import WORKFLOWS as PORTFOLIO_WORKFLOWS
 from pull.realtime.relay import outbox_handlers as realtime_outbox_handlers
 from pull.realtime.relay import with_user_stream
 from pull.rewards.activities import ACTIVITIES as REWARDS_ACTIVITIES
+from pull.rewards.events import batch_handlers as rewards_batch_handlers
 from pull.rewards.events import with_rewards
 from pull.rewards.schedule import ensure_schedule as ensure_rewards_schedule
 from pull.rewards.workflows import WORKFLOWS as REWARDS_WORKFLOWS
@@ -134,12 +135,17 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
         **identity_outbox_handlers(),
         **realtime_outbox_handlers(),
     }
-    # negative-balance recovery runs before each publish, the rewards earning consumer after;
-    # the broker account opens after KYC's own publish; the notifications consumer last;
-    # the user's live stream after everything
+    # negative-balance recovery runs before each publish; the broker account opens after
+    # KYC's own publish; the notifications consumer last; the user's live stream after
+    # everything. The rewards earning consumer is a batch handler (outbox_batch_handlers),
+    # run after all of them once per relay batch.
     return with_user_stream(
         with_notifications(with_rewards(with_recovery(with_brokerage(handlers))))
     )
+
+
+def outbox_batch_handlers() -> dict[str, BatchHandler]:
+    return {**rewards_batch_handlers()}
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):
@@ -284,6 +290,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         runtime.sessionmaker,
         outbox_handlers(client, settings),
         poll_seconds=settings.outbox_poll_seconds,
+        batch_handlers=outbox_batch_handlers(),
     )
     worker = build_worker(client, settings)
     try:

@@ -142,3 +142,38 @@ async def test_poison_event_stops_after_max_attempts(
         assert poison.attempts == MAX_ATTEMPTS
     # the event with no handler also failed each time, so both end up dead
     assert await relay.backlog() == (0, 2)
+
+
+async def test_batch_handler_runs_once_per_batch_after_the_per_event_handlers(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    order: list[str] = []
+    batches: list[list[int]] = []
+
+    async def publish(event: OutboxEvent) -> None:
+        if event.payload["n"] == 1:
+            raise RuntimeError("publish failed")
+        order.append(f"publish {event.payload['n']}")
+
+    async def consume(events: list[OutboxEvent]) -> dict[int, str]:
+        batches.append([e.payload["n"] for e in events])
+        order.append("batch")
+        return {e.id: "bad payload" for e in events if e.payload["n"] == 3}
+
+    async with sessionmaker() as s, s.begin():
+        for n in range(5):
+            emit(s, topic="test.batched", key=f"k{n}", payload={"n": n})
+        emit(s, topic="test.batch_only", key="b", payload={"n": 9})
+    relay = OutboxRelay(
+        sessionmaker,
+        {"test.batched": publish},
+        batch_handlers={"test.batched": consume, "test.batch_only": consume},
+    )
+    # 5 events, 1 fails its publish (not batched), 1 fails in the batch: 4 delivered.
+    assert await relay.relay_once() == 4
+    assert batches == [[0, 2, 3, 4, 9]]
+    assert order[-1] == "batch" and order.count("batch") == 1
+    async with sessionmaker() as s:
+        rows = (await s.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
+    undelivered = {r.payload["n"]: (r.attempts, r.last_error) for r in rows if not r.delivered_at}
+    assert undelivered == {1: (1, "RuntimeError: publish failed"), 3: (1, "bad payload")}

@@ -23,7 +23,7 @@ from pull.config import Settings
 from pull.kit.outbox import OutboxRelay, emit
 from pull.ledger.service import trial_balance
 from pull.rewards import service as rewards
-from pull.worker import build_worker, outbox_handlers
+from pull.worker import build_worker, outbox_batch_handlers, outbox_handlers
 from tests.conftest import AppRunner, Services, TestUser, UserFactory, asgi_client, make_settings
 
 
@@ -146,7 +146,11 @@ async def rw(
     stack = contextlib.AsyncExitStack()
     app = await stack.enter_async_context(AppRunner(create_app(settings)))
     client = await stack.enter_async_context(asgi_client(app))
-    relay = OutboxRelay(sessionmaker, outbox_handlers(temporal_client, settings))
+    relay = OutboxRelay(
+        sessionmaker,
+        outbox_handlers(temporal_client, settings),
+        batch_handlers=outbox_batch_handlers(),
+    )
     admin = await user_factory(admin=True)
     admin2 = await user_factory(admin=True)
     env = RewardsEnv(

@@ -154,8 +154,13 @@ async def run_idempotent(
     request: Any,
     status_code: int,
     handler: Callable[[], Awaitable[Any]],
+    finish: Callable[[], Awaitable[None]] | None = None,
 ) -> IdempotentResult:
-    """Run `handler` once per (owner, scope, key); see the module docstring."""
+    """Run `handler` once per (owner, scope, key); see the module docstring.
+
+    `finish`, if given, runs after the response is stored: the contended last step of a
+    handler (a conditional UPDATE of a hot row), so the row lock it takes is held only until
+    the commit. If it raises, the whole transaction, stored response included, rolls back."""
     digest = request_hash(request)
     params = {"owner": owner, "scope": scope, "key": key, "hash": digest}
     claimed = (await session.execute(_CLAIM, params)).scalar_one_or_none()
@@ -168,6 +173,8 @@ async def run_idempotent(
         return IdempotentResult(int(row[1]), row[2], replayed=True)
     body = jsonable_encoder(await handler())
     await session.execute(_STORE, {"status": status_code, "body": json.dumps(body), "id": claimed})
+    if finish is not None:
+        await finish()
     return IdempotentResult(status_code, body, replayed=False)
 
 

@@ -81,6 +81,10 @@ def signal_workflow_event(
 
 
 Handler = Callable[[OutboxEvent], Awaitable[None]]
+# Handles many events of its topics at once (a consumer that batches its own transaction);
+# returns the events that failed, by id, with their error. Runs after the topics' per-event
+# handlers, for the events those delivered.
+BatchHandler = Callable[[list[OutboxEvent]], Awaitable[dict[int, str]]]
 
 
 def temporal_handlers(client: Client, task_queue: str) -> dict[str, Handler]:
@@ -118,9 +122,11 @@ class OutboxRelay:
         *,
         batch_size: int = 100,
         poll_seconds: float = 0.5,
+        batch_handlers: dict[str, BatchHandler] | None = None,
     ) -> None:
         self.maker = maker
         self.handlers = handlers
+        self.batch_handlers = batch_handlers or {}
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
 
@@ -138,25 +144,43 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            batched: dict[BatchHandler, list[OutboxEvent]] = {}
             for event in rows:
                 handler = self.handlers.get(event.topic)
-                if handler is None:
+                batch = self.batch_handlers.get(event.topic)
+                if handler is None and batch is None:
                     event.attempts += 1
                     event.last_error = f"no handler for topic {event.topic}"
                     continue
                 try:
-                    await handler(event)
+                    if handler is not None:
+                        await handler(event)
                 except Exception as exc:
-                    event.attempts += 1
-                    event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                    log.warning(
-                        "outbox delivery failed",
-                        extra={"event_id": event.id, "topic": event.topic},
-                    )
+                    self._failed(event, f"{type(exc).__name__}: {exc}")
+                    continue
+                if batch is not None:
+                    batched.setdefault(batch, []).append(event)
                     continue
                 event.delivered_at = utcnow()
                 delivered += 1
+            for batch, events in batched.items():
+                try:
+                    failures = await batch(events)
+                except Exception as exc:
+                    failures = {e.id: f"{type(exc).__name__}: {exc}" for e in events}
+                for event in events:
+                    if event.id in failures:
+                        self._failed(event, failures[event.id])
+                    else:
+                        event.delivered_at = utcnow()
+                        delivered += 1
         return delivered
+
+    @staticmethod
+    def _failed(event: OutboxEvent, error: str) -> None:
+        event.attempts += 1
+        event.last_error = error[:2000]
+        log.warning("outbox delivery failed", extra={"event_id": event.id, "topic": event.topic})
 
     async def backlog(self) -> tuple[int, int]:
         """(pending, dead) undelivered events, for the worker's gauges."""

@@ -166,6 +166,31 @@ _APPLY = text(
 )
 
 
+# Many transfers in one round trip: `ledger_apply` once per element of a JSON array, in order
+# (the same function, checks and locks as one transfer each).
+_APPLY_MANY = text(
+    "SELECT r.status, r.transfer_id, r.created_at, r.account_id "
+    "FROM jsonb_array_elements(CAST(:batch AS jsonb)) WITH ORDINALITY AS b(t, n) "
+    "CROSS JOIN LATERAL ledger_apply("
+    " b.t->>'key', b.t->>'kind', b.t->>'reference', b.t->'metadata', b.t->>'hash', false,"
+    " 'posted', NULL::bigint,"
+    " ARRAY(SELECT x::uuid FROM jsonb_array_elements_text(b.t->'owners')"
+    "       WITH ORDINALITY AS o(x, i) ORDER BY i),"
+    " ARRAY(SELECT x FROM jsonb_array_elements_text(b.t->'currencies')"
+    "       WITH ORDINALITY AS o(x, i) ORDER BY i),"
+    " ARRAY(SELECT x FROM jsonb_array_elements_text(b.t->'kinds')"
+    "       WITH ORDINALITY AS o(x, i) ORDER BY i),"
+    " NULL::bigint[],"
+    " ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(b.t->'amounts')"
+    "       WITH ORDINALITY AS o(x, i) ORDER BY i),"
+    " ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(b.t->'amounts')"
+    "       WITH ORDINALITY AS o(x, i) ORDER BY i),"
+    " array_fill(0::bigint, ARRAY[jsonb_array_length(b.t->'amounts')]),"
+    " array_fill(0::bigint, ARRAY[jsonb_array_length(b.t->'amounts')])"
+    ") AS r ORDER BY b.n"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     status: str  # created | replay | conflict | insufficient
@@ -219,6 +244,12 @@ async def apply(
         )
     ).one()
     return Applied(row[0], row[1], row[2], row[3])
+
+
+async def apply_many(session: AsyncSession, batch_json: str) -> list[Applied]:
+    """Posted transfers, one `ledger_apply` each, in one statement; results in order."""
+    rows = (await session.execute(_APPLY_MANY, {"batch": batch_json})).all()
+    return [Applied(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 # --- reading transfers ----------------------------------------------------------------------
@@ -378,6 +409,19 @@ async def account_state(
         await session.execute(text(sql), {"owner": owner_id, "kind": kind, "currency": currency})
     ).one_or_none()
     return None if row is None else AccountState(row[0], row[1], row[2], row[3])
+
+
+async def kind_balances(
+    session: AsyncSession, owners: Sequence[uuid.UUID], kind: str, currency: str
+) -> dict[uuid.UUID, int]:
+    rows = await session.execute(
+        text(
+            "SELECT owner_id, balance FROM ledger_accounts WHERE owner_id = ANY(:owners) "
+            "AND kind = :kind AND currency = :currency"
+        ),
+        {"owners": list(owners), "kind": kind, "currency": currency},
+    )
+    return {r[0]: int(r[1]) for r in rows}
 
 
 # --- trial balance --------------------------------------------------------------------------
@@ -559,6 +603,7 @@ async def entry_sums(
     start: dt.datetime | None,
     end: dt.datetime | None,
     owner_id: uuid.UUID | None = None,
+    owner_ids: Sequence[uuid.UUID] | None = None,
 ) -> list[tuple[uuid.UUID, int]]:
     """Per user owner: the sum of posted entries on their `account_kind` account made by
     transfers of the given kinds, created in [start, end)."""
@@ -571,6 +616,8 @@ async def entry_sums(
     )
     if owner_id is not None:
         sql += " AND a.owner_id = :owner"
+    if owner_ids is not None:
+        sql += " AND a.owner_id = ANY(CAST(:owners AS uuid[]))"
     if start is not None:
         sql += " AND e.created_at >= :start"
     if end is not None:
@@ -581,6 +628,7 @@ async def entry_sums(
         "currency": currency,
         "kinds": list(transfer_kinds),
         "owner": owner_id,
+        "owners": list(owner_ids) if owner_ids is not None else None,
         "start": start,
         "end": end,
     }

@@ -2,6 +2,7 @@
 
 Contract for other modules (keyword-only):
     transfer(session=, idempotency_key=, kind=, legs=, reference=None, metadata=None, pending=False)
+    transfer_many(session=, transfers=[TransferSpec]) -> [transfer id]  (posted; one round trip)
     post_pending(session=, transfer_id= | idempotency_key=, amount=None, legs=None)
     void_pending(session=, transfer_id= | idempotency_key=)
     get_balance(session=, user_id=) -> Balance
@@ -21,6 +22,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -72,6 +74,7 @@ __all__ = [
     "TransferNotFound",
     "TransferNotPending",
     "TransferRead",
+    "TransferSpec",
     "TrialBalance",
     "UserBalances",
     "account_balance",
@@ -82,6 +85,7 @@ __all__ = [
     "external_flows",
     "get_balance",
     "invariant_report",
+    "kind_balances",
     "post_pending",
     "share_holdings",
     "statement",
@@ -89,6 +93,7 @@ __all__ = [
     "system_balances",
     "transactions",
     "transfer",
+    "transfer_many",
     "trial_balance",
     "user_account",
     "user_balances",
@@ -273,6 +278,70 @@ async def transfer(
     raise await _insufficient(session, applied.account_id)
 
 
+@dataclass(frozen=True, slots=True)
+class TransferSpec:
+    """One posted transfer of a `transfer_many` batch (the arguments of `transfer`)."""
+
+    idempotency_key: str
+    kind: str
+    legs: Sequence[Leg]
+    reference: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+MAX_BATCH = 500
+
+
+async def transfer_many(*, session: AsyncSession, transfers: Sequence[TransferSpec]) -> list[int]:
+    """Posted transfers in one round trip per MAX_BATCH, each exactly as `transfer` would
+    make it (same checks, keys, hashes, locks); the ids in order (a replay gives the first
+    transfer's id). For batch jobs that make many small transfers in one transaction (the
+    rewards earning consumer). Give them in a stable order (e.g. by account owner) so that
+    concurrent batches lock accounts in the same order. An error raises after earlier
+    transfers of the batch were applied in the transaction: the caller's boundary must roll
+    it back (as it does for any exception)."""
+    ids: list[int] = []
+    for start in range(0, len(transfers), MAX_BATCH):
+        chunk = transfers[start : start + MAX_BATCH]
+        batch = []
+        for t in chunk:
+            _check_key(t.idempotency_key)
+            if not t.kind or len(t.kind) > 64:
+                raise InvalidTransfer("kind is 1 to 64 characters")
+            if t.reference is not None and len(t.reference) > 200:
+                raise InvalidTransfer("reference is at most 200 characters")
+            norm = _normalize(t.legs)
+            metadata_json = _canonical(t.metadata) if t.metadata is not None else None
+            item: dict[str, Any] = {
+                "key": t.idempotency_key,
+                "kind": t.kind,
+                "reference": t.reference,
+                "hash": _hash(t.kind, norm, t.reference, metadata_json, False),
+                "owners": [str(g.account.owner_id) if g.account.owner_id else None for g in norm],
+                "currencies": [g.account.currency for g in norm],
+                "kinds": [g.account.kind for g in norm],
+                "amounts": [g.amount for g in norm],
+            }
+            if metadata_json is not None:
+                item["metadata"] = json.loads(metadata_json)
+            batch.append(item)
+        try:
+            applied = await repo.apply_many(session, json.dumps(batch))
+        except IntegrityError as exc:
+            if "user_not_negative" in str(exc.orig):
+                raise InsufficientFunds() from exc
+            raise
+        for t, a in zip(chunk, applied, strict=True):
+            if a.status in ("created", "replay"):
+                assert a.transfer_id is not None
+                ids.append(a.transfer_id)
+            elif a.status == "conflict":
+                raise IdempotencyConflict(details={"idempotency_key": t.idempotency_key})
+            else:
+                raise await _insufficient(session, a.account_id)
+    return ids
+
+
 async def _resolve(
     session: AsyncSession,
     *,
@@ -448,6 +517,17 @@ async def account_balance(*, session: AsyncSession, account: AccountRef) -> int:
     return 0 if state is None else state.balance
 
 
+async def kind_balances(
+    *, session: AsyncSession, owners: Sequence[uuid.UUID], kind: str, currency: str
+) -> dict[uuid.UUID, int]:
+    """Posted balances of several users' accounts of one kind and currency, in one read (an
+    account never used reads 0)."""
+    if not owners:
+        return {}
+    found = await repo.kind_balances(session, owners, kind, currency)
+    return {o: found.get(o, 0) for o in owners}
+
+
 async def currency_holders(
     *,
     session: AsyncSession,
@@ -605,6 +685,7 @@ async def entry_sums(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     owner_id: uuid.UUID | None = None,
+    owner_ids: Sequence[uuid.UUID] | None = None,
 ) -> dict[uuid.UUID, int]:
     """Per user: what transfers of `transfer_kinds` posted on their `account_kind` account in
     [start, end) (e.g. points earned in a period, for the rewards leaderboard and tiers)."""
@@ -616,5 +697,6 @@ async def entry_sums(
         start=start,
         end=end,
         owner_id=owner_id,
+        owner_ids=owner_ids,
     )
     return dict(rows)

@@ -159,15 +159,22 @@ async def redeem(
     key: IdempotencyKeyHeader,
     request: Request,
 ) -> JSONResponse:
+    prepared: list[redemption.Prepared] = []
+
     async def handler() -> RedemptionRead:
-        row = await redemption.redeem(
+        found = await redemption.prepare(
             session=session,
             user_id=user.id,
             data=body,
             settings=request.app.state.settings,
             now=utcnow(),
         )
-        return redemption.read(row)
+        prepared.append(found)
+        return redemption.read(found.row)
+
+    async def reserve() -> None:
+        # Last, after the stored response: the item's row lock is held only to the commit.
+        await prepared[0].reserve()
 
     result = await run_idempotent(
         session,
@@ -177,6 +184,7 @@ async def redeem(
         request=body.model_dump(mode="json"),
         status_code=201,
         handler=handler,
+        finish=reserve,
     )
     return result.response()
 

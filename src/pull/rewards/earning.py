@@ -47,6 +47,25 @@ class Participant:
     user_id: uuid.UUID
     measures: dict[str, int]
     source_ref: str
+    # 0 for a user's first part in an event, n for their (n+1)th (a maker with two orders
+    # filled by one taker): part of the earning's key, so each part earns once.
+    nth: int = 0
+
+
+def earning_key(event_id: int, rule_id: int, person: Participant) -> str:
+    """The key of one participant's earning from one rule for one event (lot and ledger)."""
+    key = f"ev:{event_id}:{rule_id}:{person.user_id}"
+    return f"{key}:{person.nth}" if person.nth else key
+
+
+def _numbered(people: list[Participant]) -> list[Participant]:
+    seen: dict[uuid.UUID, int] = {}
+    out = []
+    for p in people:
+        n = seen.get(p.user_id, 0)
+        seen[p.user_id] = n + 1
+        out.append(p if n == 0 else Participant(p.user_id, p.measures, p.source_ref, n))
+    return out
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -62,6 +81,10 @@ def _int(value: Any) -> int:
 
 def participants(topic: str, payload: dict[str, Any]) -> list[Participant]:
     """Who an event concerns and its measures (amounts in cents, contracts, fees)."""
+    return _numbered(_participants(topic, payload))
+
+
+def _participants(topic: str, payload: dict[str, Any]) -> list[Participant]:
     if topic == "kyc.approved":
         user = _uuid(payload.get("user_id"))
         return [Participant(user, {"count": 1}, f"kyc:{user}")] if user else []
@@ -209,7 +232,7 @@ async def list_rules(*, session: AsyncSession, key: str | None = None) -> list[R
     return found
 
 
-def _applies(rule: RewardRule, topic: str, at: dt.datetime) -> bool:
+def applies(rule: RewardRule, topic: str, at: dt.datetime) -> bool:
     """The version in force when the event happened: from its start (or creation) until its
     end or the version that replaced it."""
     start = max(rule.starts_at, rule.created_at) if rule.starts_at else rule.created_at
@@ -244,7 +267,7 @@ async def consume_event(
         await points.reverse_source(session=session, source_ref=ref, now=now)
         return 0
     found = list(rules) if rules is not None else await repo.rules_for(session, topic)
-    matching = [r for r in found if _applies(r, topic, occurred_at)]
+    matching = [r for r in found if applies(r, topic, occurred_at)]
     total = 0
     upgrades: set[uuid.UUID] = set()
     people = participants(topic, payload)
@@ -276,7 +299,7 @@ async def consume_event(
                 points=granted,
                 qualifying=rule.qualifying,
                 source=topic,
-                key=f"ev:{event_id}:{rule.id}:{person.user_id}",
+                key=earning_key(event_id, rule.id, person),
                 expires_at=now + dt.timedelta(days=days),
                 now=now,
                 source_ref=person.source_ref,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,7 +100,15 @@ def cash_cents(points_total: int, settings: Settings) -> int:
     return points_total * 100 // settings.rewards_cash_points_per_dollar
 
 
-async def redeem(
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A redemption written but for its stock: `reserve` is the contended last step."""
+
+    row: Redemption
+    reserve: Callable[[], Awaitable[None]]
+
+
+async def prepare(
     *,
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -106,7 +116,11 @@ async def redeem(
     settings: Settings,
     now: dt.datetime,
     start_workflow: bool = True,
-) -> Redemption:
+) -> Prepared:
+    """Check the item, hold the points, write the redemption and the event that starts its
+    workflow; the stock is reserved by `reserve()`, to be called last in the transaction (the
+    item's row is the hot one: its lock is then held only to the commit). A reservation that
+    does not fit raises OUT_OF_STOCK and the transaction rolls back whole."""
     item = await repo.item(session, data.reward_id)
     if item is None:
         raise RewardNotFound()
@@ -117,14 +131,12 @@ async def redeem(
     if item.kind != "physical" and data.shipping_address is not None:
         raise InvalidRedemption("Only a physical reward takes a shipping_address")
     if item.stock is not None and item.stock < data.quantity:
-        # Fail fast (no hold) when the stock is visibly gone; the conditional UPDATE below is
-        # what guarantees it is never oversold.
+        # Fail fast (no hold) when the stock is visibly gone; the conditional UPDATE of
+        # `reserve` is what guarantees it is never oversold.
         raise OutOfStock(details={"reward_id": str(item.id)})
     total = item.points_price * data.quantity
     rid = uuid.uuid4()
     await points.hold(session=session, user_id=user_id, points=total, ref=str(rid), now=now)
-    if not await repo.reserve_stock(session, item.id, data.quantity):
-        raise OutOfStock(details={"reward_id": str(item.id)})
     row = Redemption(
         id=rid,
         user_id=user_id,
@@ -141,7 +153,6 @@ async def redeem(
         updated_at=now,
     )
     repo.add(session, row)
-    await repo.flush(session)
     if start_workflow:
         start_workflow_event(
             session,
@@ -149,7 +160,36 @@ async def redeem(
             workflow_id=f"redemption-{rid}",
             arg={"redemption_id": str(rid)},
         )
-    return row
+    await repo.flush(session)
+    item_id, quantity = item.id, data.quantity
+
+    async def reserve() -> None:
+        if not await repo.reserve_stock(session, item_id, quantity):
+            raise OutOfStock(details={"reward_id": str(item_id)})
+
+    return Prepared(row, reserve)
+
+
+async def redeem(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    data: RedeemRequest,
+    settings: Settings,
+    now: dt.datetime,
+    start_workflow: bool = True,
+) -> Redemption:
+    """`prepare`, then reserve the stock at once."""
+    prepared = await prepare(
+        session=session,
+        user_id=user_id,
+        data=data,
+        settings=settings,
+        now=now,
+        start_workflow=start_workflow,
+    )
+    await prepared.reserve()
+    return prepared.row
 
 
 async def get(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -185,33 +187,50 @@ async def cancel_offering(
     return offering_read(row)
 
 
-async def subscribe(
+@dataclass(frozen=True, slots=True)
+class PreparedSubscription:
+    """A subscription written and its cash held; `reserve` counts it into the offering (the
+    contended last step)."""
+
+    read: SubscriptionRead
+    reserve: Callable[[], Awaitable[None]]
+
+
+async def prepare_subscription(
     *,
     session: AsyncSession,
     user_id: uuid.UUID,
     offering_id: uuid.UUID,
     shares: int,
     now: dt.datetime | None = None,
-) -> SubscriptionRead:
-    """Subscribe to `shares` whole shares: the cash is held on the ledger until the close.
+) -> PreparedSubscription:
+    """Everything of a subscription but its count in the offering: the checks, the cash hold
+    (a pending ledger transfer), the subscription row. `reserve()` then counts it in one
+    conditional UPDATE of the offering row; call it last in the transaction, so the hot
+    row's lock is held only from that one round trip to the commit.
 
     403 KYC_REQUIRED below the offering's tier; 409 OFFERING_NOT_OPEN, OFFERING_SOLD_OUT
-    {remaining}, INVESTOR_CAP_EXCEEDED {cap, held}, INSUFFICIENT_FUNDS. Concurrent subscriptions
-    are counted by one conditional UPDATE of the offering row (taken last, so its lock is held
-    only to commit): the shares subscribed never exceed the total.
-    """
+    {remaining}, INVESTOR_CAP_EXCEEDED {cap, held}, INSUFFICIENT_FUNDS."""
     now = now or utcnow()
     offering = await repo.get_offering(session, offering_id)
     if offering is None:
         raise OfferingNotFound()
     if offering.status != "open" or not (offering.opens_at <= now < offering.closes_at):
         raise OfferingNotOpen(details={"status": offering.status})
+    if offering.shares_subscribed + shares > offering.total_shares:
+        # Fail fast (no hold) when it is visibly sold out; the UPDATE of `reserve` decides.
+        raise OfferingSoldOut(
+            details={"remaining": offering.total_shares - offering.shares_subscribed}
+        )
     tier = await kyc.get_tier(session=session, user_id=user_id, now=now)
     if tier.rank < kyc.Tier(offering.kyc_tier).rank:
         raise kyc.KycRequired(offering.kyc_tier)
     cap = investor_cap(offering)
     if shares > cap:
         raise InvestorCapExceeded(details={"cap": cap, "held": 0})
+    # One subscription of a user to an offering at a time (taken before the offering row,
+    # everywhere): the cap count in `reserve` then sees all of this user's others.
+    await repo.lock_investor(session, offering_id, user_id)
     amount = shares * offering.price_cents
     sub = RwaSubscription(
         id=uuid.uuid4(),
@@ -235,21 +254,42 @@ async def subscribe(
     )
     repo.add(session, sub)
     await session.flush()
-    counted = await repo.reserve_shares(session, offering_id, shares, now=now)
-    if counted is None:
+
+    async def reserve() -> None:
+        outcome = await repo.reserve_subscription(
+            session, offering_id, user_id, shares, cap=cap, now=now
+        )
+        if outcome == "counted":
+            return
+        if outcome == "cap":
+            held = await repo.user_subscribed(session, offering_id, user_id)
+            raise InvestorCapExceeded(details={"cap": cap, "held": held - shares})
         fresh = await repo.get_offering(session, offering_id)
         assert fresh is not None
         await session.refresh(fresh)
         if fresh.status != "open" or fresh.closes_at <= now:
             raise OfferingNotOpen(details={"status": fresh.status})
         raise OfferingSoldOut(details={"remaining": fresh.total_shares - fresh.shares_subscribed})
-    # The offering row is locked now: this user's other subscriptions are all committed.
-    held = await repo.user_subscribed(session, offering_id, user_id)
-    if held > cap:
-        raise InvestorCapExceeded(details={"cap": cap, "held": held - shares})
-    if held == shares:
-        await repo.count_investor(session, offering_id)
-    return _subscription(sub, offering.asset_id)
+
+    return PreparedSubscription(_subscription(sub, offering.asset_id), reserve)
+
+
+async def subscribe(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    offering_id: uuid.UUID,
+    shares: int,
+    now: dt.datetime | None = None,
+) -> SubscriptionRead:
+    """Subscribe to `shares` whole shares: the cash is held on the ledger until the close
+    (`prepare_subscription`, then `reserve` at once). Concurrent subscriptions never
+    oversubscribe: each is counted by one conditional UPDATE of the offering row."""
+    prepared = await prepare_subscription(
+        session=session, user_id=user_id, offering_id=offering_id, shares=shares, now=now
+    )
+    await prepared.reserve()
+    return prepared.read
 
 
 async def list_subscriptions(

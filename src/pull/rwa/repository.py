@@ -37,8 +37,8 @@ async def get_asset(
     session: AsyncSession, asset_id: uuid.UUID, *, lock: bool = False
 ) -> RwaAsset | None:
     stmt = select(RwaAsset).where(RwaAsset.id == asset_id)
-    if lock:
-        stmt = stmt.with_for_update()
+    if lock:  # fresh values with the lock, even if the row was read before unlocked
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -197,33 +197,46 @@ async def last_offering_prices(
     return {r[0]: r[1] for r in (await session.execute(stmt)).all()}
 
 
-async def reserve_shares(
-    session: AsyncSession, offering_id: uuid.UUID, shares: int, *, now: dt.datetime
-) -> tuple[int, int] | None:
-    """Count `shares` into an open offering if they fit, in one statement (the row lock it takes
-    is held to commit, so concurrent subscriptions are decided one after the other and never
-    oversubscribe). Returns (shares_subscribed, total_shares), or None if it is not open or
-    the shares do not fit."""
+async def lock_investor(session: AsyncSession, offering_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Serialize one user's subscriptions to one offering (a transaction advisory lock)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"rwa:sub:{offering_id}:{user_id}"},
+    )
+
+
+async def reserve_subscription(
+    session: AsyncSession,
+    offering_id: uuid.UUID,
+    user_id: uuid.UUID,
+    shares: int,
+    *,
+    cap: int,
+    now: dt.datetime,
+) -> str:
+    """Count a written subscription into its offering in one statement: the shares if they
+    fit, the investor if it is their first, refused above the per-investor cap. The caller
+    holds the user's `lock_investor`, so the sum of their subscriptions (read in this
+    statement, this one included) cannot change under it. 'counted', 'cap', or 'refused'
+    (not open, or the shares do not fit)."""
     row = (
         await session.execute(
             text(
-                "UPDATE rwa_offerings SET shares_subscribed = shares_subscribed + :n "
-                "WHERE id = :id AND status = 'open' AND opens_at <= :now AND closes_at > :now "
-                "AND shares_subscribed + :n <= total_shares "
-                "RETURNING shares_subscribed, total_shares"
+                "WITH mine AS (SELECT coalesce(sum(shares), 0) AS held FROM rwa_subscriptions "
+                "  WHERE offering_id = :id AND user_id = :u AND status <> 'voided'), "
+                "upd AS (UPDATE rwa_offerings o SET shares_subscribed = o.shares_subscribed + :n, "
+                "  investors = o.investors + CASE WHEN mine.held = :n THEN 1 ELSE 0 END "
+                "  FROM mine WHERE o.id = :id AND o.status = 'open' AND o.opens_at <= :now "
+                "  AND o.closes_at > :now AND o.shares_subscribed + :n <= o.total_shares "
+                "  AND mine.held <= :cap RETURNING o.id) "
+                "SELECT (SELECT count(*) FROM upd), (SELECT held FROM mine)"
             ),
-            {"n": shares, "id": offering_id, "now": now},
+            {"n": shares, "id": offering_id, "u": user_id, "now": now, "cap": cap},
         )
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
-
-
-async def count_investor(session: AsyncSession, offering_id: uuid.UUID) -> None:
-    await session.execute(
-        update(RwaOffering)
-        .where(RwaOffering.id == offering_id)
-        .values(investors=RwaOffering.investors + 1)
-    )
+    ).one()
+    if row[0]:
+        return "counted"
+    return "cap" if int(row[1]) > cap else "refused"
 
 
 # --- subscriptions --------------------------------------------------------------------------
@@ -370,6 +383,76 @@ async def crossing_orders(
     found = list(rows)
     found.sort(key=lambda o: (o.price_cents if side == "sell" else -o.price_cents, o.seq))
     return found
+
+
+_LOCK_CROSSING = {
+    "sell": text(
+        "SELECT * FROM rwa_orders WHERE id IN (SELECT id FROM (SELECT id, "
+        "sum(remaining) OVER (ORDER BY price_cents, seq) - remaining AS before "
+        "FROM rwa_orders WHERE asset_id = :a AND side = 'sell' AND status = 'resting' "
+        "AND price_cents <= :p) q WHERE before < :n) FOR UPDATE"
+    ),
+    "buy": text(
+        "SELECT * FROM rwa_orders WHERE id IN (SELECT id FROM (SELECT id, "
+        "sum(remaining) OVER (ORDER BY price_cents DESC, seq) - remaining AS before "
+        "FROM rwa_orders WHERE asset_id = :a AND side = 'buy' AND status = 'resting' "
+        "AND price_cents >= :p) q WHERE before < :n) FOR UPDATE"
+    ),
+}
+
+
+async def lock_crossing(
+    session: AsyncSession,
+    asset_id: uuid.UUID,
+    *,
+    side: str,
+    limit_price: int,
+    quantity: int,
+) -> list[RwaOrder]:
+    """`crossing_orders` in one statement (chosen and locked together); the caller holds the
+    asset's lock, so the book cannot change between the choice and the lock."""
+    stmt = (
+        select(RwaOrder)
+        .from_statement(_LOCK_CROSSING[side])
+        .params(a=asset_id, p=limit_price, n=quantity)
+    )
+    found = list((await session.execute(stmt)).scalars())
+    found.sort(key=lambda o: (o.price_cents if side == "sell" else -o.price_cents, o.seq))
+    return found
+
+
+async def basis_and_open_sells(
+    session: AsyncSession, asset_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """Per user: (cost basis in the asset, shares in their resting sells), one read."""
+    rows = await session.execute(
+        text(
+            "SELECT u, coalesce((SELECT cost_basis_cents FROM rwa_positions p "
+            "  WHERE p.user_id = u AND p.asset_id = :a), 0)::bigint, "
+            "coalesce((SELECT sum(remaining) FROM rwa_orders o WHERE o.user_id = u "
+            "  AND o.asset_id = :a AND o.side = 'sell' AND o.status = 'resting'), 0)::bigint "
+            "FROM unnest(CAST(:us AS uuid[])) AS u"
+        ),
+        {"a": asset_id, "us": list(user_ids)},
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+async def set_costs(
+    session: AsyncSession, asset_id: uuid.UUID, costs: dict[uuid.UUID, int]
+) -> None:
+    """Set holders' cost bases in an asset, in one statement."""
+    if not costs:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO rwa_positions (user_id, asset_id, cost_basis_cents, updated_at) "
+            "SELECT u, :a, c, now() FROM unnest(CAST(:us AS uuid[]), CAST(:cs AS bigint[])) "
+            "AS x(u, c) ON CONFLICT (user_id, asset_id) DO UPDATE SET "
+            "cost_basis_cents = EXCLUDED.cost_basis_cents, updated_at = now()"
+        ),
+        {"a": asset_id, "us": list(costs), "cs": list(costs.values())},
+    )
 
 
 async def get_order(

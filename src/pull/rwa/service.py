@@ -44,6 +44,7 @@ from pull.rwa.holdings import (
     share_marks,
 )
 from pull.rwa.offerings import (
+    PreparedSubscription,
     cancel_offering,
     close_offering,
     create_offering,
@@ -51,6 +52,7 @@ from pull.rwa.offerings import (
     get_offering,
     list_subscriptions,
     open_offering,
+    prepare_subscription,
     settle_subscriptions,
     start_trading,
     subscribe,
@@ -80,6 +82,7 @@ from pull.rwa.trading import (
 
 __all__ = [
     "INTERVALS",
+    "PreparedSubscription",
     "ShareEvent",
     "ShareMark",
     "add_valuation",
@@ -112,6 +115,7 @@ __all__ = [
     "orderbook",
     "ownership",
     "place_order",
+    "prepare_subscription",
     "purchase",
     "reserved_by_sells",
     "settle_buyout",

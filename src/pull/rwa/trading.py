@@ -161,52 +161,72 @@ async def _hold(session: AsyncSession, asset: RwaAsset, order: RwaOrder) -> None
         raise
 
 
-async def _fill(
+async def _settle_fills(
     session: AsyncSession,
     asset: RwaAsset,
-    buy: RwaOrder,
-    sell: RwaOrder,
-    qty: int,
-    price: int,
+    fills: list[tuple[RwaOrder, RwaOrder, int, int]],
     taker_side: str,
     now: dt.datetime,
 ) -> None:
+    """Move the cash and shares of every execution of a placement (one ledger round trip for
+    all of them) and update cost bases: the buyer adds what it paid; the seller removes the
+    sold fraction of its basis, fill by fill (the basis over the shares it owned, in its
+    account and its resting sells, before that fill)."""
+    if not fills:
+        return
     cur = asset.currency
-    await ledger.transfer(
+    await ledger.transfer_many(
         session=session,
-        idempotency_key=f"rwa:fill:{buy.id}:{sell.id}",
-        kind="rwa_trade",
-        legs=[
-            ledger.Leg(ledger.user_account(buy.user_id, "held"), -qty * buy.price_cents),
-            ledger.Leg(ledger.user_account(buy.user_id, "cash"), qty * (buy.price_cents - price)),
-            ledger.Leg(ledger.user_account(sell.user_id, "cash"), qty * price),
-            ledger.Leg(order_escrow(cur), -qty),
-            ledger.Leg(shares_account(buy.user_id, cur), qty),
+        transfers=[
+            ledger.TransferSpec(
+                idempotency_key=f"rwa:fill:{buy.id}:{sell.id}",
+                kind="rwa_trade",
+                legs=[
+                    ledger.Leg(ledger.user_account(buy.user_id, "held"), -qty * buy.price_cents),
+                    ledger.Leg(
+                        ledger.user_account(buy.user_id, "cash"), qty * (buy.price_cents - price)
+                    ),
+                    ledger.Leg(ledger.user_account(sell.user_id, "cash"), qty * price),
+                    ledger.Leg(order_escrow(cur), -qty),
+                    ledger.Leg(shares_account(buy.user_id, cur), qty),
+                ],
+                reference=f"rwa_asset:{asset.id}",
+                metadata={"price_cents": price, "quantity": qty},
+            )
+            for buy, sell, qty, price in fills
         ],
-        reference=f"rwa_asset:{asset.id}",
-        metadata={"price_cents": price, "quantity": qty},
     )
-    # cost basis: the buyer adds what it paid; the seller removes the sold fraction of its basis
-    held = await ledger.account_balance(session=session, account=shares_account(sell.user_id, cur))
-    owned = held + await repo.user_open_sells(session, sell.user_id, asset.id)
-    basis = await repo.cost_basis(session, sell.user_id, asset.id)
-    if owned > 0:
-        await repo.add_cost(session, sell.user_id, asset.id, -(basis * qty // owned))
-    await repo.add_cost(session, buy.user_id, asset.id, qty * price)
-    repo.add(
-        session,
-        RwaTrade(
-            asset_id=asset.id,
-            buy_order_id=buy.id,
-            sell_order_id=sell.id,
-            buyer_id=buy.user_id,
-            seller_id=sell.user_id,
-            price_cents=price,
-            quantity=qty,
-            taker_side=taker_side,
-            created_at=now,
-        ),
+    sellers = sorted({sell.user_id for _, sell, _, _ in fills})
+    users = sorted({*sellers, *(buy.user_id for buy, _, _, _ in fills)})
+    state = await repo.basis_and_open_sells(session, asset.id, users)
+    held = await ledger.kind_balances(
+        session=session, owners=sellers, kind=shares_account(sellers[0], cur).kind, currency=cur
     )
+    basis = {u: state[u][0] for u in users}
+    # What each seller owned before the first fill: its shares account plus its resting
+    # sells (their `remaining` in the database are still those before this placement).
+    owned = {u: held[u] + state[u][1] for u in sellers}
+    for buy, sell, qty, price in fills:
+        if owned[sell.user_id] > 0:
+            taken = basis[sell.user_id] * qty // owned[sell.user_id]
+            basis[sell.user_id] = max(0, basis[sell.user_id] - taken)
+        owned[sell.user_id] -= qty
+        basis[buy.user_id] = max(0, basis[buy.user_id] + qty * price)
+        repo.add(
+            session,
+            RwaTrade(
+                asset_id=asset.id,
+                buy_order_id=buy.id,
+                sell_order_id=sell.id,
+                buyer_id=buy.user_id,
+                seller_id=sell.user_id,
+                price_cents=price,
+                quantity=qty,
+                taker_side=taker_side,
+                created_at=now,
+            ),
+        )
+    await repo.set_costs(session, asset.id, basis)
 
 
 async def place_order(
@@ -224,11 +244,13 @@ async def place_order(
     """Place a limit order: hold its cash or shares, match it against the book (price-time
     priority, at the resting order's price), rest what is left (gtc) or release it (ioc).
 
-    The asset row is locked for the placement, so one asset's book changes one order at a time.
+    The asset row is locked after the checks and the KYC tier, so one asset's book changes one
+    order at a time; the executions' ledger transfers go in one round trip and the cost bases
+    in one statement.
     409 TRADING_HALTED / MARKET_CLOSED / INSUFFICIENT_FUNDS / INSUFFICIENT_SHARES,
     403 KYC_REQUIRED."""
     now = now or utcnow()
-    asset = await repo.get_asset(session, asset_id, lock=True)
+    asset = await repo.get_asset(session, asset_id)
     if asset is None:
         raise AssetNotFound()
     if asset.state != "trading":
@@ -252,12 +274,20 @@ async def place_order(
         created_at=now,
         updated_at=now,
     )
+    # The book: from here to the commit, one placement at a time per asset (its row lock).
+    # The checks and KYC ran before taking it. The order row and its hold come after: the
+    # row's foreign key share-locks the asset row (two placements holding that share lock
+    # and both asking for the update lock deadlock), and a hold's ledger locks taken first
+    # would deadlock with a placement that fills this user's resting order.
+    locked = await repo.get_asset(session, asset_id, lock=True)
+    assert locked is not None
+    if locked.state != "trading":
+        raise TradingHalted(details={"state": locked.state})
     repo.add(session, order)
     await session.flush()
     await _hold(session, asset, order)
-
     opposite = "sell" if side == "buy" else "buy"
-    makers = await repo.crossing_orders(
+    makers = await repo.lock_crossing(
         session, asset_id, side=opposite, limit_price=price_cents, quantity=quantity
     )
     by_id: dict[Hashable, RwaOrder] = {m.id: m for m in makers}
@@ -302,10 +332,14 @@ async def place_order(
     except EngineError as exc:  # pragma: no cover - post-only is never asked for
         raise InvalidState(exc.message, code=exc.code) from exc
 
+    fills: list[tuple[RwaOrder, RwaOrder, int, int]] = []
     for e in result.executions:
         maker = by_id[e.maker_order_id]
         buy, sell = (order, maker) if side == "buy" else (maker, order)
-        await _fill(session, asset, buy, sell, e.count, e.yes_price, side, now)
+        fills.append((buy, sell, e.count, e.yes_price))
+    await _settle_fills(session, asset, fills, side, now)
+    for e in result.executions:
+        maker = by_id[e.maker_order_id]
         for o in (order, maker):
             o.remaining -= e.count
             o.filled_cents += e.count * e.yes_price
