@@ -333,19 +333,6 @@ async def cost_basis(session: AsyncSession, user_id: uuid.UUID, asset_id: uuid.U
 # --- secondary orders and trades ------------------------------------------------------------
 
 
-# Resting orders crossing a limit, best first, until their shares cover the quantity.
-_CROSSING = {
-    "sell": text(
-        "SELECT id FROM (SELECT id, sum(remaining) OVER (ORDER BY price_cents, seq) - remaining "
-        "AS before FROM rwa_orders WHERE asset_id = :a AND side = 'sell' AND status = 'resting' "
-        "AND price_cents <= :p) q WHERE before < :n"
-    ),
-    "buy": text(
-        "SELECT id FROM (SELECT id, sum(remaining) OVER (ORDER BY price_cents DESC, seq) "
-        "- remaining AS before FROM rwa_orders WHERE asset_id = :a AND side = 'buy' "
-        "AND status = 'resting' AND price_cents >= :p) q WHERE before < :n"
-    ),
-}
 _LEVELS = {
     "buy": text(
         "SELECT price_cents, sum(remaining)::bigint, count(*) FROM rwa_orders "
@@ -360,31 +347,7 @@ _LEVELS = {
 }
 
 
-async def crossing_orders(
-    session: AsyncSession,
-    asset_id: uuid.UUID,
-    *,
-    side: str,
-    limit_price: int,
-    quantity: int,
-) -> list[RwaOrder]:
-    """Resting orders of `side` that cross `limit_price`, best first (price, then time), just
-    enough of them to fill `quantity`; locked for the placement."""
-    ids = (
-        (await session.execute(_CROSSING[side], {"a": asset_id, "p": limit_price, "n": quantity}))
-        .scalars()
-        .all()
-    )
-    if not ids:
-        return []
-    rows = (
-        await session.execute(select(RwaOrder).where(RwaOrder.id.in_(ids)).with_for_update())
-    ).scalars()
-    found = list(rows)
-    found.sort(key=lambda o: (o.price_cents if side == "sell" else -o.price_cents, o.seq))
-    return found
-
-
+# Resting orders crossing a limit, best first, until their shares cover the quantity; locked.
 _LOCK_CROSSING = {
     "sell": text(
         "SELECT * FROM rwa_orders WHERE id IN (SELECT id FROM (SELECT id, "
@@ -409,8 +372,9 @@ async def lock_crossing(
     limit_price: int,
     quantity: int,
 ) -> list[RwaOrder]:
-    """`crossing_orders` in one statement (chosen and locked together); the caller holds the
-    asset's lock, so the book cannot change between the choice and the lock."""
+    """Resting orders of `side` that cross `limit_price`, best first (price, then time), just
+    enough of them to fill `quantity`, chosen and locked in one statement; the caller holds
+    the asset's lock, so the book cannot change between the choice and the lock."""
     stmt = (
         select(RwaOrder)
         .from_statement(_LOCK_CROSSING[side])
