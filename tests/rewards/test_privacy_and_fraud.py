@@ -201,3 +201,26 @@ async def test_expiry_warning_reaches_the_mailbox(
     assert mails[0]["to"] == user.email and mails[0]["subject"] == "40 PULL points expire soon"
     day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).strftime("%Y-%m-%d")
     assert f"40 points on {day}" in mails[0]["body"]
+
+
+async def test_expiry_warning_is_an_in_app_notification_too(
+    rw: RewardsEnv, user_factory: UserFactory
+) -> None:
+    """The `rewards.points_expiring` event reaches the notifications module (relayed)."""
+    user = await user_factory()
+    await rw.grant(user, 25)
+    async with rw.maker() as s, s.begin():
+        await s.execute(
+            text(
+                "UPDATE rewards_lots SET expires_at = now() + interval '5 days' WHERE user_id = :u"
+            ),
+            {"u": user.id},
+        )
+    r = await rw.http.post("/api/admin/rewards/maintenance", headers=rw.admin.headers)
+    assert r.status_code == 200 and r.json()["warned_lots"] == 1
+    await rw.drain()
+    await rw.drain()  # a redelivery makes no second notification
+    r = await rw.http.get("/api/v1/notifications", headers=user.headers)
+    assert r.status_code == 200, r.text
+    expiring = [n for n in r.json()["items"] if "expire" in n["title"]]
+    assert [(n["type"], n["title"]) for n in expiring] == [("rewards", "25 points expire soon")]
