@@ -234,3 +234,10 @@ async def commit(session: AsyncSession, *, ticker: str | None, result: Any = Non
 async def read_book(session: AsyncSession, *, ticker: str) -> repo.StateRow | None:
     """The last published book of a market (levels as of `seq`), for snapshots."""
     return await repo.read_state(session, ticker)
+
+
+async def read_books(
+    session: AsyncSession, *, tickers: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """The published levels of several markets, by ticker (for top-of-book sizes)."""
+    return await repo.read_levels(session, list(tickers)) if tickers else {}

@@ -151,3 +151,16 @@ async def save_state(
             "status": status,
         },
     )
+
+
+async def read_levels(
+    session: AsyncSession, tickers: list[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    rows = await session.execute(
+        text(
+            "SELECT m.ticker, s.levels FROM exchange_book_state s "
+            "JOIN exchange_markets m ON m.id = s.market_id WHERE m.ticker = ANY(:t)"
+        ),
+        {"t": tickers},
+    )
+    return {r.ticker: _levels(r.levels) for r in rows}

@@ -208,6 +208,8 @@ def market_read(m: Market, volume_24h: int, liquidity: int) -> MarketRead:
         volume_24h=volume_24h,
         open_interest=m.open_interest,
         liquidity=liquidity,
+        created_time=m.created_at,
+        updated_time=m.updated_at,
     )
 
 

@@ -132,6 +132,8 @@ class MarketRead(BaseModel):
     volume_24h: int
     open_interest: int
     liquidity: int = Field(description="Cents resting in the book (price x count, both sides)")
+    created_time: dt.datetime | None = None
+    updated_time: dt.datetime | None = None
 
 
 class ResolveRequest(BaseModel):

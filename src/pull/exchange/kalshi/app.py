@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pull.exchange.kalshi.api_keys import api_keys
 from pull.exchange.kalshi.errors import install_error_handlers, kalshi_error
 from pull.exchange.kalshi.markets import public
+from pull.exchange.kalshi.orders_v2 import router as orders_v2_router
 from pull.exchange.kalshi.portfolio import portfolio
 from pull.exchange.kalshi.schemas import (
     ErrorResponse,
@@ -115,6 +116,7 @@ def create_trade_api(parent: FastAPI) -> FastAPI:
     sub.include_router(_unsupported_router())
     sub.include_router(public)
     sub.include_router(portfolio)
+    sub.include_router(orders_v2_router)
     sub.include_router(api_keys)
     return sub
 

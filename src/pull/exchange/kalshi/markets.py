@@ -153,10 +153,21 @@ async def list_events(
     got = await collect(
         fetch, keep if need_markets else None, cursor=cursor, limit=page_limit(limit)
     )
+    books = (
+        await book_events.read_books(
+            session,
+            tickers=[m.ticker for e in got.items for m in markets.get(e.event_ticker, [])],
+        )
+        if with_nested_markets
+        else {}
+    )
     return GetEventsResponse(
         events=[
             to_event(
-                e, markets.get(e.event_ticker) if need_markets else None, nested=with_nested_markets
+                e,
+                markets.get(e.event_ticker) if need_markets else None,
+                nested=with_nested_markets,
+                books=books,
             )
             for e in got.items
         ],
@@ -170,9 +181,10 @@ async def get_event(
 ) -> GetEventResponse:
     e = await svc.get_event(session=session, ticker=event_ticker)
     markets = await Lookups(session).all_markets(event_ticker=e.event_ticker)
+    books = await book_events.read_books(session, tickers=[m.ticker for m in markets])
     return GetEventResponse(
-        event=to_event(e, markets, nested=with_nested_markets),
-        markets=[to_market(m, e.series_ticker) for m in markets],
+        event=to_event(e, markets, nested=with_nested_markets, books=books),
+        markets=[to_market(m, e.series_ticker, books.get(m.ticker)) for m in markets],
     )
 
 
@@ -260,6 +272,8 @@ async def list_trades(
                 no_price_dollars=dollars(t.no_price),
                 price=t.yes_price,
                 taker_side=t.taker_side,
+                taker_outcome_side=t.taker_side,
+                taker_book_side="bid" if t.taker_side == "yes" else "ask",
                 created_time=t.created_time,
             )
             for t in page.items

@@ -48,8 +48,10 @@ from pull.exchange.kalshi.schemas import (
 )
 from pull.exchange.kalshi.translate import (
     Lookups,
+    book_side,
     collect,
     in_window,
+    outcome_side,
     to_event_positions,
     to_order,
     to_position,
@@ -94,7 +96,10 @@ async def get_balance(user: Reader, session: SessionDep) -> GetBalanceResponse:
         if not cursor:
             break
     return GetBalanceResponse(
-        balance=balance.available, portfolio_value=exposure, updated_ts=int(time.time())
+        balance=balance.available,
+        balance_dollars=dollars(balance.available),
+        portfolio_value=exposure,
+        updated_ts=int(time.time()),
     )
 
 
@@ -468,6 +473,8 @@ async def get_fills(
                 yes_price_dollars=dollars(f.yes_price),
                 no_price_dollars=dollars(f.no_price),
                 price=f.yes_price if f.side == "yes" else f.no_price,
+                outcome_side=outcome_side(f.side, f.action),
+                book_side=book_side(f.side, f.action),
                 is_taker=f.is_taker,
                 fee_cost=dollars(f.fee),
                 fee=f.fee,
@@ -511,7 +518,7 @@ async def get_settlements(
         settlements=[
             Settlement(
                 ticker=s.ticker,
-                event_ticker=lookups.market_events.get(s.ticker) or None,
+                event_ticker=lookups.market_events.get(s.ticker) or "",
                 market_result=s.market_result,
                 result=s.market_result,
                 yes_count=s.yes_count,
@@ -521,6 +528,9 @@ async def get_settlements(
                 revenue=s.revenue,
                 revenue_dollars=dollars(s.revenue),
                 cost_basis=s.cost_basis,
+                # a position is one-sided: its cost is the held side's
+                yes_total_cost_dollars=dollars(s.cost_basis if s.yes_count else 0),
+                no_total_cost_dollars=dollars(s.cost_basis if s.no_count else 0),
                 settled_time=s.settled_time,
             )
             for s in got.items

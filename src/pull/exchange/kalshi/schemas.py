@@ -123,6 +123,17 @@ class PriceRange(BaseModel):
 
 
 class Market(BaseModel):
+    # Kalshi SDK 3.x (current) fields
+    created_time: dt.datetime
+    updated_time: dt.datetime
+    yes_bid_size_fp: str = "0.00"
+    yes_ask_size_fp: str = "0.00"
+    # PULL keeps no 24-hour-old top of book: zero, as Kalshi sends for a market without history
+    previous_yes_bid_dollars: str = "0.0000"
+    previous_yes_ask_dollars: str = "0.0000"
+    previous_price_dollars: str = "0.0000"
+    settlement_bounds_type: str = "default"
+    exchange_index: int = 0
     ticker: str
     event_ticker: str
     series_ticker: str | None = None
@@ -244,6 +255,9 @@ class GetMarketOrderbookResponse(BaseModel):
 
 
 class Trade(BaseModel):
+    taker_outcome_side: str = ""
+    taker_book_side: Literal["bid", "ask"] = "bid"
+    is_block_trade: bool = False
     trade_id: str
     ticker: str
     count: int
@@ -300,6 +314,7 @@ class GetMarketCandlesticksResponse(BaseModel):
 
 
 class GetBalanceResponse(BaseModel):
+    balance_dollars: str = "0.0000"
     balance: int = Field(description="Cash available to trade, cents")
     portfolio_value: int = Field(description="Cents paid for the contracts held (cost basis)")
     updated_ts: int
@@ -406,6 +421,9 @@ class BatchCancelOrdersResponse(BaseModel):
 
 
 class Fill(BaseModel):
+    exchange_index: int = 0
+    outcome_side: Literal["yes", "no"] = "yes"
+    book_side: Literal["bid", "ask"] = "bid"
     fill_id: str
     trade_id: str
     order_id: str
@@ -433,6 +451,7 @@ class GetFillsResponse(BaseModel):
 
 
 class MarketPosition(BaseModel):
+    exchange_index: int = 0
     ticker: str
     event_ticker: str
     position: int = Field(description="YES contracts > 0, NO contracts < 0")
@@ -475,6 +494,11 @@ class GetPositionsResponse(BaseModel):
 
 
 class Settlement(BaseModel):
+    exchange_index: int = 0
+    yes_total_cost_dollars: str = "0.0000"
+    no_total_cost_dollars: str = "0.0000"
+    # PULL charges no fee at settlement
+    fee_cost: str = "0.0000"
     ticker: str
     event_ticker: str | None
     market_result: Literal["yes", "no", "void"]

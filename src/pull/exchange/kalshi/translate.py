@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.exchange import book_events
 from pull.exchange import service as svc
 from pull.exchange.kalshi.schemas import (
     OHLC,
@@ -64,8 +65,14 @@ STATUS_FILTER = {
 PRICE_RANGES = [PriceRange(start="0.0000", end="1.0000", step="0.0100")]
 
 
-def to_market(m: MarketRead, series_ticker: str | None) -> Market:
+def to_market(
+    m: MarketRead, series_ticker: str | None, book: dict[str, dict[str, int]] | None = None
+) -> Market:
+    """`book`: the published levels, for the sizes at the best bid and ask."""
     expiration = m.expiration_time or m.close_time
+    book = book or {"yes": {}, "no": {}}
+    bid_size = book["yes"].get(str(m.yes_bid), 0) if m.yes_bid is not None else 0
+    ask_size = book["no"].get(str(100 - m.yes_ask), 0) if m.yes_ask is not None else 0
     settlement = {"yes": 100, "no": 0}.get(m.result or "")
     yes_bid = m.yes_bid or 0
     yes_ask = 100 if m.yes_ask is None else m.yes_ask
@@ -116,6 +123,10 @@ def to_market(m: MarketRead, series_ticker: str | None) -> Market:
         taker_fee_bps=m.taker_fee_bps,
         maker_fee_bps=m.maker_fee_bps,
         pull_result=m.result,
+        created_time=m.created_time or m.open_time,
+        updated_time=m.updated_time or m.open_time,
+        yes_bid_size_fp=fp(bid_size),
+        yes_ask_size_fp=fp(ask_size),
     )
 
 
@@ -128,7 +139,13 @@ def event_status(markets: Sequence[MarketRead]) -> str:
     return "closed"
 
 
-def to_event(e: EventRead, markets: Sequence[MarketRead] | None, *, nested: bool) -> Event:
+def to_event(
+    e: EventRead,
+    markets: Sequence[MarketRead] | None,
+    *,
+    nested: bool,
+    books: dict[str, dict[str, dict[str, int]]] | None = None,
+) -> Event:
     return Event(
         event_ticker=e.event_ticker,
         series_ticker=e.series_ticker,
@@ -137,10 +154,20 @@ def to_event(e: EventRead, markets: Sequence[MarketRead] | None, *, nested: bool
         category=e.category,
         mutually_exclusive=e.mutually_exclusive,
         status=None if markets is None else event_status(markets),
-        markets=[to_market(m, e.series_ticker) for m in markets]
+        markets=[to_market(m, e.series_ticker, (books or {}).get(m.ticker)) for m in markets]
         if nested and markets is not None
         else None,
     )
+
+
+def outcome_side(side: str, action: str) -> Literal["yes", "no"]:
+    """The outcome an order or fill is positioned for: buying YES or selling NO is YES."""
+    return "yes" if (side == "yes") == (action == "buy") else "no"
+
+
+def book_side(side: str, action: str) -> Literal["bid", "ask"]:
+    """Kalshi's single (YES) book: a YES-positioned order bids, the other asks."""
+    return "bid" if outcome_side(side, action) == "yes" else "ask"
 
 
 def to_order(o: OrderRead) -> Order:
@@ -194,6 +221,7 @@ def to_position(p: PositionRead, event_ticker: str) -> MarketPosition:
         event_ticker=event_ticker,
         position=p.position,
         position_fp=fp(p.position),
+        exchange_index=0,
         market_exposure=p.market_exposure,
         market_exposure_dollars=dollars(p.market_exposure),
         realized_pnl=p.realized_pnl,
@@ -316,7 +344,8 @@ class Lookups:
 
     async def markets_page(self, markets: Sequence[MarketRead]) -> list[Market]:
         series = await self.series_of(markets)
-        return [to_market(m, series.get(m.event_ticker)) for m in markets]
+        books = await book_events.read_books(self.session, tickers=[m.ticker for m in markets])
+        return [to_market(m, series.get(m.event_ticker), books.get(m.ticker)) for m in markets]
 
     async def event_tickers(self, tickers: Sequence[str]) -> dict[str, str]:
         missing = sorted({t for t in tickers if t not in self.market_events})
