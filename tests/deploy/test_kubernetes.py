@@ -576,3 +576,17 @@ def test_staging_worker_pdb_does_not_block_drains() -> None:
     objs = by_kind_name(load_yaml_text(render_overlay("staging")))
     pdb = objs[("PodDisruptionBudget", "pull-temporal-worker-pdb")]["spec"]
     assert "minAvailable" not in pdb and pdb["maxUnavailable"] == 1
+
+
+def test_the_ingress_carries_the_live_feeds() -> None:
+    """WebSockets and SSE reach the API through the same Ingress, with idle timeouts longer
+    than the pings (10 s) and heartbeats (15 s), and no session affinity (any pod serves any
+    socket: each reads the Redis streams)."""
+    for _, ing in _ingresses():
+        paths = [p for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]]
+        for path in ("/trade-api/ws/v2", "/api/v1/stream"):
+            assert _routed(paths, path), path
+    ann = by_kind_name(base_docs())[("Ingress", "pull-api")]["metadata"]["annotations"]
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+    assert int(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 600
+    assert not any("affinity" in key for key in ann)

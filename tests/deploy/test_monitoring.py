@@ -30,7 +30,10 @@ RUNBOOK_THRESHOLDS = {
     "PullMemoryUsage": (0.80, 0.95),
 }
 # Alerts with one level only: name -> (severity, threshold).
-SINGLE_LEVEL = {"PullLedgerNegativeAccount": ("critical", 0.0)}
+SINGLE_LEVEL = {
+    "PullLedgerNegativeAccount": ("critical", 0.0),
+    "PullStreamSlowConsumers": ("warning", 10.0),
+}
 
 
 def promtool(*args: str, cwd: Path = MONITORING) -> subprocess.CompletedProcess[str]:

@@ -43,9 +43,10 @@ def test_smoke_passes_against_a_running_api(api_server: str) -> None:
         "register",
         "login",
         "auth-session",
+        "stream",
     ):
         assert f"[PASS] {name}" in lines
-    assert lines[-1] == "SMOKE PASSED: all 11 checks passed"
+    assert lines[-1] == "SMOKE PASSED: all 12 checks passed"
 
 
 def test_smoke_fails_naming_ready_when_redis_is_down(services: Any) -> None:

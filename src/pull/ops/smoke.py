@@ -16,12 +16,14 @@ Checks, in order:
   register      POST /api/auth/register a throwaway smoke+<uuid>@example.com user (unless disabled)
   login         POST /api/auth/login    200 with an access_token
   auth-session  POST /api/auth/check    200 with that bearer token
+  stream        WS   /api/v1/stream     a WebSocket opens with that token and says hello
 
 A 404 on /api/auth/* means the identity module is not deployed, which fails the check.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -90,8 +92,10 @@ class _Smoke:
         internal_key: str | None,
         register: bool,
         metrics_url: str | None = None,
+        sockets: bool = True,
     ) -> None:
         self.client = client
+        self.sockets = sockets  # False under a test transport: no real socket to open
         # Behind the Kubernetes ingress /metrics is not public: check it where it is served.
         self.metrics_url = metrics_url or "/metrics"
         self.internal_key = internal_key
@@ -188,6 +192,18 @@ class _Smoke:
         )
         _expect(resp, 200, auth=True)
 
+    def stream(self) -> None:
+        from websockets.sync.client import connect
+
+        base = str(self.client.base_url).rstrip("/")
+        url = base.replace("https://", "wss://").replace("http://", "ws://") + "/api/v1/stream"
+        with connect(
+            url, additional_headers={"Authorization": f"Bearer {self.token}"}, open_timeout=10
+        ) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+        if hello.get("type") != "hello":
+            raise CheckFailed(f"the stream's first message was {hello.get('type')!r}, not hello")
+
     def run_all(self) -> list[CheckResult]:
         self.check("health", self.health)
         self.check("ready", self.ready)
@@ -204,6 +220,10 @@ class _Smoke:
             self.skip("register", "disabled (--no-register)")
         elif self.check("register", self.do_register) and self.check("login", self.login):
             self.check("auth-session", self.auth_session)
+            if self.sockets:
+                self.check("stream", self.stream)
+            else:
+                self.skip("stream", "no socket through a test transport")
         return self.results
 
 
@@ -226,7 +246,9 @@ def run(
         follow_redirects=False,
         headers={"User-Agent": "pull-smoke/1"},
     ) as client:
-        results = _Smoke(client, internal_key, register, metrics_url).run_all()
+        results = _Smoke(
+            client, internal_key, register, metrics_url, sockets=transport is None
+        ).run_all()
     failed = [r.name for r in results if r.status == "FAIL"]
     passed = sum(1 for r in results if r.status == "PASS")
     if failed:
