@@ -31,6 +31,22 @@ _FIRSTS_SELECT = (
     "GROUP BY user_id, step"
 )
 _DAYS_SELECT = "SELECT user_id, toDate(ts) AS day FROM {db}.events WHERE user_id != ''"
+# One row per user (after merges) with the first time of each funnel step, NULL until reached.
+FUNNEL_COLUMNS = (
+    ("signed_up", "signed_up"),
+    ("email_verified", "email_verified"),
+    ("phone_verified", "phone_verified"),
+    ("kyc_approved", "kyc_approved"),
+    ("deposit_settled", "deposit_settled"),
+    ("trade", "first_trade"),
+)
+_FUNNEL_SELECT = (
+    "SELECT toUUIDOrZero(uid) AS user_id, "  # noqa: S608 - constants only
+    + ", ".join(f"minIfOrNull(ts, event = '{e}') AS {c}" for e, c in FUNNEL_COLUMNS)
+    + " FROM (SELECT user_id AS uid, event, ts FROM {db}.events WHERE event IN ("
+    + ", ".join(f"'{e}'" for e, _ in FUNNEL_COLUMNS)
+    + ") AND source IN ('outbox', 'backfill') AND user_id != '') GROUP BY uid"
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -110,10 +126,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO {db}.user_firsts " + _FIRSTS_SELECT,
         ),
     ),
+    Migration(
+        4,
+        "user_funnel",
+        (
+            # The funnel's table, ordered for it: one row per user (UUID, 16 bytes) holding the
+            # first time of every step; min() merges make it duplicate-proof like user_firsts.
+            # The funnel reads it with FINAL and runs windowFunnel over each row's six times
+            # (arrayReduce), so it neither groups a million String ids nor sorts steps.
+            "CREATE TABLE IF NOT EXISTS {db}.user_funnel (user_id UUID, "
+            + ", ".join(
+                f"{c} SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC')))"
+                for _, c in FUNNEL_COLUMNS
+            )
+            + ") ENGINE = AggregatingMergeTree ORDER BY user_id",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.user_funnel_mv TO {db}.user_funnel AS "
+            + _FUNNEL_SELECT,
+            "INSERT INTO {db}.user_funnel " + _FUNNEL_SELECT,
+        ),
+    ),
 )
 
 
-TABLES = ("events", "identities", "user_days", "user_firsts")
+TABLES = ("events", "identities", "user_days", "user_firsts", "user_funnel")
 
 
 def applied_versions(wh: Warehouse) -> set[int]:

@@ -88,9 +88,23 @@ class Row:
     # properties are the ones that go through pii.scrub
     trusted: bool = False
 
-    def values(self, ingested_at: dt.datetime) -> list[Any]:
-        """The row in COLUMNS order; `ingested_at` naive UTC (one per batch)."""
-        ts = self.ts if self.ts.tzinfo is not None else self.ts.replace(tzinfo=dt.UTC)
+    def values(
+        self,
+        ingested_at: dt.datetime,
+        times: dict[dt.datetime, tuple[dt.datetime, int]] | None = None,
+    ) -> list[Any]:
+        """The row in COLUMNS order; `ingested_at` naive UTC (one per batch). `times` caches
+        the (naive UTC, ver) of each timestamp across a batch: an outbox event's rows share
+        one, and the conversion was a third of the row's cost."""
+        got = times.get(self.ts) if times is not None else None
+        if got is None:
+            ts = self.ts if self.ts.tzinfo is not None else self.ts.replace(tzinfo=dt.UTC)
+            got = (
+                ts.astimezone(dt.UTC).replace(tzinfo=None),
+                _VER_BASE - int(ts.timestamp() * 1000),
+            )
+            if times is not None:
+                times[self.ts] = got
         props = self.properties or {}
         return [
             self.event_id,
@@ -99,7 +113,7 @@ class Row:
             self.topic,
             self.user_id,
             self.anonymous_id,
-            ts.astimezone(dt.UTC).replace(tzinfo=None),
+            got[0],
             self.amount_cents,
             self.fee_cents,
             self.contracts,
@@ -108,7 +122,7 @@ class Row:
             self.role,
             orjson.dumps(props if self.trusted else scrub(props), default=str).decode(),
             ingested_at,
-            _VER_BASE - int(ts.timestamp() * 1000),
+            got[1],
         ]
 
 

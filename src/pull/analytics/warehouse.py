@@ -36,7 +36,8 @@ async def ensure_schema(wh: Warehouse) -> list[int]:
 def insert_rows(wh: Warehouse, rows: Sequence[Row], ingested_at: dt.datetime) -> None:
     if rows:
         at = ingested_at.astimezone(dt.UTC).replace(tzinfo=None)
-        wh.insert("events", [r.values(at) for r in rows], COLUMNS)
+        times: dict[dt.datetime, tuple[dt.datetime, int]] = {}
+        wh.insert("events", [r.values(at, times) for r in rows], COLUMNS)
 
 
 def insert_identities(
@@ -147,21 +148,31 @@ def funnel_levels(
     wh: Warehouse, start: dt.date, end: dt.date, window_seconds: int
 ) -> list[tuple[Any, ...]]:
     """(level, users): of the users who signed up in the range, how many got exactly `level`
-    steps into FUNNEL_STEPS, in order, within `window_seconds` of signing up (windowFunnel
-    over the first time of each step, from the user_firsts rollup)."""
-    conds = ", ".join(f"step = '{s}'" for s in FUNNEL_STEPS)
+    steps into FUNNEL_STEPS, in order, within `window_seconds` of signing up.
+
+    ClickHouse's windowFunnel runs over each user's row of `user_funnel` (the first time of
+    every step, kept by a materialized view; FINAL merges a user's rows): arrayReduce feeds it
+    the steps reached as (time, step) events, so no GROUP BY over the users is needed."""
     window_ms = int(window_seconds) * 1000
+    cols = [c for _, c in chschema.FUNNEL_COLUMNS]
+    events = (
+        "arrayFilter(x -> isNotNull(x.2), ["
+        + ", ".join(f"({k}, {c})" for k, c in enumerate(cols, start=1))
+        + "])"
+    )
+    conds = ", ".join(f"arrayMap(x -> x.1 = {k}, ev)" for k in range(1, len(cols) + 1))
     return wh.rows(
         f"""
         SELECT level, count() FROM (
-            SELECT user_id,
-                windowFunnel({window_ms})(toUInt64(toUnixTimestamp64Milli(t)), {conds}) AS level
+            SELECT arrayReduce(
+                'windowFunnel({window_ms})',
+                arrayMap(x -> toUInt64(toUnixTimestamp64Milli(assumeNotNull(x.2))), ev),
+                {conds}
+            ) AS level
             FROM (
-                SELECT user_id, step, min(first_ts) AS t FROM {wh.database}.user_firsts
-                GROUP BY user_id, step
+                SELECT {events} AS ev FROM {wh.database}.user_funnel FINAL
+                WHERE toDate(signed_up) BETWEEN {{start:Date}} AND {{end:Date}}
             )
-            GROUP BY user_id
-            HAVING toDate(minIf(t, step = 'signed_up')) BETWEEN {{start:Date}} AND {{end:Date}}
         )
         WHERE level > 0
         GROUP BY level ORDER BY level
