@@ -63,6 +63,8 @@ async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
         execution_id=event.execution_id if event.event in ("fill", "partial_fill") else None,
         exec_qty=event.qty,
         exec_price=event.price,
+        event_id=event.event_id,
+        correction=event.event in ("trade_bust", "trade_correct"),
     )
     return True
 

@@ -51,11 +51,25 @@ async def converge(
     execution_id: str | None = None,
     exec_qty: Decimal | None = None,
     exec_price: Decimal | None = None,
+    event_id: str | None = None,
+    correction: bool = False,
 ) -> bool:
-    """Bring `order` (locked) to the broker's report `snap`; True if anything changed."""
+    """Bring `order` (locked) to the broker's report `snap`; True if anything changed.
+
+    `correction` (a trade_bust / trade_correct event, `event_id` given): the broker's
+    cumulative fill is applied in either direction, once (the event is claimed by id), and
+    stream events older than it no longer move fills (their snapshots predate it)."""
     before = (order.status, order.filled_qty)
     if order.broker_order_id is None:
         order.broker_order_id = snap.id
+    stale = bool(
+        event_id is not None and order.corrected_through and event_id <= order.corrected_through
+    )
+    if stale:
+        apply_fills = False  # a report from before the last correction applied
+    elif correction and event_id is not None:
+        await _apply_correction(session, order, snap, event_id)
+        apply_fills = False
     if snap.filled_qty > order.broker_filled_qty:
         order.broker_filled_qty = snap.filled_qty
     moved_qty, moved_cents = Decimal(0), 0
@@ -247,3 +261,114 @@ async def _settle(session: AsyncSession, order: BrokerageOrder) -> None:
         amount_cents=sweep,
     )
     order.settled = True
+
+
+# --- corrections (trade_bust, trade_correct) ----------------------------------------------------
+
+
+async def _apply_correction(
+    session: AsyncSession, order: BrokerageOrder, snap: BrokerOrder, event_id: str
+) -> None:
+    """Move the order's applied fill to the broker's corrected cumulative state: the cash
+    difference between PULL's cash and the omnibus (buy: a refund or a further charge; sell:
+    proceeds taken back or added), the position's qty and cost, and, when the order was
+    settled already, the journal that brings the broker account back to what it needs.
+    cash + positions at cost - realized P&L is unchanged."""
+    target_qty = snap.filled_qty
+    target_cents = cum_cents(snap.filled_qty, snap.filled_avg_price) if snap.filled_avg_price else 0
+    dq = target_qty - order.filled_qty
+    dc = target_cents - order.filled_cents
+    order.corrected_through = event_id
+    order.broker_filled_qty = snap.filled_qty
+    if dq == 0 and dc == 0:
+        return
+    buy = order.side == "buy"
+    to_user = -dc if buy else dc
+    key = f"brokerage:order:{order.id}:correct:{event_id}"
+    ref = f"brokerage_order:{order.id}"
+    if to_user > 0:
+        await ledger.transfer(
+            session=session,
+            idempotency_key=key,
+            kind="brokerage.correction",
+            legs=[
+                ledger.Leg(ledger.system_account(OMNIBUS), -to_user),
+                ledger.Leg(ledger.user_account(order.user_id, "cash"), to_user),
+            ],
+            reference=ref,
+        )
+    elif to_user < 0:
+        await _take_extra(session, order, -to_user, key=key)
+    position = await repo.position(session, order.user_id, order.symbol, lock=True)
+    if position is None:
+        position = BrokeragePosition(
+            user_id=order.user_id,
+            symbol=order.symbol,
+            asset_class=order.asset_class,
+            qty=Decimal(0),
+            cost_cents=0,
+            realized_cents=0,
+        )
+        repo.add(session, position)
+    if buy:
+        d_cost = dc
+        d_qty = dq
+    elif dq < 0:  # shares sold are given back: at the position's average cost
+        d_qty = -dq
+        d_cost = (
+            cents_of(Decimal(position.cost_cents) * d_qty / position.qty / 100)
+            if position.qty > 0
+            else -dc
+        )
+    else:  # more shares sold than reported before: their cost leaves pro rata
+        d_qty = -min(dq, position.qty)
+        d_cost = (
+            -position.cost_cents
+            if -d_qty == position.qty
+            else -cents_of(Decimal(position.cost_cents) * -d_qty / position.qty / 100)
+            if position.qty > 0
+            else 0
+        )
+    if position.qty + d_qty < 0:
+        repo.add_alert(
+            session,
+            kind="correction_oversold",
+            user_id=order.user_id,
+            subject=f"order:{order.id}",
+            details={"event_id": event_id, "qty": str(d_qty), "held": str(position.qty)},
+        )
+        d_qty = -position.qty
+    position.qty += d_qty
+    position.cost_cents += d_cost
+    position.realized_cents += to_user + d_cost
+    position.updated_at = utcnow()
+    order.filled_qty = target_qty
+    order.filled_cents = target_cents
+    order.filled_avg_price = snap.filled_avg_price
+    order.updated_at = utcnow()
+    await repo.claim_execution(
+        session,
+        {
+            "execution_id": f"correction:{event_id}",
+            "order_id": order.id,
+            "user_id": order.user_id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "qty": dq,
+            "price": snap.filled_avg_price or Decimal(0),
+            "amount_cents": dc,
+            "applied_qty": dq,
+            "applied_cents": dc,
+            "source": "correction",
+        },
+    )
+    if order.settled:
+        # the broker moved the difference in the customer's account: journal it back
+        # (buy refund / sell proceeds added: to the firm; the other way: to the customer)
+        await accounts.queue_journal(
+            session=session,
+            key=f"order:{order.id}:correct:{event_id}",
+            user_id=order.user_id,
+            direction="to_firm" if to_user > 0 else "to_customer",
+            amount_cents=abs(to_user),
+        )

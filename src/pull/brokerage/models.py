@@ -102,6 +102,8 @@ class BrokerageOrder(Base):
     replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     reject_reason: Mapped[str | None] = mapped_column(Text)
     settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the id of the last trade_bust / trade_correct applied: older events' fills are stale
+    corrected_through: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow

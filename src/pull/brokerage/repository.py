@@ -184,7 +184,9 @@ async def executions(
 ) -> list[BrokerageExecution]:
     stmt = select(BrokerageExecution).where(BrokerageExecution.order_id == order_id)
     if applied_only:
-        stmt = stmt.where(BrokerageExecution.applied_qty > 0)
+        stmt = stmt.where(
+            or_(BrokerageExecution.applied_qty > 0, BrokerageExecution.source == "correction")
+        )
     return list((await session.scalars(stmt.order_by(BrokerageExecution.id))).all())
 
 
@@ -192,7 +194,8 @@ async def trades_page(
     session: AsyncSession, user_id: uuid.UUID, *, before: int | None, limit: int
 ) -> list[BrokerageExecution]:
     stmt = select(BrokerageExecution).where(
-        BrokerageExecution.user_id == user_id, BrokerageExecution.applied_qty > 0
+        BrokerageExecution.user_id == user_id,
+        or_(BrokerageExecution.applied_qty > 0, BrokerageExecution.source == "correction"),
     )
     if before is not None:
         stmt = stmt.where(BrokerageExecution.id < before)

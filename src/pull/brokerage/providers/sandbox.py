@@ -115,6 +115,20 @@ class SandboxBroker(SandboxEngine):
                 market_open=is_open,
             )
 
+    async def correct_fill(
+        self,
+        *,
+        account_id: str,
+        order_id: str,
+        bust_qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> BrokerOrder:
+        """Sandbox control: bust part of an order's fills, or correct their price."""
+        async with self._tx() as s:
+            row = await self._own_order(s, account_id, order_id, lock=True)
+            await self._correct(s, row, bust_qty=bust_qty, price=price)
+            return snapshot(row)
+
     async def set_quote(
         self,
         *,

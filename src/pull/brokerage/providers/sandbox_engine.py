@@ -336,6 +336,54 @@ class SandboxEngine:
             position_qty=pos.qty,
         )
 
+    async def _correct(
+        self,
+        session: AsyncSession,
+        row: SandboxOrder,
+        *,
+        bust_qty: Decimal | None,
+        price: Decimal | None,
+    ) -> None:
+        """What an exchange's trade correction does at Alpaca: `bust_qty` of the order's
+        fills canceled (at their average price: `trade_bust`), or the average price corrected
+        to `price` (`trade_correct`); cash and position move by the cumulative difference."""
+        before = cum_cents(row.filled_qty, snapshot(row).filled_avg_price)
+        avg = row.filled_notional / row.filled_qty if row.filled_qty else Decimal(0)
+        if bust_qty is not None:
+            if not 0 < bust_qty <= row.filled_qty:
+                raise _reject("bust qty must be positive and at most the filled qty")
+            row.filled_qty -= bust_qty
+            row.filled_notional = row.filled_qty * avg
+            event, qty = "trade_bust", bust_qty
+        else:
+            if price is None or price <= 0 or row.filled_qty == 0:
+                raise _reject("a correction needs a positive price and a filled order")
+            row.filled_notional = row.filled_qty * price
+            event, qty = "trade_correct", Decimal(0)
+        after = cum_cents(row.filled_qty, snapshot(row).filled_avg_price)
+        back = dollars(before - after)  # what the fills are now worth less
+        buy = row.side == "buy"
+        await repo.move_cash(session, row.account_id, back if buy else -back)
+        pos = await repo.position(session, row.account_id, row.symbol, lock=True)
+        if pos is not None:
+            if buy:
+                pos.qty -= qty
+                pos.cost -= back
+            else:
+                pos.qty += qty
+                pos.cost += qty * avg
+        row.updated_at = self._clock()
+        await repo.flush(session)
+        self._event(
+            session,
+            row,
+            event,
+            execution_id=str(uuid.uuid4()),
+            price=snapshot(row).filled_avg_price,
+            qty=qty,
+            position_qty=pos.qty if pos is not None else Decimal(0),
+        )
+
     async def _tick(self, s: AsyncSession, *, symbol: str | None = None) -> None:
         open_equities = await self._market_open(s, "us_equity")
         for row in await repo.resting(s, symbol=symbol):
