@@ -20,8 +20,9 @@ from temporalio import activity
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import session_scope
 from pull.kit.runtime import worker_runtime
-from pull.kyc import applications
-from pull.kyc.applications import AttemptPlan, ExpiryState, Outcome
+from pull.kyc import attempts
+from pull.kyc.applications import Outcome
+from pull.kyc.attempts import AttemptPlan, ExpiryState
 from pull.kyc.providers import Providers, for_settings
 from pull.kyc.sanctions import load_cached
 
@@ -85,13 +86,13 @@ def _maker() -> async_sessionmaker[AsyncSession]:
 @activity.defn(name="kyc_begin")
 async def kyc_begin(inp: ApplicationInput) -> AttemptPlan:
     async with session_scope(_maker()) as s:
-        return await applications.begin(session=s, application_id=uuid.UUID(inp.application_id))
+        return await attempts.begin(session=s, application_id=uuid.UUID(inp.application_id))
 
 
 @activity.defn(name="kyc_set_step")
 async def kyc_set_step(inp: StepInput) -> bool:
     async with session_scope(_maker()) as s:
-        return await applications.set_step(
+        return await attempts.set_step(
             session=s,
             application_id=uuid.UUID(inp.application_id),
             step=inp.step,
@@ -107,17 +108,13 @@ async def _create_once(inp: ApplicationInput, column: RefColumn, step: str) -> R
     app_id = uuid.UUID(inp.application_id)
     cipher, providers = _env()
     async with session_scope(_maker()) as s:
-        existing = await applications.existing_ref(session=s, application_id=app_id, column=column)
+        existing = await attempts.existing_ref(session=s, application_id=app_id, column=column)
         if existing:
             return RefResult(existing)
-        applicant = await applications.load_applicant(
-            session=s, application_id=app_id, cipher=cipher
-        )
+        applicant = await attempts.load_applicant(session=s, application_id=app_id, cipher=cipher)
         if applicant is None:
             return RefResult(None)
-        await applications.set_step(
-            session=s, application_id=app_id, step=step, step_status="running"
-        )
+        await attempts.set_step(session=s, application_id=app_id, step=step, step_status="running")
     token_enc: str | None = None
     if column == "inquiry_id":
         inquiry = await providers.identity.create_inquiry(applicant, tier=applicant.target_tier)
@@ -127,7 +124,7 @@ async def _create_once(inp: ApplicationInput, column: RefColumn, step: str) -> R
     else:
         ref = await providers.accreditation.request_accreditation(applicant)
     async with session_scope(_maker()) as s:
-        await applications.store_ref(
+        await attempts.store_ref(
             session=s,
             application_id=app_id,
             column=column,
@@ -159,9 +156,7 @@ async def kyc_screen_sanctions(inp: ApplicationInput) -> ScreeningResult:
     cipher, _ = _env()
     sanctions = load_cached(worker_runtime().settings.kyc_sanctions_list_path)
     async with session_scope(_maker()) as s:
-        applicant = await applications.load_applicant(
-            session=s, application_id=app_id, cipher=cipher
-        )
+        applicant = await attempts.load_applicant(session=s, application_id=app_id, cipher=cipher)
         if applicant is None:
             return ScreeningResult("closed")
         result = sanctions.screen(
@@ -184,7 +179,7 @@ async def kyc_decide(inp: DecideInput) -> str:
     else:
         outcome = "declined"
     async with session_scope(_maker()) as s:
-        return await applications.decide(
+        return await attempts.decide(
             session=s,
             application_id=uuid.UUID(inp.application_id),
             outcome=outcome,
@@ -195,7 +190,7 @@ async def kyc_decide(inp: DecideInput) -> str:
 @activity.defn(name="kyc_remind")
 async def kyc_remind(inp: ReminderInput) -> bool:
     async with session_scope(_maker()) as s:
-        return await applications.remind(
+        return await attempts.remind(
             session=s,
             application_id=uuid.UUID(inp.application_id),
             number=inp.number,
@@ -206,13 +201,13 @@ async def kyc_remind(inp: ReminderInput) -> bool:
 @activity.defn(name="kyc_expiry_state")
 async def kyc_expiry_state(inp: UserInput) -> ExpiryState:
     async with session_scope(_maker()) as s:
-        return await applications.expiry_state(session=s, user_id=uuid.UUID(inp.user_id))
+        return await attempts.expiry_state(session=s, user_id=uuid.UUID(inp.user_id))
 
 
 @activity.defn(name="kyc_check_expiry")
 async def kyc_check_expiry(inp: UserInput) -> ExpiryState:
     async with session_scope(_maker()) as s:
-        return await applications.check_expiry(
+        return await attempts.check_expiry(
             session=s, user_id=uuid.UUID(inp.user_id), settings=worker_runtime().settings
         )
 

@@ -17,7 +17,7 @@ from pull.kit.crypto import FieldCipher
 from pull.kit.db import SessionDep
 from pull.kit.pagination import Page
 from pull.kit.ratelimit import general, webhook_routes
-from pull.kyc import applications
+from pull.kyc import applications, webhooks
 from pull.kyc.providers import signing
 from pull.kyc.schemas import (
     ApplicationRead,
@@ -171,10 +171,10 @@ def _secret(settings: Settings, value: str) -> str:
 
 
 async def _ingest(
-    provider: applications.Provider, body: bytes, session: SessionDep, cipher: FieldCipher
+    provider: webhooks.Provider, body: bytes, session: SessionDep, cipher: FieldCipher
 ) -> WebhookAck:
-    event = applications.parse_event(provider, body)
-    duplicate = await applications.ingest_webhook(
+    event = webhooks.parse_event(provider, body)
+    duplicate = await webhooks.ingest_webhook(
         session=session, event=event, body=body, cipher=cipher
     )
     return WebhookAck(received=True, duplicate=duplicate)

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         kyc_start_accreditation,
         kyc_start_background_check,
     )
-    from pull.kyc.applications import AttemptPlan, ExpiryState
+    from pull.kyc.attempts import AttemptPlan, ExpiryState
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
