@@ -5,8 +5,10 @@ cheapest money-moving call an order makes) measured in the same run.
 Run: `uv run python -m bench.brokerage`. One embedded PostgreSQL. Submission runs the order
 path the API runs (`orders.prepare`, commit, `orders.send`, commit: validation, KYC limit,
 ledger hold, funding journal at the broker, the broker's order and its fill) with CONCURRENCY
-tasks for SECONDS; then the consumer drains the broker's events (`events.consume`, one
-transaction per event with the cursor). Results go to bench/results/brokerage.json.
+tasks for SECONDS; then the consumer drains the broker's events (`events.consume`, a batch of
+the events received per transaction with the cursor). Same-run baseline for the consumer: a
+first round of orders drained with batches of one event (the consumer before batching).
+Results go to bench/results/brokerage.json.
 Targets (issue 17): >= 300 orders/s, >= 2,000 executions/s.
 """
 
@@ -190,8 +192,17 @@ async def run(database_url: str) -> tuple[dict[str, float], ...]:
     await broker.set_quote(symbol="BTC/USD", bid=Decimal(97000), ask=Decimal(97010))
     users = await _setup(maker, broker, settings)
     holds = await _holds(maker, users, SECONDS)
+    # baseline: the consumer as it was, one event per transaction (batches of 1)
+    first = await _submit(maker, broker, users, SECONDS)
+    batch, events.BATCH = events.BATCH, 1
+    try:
+        one_by_one = await _consume(maker, broker)
+    finally:
+        events.BATCH = batch
     submit = await _submit(maker, broker, users, SECONDS)
     consume = await _consume(maker, broker)
+    consume["baseline_one_event_per_transaction"] = one_by_one  # type: ignore[assignment]
+    consume["baseline_orders"] = first  # type: ignore[assignment]
     await engine.dispose()
     return holds, submit, consume
 
@@ -214,6 +225,8 @@ def main() -> None:
         f"holds/s {holds['per_s']:.0f}  orders/s {submit['per_s']:.0f} "
         f"(p50 {submit['p50_ms']:.1f} ms, errors {submit['errors']})  "
         f"executions/s {consume['executions_per_s']:.0f} events/s {consume['events_per_s']:.0f}"
+        f"  (one event per transaction: executions/s "
+        f"{consume['baseline_one_event_per_transaction']['executions_per_s']:.0f})"  # type: ignore[index]
     )
 
 

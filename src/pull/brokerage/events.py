@@ -1,17 +1,23 @@
 """The trade event consumer: the broker's `/v2/events/trades` stream applied to PULL.
 
-Each event is applied in one transaction together with the stream cursor, so a crash before
-the commit re-reads the event, and one after it never does: every event (by id) and every
-execution (by execution id) is applied once. Events are stored raw first. An event for an
-order PULL does not know is an alert. After each batch, and when idle, pending journals run.
+Events are applied in batches (what has arrived and not been applied yet, up to BATCH: a
+reader task keeps reading the stream meanwhile, so nothing waits for more events), each
+batch in one transaction together with the stream
+cursor, so a crash before the commit re-reads the batch, and one after it never does: every
+event (by id) and every execution (by execution id) is applied once. A batch that fails is
+applied again one event per transaction, so one bad event holds back only itself. Events are
+stored raw first. An event for an order PULL does not know is an alert. When the stream is
+idle, pending journals run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,6 +30,7 @@ from pull.kit.db import session_scope, utcnow
 log = logging.getLogger("pull.brokerage.events")
 CURSOR = "trades"
 REPLAY_ON_FIRST_START = dt.timedelta(days=1)
+BATCH = 200
 
 
 async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
@@ -54,6 +61,7 @@ async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
                     subject=subject,
                     details={"event_id": event.event_id, "event": event.event},
                 )
+                await repo.flush(session)  # seen by the next event of the same batch
             return True
     await fills.converge(
         session=session,
@@ -67,6 +75,73 @@ async def apply_event(*, session: AsyncSession, event: TradeEvent) -> bool:
         correction=event.event in ("trade_bust", "trade_correct"),
     )
     return True
+
+
+async def apply_batch(maker: async_sessionmaker[AsyncSession], batch: list[TradeEvent]) -> int:
+    """Apply events and advance the cursor past the last in one transaction; returns how many
+    were new. If the transaction fails, the events are applied one per transaction."""
+    try:
+        async with session_scope(maker) as session:
+            applied = 0
+            for event in batch:
+                if await apply_event(session=session, event=event):
+                    applied += 1
+            cursor = await repo.cursor(session, CURSOR, lock=True)
+            cursor.last_id = batch[-1].event_id
+            cursor.updated_at = utcnow()
+        return applied
+    except Exception:
+        if len(batch) == 1:
+            raise
+        log.warning("trade event batch failed; applying it one event at a time")
+        applied = 0
+        for event in batch:
+            applied += await apply_batch(maker, [event])
+        return applied
+
+
+async def batched(
+    stream: AsyncIterator[TradeEvent | Heartbeat],
+) -> AsyncGenerator[list[TradeEvent] | Heartbeat, None]:
+    """The stream in batches of the events already received (at most BATCH), heartbeats in
+    their place; a reader task reads ahead while a batch is applied."""
+    queue: asyncio.Queue[TradeEvent | Heartbeat | Exception | None] = asyncio.Queue(BATCH * 2)
+
+    async def read() -> None:
+        try:
+            async for item in stream:
+                await queue.put(item)
+            await queue.put(None)
+        except Exception as exc:  # handed to the consumer, which reconnects
+            await queue.put(exc)
+
+    task = asyncio.create_task(read())
+    held: TradeEvent | Heartbeat | Exception | None = None
+    have_held = False
+    try:
+        while True:
+            item = held if have_held else await queue.get()
+            have_held = False
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            if isinstance(item, Heartbeat):
+                yield item
+                continue
+            batch = [item]
+            while len(batch) < BATCH and not queue.empty():
+                nxt = queue.get_nowait()
+                if isinstance(nxt, TradeEvent):
+                    batch.append(nxt)
+                else:
+                    held, have_held = nxt, True
+                    break
+            yield batch
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 async def _cursor(maker: async_sessionmaker[AsyncSession]) -> str | None:
@@ -89,22 +164,20 @@ async def consume(
         since_id = await _cursor(maker)
         since = None if since_id else utcnow() - REPLAY_ON_FIRST_START
         try:
-            async for item in broker.trade_events(since_id=since_id, since=since):
-                if isinstance(item, Heartbeat):
-                    if item.dropped:
-                        log.warning("broker dropped events; reconciliation heals them")
-                    await accounts.execute_journals(maker=maker, broker=broker)
-                    if drain or stop.is_set():
+            async with contextlib.aclosing(
+                batched(broker.trade_events(since_id=since_id, since=since))
+            ) as items:
+                async for item in items:
+                    if isinstance(item, Heartbeat):
+                        if item.dropped:
+                            log.warning("broker dropped events; reconciliation heals them")
+                        await accounts.execute_journals(maker=maker, broker=broker)
+                        if drain or stop.is_set():
+                            return applied
+                        continue
+                    applied += await apply_batch(maker, item)
+                    if stop.is_set():
                         return applied
-                    continue
-                async with session_scope(maker) as session:
-                    if await apply_event(session=session, event=item):
-                        applied += 1
-                    cursor = await repo.cursor(session, CURSOR, lock=True)
-                    cursor.last_id = item.event_id
-                    cursor.updated_at = utcnow()
-                if stop.is_set():
-                    return applied
         except BrokerError as exc:
             log.warning("trade event stream failed", extra={"error": exc.message})
             if drain:
