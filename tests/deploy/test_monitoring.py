@@ -33,6 +33,7 @@ RUNBOOK_THRESHOLDS = {
 SINGLE_LEVEL = {
     "PullLedgerNegativeAccount": ("critical", 0.0),
     "PullStreamSlowConsumers": ("warning", 10.0),
+    "PullPortfolioSnapshotStale": ("warning", 26.0),
 }
 
 

@@ -134,11 +134,11 @@ def test_value_and_pnl_identities(
         assert book.unmatched == 0
         realized += book.realized
         holdings.append(_holding(Valued(inst, book, marks[inst.symbol], "mid"), day))
-    qty = {h.symbol: h.quantity for h in holdings}
+    qty = {h["symbol"]: h["quantity"] for h in holdings}
     assert qty["T:YES"] == max(yes_space, 0) and qty["T:NO"] == max(-yes_space, 0)
     assert qty["RWA1"] == rwa_held and qty["AAPL"] == stock_held
 
-    value = cash + sum(h.market_value for h in holdings)
+    value = cash + sum(h["market_value"] for h in holdings)
     independent = (
         cash
         + max(yes_space, 0) * yes_mark
@@ -147,7 +147,7 @@ def test_value_and_pnl_identities(
         + int(stock_held * stock_mark * 100)
     )
     assert value == independent
-    unrealized = sum(h.unrealized_pnl for h in holdings)
+    unrealized = sum(h["unrealized_pnl"] for h in holdings)
     assert realized + unrealized == value - net_deposits
 
 

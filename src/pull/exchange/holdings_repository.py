@@ -47,14 +47,15 @@ async def positions_of(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> 
 async def market_marks(
     session: AsyncSession, tickers: Sequence[str], day_start: dt.datetime
 ) -> list[Any]:
-    """Per market: title, status, result, best bid/ask, last price, and the last trade price
-    before `day_start` (the previous close)."""
+    """Per market: title, status, result, best bid/ask, last price, and the close of the last
+    traded minute before `day_start` (the previous close; one probe of the candles' key)."""
     rows = await session.execute(
         text(
             "SELECT m.ticker, m.title, m.status, m.result, m.yes_bid, m.yes_ask, m.last_price, "
-            "       (SELECT t.yes_price FROM exchange_trades t "
-            "         WHERE t.market_id = m.id AND t.created_at < :day "
-            "         ORDER BY t.id DESC LIMIT 1) "
+            "       (SELECT c.price_close FROM exchange_candles c "
+            "         WHERE c.market_id = m.id AND c.start_ts < :day "
+            "           AND c.price_close IS NOT NULL "
+            "         ORDER BY c.start_ts DESC LIMIT 1) "
             "  FROM exchange_markets m WHERE m.ticker = ANY(:t)"
         ),
         {"t": list(tickers), "day": day_start},

@@ -44,21 +44,21 @@ async def external_flows(
 async def external_flow_totals(
     session: AsyncSession, user_ids: Sequence[uuid.UUID], start: dt.datetime, end: dt.datetime
 ) -> dict[uuid.UUID, int]:
-    """Per user of `user_ids`: the external amount of funding transfers in [start, end)."""
+    """Per user of `user_ids`: the external amount of funding transfers in [start, end).
+    Walks the users' own USD entries (index on account), then each transfer's clearing leg, so
+    a batch costs what its users did, not what every customer did."""
     sql = """
-    WITH ct AS (
-        SELECT ce.transfer_id, -sum(ce.amount)::bigint AS amount
-          FROM ledger_accounts ca JOIN ledger_entries ce ON ce.account_id = ca.id
-         WHERE ca.owner_id IS NULL AND ca.kind = 'bank_clearing' AND ca.currency = 'USD'
-           AND NOT ce.pending AND ce.created_at >= :start AND ce.created_at < :end
-         GROUP BY ce.transfer_id
-    ), owners AS (
-        SELECT DISTINCT ct.transfer_id, a.owner_id, ct.amount
-          FROM ct JOIN ledger_entries e ON e.transfer_id = ct.transfer_id
-          JOIN ledger_accounts a ON a.id = e.account_id
-         WHERE a.owner_id = ANY(:owners) AND a.currency = 'USD'
+    WITH ut AS (
+        SELECT DISTINCT a.owner_id, e.transfer_id
+          FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id
+         WHERE a.owner_id = ANY(:owners) AND a.currency = 'USD' AND NOT e.pending
+           AND e.created_at >= :start AND e.created_at < :end
     )
-    SELECT owner_id, sum(amount)::bigint FROM owners GROUP BY owner_id
+    SELECT ut.owner_id, -sum(ce.amount)::bigint
+      FROM ut JOIN ledger_entries ce ON ce.transfer_id = ut.transfer_id AND NOT ce.pending
+      JOIN ledger_accounts ca ON ca.id = ce.account_id
+     WHERE ca.owner_id IS NULL AND ca.kind = 'bank_clearing' AND ca.currency = 'USD'
+     GROUP BY ut.owner_id
     """
     rows = await session.execute(text(sql), {"owners": list(user_ids), "start": start, "end": end})
     return {r[0]: int(r[1]) for r in rows.all()}

@@ -41,14 +41,16 @@ def _broker(request: Request) -> brokerage.Broker:
     dependencies=relaxed,
     summary="Everything the caller owns: cash, contracts, RWA shares, stocks, crypto, points",
 )
-async def get_portfolio(user: CurrentUser, session: SessionDep, request: Request) -> PortfolioRead:
-    return await service.portfolio(
+async def get_portfolio(user: CurrentUser, session: SessionDep, request: Request) -> Response:
+    view = await service.portfolio(
         session=session,
         user_id=user.id,
         settings=request.app.state.settings,
         broker=_broker(request),
         now=utcnow(),
     )
+    # serialized once by pydantic-core (the service built it; no second validation pass)
+    return Response(view.model_dump_json(), media_type="application/json")
 
 
 @router.get(
