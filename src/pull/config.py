@@ -294,6 +294,9 @@ class Settings(BaseSettings):
     psa_base_url: str = Field("https://api.psacard.com/publicapi", alias="PSA_BASE_URL")
     rwa_lockup_seconds: int = Field(7_776_000, alias="RWA_LOCKUP_SECONDS", ge=0)
     rwa_settle_batch_size: int = Field(200, alias="RWA_SETTLE_BATCH_SIZE", ge=1, le=10_000)
+    # Subscriptions in flight per API process (a hot drop queues in the process, not for a
+    # database connection).
+    rwa_subscribe_concurrency: int = Field(16, alias="RWA_SUBSCRIBE_CONCURRENCY", ge=1)
     # Secondary trading hours: empty = always; else "mon-fri 09:30-16:00 America/New_York".
     rwa_trading_hours: str = Field(
         "",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from pull.identity.deps import ActiveUser, CurrentUser
@@ -20,7 +20,7 @@ from pull.kit.pagination import (
 )
 from pull.rwa import service
 from pull.rwa.admin_api import router as admin_router
-from pull.rwa.deps import ERRORS, MONEY, money, relaxed
+from pull.rwa.deps import ERRORS, MONEY, money, relaxed, subscribe_gate
 from pull.rwa.schemas import (
     AssetDetail,
     AssetPage,
@@ -154,7 +154,7 @@ async def list_subscriptions(
     "/offerings/{offering_id}/subscribe",
     response_model=SubscriptionRead,
     status_code=status.HTTP_201_CREATED,
-    dependencies=money,
+    dependencies=[Depends(subscribe_gate, scope="function"), *money],
     summary="Subscribe to whole shares of an open offering (Idempotency-Key); holds the cash",
     responses=MONEY,
 )
