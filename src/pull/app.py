@@ -21,6 +21,7 @@ from pull.analytics.api import routers as analytics_routers
 from pull.analytics.service import IngestRunner, ingest_process
 from pull.brokerage.api import routers as brokerage_routers
 from pull.config import Settings, get_settings
+from pull.email.api import routers as email_routers
 from pull.exchange.api import routers as exchange_routers
 from pull.exchange.kalshi import install_trade_api
 from pull.funding.api import routers as funding_routers
@@ -167,4 +168,5 @@ def _domain_routers() -> list[APIRouter]:
         *analytics_routers(),
         *portfolio_routers(),
         *notifications_routers(),
+        *email_routers(),
     ]

@@ -336,6 +336,22 @@ class Settings(BaseSettings):
     brokerage_sandbox_api_secret: str = Field(
         "pull-sandbox-broker-secret", alias="BROKERAGE_SANDBOX_API_SECRET"
     )
+    # Email (docs/email.md). The real Nylas client when NYLAS_API_KEY is set, else the Nylas
+    # sandbox (not when deployed); an LLM drafts replies through Anthropic's SDK when
+    # ANTHROPIC_API_KEY is set, else the deterministic sandbox drafter.
+    nylas_api_key: str = Field("", alias="NYLAS_API_KEY")
+    nylas_client_id: str = Field("", alias="NYLAS_CLIENT_ID")
+    nylas_api_uri: str = Field("https://api.us.nylas.com", alias="NYLAS_API_URI")
+    nylas_webhook_secret: str = Field("dev-nylas-webhook-secret", alias="NYLAS_WEBHOOK_SECRET")
+    email_callback_url: str = Field(
+        "http://127.0.0.1:3001/api/v1/email/callback", alias="EMAIL_CALLBACK_URL"
+    )
+    email_webhook_base_url: str = Field("http://127.0.0.1:3001", alias="EMAIL_WEBHOOK_BASE_URL")
+    email_sandbox_delay_seconds: float = Field(2.0, alias="EMAIL_SANDBOX_DELAY_SECONDS", ge=0)
+    email_task_queue: str = Field("", alias="EMAIL_TASK_QUEUE")
+    anthropic_api_key: str = Field("", alias="ANTHROPIC_API_KEY")
+    anthropic_model: str = Field("claude-haiku-4-5", alias="ANTHROPIC_MODEL")
+    anthropic_base_url: str = Field("", alias="ANTHROPIC_BASE_URL")
 
     # Notifications (docs/messaging.md). Mobile push: FCM HTTP v1 when FCM_SERVICE_ACCOUNT (the
     # service-account JSON, or a path to it) is set, APNs when APNS_KEY (the .p8 PEM, or a path)

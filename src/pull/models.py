@@ -18,6 +18,7 @@ from pull.brokerage.models import (
     SandboxQuote,
     SandboxState,
 )
+from pull.email.models import EmailGrant, EmailMessage, EmailWebhookEvent
 from pull.exchange.models import (
     BookState,
     Candle,
@@ -107,6 +108,9 @@ __all__ = [
     "BrokeragePosition",
     "Candle",
     "Deposit",
+    "EmailGrant",
+    "EmailMessage",
+    "EmailWebhookEvent",
     "Event",
     "Fill",
     "FundingStatusChange",

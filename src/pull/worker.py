@@ -4,6 +4,7 @@ and Prometheus metrics on METRICS_PORT."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from pull.brokerage.activities import run_sandbox_clock as run_brokerage_sandbox
 from pull.brokerage.onboarding import with_brokerage
 from pull.brokerage.workflows import WORKFLOWS as BROKERAGE_WORKFLOWS
 from pull.config import Settings, get_settings
+from pull.email.activities import ACTIVITIES as EMAIL_ACTIVITIES
+from pull.email.workflows import WORKFLOWS as EMAIL_WORKFLOWS
 from pull.exchange.activities import finalize_settlement, run_clock, settle_batch
 from pull.exchange.events import outbox_handlers as exchange_outbox_handlers
 from pull.exchange.workflows import SettlementWorkflow
@@ -108,6 +111,7 @@ def workflows() -> list[type]:
         *RWA_WORKFLOWS,
         *BROKERAGE_WORKFLOWS,
         *NOTIFICATION_WORKFLOWS,
+        *EMAIL_WORKFLOWS,
     ]
 
 
@@ -123,6 +127,7 @@ def activities() -> list[Callable[..., Any]]:
         *RWA_ACTIVITIES,
         *BROKERAGE_ACTIVITIES,
         *NOTIFICATION_ACTIVITIES,
+        *EMAIL_ACTIVITIES,
     ]
 
 
@@ -258,6 +263,22 @@ def build_worker(
     )
 
 
+def build_email_worker(client: Client, settings: Settings) -> Worker | None:
+    """A second worker on EMAIL_TASK_QUEUE when it names a queue of its own (docs/email.md)."""
+    queue = settings.email_task_queue
+    if not queue or queue == settings.temporal_task_queue:
+        return None
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=EMAIL_WORKFLOWS,
+        activities=EMAIL_ACTIVITIES,
+        max_concurrent_activities=settings.worker_concurrency,
+        interceptors=[MetricsInterceptor()],
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
 def init_runtime(settings: Settings) -> WorkerRuntime:
     engine = make_engine(
         settings.database_url, pool_size=settings.worker_concurrency, max_overflow=5
@@ -293,6 +314,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         batch_handlers=outbox_batch_handlers(),
     )
     worker = build_worker(client, settings)
+    email_worker = build_email_worker(client, settings)
     try:
         await ensure_rewards_schedule(client, settings)
     except Exception as exc:  # the worker still runs; the next start creates it
@@ -304,7 +326,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         "worker started",
         extra={"task_queue": settings.temporal_task_queue, "metrics_port": settings.metrics_port},
     )
-    async with worker:
+    async with worker, contextlib.AsyncExitStack() as extra:
+        if email_worker is not None:
+            await extra.enter_async_context(email_worker)
         tasks = [
             asyncio.create_task(relay.run(stop)),
             asyncio.create_task(
