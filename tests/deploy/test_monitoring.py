@@ -34,6 +34,7 @@ SINGLE_LEVEL = {
     "PullLedgerNegativeAccount": ("critical", 0.0),
     "PullStreamSlowConsumers": ("warning", 10.0),
     "PullPortfolioSnapshotStale": ("warning", 26.0),
+    "PullEmailWebhooksRejected": ("warning", 5.0),
 }
 
 

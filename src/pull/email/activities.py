@@ -85,7 +85,9 @@ async def email_backfill_page(data: BackfillInput) -> BackfillResult:
         if grant is None:
             return BackfillResult(state="gone")
         for obj in page.messages:
-            await ingest.store_message(session, grant=grant, obj=obj, cipher=cipher)
+            await ingest.store_message(
+                session, grant=grant, obj=obj, cipher=cipher, source="backfill"
+            )
         await repository.add_backfilled(session, grant_ref, len(page.messages))
         if page.next_cursor is None:
             await repository.set_grant(session, grant_ref, sync_state="live")
@@ -120,7 +122,7 @@ async def email_fetch_message(data: FetchInput) -> str:
         grant = await repository.grant_by_id(session, grant_ref)
         if grant is None:
             return "gone"
-        await ingest.store_message(session, grant=grant, obj=obj, cipher=cipher)
+        await ingest.store_message(session, grant=grant, obj=obj, cipher=cipher, source="fetch")
     return "active"
 
 

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from pull.config import Settings
 from pull.email import service
 from pull.email.errors import OAuthFailed
+from pull.email.metrics import WEBHOOKS
 from pull.email.providers import wire
 from pull.email.providers.base import MailProvider
 from pull.email.providers.factory import make_provider
@@ -306,10 +307,15 @@ async def nylas_webhook(
     secret = settings.nylas_webhook_secret
     if settings.is_deployed and secret == DEV_WEBHOOK_SECRET:
         raise wire.InvalidSignature("Webhook secret is not configured")
-    wire.verify(secret, request.headers.get(wire.SIGNATURE_HEADER), body)
-    event = service.parse_notification(body)
-    duplicate = await service.ingest_notification(session=session, cipher=cipher, event=event)
-    return WebhookAck(received=True, duplicate=duplicate)
+    try:
+        wire.verify(secret, request.headers.get(wire.SIGNATURE_HEADER), body)
+        event = service.parse_notification(body)
+    except Exception:
+        WEBHOOKS.labels("rejected").inc()
+        raise
+    outcome = await service.ingest_notification(session=session, cipher=cipher, event=event)
+    WEBHOOKS.labels(outcome).inc()
+    return WebhookAck(received=True, duplicate=outcome == "duplicate")
 
 
 # --- the sandbox's hosted-auth page -------------------------------------------------------

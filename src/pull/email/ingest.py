@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.email import repository
+from pull.email.metrics import MESSAGES
 from pull.email.models import EmailGrant
 from pull.email.providers.base import NylasMessage
 from pull.email.textmodel import model, vector_literal
@@ -51,8 +52,10 @@ async def store_message(
     obj: NylasMessage,
     cipher: FieldCipher,
     body_pending: bool = False,
+    source: str = "webhook",
 ) -> uuid.UUID:
     """Triage, embed, encrypt and upsert one message."""
+    MESSAGES.labels(source).inc()
     subject = str(obj.get("subject") or "")
     from_name, from_email = _first_party(obj, "from")
     raw_body = obj.get("body")

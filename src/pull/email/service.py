@@ -197,27 +197,28 @@ def parse_notification(body: bytes) -> dict[str, Any]:
 
 async def ingest_notification(
     *, session: AsyncSession, cipher: FieldCipher, event: dict[str, Any]
-) -> bool:
-    """Apply one verified notification; returns True when it was a redelivery (no effect)."""
+) -> str:
+    """Apply one verified notification: `applied`, `duplicate` (a redelivery, no effect) or
+    `ignored` (not about a mailbox we hold)."""
     if not await repository.record_webhook(
         session, event_id=event["id"][:128], type=event["type"][:64]
     ):
-        return True
+        return "duplicate"
     kind: str = event["type"]
     obj: dict[str, Any] = event["data"]["object"]
     grant_id = obj.get("grant_id")
     if not isinstance(grant_id, str):
-        return False
+        return "ignored"
     grant = await repository.grant_by_hash(session, sha256_hex(grant_id))
     if grant is None or grant.status != "active":
-        return False  # not (or no longer) ours: acknowledged, ignored
+        return "ignored"  # not (or no longer) ours: acknowledged, ignored
     wf = sync_workflow_id(grant.id)
     if kind in REVOKING_TYPES:
         await repository.set_grant(session, grant.id, status="revoked", sync_state="stopped")
         signal_workflow_event(session, workflow_id=wf, signal="revoked", arg={"type": kind})
-        return False
+        return "applied"
     if not kind.startswith("message.") or not isinstance(obj.get("id"), str):
-        return False
+        return "ignored"
     if kind in TRUNCATED_TYPES:
         existing = await repository.message_by_nylas_id(session, grant.id, obj["id"])
         if existing is None or existing.body_pending:
@@ -227,13 +228,13 @@ async def ingest_notification(
         signal_workflow_event(
             session, workflow_id=wf, signal="fetch", arg={"message_id": obj["id"]}
         )
-        return False
+        return "applied"
     if kind == "message.updated" and "body" not in obj:
         await repository.update_flags(session, grant.id, obj["id"], ingest.flag_changes(obj))
-        return False
+        return "applied"
     if kind in ("message.created", "message.updated"):
         await ingest.store_message(session, grant=grant, obj=obj, cipher=cipher)
-    return False
+    return "applied"
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -459,5 +460,7 @@ async def reply(
         raise ProviderUnavailable() from exc
     sent.setdefault("thread_id", m.thread_id)
     sent.setdefault("folders", ["SENT"])
-    sent_id = await ingest.store_message(session, grant=grant, obj=sent, cipher=cipher)
+    sent_id = await ingest.store_message(
+        session, grant=grant, obj=sent, cipher=cipher, source="sent"
+    )
     return _detail(await _message(session, user_id, sent_id), cipher)
