@@ -1,7 +1,7 @@
 """email: mailboxes, messages, webhook events
 
-Revision ID: 0020_email
-Revises: 0019_portfolio_statements
+Revision ID: 0021_email
+Revises: 0020_brokerage_corrections
 Create Date: 2026-12-01 23:18:24.325518
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0020_email"
-down_revision: str | None = "0019_portfolio_statements"
+revision: str = "0021_email"
+down_revision: str | None = "0020_brokerage_corrections"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
