@@ -20,3 +20,13 @@ async def order(base: str, user: Any, **body: Any) -> dict[str, Any]:
     r = await call(base, user, "POST", "/api/v1/orders", json=body)
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+# the brokerage's fixtures (traders with a broker account, the sandbox's event drain)
+from tests.brokerage.conftest import (  # noqa: E402,F401
+    drain,
+    http,
+    market_open,
+    sandbox,
+    trader_factory,
+)
