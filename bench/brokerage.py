@@ -166,11 +166,20 @@ async def _submit(
 
 
 async def _consume(maker: Any, broker: SandboxBroker) -> dict[str, float]:
+    """Drain the events not applied yet; executions = the fill events among them."""
     async with maker() as s:
         fills = await s.scalar(
-            text("SELECT count(*) FROM brokerage_sandbox_events WHERE payload->>'event' = 'fill'")
+            text(
+                "SELECT count(*) FROM brokerage_sandbox_events e WHERE payload->>'event' = 'fill'"
+                " AND NOT EXISTS (SELECT 1 FROM brokerage_events b WHERE b.id = e.id)"
+            )
         )
-        total = await s.scalar(text("SELECT count(*) FROM brokerage_sandbox_events"))
+        total = await s.scalar(
+            text(
+                "SELECT count(*) FROM brokerage_sandbox_events e"
+                " WHERE NOT EXISTS (SELECT 1 FROM brokerage_events b WHERE b.id = e.id)"
+            )
+        )
     t0 = time.monotonic()
     applied = await events.consume(maker=maker, broker=broker, stop=asyncio.Event(), drain=True)
     elapsed = time.monotonic() - t0
