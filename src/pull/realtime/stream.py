@@ -138,7 +138,10 @@ class MarketSub(Subscription):
         conn: AppConnection = self.conn
         ticker, seq = feed.ticker, feed.seq
         if event["changes"]:
-            conn.emit("book_delta", {"ticker": ticker, "seq": seq, "data": event["changes"]})
+            conn.emit(
+                "book_delta",
+                {"ticker": ticker, "seq": seq, "ts": event["ts"], "data": event["changes"]},
+            )
         for t in event.get("trades") or ():
             conn.emit(
                 "trade",
