@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
-        app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_max)
+        app.state.sessionmaker = make_sessionmaker(app.state.engine, redis=app.state.redis)
         await _warm_redis_pool(app.state.redis, settings.redis_pool_min)
         app.state.rate_limiter = RateLimiter(app.state.redis, enabled=settings.rate_limit_enabled)
         set_stream_publisher(app.state.redis)  # book commands publish to the live feeds

@@ -283,11 +283,12 @@ def init_runtime(settings: Settings) -> WorkerRuntime:
     engine = make_engine(
         settings.database_url, pool_size=settings.worker_concurrency, max_overflow=5
     )
+    redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_max)
     runtime = WorkerRuntime(
         settings=settings,
         engine=engine,
-        sessionmaker=make_sessionmaker(engine),
-        redis=make_redis(settings.redis_url, max_connections=settings.redis_pool_max),
+        sessionmaker=make_sessionmaker(engine, redis=redis),
+        redis=redis,
     )
     set_worker_runtime(runtime)
     return runtime

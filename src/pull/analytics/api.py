@@ -47,7 +47,7 @@ async def optional_user(request: Request, session: SessionDep) -> AuthUser | Non
     """The caller when a bearer token is sent (and valid); None for anonymous clients."""
     if not request.headers.get("authorization"):
         return None
-    return await current_user(request, session)
+    return await current_user(request)
 
 
 Caller = Annotated[AuthUser | None, Depends(optional_user)]

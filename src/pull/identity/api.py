@@ -41,7 +41,7 @@ from pull.identity.schemas import (
     UserRead,
     UserUpdate,
 )
-from pull.kit.db import SessionDep
+from pull.kit.db import SessionDep, commit
 from pull.kit.errors import NotFound
 from pull.kit.ratelimit import OnRedisDown, RateClass, RateLimiter, auth_routes, general
 
@@ -65,7 +65,7 @@ async def _keep_on_error(session: AsyncSession) -> AsyncIterator[None]:
         yield
     except Exception as exc:
         if must_persist(exc):
-            await session.commit()
+            await commit(session)
         raise
 
 

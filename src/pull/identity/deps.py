@@ -1,6 +1,7 @@
 """Authentication dependencies: the contract other modules' routers use.
 
-CurrentUser  a valid access token of a live session (PostgreSQL decides, not Redis)
+CurrentUser  a valid access token of a live session (PostgreSQL decides; its answer is cached
+             in Redis until the user changes, see auth_cache: no database read per request)
 ActiveUser   CurrentUser whose account is not restricted (money movement, trading)
 AdminUser    CurrentUser with role admin (403 FORBIDDEN) and 2FA on (403 ADMIN_2FA_REQUIRED)
 SignedUser   a Kalshi-style RSA-PSS signed request made with a registered API key
@@ -8,14 +9,18 @@ SignedUser   a Kalshi-style RSA-PSS signed request made with a registered API ke
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 
-from pull.identity import service, signing
+from pull.identity import auth_cache, service, signing
 from pull.identity.errors import AccountRestricted, AdminTotpRequired
 from pull.identity.schemas import AuthUser, RequestMeta
-from pull.kit.db import SessionDep
+from pull.kit.db import session_scope
 from pull.kit.errors import Forbidden, Unauthorized
 from pull.kit.ratelimit import client_ip
 from pull.kit.tokens import InvalidToken, bearer_token, decode_access_token
@@ -35,6 +40,7 @@ __all__ = [
 ]
 
 _BEARER = {"WWW-Authenticate": "Bearer"}
+_FAR = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # API keys do not expire
 
 
 def identity_env(request: Request) -> service.IdentityEnv:
@@ -55,19 +61,32 @@ def request_meta(request: Request) -> RequestMeta:
     )
 
 
-async def current_user(request: Request, session: SessionDep) -> AuthUser:
+async def current_user(request: Request) -> AuthUser:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized(headers=_BEARER)
     try:
         claims = decode_access_token(request.app.state.settings, token)
-    except InvalidToken:
+        session_id, user_id = uuid.UUID(claims.session_id), uuid.UUID(claims.user_id)
+    except (InvalidToken, ValueError):
         raise Unauthorized(
             "Invalid or expired access token", code="INVALID_TOKEN", headers=_BEARER
         ) from None
-    user = await service.authenticate_access(session=session, claims=claims)
+    redis: Redis | None = getattr(request.app.state, "redis", None)
+    key = auth_cache.session_key(user_id, session_id)
+    found = await auth_cache.lookup(redis, key, user_id) if redis is not None else None
+    user = None
+    if found is not None and found.value is not None:
+        user = auth_cache.user_from(found.value, session_id)
     if user is None:
-        raise Unauthorized("Session has ended", code="INVALID_TOKEN", headers=_BEARER)
+        async with session_scope(request.app.state.sessionmaker) as session:
+            checked = await service.check_access(session=session, claims=claims)
+        if checked is None:
+            raise Unauthorized("Session has ended", code="INVALID_TOKEN", headers=_BEARER)
+        user, until = checked
+        if redis is not None and found is not None and found.gen is not None:
+            ttl = until.timestamp() - time.time()
+            await auth_cache.store(redis, key, auth_cache.user_value(user, until), found.gen, ttl)
     request.scope.setdefault("state", {})["user_id"] = str(user.id)
     return user
 
@@ -94,8 +113,10 @@ AdminUser = Annotated[AuthUser, Depends(require_admin)]
 ActiveUser = Annotated[AuthUser, Depends(require_active)]
 
 
-async def signed_request_user(request: Request, session: SessionDep) -> AuthUser:
-    """Authenticate a request signed with a registered API key (Kalshi's scheme, see signing)."""
+async def signed_request_user(request: Request) -> AuthUser:
+    """Authenticate a request signed with a registered API key (Kalshi's scheme, see signing).
+    The key and its owner are cached like sessions (auth_cache); the signature and timestamp
+    are checked on every request."""
     key_id = request.headers.get(signing.HEADER_KEY)
     timestamp = request.headers.get(signing.HEADER_TIMESTAMP)
     signature = request.headers.get(signing.HEADER_SIGNATURE)
@@ -104,14 +125,34 @@ async def signed_request_user(request: Request, session: SessionDep) -> AuthUser
             f"Signed request required: {signing.HEADER_KEY}, {signing.HEADER_TIMESTAMP} "
             f"and {signing.HEADER_SIGNATURE} headers"
         )
-    user = await service.authenticate_signed(
-        session=session,
-        key_id=key_id,
-        timestamp=timestamp,
-        signature=signature,
-        method=request.method,
-        path=request.url.path,
-    )
+    signing.check_timestamp(timestamp)
+    kid = service.parse_key_id(key_id)
+    redis: Redis | None = getattr(request.app.state, "redis", None)
+    owner = auth_cache.key_owner(kid)
+    found = None
+    key: service.KeyAuth | None = None
+    if redis is not None and owner is not None:
+        found = await auth_cache.lookup(redis, auth_cache.api_key_key(owner, kid), owner)
+        if found.value is not None:
+            cached = auth_cache.user_from(found.value, None)
+            if cached is not None:
+                key = service.KeyAuth(kid, cached, found.value["pem"])
+    check = {"timestamp": timestamp, "signature": signature}
+    where = {"method": request.method, "path": request.url.path}
+    if key is not None:
+        user = service.check_signed(key, **check, **where)
+    else:
+        async with session_scope(request.app.state.sessionmaker) as session:
+            key = await service.api_key_auth(session=session, key_id=kid)
+            user = service.check_signed(key, **check, **where)
+            assert key is not None
+            await service.touch_api_key(session=session, key=key)
+        auth_cache.remember_owner(kid, user.id)
+        if redis is not None and found is not None and found.gen is not None:
+            value = {**auth_cache.user_value(user, _FAR), "pem": key.public_key_pem}
+            await auth_cache.store(
+                redis, auth_cache.api_key_key(user.id, kid), value, found.gen, auth_cache.ENTRY_TTL
+            )
     request.scope.setdefault("state", {})["user_id"] = str(user.id)
     return user
 

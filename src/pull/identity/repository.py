@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.identity import auth_cache
 from pull.identity.models import (
     ApiKey,
     AuditLog,
@@ -142,9 +143,14 @@ async def touch_session(
 async def mark_session_authenticated(
     session: AsyncSession, session_id: uuid.UUID, now: dt.datetime
 ) -> None:
-    await session.execute(
-        update(AuthSession).where(AuthSession.id == session_id).values(authenticated_at=now)
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(authenticated_at=now)
+        .returning(AuthSession.user_id)
     )
+    for user_id in result.scalars():
+        auth_cache.mark(session, user_id)
 
 
 async def active_sessions(
@@ -170,8 +176,12 @@ async def revoke_session(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
+        .returning(AuthSession.user_id)
     )
-    return bool(getattr(result, "rowcount", 0))
+    owners = list(result.scalars())
+    for user_id in owners:
+        auth_cache.mark(session, user_id)
+    return bool(owners)
 
 
 async def revoke_user_sessions(
@@ -189,6 +199,7 @@ async def revoke_user_sessions(
     )
     if except_session is not None:
         stmt = stmt.where(AuthSession.id != except_session)
+    auth_cache.mark(session, user_id)
     result = await session.execute(stmt)
     return int(getattr(result, "rowcount", 0))
 
@@ -336,13 +347,17 @@ async def revoke_api_key(
         .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason="user")
     )
-    return bool(getattr(result, "rowcount", 0))
+    done = bool(getattr(result, "rowcount", 0))
+    if done:
+        auth_cache.mark(session, user_id)
+    return done
 
 
 async def revoke_user_api_keys(
     session: AsyncSession, user_id: uuid.UUID, now: dt.datetime, reason: str
 ) -> list[uuid.UUID]:
     """Revoke every live key of the user; the ids revoked."""
+    auth_cache.mark(session, user_id)
     result = await session.execute(
         update(ApiKey)
         .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))

@@ -530,8 +530,11 @@ async def reauthenticate(
     return now
 
 
-async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) -> AuthUser | None:
-    """The user behind a verified access token, if its session is live (PostgreSQL decides)."""
+async def check_access(
+    *, session: AsyncSession, claims: AccessClaims
+) -> tuple[AuthUser, dt.datetime] | None:
+    """The user behind a verified access token and the end of its session, if the session is
+    live (PostgreSQL decides; `auth_cache` keeps this answer until a change of the user)."""
     try:
         session_id = uuid.UUID(claims.session_id)
         user_id = uuid.UUID(claims.user_id)
@@ -549,7 +552,7 @@ async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) ->
         return None
     if found.last_used_at < now - SESSION_TOUCH_INTERVAL:
         await repo.touch_session(session, session_id, now, now - SESSION_TOUCH_INTERVAL)
-    return AuthUser(
+    user = AuthUser(
         id=user_id,
         email=found.email,
         role=found.role,
@@ -558,6 +561,13 @@ async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) ->
         totp_enabled=found.totp_enabled_at is not None,
         authenticated_at=found.authenticated_at,
     )
+    return user, found.expires_at
+
+
+async def authenticate_access(*, session: AsyncSession, claims: AccessClaims) -> AuthUser | None:
+    """The user behind a verified access token, if its session is live (PostgreSQL decides)."""
+    found = await check_access(session=session, claims=claims)
+    return None if found is None else found[0]
 
 
 # --- the user's own account ----------------------------------------------------------------
@@ -1068,6 +1078,64 @@ async def revoke_api_key(
     )
 
 
+@dataclass(frozen=True)
+class KeyAuth:
+    """A live API key's owner (enabled or not: the caller decides) and its public key."""
+
+    key_id: uuid.UUID
+    user: AuthUser
+    public_key_pem: str
+    last_used_at: dt.datetime | None = None
+
+
+async def api_key_auth(*, session: AsyncSession, key_id: uuid.UUID) -> KeyAuth | None:
+    """The live API key `key_id` and its owner, from PostgreSQL."""
+    found = await repo.api_key_with_user(session, key_id)
+    if found is None or found[0].revoked_at is not None:
+        return None
+    key_row, user = found
+    return KeyAuth(
+        key_id=key_id,
+        user=AuthUser(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            status=user.status,
+            session_id=None,
+            totp_enabled=user.totp_enabled_at is not None,
+        ),
+        public_key_pem=key_row.public_key_pem,
+        last_used_at=key_row.last_used_at,
+    )
+
+
+async def touch_api_key(*, session: AsyncSession, key: KeyAuth) -> None:
+    """Record the key's use (at most once a minute: a write on every request would cost more
+    than the request)."""
+    now = utcnow()
+    if key.last_used_at is None or key.last_used_at < now - SESSION_TOUCH_INTERVAL:
+        await repo.touch_api_key(session, key.key_id, now, now - SESSION_TOUCH_INTERVAL)
+
+
+def check_signed(
+    key: KeyAuth | None, *, timestamp: str, signature: str, method: str, path: str
+) -> AuthUser:
+    """The key's owner if its RSA-PSS signature over timestamp+method+path holds."""
+    if key is None:
+        raise signing.BadSignature("Unknown API key")
+    signing.verify(key.public_key_pem, signature, timestamp + method.upper() + path)
+    if key.user.status in DISABLED_STATUSES:
+        raise signing.BadSignature("Account is not active")
+    return key.user
+
+
+def parse_key_id(key_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(key_id)
+    except ValueError:
+        raise signing.BadSignature("Unknown API key") from None
+
+
 async def authenticate_signed(
     *,
     session: AsyncSession,
@@ -1080,28 +1148,11 @@ async def authenticate_signed(
 ) -> AuthUser:
     """The owner of a live API key whose RSA-PSS signature over timestamp+method+path holds."""
     signing.check_timestamp(timestamp, now_ms=now_ms)
-    try:
-        kid = uuid.UUID(key_id)
-    except ValueError:
-        raise signing.BadSignature("Unknown API key") from None
-    found = await repo.api_key_with_user(session, kid)
-    if found is None or found[0].revoked_at is not None:
-        raise signing.BadSignature("Unknown API key")
-    key_row, user = found
-    signing.verify(key_row.public_key_pem, signature, timestamp + method.upper() + path)
-    if user.status in DISABLED_STATUSES:
-        raise signing.BadSignature("Account is not active")
-    now = utcnow()
-    if key_row.last_used_at is None or key_row.last_used_at < now - SESSION_TOUCH_INTERVAL:
-        await repo.touch_api_key(session, kid, now, now - SESSION_TOUCH_INTERVAL)
-    return AuthUser(
-        id=user.id,
-        email=user.email,
-        role=user.role,
-        status=user.status,
-        session_id=None,
-        totp_enabled=user.totp_enabled_at is not None,
-    )
+    key = await api_key_auth(session=session, key_id=parse_key_id(key_id))
+    user = check_signed(key, timestamp=timestamp, signature=signature, method=method, path=path)
+    assert key is not None
+    await touch_api_key(session=session, key=key)
+    return user
 
 
 async def referred_users(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -59,8 +59,33 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Asy
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, redis: object | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """`redis`, when given, is in every session's `info` (before-commit hooks use it)."""
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info={"redis": redis}
+    )
+
+
+# Steps that must run after the last flush and before COMMIT (the identity module's auth cache
+# marks changed users in Redis here, see pull.identity.auth_cache). Registered at import.
+BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+_BEFORE_COMMIT: list[BeforeCommit] = []
+
+
+def register_before_commit(hook: BeforeCommit) -> None:
+    if hook not in _BEFORE_COMMIT:
+        _BEFORE_COMMIT.append(hook)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Flush, run the before-commit hooks, commit: the one way a unit of work ends well."""
+    if _BEFORE_COMMIT:
+        await session.flush()
+        for hook in _BEFORE_COMMIT:
+            await hook(session)
+    await session.commit()
 
 
 @asynccontextmanager
@@ -71,7 +96,7 @@ async def session_scope(
     async with maker() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
             await session.rollback()
             raise
@@ -84,7 +109,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             if session.in_transaction():
-                await session.commit()
+                await commit(session)
         except BaseException:
             await session.rollback()
             raise
