@@ -12,163 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, or_, select, text
+from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.exchange.models import (
-    Event,
-    Market,
     Order,
-    Series,
 )
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
-
-
-# --- market structure ---------------------------------------------------------------------------
-
-
-async def series_by_ticker(session: AsyncSession, ticker: str) -> Series | None:
-    return (await session.scalars(select(Series).where(Series.ticker == ticker))).first()
-
-
-async def event_by_ticker(session: AsyncSession, ticker: str) -> Event | None:
-    return (await session.scalars(select(Event).where(Event.ticker == ticker))).first()
-
-
-async def market_by_ticker(
-    session: AsyncSession, ticker: str, *, lock: bool = False
-) -> Market | None:
-    stmt = select(Market).where(Market.ticker == ticker)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.scalars(stmt)).first()
-
-
-async def ticker_taken(session: AsyncSession, ticker: str) -> bool:
-    stmt = text(
-        "SELECT EXISTS (SELECT 1 FROM exchange_series WHERE ticker = :t) "
-        "OR EXISTS (SELECT 1 FROM exchange_events WHERE ticker = :t) "
-        "OR EXISTS (SELECT 1 FROM exchange_markets WHERE ticker = :t)"
-    )
-    return bool(await session.scalar(stmt, {"t": ticker}))
-
-
-async def list_events(
-    session: AsyncSession,
-    *,
-    series_ticker: str | None,
-    after: str | None,
-    limit: int,
-) -> Sequence[Event]:
-    stmt = select(Event).order_by(Event.ticker).limit(limit)
-    if series_ticker:
-        stmt = stmt.where(Event.series_ticker == series_ticker)
-    if after:
-        stmt = stmt.where(Event.ticker > after)
-    return (await session.scalars(stmt)).all()
-
-
-async def events_by_tickers(session: AsyncSession, tickers: Sequence[str]) -> Sequence[Event]:
-    if not tickers:
-        return []
-    return (await session.scalars(select(Event).where(Event.ticker.in_(list(tickers))))).all()
-
-
-async def markets_of_events(
-    session: AsyncSession, event_tickers: Sequence[str]
-) -> Sequence[Market]:
-    """Every market of these events, by ticker (one statement for a whole page of events)."""
-    if not event_tickers:
-        return []
-    stmt = (
-        select(Market).where(Market.event_ticker.in_(list(event_tickers))).order_by(Market.ticker)
-    )
-    return (await session.scalars(stmt)).all()
-
-
-async def list_series(session: AsyncSession, *, limit: int = 200) -> Sequence[Series]:
-    return (await session.scalars(select(Series).order_by(Series.ticker).limit(limit))).all()
-
-
-async def list_markets(
-    session: AsyncSession,
-    *,
-    status: str | None,
-    category: str | None,
-    event_ticker: str | None,
-    series_ticker: str | None,
-    search: str | None,
-    tickers: Sequence[str] | None,
-    after: str | None,
-    limit: int,
-) -> Sequence[Market]:
-    stmt = select(Market).order_by(Market.ticker).limit(limit)
-    if status:
-        stmt = stmt.where(Market.status == status)
-    if category:
-        stmt = stmt.where(Market.category == category)
-    if event_ticker:
-        stmt = stmt.where(Market.event_ticker == event_ticker)
-    if series_ticker:
-        stmt = stmt.join(Event, Event.id == Market.event_id).where(
-            Event.series_ticker == series_ticker
-        )
-    if tickers:
-        stmt = stmt.where(Market.ticker.in_(list(tickers)))
-    if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(
-                Market.title.ilike(pattern),
-                Market.subtitle.ilike(pattern),
-                Market.ticker.ilike(pattern),
-            )
-        )
-    if after:
-        stmt = stmt.where(Market.ticker > after)
-    return (await session.scalars(stmt)).all()
-
-
-async def markets_due(
-    session: AsyncSession, *, status: str, column: str, now: dt.datetime, limit: int = 500
-) -> list[str]:
-    col = Market.open_time if column == "open_time" else Market.close_time
-    rows = await session.scalars(
-        select(Market.ticker).where(Market.status == status, col <= now).limit(limit)
-    )
-    return list(rows.all())
-
-
-async def volume_24h(session: AsyncSession, market_ids: Sequence[uuid.UUID]) -> dict[Any, int]:
-    if not market_ids:
-        return {}
-    rows = await session.execute(
-        text(
-            "SELECT market_id, coalesce(sum(count), 0) FROM exchange_trades "
-            "WHERE market_id = ANY(:ids) AND created_at > now() - interval '24 hours' "
-            "GROUP BY market_id"
-        ),
-        {"ids": list(market_ids)},
-    )
-    return {r[0]: int(r[1]) for r in rows}
-
-
-async def liquidity(session: AsyncSession, market_ids: Sequence[uuid.UUID]) -> dict[Any, int]:
-    if not market_ids:
-        return {}
-    rows = await session.execute(
-        text(
-            "SELECT market_id, coalesce(sum(remaining_count * "
-            "CASE WHEN is_bid THEN yes_price ELSE 100 - yes_price END), 0) "
-            "FROM exchange_orders WHERE market_id = ANY(:ids) AND status = 'resting' "
-            "GROUP BY market_id"
-        ),
-        {"ids": list(market_ids)},
-    )
-    return {r[0]: int(r[1]) for r in rows}
 
 
 ORDER_COLUMNS = [c.name for c in Order.__table__.columns]
