@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.identity import auth_cache
 from pull.kit.db import commit
-from tests.conftest import Services, free_port, start_api_process, stop_process
+from tests.conftest import Services, start_api_process, stop_process
 
 PASSWORD = "Correct-Horse-9-Battery"
 BALANCE = "/trade-api/v2/portfolio/balance"
@@ -206,7 +206,7 @@ def test_with_redis_down_the_check_reads_the_database(
 ) -> None:
     """An API process whose Redis is unreachable still answers from PostgreSQL and never
     accepts a session after its logout."""
-    dead = f"redis://127.0.0.1:{free_port()}/0"
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     proc, url = start_api_process(services, RATE_LIMIT_ENABLED="false", REDIS_URL=dead)
     try:
         body = _register(two_apis[0])

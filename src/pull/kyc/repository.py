@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,6 +100,50 @@ async def usage_rows_since(
         .order_by(KycLimitUsage.created_at, KycLimitUsage.id)
     )
     return [(created, int(cents)) for created, cents in rows.all()]
+
+
+@dataclass(frozen=True)
+class Consumed:
+    outcome: str  # ok, replay, conflict, kyc_required, single, window
+    tier: str
+    window_index: int | None
+    used: int | None
+
+
+_CONSUME = text(
+    "SELECT outcome, tier, window_index, used FROM kyc_consume("
+    "CAST(:u AS uuid), :a, :ref, :amt, CAST(:now AS timestamptz), CAST(:limits AS jsonb), "
+    "CAST(:since AS timestamptz[]))"
+)
+
+
+async def consume(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    action: str,
+    reference: str,
+    amount_cents: int,
+    now: dt.datetime,
+    limits: str,
+    since: Sequence[dt.datetime],
+) -> Consumed:
+    """Check and record a limit use in one round trip (the `kyc_consume` function)."""
+    row = (
+        await session.execute(
+            _CONSUME,
+            {
+                "u": user_id,
+                "a": action,
+                "ref": reference,
+                "amt": amount_cents,
+                "now": now,
+                "limits": limits,
+                "since": list(since),
+            },
+        )
+    ).one()
+    return Consumed(row[0], row[1], row[2], None if row[3] is None else int(row[3]))
 
 
 def add_usage(session: AsyncSession, usage: KycLimitUsage) -> None:

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import uuid
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,6 @@ from pull.kit.outbox import emit
 from pull.kyc import repository as repo
 from pull.kyc.errors import KycRequired, LimitExceeded, ReferenceConflict
 from pull.kyc.limits import WINDOWS, Action, LimitPolicy, Window, lowest_tier_allowing
-from pull.kyc.models import KycLimitUsage
 from pull.kyc.schemas import Tier, VerifiedPerson
 
 __all__ = [
@@ -183,64 +182,77 @@ async def consume_limit(
         raise Unprocessable("reference must be 1-200 characters", code="INVALID_REFERENCE")
     policy = policy or current_policy()
     now = now or utcnow()
-
-    row = await repo.profile(session, user_id, lock=True)
-    tier = Tier.none if row is None else _effective_tier(row.tier, row.expires_at, now)
-    if policy.of(tier, WINDOWS[action][0].limit_name) <= 0:
-        raise KycRequired(lowest_tier_allowing(policy, action).value)
-
-    existing = await repo.usage_by_reference(session, reference)
-    if existing is not None:
-        if existing.user_id != user_id or existing.action != action:
-            raise ReferenceConflict()
-        return  # a replay: already counted
-
-    if action == "trade":
-        single = policy.of(tier, "single_trade_max")
-        if amount_cents > single:
-            raise LimitExceeded(
-                limit=single,
-                used=0,
-                remaining=single,
-                resets_at=None,
-                action=action,
-                window="single_trade",
-            )
-    for window in WINDOWS[action]:
-        limit = policy.of(tier, window.limit_name)
-        used = await repo.used_since(session, user_id, action, now - window.length)
-        if used + amount_cents > limit:
-            resets = await _resets_at(
-                session,
-                user_id,
-                action,
-                window,
-                now=now,
-                limit=limit,
-                used=used,
-                amount=amount_cents,
-            )
-            raise LimitExceeded(
-                limit=limit,
-                used=used,
-                remaining=max(limit - used, 0),
-                resets_at=_iso(resets),
-                action=action,
-                window=window.name,
-            )
-    repo.add_usage(
+    windows = WINDOWS[action]
+    done = await repo.consume(
         session,
-        KycLimitUsage(
-            user_id=user_id,
-            action=action,
-            reference=reference,
-            amount_cents=amount_cents,
-            released_cents=0,
-            created_at=now,
-            updated_at=now,
-        ),
+        user_id=user_id,
+        action=action,
+        reference=reference,
+        amount_cents=amount_cents,
+        now=now,
+        limits=_limits_json(policy, action),
+        since=[now - w.length for w in windows],
     )
-    await session.flush()
+    if done.outcome in ("ok", "replay"):
+        return  # a replay of the same reference is already counted
+    if done.outcome == "kyc_required":
+        raise KycRequired(lowest_tier_allowing(policy, action).value)
+    if done.outcome == "conflict":
+        raise ReferenceConflict()
+    tier = Tier(done.tier)
+    if done.outcome == "single":
+        single = policy.of(tier, "single_trade_max")
+        raise LimitExceeded(
+            limit=single,
+            used=0,
+            remaining=single,
+            resets_at=None,
+            action=action,
+            window="single_trade",
+        )
+    assert done.outcome == "window" and done.window_index is not None and done.used is not None
+    window = windows[done.window_index]
+    limit = policy.of(tier, window.limit_name)
+    resets = await _resets_at(
+        session,
+        user_id,
+        action,
+        window,
+        now=now,
+        limit=limit,
+        used=done.used,
+        amount=amount_cents,
+    )
+    raise LimitExceeded(
+        limit=limit,
+        used=done.used,
+        remaining=max(limit - done.used, 0),
+        resets_at=_iso(resets),
+        action=action,
+        window=window.name,
+    )
+
+
+_LIMITS_JSON: dict[tuple[int, str], tuple[LimitPolicy, str]] = {}
+
+
+def _limits_json(policy: LimitPolicy, action: Action) -> str:
+    """Every tier's limits for `action`, as `kyc_consume` reads them (kept per policy)."""
+    cached = _LIMITS_JSON.get((id(policy), action))
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    out: dict[str, dict[str, Any]] = {}
+    for tier in Tier:
+        entry: dict[str, Any] = {
+            "windows": [policy.of(tier, w.limit_name) for w in WINDOWS[action]]
+        }
+        if action == "trade":
+            entry["single"] = policy.of(tier, "single_trade_max")
+        out[tier.value] = entry
+    if len(_LIMITS_JSON) > 256:
+        _LIMITS_JSON.clear()
+    _LIMITS_JSON[(id(policy), action)] = (policy, json.dumps(out))
+    return _LIMITS_JSON[(id(policy), action)][1]
 
 
 async def release_limit(
