@@ -32,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import text
 
+from bench import order_path
 from bench.common import (
     Result,
     Stack,
@@ -45,10 +48,12 @@ from bench.common import (
     write,
     wrk,
 )
+from bench.kalshi import Trader, get_script, order_script
 from pull import devstack
 from pull.config import Settings
 from pull.exchange import service
 from pull.exchange.schemas import EventCreate, MarketCreate, SeriesCreate
+from pull.identity import signing
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
@@ -109,12 +114,13 @@ async def _market(maker: Any, ticker: str) -> None:
         await service.set_market_status(session=s, ticker=ticker, action="open")
 
 
-async def setup(database_url: str, api: str) -> tuple[list[str], list[str], str]:
-    """USERS traders (registered over HTTP, KYC'd and funded through the services), one hot
-    market and MARKETS others."""
+async def setup(database_url: str, api: str) -> tuple[list[str], list[str], str, list[Trader]]:
+    """USERS traders (registered over HTTP with an API key each, KYC'd and funded through the
+    services), one hot market and MARKETS others."""
     engine = make_engine(database_url, pool_size=4, max_overflow=0)
     maker = make_sessionmaker(engine)
     tokens: list[str] = []
+    traders: list[Trader] = []
     try:
         async with httpx.AsyncClient(base_url=api, timeout=60) as c:
             for i in range(USERS):
@@ -129,6 +135,22 @@ async def setup(database_url: str, api: str) -> tuple[list[str], list[str], str]
                 body = r.json()
                 tokens.append(body["access_token"])
                 uid = uuid.UUID(body["user"]["id"])
+                trader = Trader(
+                    body["access_token"],
+                    uid,
+                    rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                )
+                k = await c.post(
+                    "/api/v1/api-keys",
+                    headers={"Authorization": f"Bearer {trader.token}"},
+                    json={
+                        "name": "bench",
+                        "public_key_pem": signing.public_pem(trader.key.public_key()),
+                    },
+                )
+                k.raise_for_status()
+                trader.key_id = k.json()["key_id"]
+                traders.append(trader)
                 async with maker() as s, s.begin():
                     await kyc.set_tier(
                         session=s, user_id=uid, tier="accredited", actor_id=None, note="bench"
@@ -149,7 +171,7 @@ async def setup(database_url: str, api: str) -> tuple[list[str], list[str], str]
             await _market(maker, t)
     finally:
         await engine.dispose()
-    return tokens, tickers, hot
+    return tokens, tickers, hot, traders
 
 
 LUA = """
@@ -300,8 +322,77 @@ async def settlement(s: Stack) -> dict[str, Any]:
         set_worker_runtime(None)
 
 
+CHECK_LUA = """
+local tokens = {%(tokens)s}
+request = function()
+  return wrk.format("POST", "/api/auth/check",
+    {["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]}, "")
+end
+"""
+
+
+class Cpu:
+    """CPU seconds of the API process tree and of the PostgreSQL server processes."""
+
+    def __init__(self, api_pid: int, pg_port: int) -> None:
+        self.api = psutil.Process(api_pid)
+        self.pg = self._postmaster(pg_port)
+
+    @staticmethod
+    def _postmaster(port: int) -> psutil.Process | None:
+        for c in psutil.net_connections(kind="tcp"):
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+                return psutil.Process(c.pid)
+        return None
+
+    @staticmethod
+    def _tree(p: psutil.Process | None) -> float:
+        if p is None:
+            return 0.0
+        total = 0.0
+        for q in [p, *p.children(recursive=True)]:
+            try:
+                t = q.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+    def sample(self) -> tuple[float, float]:
+        return self._tree(self.api), self._tree(self.pg)
+
+
+def measured(
+    name: str, url: str, script: Path | None, cpu: Cpu, count: Any = None
+) -> tuple[Result, dict[str, Any]]:
+    """A wrk run with the API's and PostgreSQL's CPU over it; `count()` counts what committed."""
+    before: dict[str, int] = count() if count else {}
+    api0, pg0 = cpu.sample()
+    t0 = time.perf_counter()
+    r = wrk(name, url, seconds=SECONDS, connections=CONNECTIONS, script=script)
+    wall = time.perf_counter() - t0
+    api1, pg1 = cpu.sample()
+    extra: dict[str, Any] = {
+        "wall_s": round(wall, 1),
+        "api_core_s": round(api1 - api0, 2),
+        "pg_core_s": round(pg1 - pg0, 2),
+    }
+    if count:
+        after = count()
+        done = {k: after[k] - before[k] for k in after}
+        extra["committed"] = done
+        n = max(done["orders"], 1)
+        extra["api_core_ms_per_order"] = round((api1 - api0) / n * 1000, 2)
+        extra["pg_core_ms_per_order"] = round((pg1 - pg0) / n * 1000, 2)
+        extra["committed_per_s"] = round(done["orders"] / wall, 1)
+    return r, extra
+
+
 def main() -> None:
     results: list[Result] = []
+    details: dict[str, Any] = {}
+    with open("/proc/loadavg") as f:
+        load_before = f.read().split()[:3]
     with stack() as s:
         tmp = Path(tempfile.mkdtemp(prefix="bench-orders-"))
         base_port, api_port = devstack.free_port(), devstack.free_port()
@@ -315,9 +406,10 @@ def main() -> None:
             )
         assert s.postgres_port is not None
         pg = pgbench(s.postgres_port, SECONDS)
-        with pull_api(s, api_port, RATE_LIMIT_ENABLED="false", API_WORKERS="2"):
+        with pull_api(s, api_port, RATE_LIMIT_ENABLED="false", API_WORKERS="2") as proc:
+            cpu = Cpu(proc.pid, s.postgres_port)
             url = f"http://127.0.0.1:{api_port}"
-            tokens, tickers, hot = asyncio.run(setup(s.database_url, url))
+            tokens, tickers, hot, traders = asyncio.run(setup(s.database_url, url))
             wrk("warm-up", f"{url}/api/v1/status", seconds=2)
             status = wrk(
                 "GET /api/v1/status (one DB read)",
@@ -328,46 +420,81 @@ def main() -> None:
             hot_script = lua(tmp / "hot.lua", tokens, [hot])
             multi_script = lua(tmp / "multi.lua", tokens, tickers)
             wrk("warm-up", f"{url}/api/v1/orders", seconds=3, script=hot_script)
-            before = asyncio.run(committed_orders(s.database_url, [hot]))
-            t0 = time.time()
-            one = wrk(
+            one, details["hot"] = measured(
                 "POST /api/v1/orders, one hot market",
                 f"{url}/api/v1/orders",
-                seconds=SECONDS,
-                connections=CONNECTIONS,
-                script=hot_script,
+                hot_script,
+                cpu,
+                lambda: asyncio.run(committed_orders(s.database_url, [hot])),
             )
-            hot_counts = asyncio.run(committed_orders(s.database_url, [hot]))
-            hot_seconds = time.time() - t0
-            many = wrk(
+            many, details["markets"] = measured(
                 f"POST /api/v1/orders, {MARKETS} markets",
                 f"{url}/api/v1/orders",
-                seconds=SECONDS,
-                connections=CONNECTIONS,
-                script=multi_script,
+                multi_script,
+                cpu,
+                lambda: asyncio.run(committed_orders(s.database_url, tickers)),
             )
-            multi_counts = asyncio.run(committed_orders(s.database_url, tickers))
-        results = [baseline, pg, status, one, many]
-        counts = {
-            "hot": {k: hot_counts[k] - before[k] for k in hot_counts},
-            "hot_wall_seconds": round(hot_seconds, 1),
-            "markets": multi_counts,
-        }
+            trade_path = "/trade-api/v2/portfolio/orders"
+            signed = [
+                {**t.signed("POST", trade_path), "Content-Type": "application/json"}
+                for t in traders
+            ]
+            trade, details["trade_api"] = measured(
+                f"POST {trade_path} (RSA-PSS signed), {MARKETS} markets",
+                url + trade_path,
+                order_script(tmp / "trade.lua", trade_path, signed, tickers),
+                cpu,
+                lambda: asyncio.run(committed_orders(s.database_url, tickers)),
+            )
+            t0 = tickers[0]
+            reads: list[Result] = []
+            for name, path in (
+                ("GET /api/v1/markets/{ticker}", f"/api/v1/markets/{t0}"),
+                ("GET /api/v1/markets/{ticker}/orderbook", f"/api/v1/markets/{t0}/orderbook"),
+                ("GET /trade-api/v2/markets/{ticker}", f"/trade-api/v2/markets/{t0}"),
+                (
+                    "GET /trade-api/v2/markets/{ticker}/orderbook",
+                    f"/trade-api/v2/markets/{t0}/orderbook",
+                ),
+            ):
+                script: Path | None = None  # the Trade API's market data is public
+                if path.startswith("/api/"):  # the app API's needs a signed-in user
+                    script = get_script(
+                        tmp / f"get{len(reads)}.lua", {"Authorization": f"Bearer {tokens[0]}"}
+                    )
+                r, details[name] = measured(name, url + path, script, cpu)
+                reads.append(r)
+            check_script = tmp / "check.lua"
+            check_script.write_text(
+                CHECK_LUA % {"tokens": ", ".join(json.dumps(t) for t in tokens)}
+            )
+            check, details["auth_check"] = measured(
+                "POST /api/auth/check (random signed-in users)",
+                f"{url}/api/auth/check",
+                check_script,
+                cpu,
+            )
+        results = [baseline, pg, status, one, many, trade, *reads, check]
         payload: dict[str, Any] = {
             "machine": machine(),
+            "load_average_before": load_before,
             "seconds": SECONDS,
             "connections": CONNECTIONS,
             "users": USERS,
             "results": results,
-            "committed": counts,
+            "details": details,
         }
         write("orders", payload)
         print(table(results, baseline))
-        print(json.dumps(counts, indent=2), flush=True)
+        print(json.dumps(details, indent=2), flush=True)
+        payload["order_path"] = asyncio.run(order_path.run(s.database_url))
+        print(json.dumps(payload["order_path"], indent=2), flush=True)
         payload["settlement"] = asyncio.run(settlement(s))
-        path = write("orders", payload)
+        with open("/proc/loadavg") as f:
+            payload["load_average_after"] = f.read().split()[:3]
+        written = write("orders", payload)
         print(json.dumps(payload["settlement"], indent=2))
-    print(f"\nwritten to {path}", file=sys.stderr)
+    print(f"\nwritten to {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":

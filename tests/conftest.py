@@ -173,8 +173,10 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return make_sessionmaker(engine)
+def sessionmaker(engine: AsyncEngine, redis: Redis) -> async_sessionmaker[AsyncSession]:
+    # with Redis, as the app's and the worker's: a change a test makes (say, restricting a
+    # user) reaches the API processes' caches at once (pull.identity.auth_cache)
+    return make_sessionmaker(engine, redis=redis)
 
 
 @pytest.fixture

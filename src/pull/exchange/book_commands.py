@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.exchange import book_events, service
+from pull.exchange import book_events, read_cache, service
 from pull.exchange.errors import InvalidOrder
 from pull.exchange.schemas import (
     BatchError,
@@ -161,7 +161,9 @@ async def _transaction(
     while True:
         try:
             result = await fn()
+            tickers = read_cache.touched(session)
             await book_events.commit(session, ticker=ticker, result=result)
+            await read_cache.committed(session, tickers)
             return result
         except DBAPIError as exc:
             await session.rollback()

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.exchange import read_cache
 from pull.exchange.models import (
     Order,
 )
@@ -41,7 +42,9 @@ class LockedMarket:
 
 
 async def lock_market(session: AsyncSession, ticker: str) -> LockedMarket | None:
-    """Serialize on the market row and take the next order sequence number (one round trip)."""
+    """Serialize on the market row and take the next order sequence number (one round trip).
+    The market's cached reads die when this transaction commits (read_cache)."""
+    read_cache.touch(session, ticker)
     row = (
         await session.execute(
             text(

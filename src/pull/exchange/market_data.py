@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.exchange import read_cache
 from pull.exchange import repository as repo
 from pull.exchange.errors import (
     InvalidOrder,
@@ -36,9 +37,13 @@ async def get_orderbook(
     """YES bids and NO bids, best first (a NO bid at q is a YES ask at 100 - q)."""
     if depth is not None and not 0 <= depth <= 100:
         raise InvalidOrder("depth is 0 (all) to 100", code="INVALID_DEPTH")
-    mid = await _market_id(session, ticker)
-    yes, no = await repo.book_levels(session, mid, depth or None)
-    return OrderbookRead(ticker=ticker, yes=yes, no=no)
+
+    async def load() -> OrderbookRead:
+        mid = await _market_id(session, ticker)
+        yes, no = await repo.book_levels(session, mid, depth or None)
+        return OrderbookRead(ticker=ticker, yes=yes, no=no)
+
+    return await read_cache.read(session, "orderbook", ticker, depth or None, load)
 
 
 async def list_trades(

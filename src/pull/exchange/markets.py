@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pull.config import get_settings
 from pull.exchange import book_events
 from pull.exchange import book_repository as book_repo
+from pull.exchange import read_cache
 from pull.exchange import repository as repo
 from pull.exchange.engine import (
     Money,
@@ -160,6 +161,7 @@ async def create_market(
         market.category = event.category
     session.add(market)
     await session.flush()
+    read_cache.touch(session, market.ticker)
     emit(
         session,
         topic="exchange.market",
@@ -214,10 +216,15 @@ def market_read(m: Market, volume_24h: int, liquidity: int) -> MarketRead:
 
 
 async def get_market(*, session: AsyncSession, ticker: str) -> MarketRead:
-    market = await repo.market_by_ticker(session, ticker)
-    if market is None:
-        raise MarketNotFound()
-    return (await market_reads(session, [market]))[0]
+    """One market (from read_cache while its commit version is unchanged)."""
+
+    async def load() -> MarketRead:
+        market = await repo.market_by_ticker(session, ticker)
+        if market is None:
+            raise MarketNotFound()
+        return (await market_reads(session, [market]))[0]
+
+    return await read_cache.read(session, "market", ticker, None, load)
 
 
 async def list_markets(

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.exchange import read_cache
 from pull.exchange import repository as repo
 from pull.exchange.engine import (
     Money,
@@ -127,6 +128,7 @@ async def finalize_settlement(*, session: AsyncSession, ticker: str) -> MarketRe
     market = await repo.market_by_ticker(session, ticker, lock=True)
     if market is None:
         raise MarketNotFound()
+    read_cache.touch(session, ticker)
     if market.status != "settled":
         if await repo.unsettled_positions(session, market.id, 1):
             raise InvalidTransition("Positions remain unsettled")

@@ -1,0 +1,119 @@
+"""Public market reads (a market, its order book) served from process memory, checked against
+the market's commit version in Redis: one Redis GET instead of PostgreSQL reads per request.
+
+Every book change locks its market row first (`book_repository.lock_market`, also used by the
+lifecycle and settlement paths through it or `touch`), which records the ticker in the session;
+after that transaction commits, the market's version `exchange:{<ticker>}:v` is incremented.
+A reader takes the version before it reads the database and keeps its answer under that
+version, so an answer read before a commit is dead once the commit's increment lands. What the
+version cannot see (a Redis outage at the increment, the rolling 24-hour volume) is bounded by
+`MAX_AGE`: no answer is older than that. With Redis down the reads go to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+MAX_AGE = 1.0  # seconds
+MAX_ENTRIES = 20_000
+_TOUCHED = "pull.exchange.touched"
+_entries: dict[tuple[str, str, Any], tuple[bytes, float, Any]] = {}
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def version_key(ticker: str) -> str:
+    return f"exchange:{{{ticker}}}:v"
+
+
+def touch(session: AsyncSession | Session, ticker: str) -> None:
+    """This transaction changes `ticker`'s market data."""
+    session.info.setdefault(_TOUCHED, set()).add(ticker)
+
+
+async def _bump(redis: Redis, tickers: set[str]) -> None:
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for t in tickers:
+                pipe.incr(version_key(t))
+            await pipe.execute()
+    except RedisError:
+        pass  # answers die by age (MAX_AGE)
+
+
+def touched(session: AsyncSession) -> set[str]:
+    """The tickers this transaction changes (read before its commit)."""
+    return set(session.info.get(_TOUCHED, ()))
+
+
+async def committed(session: AsyncSession, tickers: set[str]) -> None:
+    """After a book command's commit, before its answer: the new version is visible to every
+    process by the time the caller hears back (the commit listener's increment is the net for
+    the other paths)."""
+    redis = session.info.get("redis")
+    if tickers and isinstance(redis, Redis):
+        await _bump(redis, tickers)
+
+
+@event.listens_for(Session, "after_commit")
+def _on_commit(session: Session) -> None:
+    tickers: set[str] = session.info.pop(_TOUCHED, set())
+    redis = session.info.get("redis")
+    if not tickers or not isinstance(redis, Redis):
+        return
+    for t in tickers:  # this process's own answers die at once
+        for key in [k for k in _entries if k[1] == t]:
+            _entries.pop(key, None)
+    try:
+        task = asyncio.get_running_loop().create_task(_bump(redis, tickers))
+    except RuntimeError:
+        return
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+@event.listens_for(Session, "after_rollback")
+def _on_rollback(session: Session) -> None:
+    session.info.pop(_TOUCHED, None)
+
+
+async def read(
+    session: AsyncSession, kind: str, ticker: str, arg: Any, load: Callable[[], Awaitable[T]]
+) -> T:
+    """`load()`'s answer for (kind, ticker, arg), from memory while the market's version is
+    unchanged and the answer younger than MAX_AGE."""
+    redis = session.info.get("redis")
+    if (
+        not isinstance(redis, Redis)
+        or _TOUCHED in session.info
+        or session.new
+        or session.dirty
+        or session.deleted
+    ):
+        return await load()  # no Redis, or inside a unit of work that changed something
+    try:
+        raw = await redis.get(version_key(ticker))
+    except RedisError:
+        return await load()
+    version = raw if isinstance(raw, bytes) else b"0"
+    key = (kind, ticker, arg)
+    now = time.monotonic()
+    hit = _entries.get(key)
+    if hit is not None and hit[0] == version and now - hit[1] < MAX_AGE:
+        value: T = hit[2]
+        return value
+    value = await load()
+    if len(_entries) >= MAX_ENTRIES:
+        _entries.clear()
+    _entries[key] = (version, now, value)
+    return value

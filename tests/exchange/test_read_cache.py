@@ -1,0 +1,55 @@
+"""Market reads served from memory are never stale after a commit: a market and its order book
+read on one `pull api` process reflect an order answered by another process at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from pull.exchange import read_cache
+from tests.conftest import Services, start_api_process, stop_process
+
+
+async def test_reads_on_one_process_see_orders_answered_by_another_at_once(
+    services: Services, trader: Any, market_factory: Any, redis: Redis
+) -> None:
+    ticker = await market_factory()
+    user = await trader(cents=100_000)
+    (pa, a), (pb, b) = (start_api_process(services, RATE_LIMIT_ENABLED="false") for _ in "ab")
+    try:
+        h = user.headers
+        async with httpx.AsyncClient(timeout=30) as c:
+            for _ in range(3):  # warm both processes' caches
+                for url in (a, b):
+                    assert (await c.get(f"{url}/api/v1/markets/{ticker}", headers=h)).json()[
+                        "yes_bid"
+                    ] is None
+                    assert (
+                        await c.get(f"{url}/api/v1/markets/{ticker}/orderbook", headers=h)
+                    ).json()["yes"] == []
+            before = await redis.get(read_cache.version_key(ticker))
+            for price in (40, 42):
+                r = await c.post(
+                    f"{a}/api/v1/orders",
+                    headers=user.headers,
+                    json={
+                        "ticker": ticker,
+                        "side": "yes",
+                        "action": "buy",
+                        "count": 2,
+                        "yes_price": price,
+                    },
+                )
+                assert r.status_code == 201, r.text
+                market = (await c.get(f"{b}/api/v1/markets/{ticker}", headers=h)).json()
+                book = (await c.get(f"{b}/api/v1/markets/{ticker}/orderbook", headers=h)).json()
+                assert market["yes_bid"] == price
+                assert book["yes"][0] == [price, 2]
+                trade = (await c.get(f"{b}/trade-api/v2/markets/{ticker}/orderbook")).status_code
+                assert trade == 200
+            assert await redis.get(read_cache.version_key(ticker)) != before
+    finally:
+        stop_process(pa)
+        stop_process(pb)
