@@ -13,9 +13,8 @@ from collections.abc import Hashable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.config import get_settings
-from pull.exchange import book_events
+from pull.exchange import book_events, read_cache
 from pull.exchange import book_repository as book_repo
-from pull.exchange import read_cache
 from pull.exchange import repository as repo
 from pull.exchange.engine import (
     Money,

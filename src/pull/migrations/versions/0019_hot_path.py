@@ -1,7 +1,7 @@
 """hot path: the KYC limit check and its use as one PL/pgSQL call (kyc_consume)
 
-Revision ID: 0015_hot_path
-Revises: 0014_analytics
+Revision ID: 0019_hot_path
+Revises: 0018_book_state
 Create Date: 2026-12-01 23:45:00.000000
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0015_hot_path"
-down_revision: str | None = "0014_analytics"
+revision: str = "0019_hot_path"
+down_revision: str | None = "0018_book_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
