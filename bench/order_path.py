@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import event, text
 
 from bench.common import machine, stack, write
-from bench.orders import _market
 from pull.exchange import book_commands
 from pull.exchange.schemas import OrderCreate
 from pull.identity.schemas import AuthUser
@@ -80,6 +79,8 @@ class Probe:
 
 
 async def setup(maker: Any) -> tuple[list[uuid.UUID], list[str], str]:
+    from bench.orders import _market  # (bench.orders imports this module)
+
     users = [uuid.uuid4() for _ in range(USERS)]
     async with maker() as s, s.begin():
         for i, u in enumerate(users):
