@@ -1,7 +1,7 @@
 """hot path: the KYC limit check and its use as one PL/pgSQL call (kyc_consume)
 
-Revision ID: 0021_hot_path
-Revises: 0020_brokerage_corrections
+Revision ID: 0022_hot_path
+Revises: 0021_email
 Create Date: 2026-12-01 23:45:00.000000
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0021_hot_path"
-down_revision: str | None = "0020_brokerage_corrections"
+revision: str = "0022_hot_path"
+down_revision: str | None = "0021_email"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
