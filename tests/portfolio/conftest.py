@@ -22,7 +22,8 @@ async def order(base: str, user: Any, **body: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
-# the brokerage's fixtures (traders with a broker account, the sandbox's event drain)
+# the brokerage's fixtures (traders with a broker account, the sandbox's event drain) and the
+# RWA environment (assets, offerings, trading)
 from tests.brokerage.conftest import (  # noqa: E402,F401
     drain,
     http,
@@ -30,3 +31,4 @@ from tests.brokerage.conftest import (  # noqa: E402,F401
     sandbox,
     trader_factory,
 )
+from tests.rwa.conftest import rwa_env  # noqa: E402,F401
