@@ -12,14 +12,19 @@ run. Results: bench/results/email.json and the "Email" section of docs/performan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,7 @@ import asyncpg
 import httpx
 import numpy as np
 
-from bench.common import ROOT, Stack, machine, pull_api, write
+from bench.common import ROOT, Stack, machine, write
 from pull import devstack
 from pull.email.textmodel import features, model, vector_literal
 from pull.kit.crypto import FieldCipher
@@ -169,6 +174,49 @@ async def load(url: str, user_ids: list[uuid.UUID], data: list[dict[str, Any]]) 
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def api_process(s: Stack, port: int, tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`pull api` on the bench's database (its log in the temp dir; 180 s to start on a
+    loaded machine)."""
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": s.database_url,
+        "REDIS_URL": s.redis_url,
+        "TEMPORAL_ADDRESS": s.temporal_address,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "warning",
+        "RATE_LIMIT_ENABLED": "false",
+        "ANALYTICS_INGEST": "off",
+    }
+    log = (tmp / "api.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pull.cli", "api"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError((tmp / "api.log").read_text()[-2000:]) from None
+                time.sleep(0.3)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        log.close()
+
+
 def _dev_key() -> str:
     from pull.config import Settings
 
@@ -203,7 +251,7 @@ def main() -> None:
         port = devstack.free_port()
         stack = Stack(url, redis_url, "127.0.0.1:1", pg_port)
         with (
-            pull_api(stack, port, RATE_LIMIT_ENABLED="false"),
+            api_process(stack, port, tmp),
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c,
         ):
             users = []
@@ -262,6 +310,20 @@ def main() -> None:
     print(f"written to {path} and {doc}")
 
 
+def _verdict(tri: dict[str, float], search: dict[str, Any]) -> str:
+    worst = max(v["p99_ms"] for k, v in search.items() if isinstance(v, dict) and "search" in k)
+    base = search["baseline GET /health/live"]["p99_ms"]
+    triage = "met" if tri["triage_msgs_per_s"] >= 200 else "missed"
+    verdict = "met" if worst < 100 else "missed"
+    return (
+        f"Triage target {triage}. Search p99 target {verdict} in this run: worst p99 "
+        f"{worst:.0f} ms, while the bare endpoint's p99 was {base:.0f} ms on the same loaded "
+        "machine (its p50 of a few ms shows how much of the tail is queueing behind other "
+        "work). Each search is one SQL statement (HNSW top 50 with the iterative scan, GIN "
+        "full-text top 50 ranked by ts_rank, fused), then the hits' rows and snippets."
+    )
+
+
 def update_docs(tri: dict[str, float], search: dict[str, Any], host: dict[str, Any]) -> Path:
     """Replace the "## Email" section of docs/performance.md, leaving the others alone."""
     doc = ROOT / "docs" / "performance.md"
@@ -284,6 +346,8 @@ def update_docs(tri: dict[str, float], search: dict[str, Any], host: dict[str, A
         "`GET /api/v1/email/search?q=` of a real `pull api`, one request at a time, beside the "
         "same process's `GET /health/live` (target: p99 < 100 ms):\n\n"
         + "\n".join(lines)
+        + "\n\n"
+        + _verdict(tri, search)
         + "\n\nRaw results: `bench/results/email.json`.\n"
     )
     text_ = doc.read_text() if doc.exists() else "# Performance\n"
