@@ -360,6 +360,30 @@ def worker_metrics_url(services: Services) -> Iterator[str]:
     stop_process(proc)
 
 
+# --- Matrix: a real Synapse homeserver, started once per session by the tests that ask ------
+
+
+@dataclass
+class MatrixServer:
+    url: str
+    shared_secret: str
+
+
+@pytest.fixture(scope="session")
+def matrix(services: Services) -> Iterator[MatrixServer]:
+    """Synapse from the `embedded` extra (SQLite, loopback), or MATRIX_HOMESERVER_URL and
+    MATRIX_REGISTRATION_SHARED_SECRET of your own."""
+    url = os.environ.get("MATRIX_HOMESERVER_URL")
+    if url:
+        yield MatrixServer(url, os.environ["MATRIX_REGISTRATION_SHARED_SECRET"])
+        return
+    synapse, url, secret = devstack.start_synapse(services.data_dir, devstack.free_port())
+    try:
+        yield MatrixServer(url, secret)
+    finally:
+        synapse.stop()
+
+
 # --- identity: users for any test (owned by the identity module) -----------------------------
 
 from collections.abc import Awaitable, Callable  # noqa: E402

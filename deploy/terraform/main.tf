@@ -16,21 +16,23 @@ locals {
 
   # Secret Manager secret ids are pull-<env>-<name>; the key is the environment variable.
   secrets = {
-    JWT_SECRET                      = "jwt-secret"
-    DATABASE_URL                    = "database-url"
-    REDIS_URL                       = "redis-url"
-    INTERNAL_API_KEY                = "internal-api-key"
-    FIELD_ENCRYPTION_KEYS           = "field-encryption-keys"
-    PLAID_CLIENT_ID                 = "plaid-client-id"
-    PLAID_SECRET                    = "plaid-secret"
-    SENTRY_DSN                      = "sentry-dsn"
-    PERSONA_WEBHOOK_SECRET          = "persona-webhook-secret"
-    CHECKR_WEBHOOK_SECRET           = "checkr-webhook-secret"
-    PARALLEL_MARKETS_WEBHOOK_SECRET = "parallel-markets-webhook-secret"
-    TWILIO_ACCOUNT_SID              = "twilio-account-sid"
-    TWILIO_AUTH_TOKEN               = "twilio-auth-token"
-    TWILIO_VERIFY_SERVICE_SID       = "twilio-verify-service-sid"
-    METRICS_TOKEN                   = "metrics-token"
+    JWT_SECRET                        = "jwt-secret"
+    DATABASE_URL                      = "database-url"
+    REDIS_URL                         = "redis-url"
+    INTERNAL_API_KEY                  = "internal-api-key"
+    FIELD_ENCRYPTION_KEYS             = "field-encryption-keys"
+    PLAID_CLIENT_ID                   = "plaid-client-id"
+    PLAID_SECRET                      = "plaid-secret"
+    SENTRY_DSN                        = "sentry-dsn"
+    PERSONA_WEBHOOK_SECRET            = "persona-webhook-secret"
+    CHECKR_WEBHOOK_SECRET             = "checkr-webhook-secret"
+    PARALLEL_MARKETS_WEBHOOK_SECRET   = "parallel-markets-webhook-secret"
+    TWILIO_ACCOUNT_SID                = "twilio-account-sid"
+    TWILIO_AUTH_TOKEN                 = "twilio-auth-token"
+    TWILIO_VERIFY_SERVICE_SID         = "twilio-verify-service-sid"
+    MATRIX_HOMESERVER_URL             = "matrix-homeserver-url"
+    MATRIX_REGISTRATION_SHARED_SECRET = "matrix-registration-shared-secret"
+    METRICS_TOKEN                     = "metrics-token"
   }
 
   labels = {

@@ -37,6 +37,8 @@ from pull.kit.temporal import TemporalConnector
 from pull.kit.text import reject_unsafe_text
 from pull.kyc.api import routers as kyc_routers
 from pull.ledger.api import routers as ledger_routers
+from pull.messaging.api import routers as messaging_routers
+from pull.messaging.service import close_homeservers
 from pull.notifications.api import routers as notifications_routers
 from pull.portfolio.api import routers as portfolio_routers
 from pull.realtime.api import install_live_routes
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await analytics.stop()
             await app.state.live.stop()
             set_stream_publisher(None)
+            await close_homeservers()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
@@ -169,4 +172,5 @@ def _domain_routers() -> list[APIRouter]:
         *portfolio_routers(),
         *notifications_routers(),
         *email_routers(),
+        *messaging_routers(),
     ]

@@ -154,7 +154,7 @@ class _Lock:
 def dev(
     seed: bool = typer.Option(True, "--seed/--no-seed", help="Load demo data"),
 ) -> None:
-    """Run everything on embedded PostgreSQL, Redis and Temporal (data in PULL_DATA_DIR)."""
+    """Run everything on embedded PostgreSQL, Redis, Temporal and Synapse (PULL_DATA_DIR)."""
     from pull import devstack
     from pull import migrate as m
 
@@ -185,6 +185,7 @@ def dev(
         redis_port=settings.dev_redis_port,
         temporal_port=settings.dev_temporal_port,
         temporal_ui_port=settings.dev_temporal_ui_port,
+        matrix_port=settings.dev_matrix_port,
     )
     children: list[devstack.Service] = []
     code = 0
@@ -194,6 +195,8 @@ def dev(
             "DATABASE_URL": stack.database_url,
             "REDIS_URL": stack.redis_url,
             "TEMPORAL_ADDRESS": stack.temporal_address,
+            "MATRIX_HOMESERVER_URL": stack.matrix_url,
+            "MATRIX_REGISTRATION_SHARED_SECRET": stack.matrix_shared_secret,
         }
         m.upgrade(stack.database_url)
         # ClickHouse: the API opens chDB under PULL_DATA_DIR/chdb and applies the same
@@ -217,6 +220,7 @@ def dev(
             f"  Temporal UI   http://127.0.0.1:{settings.dev_temporal_ui_port}\n"
             f"  PostgreSQL    {stack.database_url.replace('+asyncpg', '')}\n"
             f"  Redis         {stack.redis_url}\n"
+            f"  Matrix        {stack.matrix_url}  (Synapse; a token: POST /api/v1/messages/token)\n"
             "Press Ctrl-C to stop.\n"
         )
         while not stopping:

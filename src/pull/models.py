@@ -56,6 +56,14 @@ from pull.kit.idempotency import IdempotencyRecord
 from pull.kit.outbox import OutboxEvent
 from pull.kyc.models import KycApplication, KycLimitUsage, KycProfile, KycWebhookEvent
 from pull.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from pull.messaging.models import (
+    MatrixAccount,
+    MatrixMember,
+    MatrixRoom,
+    MatrixServiceAccount,
+    MessageReport,
+    RoomMute,
+)
 from pull.notifications.models import (
     Notification,
     NotificationDelivery,
@@ -125,6 +133,11 @@ __all__ = [
     "LedgerEntry",
     "LedgerTransfer",
     "Market",
+    "MatrixAccount",
+    "MatrixMember",
+    "MatrixRoom",
+    "MatrixServiceAccount",
+    "MessageReport",
     "Notification",
     "NotificationDelivery",
     "NotificationPreference",
@@ -153,6 +166,7 @@ __all__ = [
     "RewardProfile",
     "RewardRule",
     "RewardRuleUsage",
+    "RoomMute",
     "RwaAsset",
     "RwaBuyout",
     "RwaOffering",

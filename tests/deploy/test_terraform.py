@@ -169,6 +169,8 @@ def test_one_secret_manager_secret_per_application_secret() -> None:
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
         "TWILIO_VERIFY_SERVICE_SID",
+        "MATRIX_HOMESERVER_URL",
+        "MATRIX_REGISTRATION_SHARED_SECRET",
         # Cloud Run only: the API is public there, so /metrics needs the scrape token
         "METRICS_TOKEN",
     }

@@ -37,6 +37,8 @@ class RateClass(StrEnum):
     kalshi_write = "kalshi_write"
     # Provider webhooks (/webhooks/*), per source IP, before any verification or outbound call.
     webhook = "webhook"
+    # Chat messages a customer sends through PULL (docs/messaging.md), per user.
+    messaging = "messaging"
 
 
 LIMITS: dict[RateClass, RateLimitItem] = {
@@ -52,6 +54,8 @@ LIMITS: dict[RateClass, RateLimitItem] = {
     RateClass.kalshi_write: parse("50 per second"),
     # Plaid and the KYC providers send a few events per user action; 120/min per sender is ample.
     RateClass.webhook: parse("120 per minute"),
+    # Chat: a burst of a few messages, about one a second sustained.
+    RateClass.messaging: parse("30 per 30 seconds"),
 }
 
 
@@ -175,7 +179,11 @@ def limit(
         user_id = peek_user_id(request, request.app.state.settings)
         if cls is RateClass.anonymous and user_id is not None:
             effective, identity = RateClass.authenticated, f"user:{user_id}"
-        elif cls in (RateClass.payments, RateClass.trading, RateClass.authenticated) and user_id:
+        elif (
+            cls
+            in (RateClass.payments, RateClass.trading, RateClass.authenticated, RateClass.messaging)
+            and user_id
+        ):
             effective, identity = cls, f"user:{user_id}"
         else:
             effective, identity = cls, f"ip:{client_ip(request)}"
@@ -192,3 +200,5 @@ payment_routes = limit(RateClass.payments, on_redis_down=OnRedisDown.fail_closed
 trading_routes = limit(RateClass.trading, on_redis_down=OnRedisDown.fail_closed)
 # Webhooks: per source IP; without Redis, counted in process memory (still limited).
 webhook_routes = limit(RateClass.webhook, on_redis_down=OnRedisDown.local)
+# Chat sends: per user; without Redis, counted in process memory.
+messaging_routes = limit(RateClass.messaging, on_redis_down=OnRedisDown.local)

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from pull.kit.db import session_scope, utcnow
 from pull.kit.runtime import worker_runtime
+from pull.messaging.service import AlertsRoomSender
 from pull.notifications import delivery
 from pull.notifications.delivery import Senders
 from pull.notifications.push import PushRejected
@@ -32,7 +33,8 @@ def senders() -> Senders:
     if _override is not None:
         return _override
     if _senders is None:
-        _senders = make_senders(worker_runtime().settings)
+        settings = worker_runtime().settings
+        _senders = make_senders(settings, AlertsRoomSender(settings))
     return _senders
 
 

@@ -1,0 +1,1 @@
+"""Messaging on Matrix: PULL provisions customers' accounts and rooms on a homeserver."""
