@@ -3,19 +3,19 @@
 For each topic in `producers.BUILDERS` the relay runs `consume` after the topic's existing
 handler (the Redis publish, rewards): one transaction creating the notifications (idempotent
 by dedupe key) and, for `exchange.trade`, firing the price alerts the trades crossed.
-`notifications.created` pushes a new in-app notification on the customer's live stream.
+`notifications.created` pushes a new in-app notification on the customer's live stream
+(`pull.realtime.publish.publish_user_event`, type `notification`).
 """
 
 from __future__ import annotations
 
-import json
+import uuid
 
 from pull.kit.db import session_scope
 from pull.kit.outbox import Handler, OutboxEvent
 from pull.kit.runtime import worker_runtime
 from pull.notifications import producers, service
-
-USER_CHANNEL_PREFIX = "user-events:"
+from pull.realtime.publish import publish_user_event
 
 
 async def consume(event: OutboxEvent) -> None:
@@ -34,11 +34,15 @@ async def consume(event: OutboxEvent) -> None:
 
 
 async def push_live(event: OutboxEvent) -> None:
-    """The in-app notification on the customer's live stream (best effort: the inbox has it)."""
+    """The in-app notification on the customer's live stream (best effort: the inbox has it);
+    the notification id as event id makes a redelivered event one push."""
     p = event.payload
-    message = {"type": "notification", "data": p}
-    await worker_runtime().redis.publish(
-        USER_CHANNEL_PREFIX + str(p["user_id"]), json.dumps(message)
+    await publish_user_event(
+        worker_runtime().redis,
+        user_id=uuid.UUID(str(p["user_id"])),
+        type="notification",
+        data=p,
+        event_id=f"notification-{p['notification_id']}",
     )
 
 
