@@ -1,7 +1,7 @@
 """messaging: Matrix accounts, rooms, members, reports, mutes
 
-Revision ID: 0022_messaging
-Revises: 0021_email
+Revision ID: 0023_messaging
+Revises: 0022_hot_path
 Create Date: 2026-12-01 23:46:01.458470
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0022_messaging"
-down_revision: str | None = "0021_email"
+revision: str = "0023_messaging"
+down_revision: str | None = "0022_hot_path"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
