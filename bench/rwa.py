@@ -84,7 +84,7 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
     maker = make_sessionmaker(engine)
     limits = httpx.Limits(max_connections=subscribers, max_keepalive_connections=subscribers)
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits
+        base_url=f"http://127.0.0.1:{port}", timeout=300, limits=limits
     ) as http:
         users = await _register(http, subscribers)
         admin, reviewer, consignor = users[0][0], users[1][0], users[2][0]
@@ -138,17 +138,21 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
         total = subscribers * 8 // 10
         _, drop = await asset("10000010", total)
         latencies: list[float] = []
-        codes: dict[int, int] = {}
+        codes: dict[int | str, int] = {}
 
         async def subscribe(headers: dict[str, str]) -> None:
             t = time.perf_counter()
-            r = await http.post(
-                f"/api/v1/rwa/offerings/{drop}/subscribe",
-                json={"shares": 1},
-                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-            )
+            try:
+                r = await http.post(
+                    f"/api/v1/rwa/offerings/{drop}/subscribe",
+                    json={"shares": 1},
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                code: int | str = r.status_code
+            except httpx.TimeoutException:
+                code = "client timeout"
             latencies.append((time.perf_counter() - t) * 1000)
-            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            codes[code] = codes.get(code, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(subscribe(h) for _, h in users))
