@@ -149,6 +149,7 @@ def _start_dev(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
         PULL_DEV_REDIS_PORT=str(ports["redis"]),
         PULL_DEV_TEMPORAL_PORT=str(ports["temporal"]),
         PULL_DEV_TEMPORAL_UI_PORT=str(ports["ui"]),
+        WEB_PORT=str(ports["web"]),
         LOG_LEVEL="warning",
     )
     return subprocess.Popen(
@@ -179,7 +180,8 @@ def _wait_running(proc: subprocess.Popen[str], timeout: float = 120) -> str:
 def test_pull_dev_lifecycle(tmp_path: Path) -> None:
     """Up with ready=200; a second instance refuses; Ctrl-C leaves no orphan; data survives."""
     data_dir = tmp_path / "data"
-    ports = {k: devstack.free_port() for k in ("api", "metrics", "pg", "redis", "temporal", "ui")}
+    kinds = ("api", "metrics", "pg", "redis", "temporal", "ui", "web")
+    ports = {k: devstack.free_port() for k in kinds}
     first = _start_dev(data_dir, ports)
     try:
         banner = _wait_running(first)
@@ -189,6 +191,9 @@ def test_pull_dev_lifecycle(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ports['ui']}" in banner
         assert httpx.get(f"{api}/health/ready", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics").status_code == 200
+        web = f"http://127.0.0.1:{ports['web']}"
+        assert f"Web app       {web}" in banner
+        assert httpx.get(f"{web}/health/ready", timeout=10).json() == {"status": "ready"}
 
         # the same data directory cannot be used twice
         second = _start_dev(data_dir, {k: devstack.free_port() for k in ports})

@@ -74,6 +74,34 @@ def api(
 
 
 @app.command()
+def web(
+    workers: int = typer.Option(0, help="Worker processes (default WEB_WORKERS)"),
+) -> None:
+    """Serve the web app (uvicorn) on WEB_PORT; it calls the API at WEB_API_URL."""
+    import uvicorn
+
+    from pull.web.config import get_web_settings
+    from pull.web.config import startup_refusal as web_refusal
+
+    settings = get_web_settings()
+    refusal = web_refusal(settings)
+    if refusal is not None:
+        typer.echo(refusal, err=True)
+        raise typer.Exit(1)
+    uvicorn.run(
+        "pull.web.app:create_web_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=settings.trust_proxy,
+        server_header=False,
+    )
+
+
+@app.command()
 def worker() -> None:
     """Run the Temporal worker on task queue pull-main-queue."""
     from pull import __version__
@@ -116,11 +144,42 @@ def smoke(
     metrics_url: str | None = typer.Option(
         None, "--metrics-url", help="Where /metrics is served (not through the public ingress)"
     ),
+    web_url: str | None = typer.Option(
+        None,
+        "--web-url",
+        help="Also run the web app's browser smoke set (tests/web -m smoke) against this URL",
+    ),
 ) -> None:
     """Post-deployment verification from the runbook; exits non-zero naming failed checks."""
     from pull.ops.smoke import run
 
-    raise typer.Exit(run(base_url.rstrip("/"), internal_key, register, metrics_url=metrics_url))
+    code = run(base_url.rstrip("/"), internal_key, register, metrics_url=metrics_url)
+    if web_url:
+        code = max(code, _web_smoke(web_url.rstrip("/"), base_url.rstrip("/")))
+    raise typer.Exit(code)
+
+
+def _web_smoke(web_url: str, api_url: str) -> int:
+    """Playwright for Python with Debian's Chromium, from a checkout of this repository."""
+    tests = Path(__file__).resolve().parents[2] / "tests" / "web"
+    if not tests.is_dir():
+        typer.echo(f"[FAIL] web-smoke: {tests} not found; run from a checkout", err=True)
+        return 1
+    env = {**os.environ, "PULL_WEB_URL": web_url, "PULL_WEB_API_URL": api_url}
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tests),
+        "-m",
+        "smoke",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    done = subprocess.run(args, env=env, cwd=tests.parents[1], check=False)
+    typer.echo("[PASS] web-smoke" if done.returncode == 0 else "[FAIL] web-smoke: see above")
+    return 0 if done.returncode == 0 else 1
 
 
 class _Lock:
@@ -203,17 +262,21 @@ def dev(
         # versioned migrations there (chDB is one process's; starting it twice costs seconds)
         if seed:
             _seed(env)
-        for name in ("api", "worker"):
+        web_env = {"WEB_API_URL": f"http://127.0.0.1:{settings.port}", **env}
+        for name in ("api", "worker", "web"):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "pull.cli", name],
-                env=env,
+                env=web_env if name == "web" else env,
                 preexec_fn=devstack._die_with_parent(signal.SIGTERM),
             )
             children.append(devstack.Service(name, proc))
         api_url = f"http://127.0.0.1:{settings.port}"
         _wait_http(f"{api_url}/health/ready", 60, lambda: stopping)
+        web_url = f"http://127.0.0.1:{os.environ.get('WEB_PORT', '3000')}"
+        _wait_http(f"{web_url}/health", 30, lambda: stopping)
         typer.echo(
             "\nPULL is running:\n"
+            f"  Web app       {web_url}\n"
             f"  API           {api_url}\n"
             f"  API docs      {api_url}/docs\n"
             f"  Metrics       {api_url}/metrics  (worker: http://127.0.0.1:{settings.metrics_port}/metrics)\n"
