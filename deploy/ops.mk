@@ -5,7 +5,7 @@
 #   make tf-apply   ENV=...                  terraform apply the saved plan (run tf-plan first)
 #   make k8s-render ENV=...                  render the overlay to deploy/.rendered/$(ENV).yaml
 #   make k8s-apply  ENV=... [IMAGE_TAG=sha]  apply in the runbook's order: platform objects,
-#                                            migration Job (waits for completion), API, workers
+#                                            migration Job (waits for completion), API, workers, web
 #
 # Variables: ENV (default staging), TF_STATE_BUCKET (default <project>-pull-tfstate),
 # IMAGE_TAG (default: the current commit), KUBECTL, TERRAFORM.
@@ -41,7 +41,7 @@ tf-apply: ops-check-env
 k8s-render: ops-check-env
 	@mkdir -p $(dir $(RENDERED))
 	$(KUBECTL) kustomize --load-restrictor LoadRestrictionsNone $(K8S_DIR)/overlays/$(ENV) \
-		| sed -E 's#(image: .*/pull-(api|temporal-worker)):unreleased#\1:$(IMAGE_TAG)#' > $(RENDERED)
+		| sed -E 's#(image: .*/pull-(api|temporal-worker|web)):unreleased#\1:$(IMAGE_TAG)#' > $(RENDERED)
 	@echo "rendered $(RENDERED) (images tagged $(IMAGE_TAG))"
 
 k8s-apply: k8s-render
@@ -53,3 +53,5 @@ k8s-apply: k8s-render
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/pull-api --timeout=600s
 	$(KUBECTL) apply -f $(RENDERED) -l app.kubernetes.io/component=worker
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/pull-temporal-worker --timeout=900s
+	$(KUBECTL) apply -f $(RENDERED) -l app.kubernetes.io/component=web
+	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/pull-web --timeout=300s

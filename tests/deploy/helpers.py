@@ -28,6 +28,7 @@ K8S_BASE_FILES = [
     "migration-job.yaml",
     "api-deployment.yaml",
     "worker-deployment.yaml",
+    "web-deployment.yaml",
     "ingress.yaml",
 ]
 OVERLAYS = ["staging", "production"]

@@ -19,6 +19,7 @@ from tests.deploy.helpers import DEPLOY, REPO, load_yaml_text
 IMAGES = {
     "api": ("pull-api", ["pull", "api"]),
     "worker": ("pull-temporal-worker", ["pull", "worker"]),
+    "web": ("pull-web", ["pull", "web"]),
 }
 
 
@@ -162,6 +163,8 @@ def test_ops_mk_k8s_apply_order() -> None:
         "rollout status deployment/pull-api",
         "-l app.kubernetes.io/component=worker",
         "rollout status deployment/pull-temporal-worker",
+        "-l app.kubernetes.io/component=web",
+        "rollout status deployment/pull-web",
     ]
     positions = [next(i for i, line in enumerate(lines) if step in line) for step in order]
     assert positions == sorted(positions)
@@ -183,6 +186,7 @@ def test_ops_mk_k8s_render_tags_images(tmp_path: object) -> None:
         assert images == {
             "us-central1-docker.pkg.dev/pull-staging/pull/pull-api:feedbeef1234",
             "us-central1-docker.pkg.dev/pull-staging/pull/pull-temporal-worker:feedbeef1234",
+            "us-central1-docker.pkg.dev/pull-staging/pull/pull-web:feedbeef1234",
         }
     finally:
         rendered.unlink(missing_ok=True)

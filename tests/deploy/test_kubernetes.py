@@ -201,6 +201,7 @@ SECRET_KEYS = [
     "TWILIO_VERIFY_SERVICE_SID",
     "MATRIX_HOMESERVER_URL",
     "MATRIX_REGISTRATION_SHARED_SECRET",
+    "WEB_SESSION_SECRET",  # the web app's cookie key (pull-web takes only this one)
 ]
 
 
@@ -254,6 +255,7 @@ def test_every_object_is_in_namespace_pull_with_a_component_label() -> None:
             "migration",
             "api",
             "worker",
+            "web",
         }, meta["name"]
         if doc["kind"] not in {"Namespace", "PriorityClass"}:
             assert meta.get("namespace") == "pull", f"{doc['kind']}/{meta['name']}"
@@ -302,6 +304,7 @@ def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     [
         ("Deployment", "pull-api", ["pull", "api"]),
         ("Deployment", "pull-temporal-worker", ["pull", "worker"]),
+        ("Deployment", "pull-web", ["pull", "web"]),
         ("Job", "pull-migrate", ["pull", "migrate"]),
     ],
 )
@@ -379,6 +382,7 @@ def test_services_hpa_and_pdbs_select_the_right_pods() -> None:
         for kind, name in [
             ("Deployment", "pull-api"),
             ("Deployment", "pull-temporal-worker"),
+            ("Deployment", "pull-web"),
         ]
     }
 
@@ -402,7 +406,11 @@ def test_services_hpa_and_pdbs_select_the_right_pods() -> None:
     assert sorted(n for d in pdbs for n in selects(d["spec"]["selector"]["matchLabels"])) == [
         "pull-api",
         "pull-temporal-worker",
+        "pull-web",
     ]
+    web = objs[("Service", "pull-web")]
+    assert selects(web["spec"]["selector"]) == ["pull-web"]
+    assert web["spec"]["ports"][0]["port"] == 3000
 
 
 def _policies() -> dict[str, dict[str, Any]]:
@@ -592,3 +600,35 @@ def test_the_ingress_carries_the_live_feeds() -> None:
     assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
     assert int(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 600
     assert not any("affinity" in key for key in ann)
+
+
+def test_web_deployment_probes_its_own_health_and_holds_one_secret() -> None:
+    objs = by_kind_name(base_docs())
+    dep = objs[("Deployment", "pull-web")]
+    (c,) = containers(dep)
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 3000}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "3000"
+    # a client of the API only: no secretRef to the whole pull-secrets, just its own key
+    assert all("secretRef" not in src for src in c["envFrom"])
+    (secret,) = [e for e in c["env"] if "valueFrom" in e]
+    assert secret["valueFrom"]["secretKeyRef"] == {
+        "name": "pull-secrets",
+        "key": "WEB_SESSION_SECRET",
+    }
+    data = objs[("ExternalSecret", "pull-secrets")]["spec"]["data"]
+    assert "WEB_SESSION_SECRET" in {d["secretKey"] for d in data}
+    config = objs[("ConfigMap", "pull-web-config")]["data"]
+    assert config["WEB_API_URL"].startswith("http://pull-api.") and config["WEB_PORT"] == "3000"
+    ing = objs[("Ingress", "pull-web")]
+    assert [r["host"] for r in ing["spec"]["rules"]] == ["app.pull.com"]
+    assert ing["spec"]["tls"][0]["hosts"] == ["app.pull.com"]
+    (path,) = ing["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"] == {"name": "pull-web", "port": {"name": "http"}}
+    pols = _policies()
+    egress = pols["pull-web-egress"]["spec"]["egress"]
+    assert [r["to"][0]["podSelector"]["matchLabels"] for r in egress] == [
+        {"app.kubernetes.io/name": "pull-api"}
+    ]
+    assert pols["pull-api-from-web"]["spec"]["ingress"][0]["ports"][0]["port"] == 3001

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import Services, free_port, spawn, stop_process, wait_http
 from tests.deploy.helpers import (
     PROMETHEUS_SYNTHETIC,
     alert_rules,
@@ -53,16 +54,31 @@ def test_metric_name_extraction() -> None:
     }
 
 
+def _web_metrics(services: Services, api_server: str) -> set[str]:
+    """A real `pull web` in front of the test API: one page, then its /metrics."""
+    port = free_port()
+    env = services.env(WEB_PORT=str(port), WEB_HOST="127.0.0.1", WEB_API_URL=api_server)
+    proc = spawn(["web"], env, services.data_dir / f"web-metrics-{port}.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
+        httpx.get(f"http://127.0.0.1:{port}/login", timeout=10)
+        return exported_names(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+    finally:
+        stop_process(proc)
+
+
 def test_alerts_and_dashboards_use_only_exported_metrics(
-    api_server: str, worker_metrics_url: str
+    services: Services, api_server: str, worker_metrics_url: str
 ) -> None:
     # One request first, so the API's labelled series exist too.
     httpx.get(f"{api_server}/health", timeout=10)
     api = exported_names(httpx.get(f"{api_server}/metrics", timeout=10).text)
     worker = exported_names(httpx.get(worker_metrics_url, timeout=10).text)
+    web = _web_metrics(services, api_server)
     assert "http_requests_total" in api
     assert "temporal_workflow_task_queue_backlog" in worker
-    exported = api | worker | PROMETHEUS_SYNTHETIC
+    assert "web_request_duration_seconds_bucket" in web
+    exported = api | worker | web | PROMETHEUS_SYNTHETIC
     queried = queried_names()
     assert len(queried) == len(alert_rules()) + 3
     missing = {

@@ -35,6 +35,7 @@ SINGLE_LEVEL = {
     "PullStreamSlowConsumers": ("warning", 10.0),
     "PullPortfolioSnapshotStale": ("warning", 26.0),
     "PullEmailWebhooksRejected": ("warning", 5.0),
+    "PullWebLatencyP99": ("warning", 0.15),
 }
 
 

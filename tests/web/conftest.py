@@ -107,9 +107,6 @@ def web_stack(request: pytest.FixtureRequest) -> Iterator[WebStack]:
         WEB_PORT=str(web_port),
         WEB_HOST="127.0.0.1",
         WEB_API_URL=api,
-        # the operator dashboard reads real rollups: chDB in the API process
-        ANALYTICS_INGEST="api",
-        CLICKHOUSE_CHDB_PATH=str(services.data_dir / f"web-chdb-{api_port}"),
         ARGON2_TIME_COST="1",
         ARGON2_MEMORY_COST="1024",
     )

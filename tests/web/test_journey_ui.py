@@ -13,6 +13,7 @@ import re
 import secrets
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.web.ui import audit, shot, sign_up
@@ -116,6 +117,7 @@ def withdraw(page: Any) -> None:
     expect(page.locator("#available")).to_have_text("$45.93")  # 100 - 4.07 - 50
 
 
+@pytest.mark.timeout(900)  # KYC, deposit and withdrawal each wait on the worker; the box is shared
 def test_a_new_customer_clicks_from_sign_up_to_withdrawal(page: Any) -> None:
     sign_up(page)
     verify_email(page)

@@ -30,6 +30,9 @@ def test_web_process_answers_its_probes_and_metrics(web_stack: WebStack) -> None
     metrics = httpx.get(f"{web_stack.web}/metrics", timeout=10).text
     assert 'web_requests_total{method="GET",route="/",status="200"}' in metrics
     assert "web_request_duration_seconds_bucket" in metrics
+    # through the ingress (which sets X-Forwarded-For) /metrics is not there
+    proxied = httpx.get(f"{web_stack.web}/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 404
 
 
 def test_the_session_cookie_is_httponly_secure_and_samesite(web_stack: WebStack) -> None:

@@ -138,7 +138,11 @@ def create_web_app(settings: WebSettings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> PlainTextResponse:
+    async def metrics(request: Request) -> Response:
+        """For Prometheus scraping the pods; not through the ingress, which sets
+        X-Forwarded-For on every request it passes (the web app routes every path)."""
+        if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+            return PlainTextResponse("Not Found", status_code=404)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)

@@ -50,6 +50,7 @@ MESSAGES: dict[str, str] = {
     "SERVICE_OVERLOADED": "PULL is busy right now. Try again in a moment.",
     "DEPENDENCY_UNAVAILABLE": "PULL is busy right now. Try again in a moment.",
     "BROKERAGE_ACCOUNT_REQUIRED": "Open a brokerage account first (Stocks page).",
+    "BROKERAGE_UNAVAILABLE": "Stock and crypto prices are not available right now. Try again soon.",
     "UNAUTHORIZED": "Please sign in again.",
 }
 
@@ -74,7 +75,7 @@ class ApiError(Exception):
             text = "Please check: " + "; ".join(parts) + "."
         else:
             text = MESSAGES.get(self.code) or self.message or "Something went wrong."
-        if self.status >= 500:
+        if self.status >= 500 and self.code not in MESSAGES:
             text = "Something went wrong on our side. Try again in a moment."
         return text
 
