@@ -70,7 +70,7 @@ def test_sign_up_sign_out_and_sign_in_again(page: Any) -> None:
     expect(page.get_by_role("heading", name="Get started")).to_be_visible()
     expect(page.get_by_text("Welcome to PULL")).to_be_visible()
     audit(page)
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     page.wait_for_url(re.compile(r"/login"))
     expect(page.get_by_text("You are signed out.")).to_be_visible()
     audit(page)
