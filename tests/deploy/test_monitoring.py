@@ -36,6 +36,7 @@ SINGLE_LEVEL = {
     "PullPortfolioSnapshotStale": ("warning", 26.0),
     "PullEmailWebhooksRejected": ("warning", 5.0),
     "PullWebLatencyP99": ("warning", 0.15),
+    "PullMatrixHomeserverFailing": ("warning", 0.05),
 }
 
 
