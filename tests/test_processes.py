@@ -30,7 +30,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
     }
     env.pop("INTERNAL_API_KEY", None)
     env.pop("FIELD_ENCRYPTION_KEYS", None)
-    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_VERIFY_SERVICE_SID"):
+    for name in (
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_VERIFY_SERVICE_SID",
+        "MATRIX_HOMESERVER_URL",
+        "MATRIX_REGISTRATION_SHARED_SECRET",
+    ):
         env.pop(name, None)
     env.update(extra)
     return env
@@ -47,6 +53,8 @@ _REAL_SECRETS = {
     "TWILIO_ACCOUNT_SID": "AC0123",
     "TWILIO_AUTH_TOKEN": "twilio-token",
     "TWILIO_VERIFY_SERVICE_SID": "VA0123",
+    "MATRIX_HOMESERVER_URL": "https://matrix.example.com",
+    "MATRIX_REGISTRATION_SHARED_SECRET": "matrix-shared-secret",
 }
 
 
@@ -78,7 +86,8 @@ def test_fatal_line_names_every_missing_setting() -> None:
     assert r.stderr.strip() == (
         "FATAL: Missing required environment variables: JWT_SECRET, DATABASE_URL, REDIS_URL, "
         "TEMPORAL_ADDRESS, INTERNAL_API_KEY, FIELD_ENCRYPTION_KEYS, TWILIO_ACCOUNT_SID, "
-        "TWILIO_AUTH_TOKEN, TWILIO_VERIFY_SERVICE_SID; Development default secrets "
+        "TWILIO_AUTH_TOKEN, TWILIO_VERIFY_SERVICE_SID, MATRIX_HOMESERVER_URL, "
+        "MATRIX_REGISTRATION_SHARED_SECRET; Development default secrets "
         "must be replaced: PERSONA_WEBHOOK_SECRET, CHECKR_WEBHOOK_SECRET, "
         "PARALLEL_MARKETS_WEBHOOK_SECRET"
     )
@@ -105,6 +114,8 @@ def test_deployed_process_refuses_development_default_secrets(command: list[str]
         TWILIO_ACCOUNT_SID=_REAL_SECRETS["TWILIO_ACCOUNT_SID"],
         TWILIO_AUTH_TOKEN=_REAL_SECRETS["TWILIO_AUTH_TOKEN"],
         TWILIO_VERIFY_SERVICE_SID=_REAL_SECRETS["TWILIO_VERIFY_SERVICE_SID"],
+        MATRIX_HOMESERVER_URL=_REAL_SECRETS["MATRIX_HOMESERVER_URL"],
+        MATRIX_REGISTRATION_SHARED_SECRET=_REAL_SECRETS["MATRIX_REGISTRATION_SHARED_SECRET"],
     )
     env.pop("CHECKR_WEBHOOK_SECRET", None)
     r = subprocess.run([*PULL, *command], env=env, capture_output=True, text=True, timeout=60)

@@ -32,6 +32,7 @@ from pull.kit.logging import configure_sentry
 from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
 from pull.kit.redis import make_redis
+from pull.kit.streams import clear_publisher as clear_stream_publisher
 from pull.kit.streams import set_publisher as set_stream_publisher
 from pull.kit.temporal import TemporalConnector
 from pull.kit.text import reject_unsafe_text
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if analytics is not None:
                 await analytics.stop()
             await app.state.live.stop()
-            set_stream_publisher(None)
+            clear_stream_publisher(app.state.redis)
             await close_homeservers()
             await app.state.redis.aclose()
             await app.state.engine.dispose()

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.exchange import read_cache
 from tests.conftest import Services, start_api_process, stop_process
@@ -53,3 +54,23 @@ async def test_reads_on_one_process_see_orders_answered_by_another_at_once(
     finally:
         stop_process(pa)
         stop_process(pb)
+
+
+async def test_a_redis_that_restarts_empty_revives_no_cached_answer(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Versions are tokens, not counters: after a flush, bumps must not repeat an old version."""
+    ticker = "RC-FLUSH-TEST"
+    answers = iter(["before", "after-bump", "after-flush"])
+
+    async def load() -> str:
+        return next(answers)
+
+    async with sessionmaker() as session:
+        assert await read_cache.read(session, "t", ticker, None, load) == "before"
+        assert await read_cache.read(session, "t", ticker, None, load) == "before"  # cached
+        await read_cache.committed(session, {ticker})
+        assert await read_cache.read(session, "t", ticker, None, load) == "after-bump"
+        await redis.flushdb()
+        await read_cache.committed(session, {ticker})
+        assert await read_cache.read(session, "t", ticker, None, load) == "after-flush"

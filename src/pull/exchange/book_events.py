@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.exchange import book_state_repository as repo
@@ -203,9 +204,12 @@ async def _order_events(
     return out
 
 
-async def publish(recorded: Recorded) -> None:
-    """After commit: append the events to the streams (best effort; the outbox relay retries)."""
-    redis = streams.publisher()
+async def publish(recorded: Recorded, *, redis: Redis | None = None) -> None:
+    """After commit: append the events to the streams (best effort; the outbox relay retries).
+
+    `redis` is the committing session's own (its app's), so a second app in the same process
+    (tests, tools) can never redirect or switch off another app's publishes."""
+    redis = redis or streams.publisher()
     if redis is None:
         return
     try:
@@ -228,7 +232,8 @@ async def commit(session: AsyncSession, *, ticker: str | None, result: Any = Non
     recorded = await record(session, ticker=ticker, result=result) if ticker else None
     await session.commit()
     if recorded is not None:
-        await publish(recorded)
+        own = session.info.get("redis")
+        await publish(recorded, redis=own if isinstance(own, Redis) else None)
 
 
 async def read_book(session: AsyncSession, *, ticker: str) -> repo.StateRow | None:

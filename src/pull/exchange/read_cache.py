@@ -3,16 +3,19 @@ the market's commit version in Redis: one Redis GET instead of PostgreSQL reads 
 
 Every book change locks its market row first (`book_repository.lock_market`, also used by the
 lifecycle and settlement paths through it or `touch`), which records the ticker in the session;
-after that transaction commits, the market's version `exchange:{<ticker>}:v` is incremented.
-A reader takes the version before it reads the database and keeps its answer under that
-version, so an answer read before a commit is dead once the commit's increment lands. What the
-version cannot see (a Redis outage at the increment, the rolling 24-hour volume) is bounded by
-`MAX_AGE`: no answer is older than that. With Redis down the reads go to PostgreSQL.
+after that transaction commits, the market's version `exchange:{<ticker>}:v` is replaced by a
+fresh random token. A reader takes the version before it reads the database and keeps its
+answer under that version, so an answer read before a commit is dead once the new version
+lands. A counter would not do: a Redis that restarts empty (or a test that flushes it) counts
+1, 2, 3 again and revives answers cached under those numbers. What the version cannot see (a
+Redis outage at the bump, the rolling 24-hour volume) is bounded by `MAX_AGE`: no answer is
+older than that. With Redis down the reads go to PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -41,11 +44,15 @@ def touch(session: AsyncSession | Session, ticker: str) -> None:
     session.info.setdefault(_TOUCHED, set()).add(ticker)
 
 
+def _new_version() -> bytes:
+    return secrets.token_hex(8).encode()
+
+
 async def _bump(redis: Redis, tickers: set[str]) -> None:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for t in tickers:
-                pipe.incr(version_key(t))
+                pipe.set(version_key(t), _new_version())
             await pipe.execute()
     except RedisError:
         pass  # answers die by age (MAX_AGE)
@@ -58,7 +65,7 @@ def touched(session: AsyncSession) -> set[str]:
 
 async def committed(session: AsyncSession, tickers: set[str]) -> None:
     """After a book command's commit, before its answer: the new version is visible to every
-    process by the time the caller hears back (the commit listener's increment is the net for
+    process by the time the caller hears back (the commit listener's bump is the net for
     the other paths)."""
     redis = session.info.get("redis")
     if tickers and isinstance(redis, Redis):
@@ -103,9 +110,15 @@ async def read(
         return await load()  # no Redis, or inside a unit of work that changed something
     try:
         raw = await redis.get(version_key(ticker))
+        if raw is None:  # first read since Redis started: give the market a version of its own
+            fresh = _new_version()
+            won = await redis.set(version_key(ticker), fresh, nx=True)
+            raw = fresh if won else await redis.get(version_key(ticker))
     except RedisError:
         return await load()
-    version = raw if isinstance(raw, bytes) else b"0"
+    if not isinstance(raw, bytes):
+        return await load()
+    version = raw
     key = (kind, ticker, arg)
     now = time.monotonic()
     hit = _entries.get(key)

@@ -39,6 +39,13 @@ def set_publisher(redis: Redis | None) -> None:
     _publisher = redis
 
 
+def clear_publisher(redis: Redis) -> None:
+    """At an app's shutdown: forget its Redis, unless another app has set its own since."""
+    global _publisher
+    if _publisher is redis:
+        _publisher = None
+
+
 def publisher() -> Redis | None:
     return _publisher
 
