@@ -83,8 +83,10 @@ def fuzz_api(request: pytest.FixtureRequest) -> Iterator[str]:
 
     The services come through `getfixturevalue`, so the per-test cleanup of the shared test
     database (which this run does not use) is not run before every operation."""
-    tally.started = time.monotonic()
     services: Services = request.getfixturevalue("services")
+    # messaging's routes answer 503 without a homeserver: fuzz them against a real Synapse
+    matrix = request.getfixturevalue("matrix")
+    tally.started = time.monotonic()
     database_url = create_scratch_database(services, "pull_fuzz")
     port = free_port()
     env = services.env(
@@ -97,6 +99,8 @@ def fuzz_api(request: pytest.FixtureRequest) -> Iterator[str]:
         ARGON2_TIME_COST="1",
         ARGON2_MEMORY_COST="1024",
         LOG_LEVEL="error",
+        MATRIX_HOMESERVER_URL=matrix.url,
+        MATRIX_REGISTRATION_SHARED_SECRET=matrix.shared_secret,
     )
     seeded = subprocess.run(
         [sys.executable, "-m", "pull.cli", "seed"], env=env, capture_output=True, timeout=300
