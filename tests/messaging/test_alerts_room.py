@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from pull.app import create_app
 from pull.kit.outbox import OutboxRelay
-from pull.messaging.service import AlertsRoomSender
+from pull.messaging.alerts import AlertsRoomSender
 from pull.notifications import delivery
 from pull.notifications.activities import set_senders
 from pull.notifications.senders import make_senders

@@ -13,7 +13,7 @@ from pull.kit.db import SessionDep
 from pull.kit.errors import BadRequest
 from pull.kit.pagination import clamp_limit, created_before, created_next, encode_cursor
 from pull.kit.ratelimit import general, messaging_routes
-from pull.messaging import service
+from pull.messaging import moderation, service, views
 from pull.messaging.schemas import (
     DirectMessage,
     MatrixToken,
@@ -73,7 +73,7 @@ async def rooms(
     if len(rows) > size:
         room, at = rows[size - 1]
         nxt = encode_cursor({"t": at.isoformat(), "id": str(room.id)})
-    return RoomPage(items=[service.room_read(r, at) for r, at in rows[:size]], cursor=nxt)
+    return RoomPage(items=[views.room_read(r, at) for r, at in rows[:size]], cursor=nxt)
 
 
 @router.post(
@@ -200,7 +200,7 @@ async def reports(
     limit: Limit = None,
 ) -> ReportPage:
     size = clamp_limit(limit)
-    rows = await service.reports(
+    rows = await moderation.reports(
         session=session, status=status_, before=created_before(cursor), limit=size + 1
     )
     return ReportPage(
@@ -213,7 +213,7 @@ async def reports(
 )
 async def dismiss(admin: AdminUser, session: SessionDep, report_id: uuid.UUID) -> ReportRead:
     return ReportRead.model_validate(
-        await service.dismiss_report(session=session, report_id=report_id)
+        await moderation.dismiss_report(session=session, report_id=report_id)
     )
 
 
@@ -254,4 +254,4 @@ async def mute(
 async def unmute(
     admin: AdminUser, session: SessionDep, room_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
-    await service.unmute(session=session, room_id=room_id, user_id=user_id)
+    await moderation.unmute(session=session, room_id=room_id, user_id=user_id)
