@@ -360,6 +360,8 @@ def start_stack(
 # --- Matrix: Synapse (matrix-synapse from PyPI, SQLite) ------------------------------------
 
 SYNAPSE_SERVER_NAME = "pull.localhost"
+# Synapse with SQLite `synchronous = NORMAL` (pull/messaging/homeserver_main.py).
+SYNAPSE_MAIN = "pull.messaging.homeserver_main"
 
 
 def _synapse_config(sdir: Path, port: int, secret: str, macaroon: str, form: str) -> str:
@@ -448,7 +450,7 @@ def start_synapse(data_dir: Path, port: int) -> tuple[Service, str, str]:
     config.write_text(_synapse_config(sdir, port, secret, macaroon, form))
     config.chmod(0o600)
     log = data_dir / "synapse.log"
-    base = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config)]
+    base = [sys.executable, "-m", SYNAPSE_MAIN, "-c", str(config)]
     if not (sdir / "signing.key").exists():
         subprocess.run(
             [*base, "--generate-keys"],
