@@ -1,23 +1,28 @@
 """Notifications and messaging benchmark, each figure beside a baseline of the same run.
 
 1. Fan-out: NOTES notifications (type `kyc`: in-app and email by default) for USERS customers
-   through `notify` in batches (the in-app channel: stored rows, delivery rows, outbox), then
-   relayed and delivered by a real worker (one NotificationDeliveryWorkflow each; the email
-   sandbox = the outbound_emails table). Baselines: a plain multi-row INSERT of as many rows
-   into a scratch table (the database's floor), and as many no-op Temporal workflows started
-   and completed on the same server (Temporal's floor).
+   through `notify` in batches of BATCH (the in-app channel: stored rows, delivery rows,
+   outbox), then relayed and delivered by a real worker (one NotificationBatchDeliveryWorkflow
+   per batch; the email sandbox = the outbound_emails table). Baselines: a plain multi-row
+   INSERT of as many rows into a scratch table (the database's floor), and as many no-op
+   Temporal workflows started and completed on the same server (the ceiling of a workflow per
+   notification).
 2. Matrix: MESSAGES sends through PULL's messaging service (membership and mute checks, the
-   customer's token, matrix-nio) into a DM on a real Synapse, CONCURRENCY at a time; baseline:
-   the same number of raw matrix-nio `room_send` calls on the same room.
+   customer's token, matrix-nio) into a DM on a real Synapse, CONCURRENCY at a time, then the
+   same spread over ROOMS DMs; baseline: as many raw matrix-nio `room_send` calls on one room.
 
-The machine is shared (two cores, other sessions' tests and benchmarks running): absolute
-figures are pessimistic; compare each with its baseline.
+Each phase also reports the CPU it cost, summed over this process and every process it
+started (PostgreSQL, Redis, Temporal, Synapse), from /proc: CPU ms per operation does not
+depend on what else the shared machine runs, unlike the rates. The machine is shared (two
+cores, other sessions' tests and benchmarks running): absolute rates are pessimistic; compare
+each with its baseline of the same run.
 Run: `uv run python -m bench.notifications`. Results: bench/results/notifications.json.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -45,6 +50,40 @@ NOTES = 2_000
 BATCH = 500
 MESSAGES = 300
 CONCURRENCY = 4
+ROOMS = 4
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            out.setdefault(ppid, []).append(int(d))
+    return out
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system, with reaped children's) of this process and every live
+    process below it."""
+    kids, todo, total = _children(), [os.getpid()], 0.0
+    while todo:
+        pid = todo.pop()
+        todo.extend(kids.get(pid, []))
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in f[11:15]) / _TICK
+    return total
+
+
+def _ms_per(cpu_s: float, n: int) -> float:
+    return round(cpu_s * 1000 / n, 3)
 
 
 @workflow.defn(name="BenchNoopWorkflow")
@@ -87,17 +126,18 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
         )
         for i in range(NOTES)
     ]
-    t0 = time.perf_counter()
+    c0, t0 = tree_cpu(), time.perf_counter()
     for i in range(0, NOTES, BATCH):
         async with maker() as s, s.begin():
             await notify(session=s, notices=notices[i : i + BATCH])
     created_s = time.perf_counter() - t0
+    created_cpu = tree_cpu() - c0
     print(f"created {NOTES} in {created_s:.1f}s", flush=True)
 
     # the database's floor: the same number of rows in one multi-row INSERT per batch
     async with maker() as s, s.begin():
         await s.execute(text("CREATE TEMP TABLE bench_rows (id uuid, user_id uuid, body text)"))
-        t1 = time.perf_counter()
+        c1, t1 = tree_cpu(), time.perf_counter()
         for i in range(0, NOTES, BATCH):
             await s.execute(
                 text(
@@ -107,6 +147,7 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
                 {"ids": [users[j % USERS] for j in range(i, min(i + BATCH, NOTES))]},
             )
         insert_s = time.perf_counter() - t1
+        insert_cpu = tree_cpu() - c1
 
     client = await Client.connect(settings.temporal_address)
     relay = OutboxRelay(maker, outbox_handlers(client, settings), batch_size=500)
@@ -118,10 +159,11 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
             )
         return int(n or 0) >= NOTES
 
-    t2 = time.perf_counter()
+    c2, t2 = tree_cpu(), time.perf_counter()
     async with build_worker(client, settings):
         await _relay_until(relay, emails_done, timeout=900)
     delivered_s = time.perf_counter() - t2
+    delivered_cpu = tree_cpu() - c2
     print(f"delivered in {delivered_s:.1f}s", flush=True)
     async with maker() as s:
         dup = await s.scalar(
@@ -136,7 +178,7 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
 
     # Temporal's floor: as many no-op workflows started and completed on the same server
     queue = f"bench-noop-{uuid.uuid4().hex[:8]}"
-    t3 = time.perf_counter()
+    c3, t3 = tree_cpu(), time.perf_counter()
     async with Worker(
         client,
         task_queue=queue,
@@ -160,6 +202,7 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
             )
         await asyncio.gather(*(h.result() for h in handles))
     noop_s = time.perf_counter() - t3
+    noop_cpu = tree_cpu() - c3
     await runtime.redis.aclose()
     await runtime.engine.dispose()
     return {
@@ -170,6 +213,11 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
         "email_rows": int(emails or 0),
         "duplicate_deliveries": int(dup or 0),
         "baseline_noop_workflows_per_s": round(NOTES / noop_s),
+        "cpu_ms_per_notification_create": _ms_per(created_cpu, NOTES),
+        "cpu_ms_per_notification_deliver": _ms_per(delivered_cpu, NOTES),
+        "baseline_cpu_ms_per_plain_insert_row": _ms_per(insert_cpu, NOTES),
+        "baseline_cpu_ms_per_noop_workflow": _ms_per(noop_cpu, NOTES),
+        "load_average": os.getloadavg(),
     }
 
 
@@ -186,14 +234,30 @@ async def matrix_send(settings: Settings) -> dict[str, Any]:
             ),
             {"ids": [a, b]},
         )
+    others = [uuid.uuid4() for _ in range(ROOMS - 1)]
+    async with maker() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, referral_code) "
+                "SELECT u, u::text || '@bench.example', 'x', substr(md5(u::text), 1, 8) "
+                "FROM unnest(CAST(:ids AS uuid[])) AS u"
+            ),
+            {"ids": others},
+        )
     svc = Messaging(settings)
     async with maker() as s, s.begin():
         room = await svc.open_dm(s, a, b)
+        rooms = [room] + [await svc.open_dm(s, a, o) for o in others]
         creds = await svc.account(s, a)
 
     async def through_pull(i: int) -> None:
         async with maker() as s, s.begin():
             await svc.send(s, user_id=a, room_id=room.id, body=f"pull {i}", txn_id=None)
+
+    async def through_pull_rooms(i: int) -> None:
+        async with maker() as s, s.begin():
+            r = rooms[i % ROOMS]
+            await svc.send(s, user_id=a, room_id=r.id, body=f"pull {i}", txn_id=None)
 
     raw = nio.AsyncClient(settings.matrix_homeserver_url, creds.user_id)
     raw.access_token, raw.user_id = creds.access_token, creds.user_id
@@ -204,6 +268,8 @@ async def matrix_send(settings: Settings) -> dict[str, Any]:
         )
         assert isinstance(resp, nio.RoomSendResponse), resp
 
+    cpu: dict[str, float] = {}
+
     async def run(fn: Any) -> float:
         todo = list(range(MESSAGES))
 
@@ -211,12 +277,15 @@ async def matrix_send(settings: Settings) -> dict[str, Any]:
             while todo:
                 await fn(todo.pop())
 
-        t0 = time.perf_counter()
+        c0, t0 = tree_cpu(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return MESSAGES / (time.perf_counter() - t0)
+        rate = MESSAGES / (time.perf_counter() - t0)
+        cpu[fn.__name__] = _ms_per(tree_cpu() - c0, MESSAGES)
+        return rate
 
     raw_rate = await run(baseline)
     pull_rate = await run(through_pull)
+    rooms_rate = await run(through_pull_rooms)
     await raw.close()
     await close_homeservers()
     await runtime.redis.aclose()
@@ -225,7 +294,13 @@ async def matrix_send(settings: Settings) -> dict[str, Any]:
         "messages": MESSAGES,
         "concurrency": CONCURRENCY,
         "through_pull_per_s": round(pull_rate, 1),
+        "through_pull_over_rooms_per_s": round(rooms_rate, 1),
+        "rooms": ROOMS,
         "baseline_raw_nio_per_s": round(raw_rate, 1),
+        "cpu_ms_per_send_through_pull": cpu["through_pull"],
+        "cpu_ms_per_send_over_rooms": cpu["through_pull_rooms"],
+        "baseline_cpu_ms_per_raw_send": cpu["baseline"],
+        "load_average": os.getloadavg(),
     }
 
 

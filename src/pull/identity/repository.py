@@ -49,6 +49,12 @@ async def user_by_id(
     return (await session.scalars(stmt)).one_or_none()
 
 
+async def users_by_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:
+    if not user_ids:
+        return []
+    return list((await session.scalars(select(User).where(User.id.in_(list(user_ids))))).all())
+
+
 async def user_by_email(session: AsyncSession, email: str, *, lock: bool = False) -> User | None:
     stmt = select(User).where(User.email == email)
     if lock:

@@ -578,6 +578,13 @@ async def get_user(*, session: AsyncSession, user_id: uuid.UUID) -> UserRead | N
     return None if user is None else user_read(user)
 
 
+async def get_users(
+    *, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, UserRead]:
+    """Many users in one query (the notification fan-out); missing ids are absent."""
+    return {u.id: user_read(u) for u in await repo.users_by_ids(session, user_ids)}
+
+
 async def get_user_by_email(*, session: AsyncSession, email: str) -> UserRead | None:
     user = await repo.user_by_email(session, normalize_email(email))
     return None if user is None else user_read(user)

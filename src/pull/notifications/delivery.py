@@ -1,6 +1,6 @@
-"""Delivering one notification on one channel, at most once per (notification, channel).
+"""Delivering notifications on a channel, at most once per (notification, channel).
 
-The delivery row is locked while its channel sends and marked sent in the same transaction:
+A delivery row is locked while its channel sends and marked sent in the same transaction:
 a concurrent or repeated attempt sees `sent` and does nothing. Email through the outbound
 table and the push sandbox commit with that mark (exactly once); a real provider that
 succeeds just before a crash may see one retry, which the collapse id (push) or the Matrix
@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.identity import service as identity
 from pull.identity.mailer import Email, EmailSender
+from pull.identity.schemas import UserRead
 from pull.kit.db import utcnow
 from pull.notifications import repository as repo
 from pull.notifications.catalog import INTERRUPTING
-from pull.notifications.models import Notification
+from pull.notifications.models import Notification, PushDevice
 from pull.notifications.push import PushMessage, PushRejected, PushSender
 from pull.notifications.quiet import seconds_until_allowed
 
@@ -45,48 +48,117 @@ class Senders:
     app_url: str
 
 
-async def plan(
-    *, session: AsyncSession, notification_id: uuid.UUID, now: dt.datetime
-) -> list[tuple[str, float]]:
-    """The pending channels and how long each waits (quiet hours hold push and Matrix)."""
-    note = await repo.notification(session, notification_id)
-    if note is None:
+async def plan_many(
+    *, session: AsyncSession, notification_ids: Sequence[uuid.UUID], now: dt.datetime
+) -> list[tuple[str, int, list[uuid.UUID]]]:
+    """The pending channels of these notifications grouped by (channel, whole seconds to
+    wait): quiet hours hold push and Matrix until they end in each customer's zone."""
+    pending = await repo.pending_deliveries(
+        session, notification_ids=notification_ids, channel=None
+    )
+    if not pending:
         return []
-    settings = await repo.settings(session, user_id=note.user_id)
-    hold = 0.0
-    if settings is not None:
-        hold = seconds_until_allowed(
-            now,
-            time_zone=settings.time_zone,
-            start=settings.quiet_start,
-            end=settings.quiet_end,
+    notes = await repo.notifications_by_id(session, list({d.notification_id for d in pending}))
+    users = list({n.user_id for n in notes.values()})
+    quiet = await repo.settings_for(session, user_ids=users)
+    holds: dict[uuid.UUID, int] = {}
+    for user_id in users:
+        st = quiet.get(user_id)
+        holds[user_id] = (
+            0
+            if st is None
+            else math.ceil(
+                seconds_until_allowed(
+                    now, time_zone=st.time_zone, start=st.quiet_start, end=st.quiet_end
+                )
+            )
         )
-    out = []
-    for d in await repo.deliveries(session, notification_id=notification_id):
-        if d.status == "pending":
-            out.append((d.channel, hold if d.channel in INTERRUPTING else 0.0))
-    return sorted(out)
+    groups: dict[tuple[str, int], list[uuid.UUID]] = {}
+    for d in pending:
+        note = notes.get(d.notification_id)
+        if note is None:
+            continue
+        wait = holds[note.user_id] if d.channel in INTERRUPTING else 0
+        groups.setdefault((d.channel, wait), []).append(d.notification_id)
+    return [(c, w, ids) for (c, w), ids in sorted(groups.items())]
+
+
+@dataclass
+class BatchResult:
+    """Per notification: its delivery's status now; `errors`: the ones whose send raised
+    (left pending, to be retried)."""
+
+    statuses: dict[uuid.UUID, str] = field(default_factory=dict)
+    errors: dict[uuid.UUID, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Recipients:
+    users: dict[uuid.UUID, UserRead] = field(default_factory=dict)
+    devices: dict[uuid.UUID, list[PushDevice]] = field(default_factory=dict)
+
+
+async def deliver_many(
+    *,
+    session: AsyncSession,
+    notification_ids: Sequence[uuid.UUID],
+    channel: str,
+    senders: Senders,
+) -> BatchResult:
+    """Send `channel` for each of these notifications still pending on it, in one transaction.
+
+    The pending rows are locked, each sent and marked in this transaction, so a concurrent or
+    repeated attempt skips them. A send that raises leaves its row pending with the error
+    (the others go on); what it changed before raising (a dead token removed, an alerts room
+    created) is true and kept. Recipients (users, devices) are loaded once for the batch."""
+    out = BatchResult()
+    rows = await repo.pending_deliveries(
+        session, notification_ids=notification_ids, channel=channel
+    )
+    notes = await repo.notifications_by_id(session, [r.notification_id for r in rows])
+    user_ids = list({n.user_id for n in notes.values()})
+    who = _Recipients()
+    if channel == "email":
+        who.users = await identity.get_users(session=session, user_ids=user_ids)
+    elif channel == "push":
+        who.devices = await repo.devices_for(session, user_ids=user_ids)
+    now = utcnow()
+    for row in rows:
+        note = notes[row.notification_id]
+        row.attempts += 1
+        try:
+            detail = await _send(session, note, channel, senders, who)
+        except PushRejected as exc:
+            row.status, row.detail = "failed", str(exc)[:500]
+        except Exception as exc:
+            log.warning(
+                "notification send failed",
+                extra={"channel": channel, "error": type(exc).__name__},
+            )
+            row.detail = f"{type(exc).__name__}: {exc}"[:500]
+            out.errors[row.notification_id] = row.detail
+        else:
+            if detail is None:
+                row.status, row.detail = "skipped", _skip_reason(channel)
+            else:
+                row.status, row.detail, row.sent_at = "sent", detail[:500], now
+        out.statuses[row.notification_id] = row.status
+    await session.flush()
+    return out
 
 
 async def deliver(
     *, session: AsyncSession, notification_id: uuid.UUID, channel: str, senders: Senders
 ) -> str:
-    """Send on `channel` unless already done; returns the delivery's status."""
-    row = await repo.delivery(session, notification_id=notification_id, channel=channel, lock=True)
-    if row is None:
-        return "missing"
-    if row.status != "pending":
-        return row.status
-    note = await repo.notification(session, notification_id)
-    assert note is not None
-    row.attempts += 1
-    detail = await _send(session, note, channel, senders)
-    if detail is None:
-        row.status, row.detail = "skipped", _skip_reason(channel)
-    else:
-        row.status, row.detail, row.sent_at = "sent", detail[:500], utcnow()
-    await session.flush()
-    return row.status
+    """Send one notification on `channel` unless already done; returns the delivery's status
+    ("missing" when it has no such channel)."""
+    result = await deliver_many(
+        session=session, notification_ids=[notification_id], channel=channel, senders=senders
+    )
+    if notification_id in result.statuses:
+        return result.statuses[notification_id]
+    row = await repo.delivery(session, notification_id=notification_id, channel=channel)
+    return "missing" if row is None else row.status
 
 
 def _skip_reason(channel: str) -> str:
@@ -98,11 +170,11 @@ def _skip_reason(channel: str) -> str:
 
 
 async def _send(
-    session: AsyncSession, note: Notification, channel: str, senders: Senders
+    session: AsyncSession, note: Notification, channel: str, senders: Senders, who: _Recipients
 ) -> str | None:
     """Returns a detail when sent, None when there is nothing to send to."""
     if channel == "email":
-        user = await identity.get_user(session=session, user_id=note.user_id)
+        user = who.users.get(note.user_id)
         if user is None or not user.email_verified:
             return None
         await senders.email.send(
@@ -117,9 +189,8 @@ async def _send(
         )
         return "email queued"
     if channel == "push":
-        devices = await repo.devices(session, user_id=note.user_id)
         sent = []
-        for device in devices:
+        for device in list(who.devices.get(note.user_id, [])):
             sender = senders.push.get(device.platform)
             if sender is None:
                 continue
@@ -135,6 +206,7 @@ async def _send(
             except PushRejected as exc:  # a dead token: forget it, keep the others
                 log.info("push token rejected", extra={"platform": device.platform})
                 await session.delete(device)
+                who.devices[note.user_id].remove(device)
                 sent.append(f"rejected: {exc}")
         return ", ".join(sent) if sent else None
     if channel == "matrix":
@@ -150,9 +222,14 @@ async def _send(
     raise ValueError(f"unknown channel {channel}")
 
 
-async def mark_failed(
-    *, session: AsyncSession, notification_id: uuid.UUID, channel: str, reason: str
-) -> None:
-    row = await repo.delivery(session, notification_id=notification_id, channel=channel, lock=True)
-    if row is not None and row.status == "pending":
+async def mark_failed_many(
+    *, session: AsyncSession, notification_ids: Sequence[uuid.UUID], channel: str, reason: str
+) -> int:
+    """The ones still pending on `channel` end `failed` (their retries ran out)."""
+    rows = await repo.pending_deliveries(
+        session, notification_ids=notification_ids, channel=channel
+    )
+    for row in rows:
         row.status, row.detail = "failed", reason[:500]
+    await session.flush()
+    return len(rows)

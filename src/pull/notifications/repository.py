@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.kit.db import utcnow
+from pull.kit.outbox import OutboxEvent
 from pull.notifications.models import (
     Notification,
     NotificationDelivery,
@@ -42,6 +43,63 @@ async def insert_notifications(
 async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(insert(NotificationDelivery).values(list(rows)))
+
+
+async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Outbox events ({topic, key, payload}) in one statement, in the caller's transaction."""
+    if rows:
+        await session.execute(insert(OutboxEvent).values(list(rows)))
+
+
+async def notifications_by_id(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Notification]:
+    if not ids:
+        return {}
+    q = select(Notification).where(Notification.id.in_(list(ids)))
+    return {n.id: n for n in (await session.scalars(q)).all()}
+
+
+async def pending_deliveries(
+    session: AsyncSession, *, notification_ids: Sequence[uuid.UUID], channel: str | None
+) -> list[NotificationDelivery]:
+    """The pending delivery rows of these notifications (on `channel`, or all), locked for
+    the transaction when `channel` is given, in key order (two batches never deadlock)."""
+    if not notification_ids:
+        return []
+    q = select(NotificationDelivery).where(
+        NotificationDelivery.notification_id.in_(list(notification_ids)),
+        NotificationDelivery.status == "pending",
+    )
+    if channel is not None:
+        q = q.where(NotificationDelivery.channel == channel).with_for_update()
+    q = q.order_by(NotificationDelivery.notification_id, NotificationDelivery.channel)
+    return list((await session.scalars(q)).all())
+
+
+async def settings_for(
+    session: AsyncSession, *, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, NotificationSettings]:
+    if not user_ids:
+        return {}
+    q = select(NotificationSettings).where(NotificationSettings.user_id.in_(list(user_ids)))
+    return {s.user_id: s for s in (await session.scalars(q)).all()}
+
+
+async def devices_for(
+    session: AsyncSession, *, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[PushDevice]]:
+    out: dict[uuid.UUID, list[PushDevice]] = {}
+    if not user_ids:
+        return out
+    q = (
+        select(PushDevice)
+        .where(PushDevice.user_id.in_(list(user_ids)))
+        .order_by(PushDevice.created_at)
+    )
+    for d in (await session.scalars(q)).all():
+        out.setdefault(d.user_id, []).append(d)
+    return out
 
 
 async def notification(session: AsyncSession, notification_id: uuid.UUID) -> Notification | None:

@@ -2,7 +2,8 @@
 
 `notify` is what other modules and the event consumers call, in the caller's transaction: it
 stores each notification once per (user, dedupe key) — the in-app channel — and, after
-commit, starts one delivery workflow per notification for its other enabled channels.
+commit, starts a delivery workflow for the other enabled channels of the notifications it
+created (one per DELIVERY_BATCH of them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.exchange import service as exchange
 from pull.exchange.errors import MarketNotFound as ExchangeMarketNotFound
-from pull.kit.outbox import emit, start_workflow_event
 from pull.notifications import repository as repo
 from pull.notifications.catalog import CHANNELS, OUTBOUND, TYPES, default_enabled
 from pull.notifications.errors import (
@@ -38,13 +38,16 @@ from pull.notifications.schemas import (
     QuietHours,
 )
 
-WORKFLOW = "NotificationDeliveryWorkflow"
+WORKFLOW = "NotificationBatchDeliveryWorkflow"
 CREATED_TOPIC = "notifications.created"
 MAX_ACTIVE_ALERTS = 100
+# Notifications per delivery workflow (one `notify` call makes ceil(n / DELIVERY_BATCH)).
+DELIVERY_BATCH = 500
 
 
-def workflow_id(notification_id: uuid.UUID | str) -> str:
-    return f"notification-{notification_id}"
+def batch_workflow_id(first_notification_id: uuid.UUID | str) -> str:
+    """A delivery workflow is named after its first notification, which is in no other."""
+    return f"notifications-{first_notification_id}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,11 @@ def _enabled_map(
 
 async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uuid.UUID]:
     """Create the notifications (skipping ones that exist) and queue their delivery; returns
-    the ids created. The caller commits; nothing is delivered if it rolls back."""
+    the ids created. The caller commits; nothing is delivered if it rolls back.
+
+    Set-based: one INSERT each for the notifications, their delivery rows and their outbox
+    events, whatever the number of notices; the outbound channels of up to DELIVERY_BATCH
+    notifications go to one delivery workflow (docs/messaging.md, "Delivery")."""
     for n in notices:
         if n.type not in TYPES:
             raise ValueError(f"unknown notification type {n.type}")
@@ -89,7 +96,10 @@ async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uu
         return []
     by_id = {uuid.UUID(str(r["id"])): r for r in rows}
     enabled = _enabled_map(await repo.preferences(session, user_ids=list({u for _, u in created})))
+    now = dt.datetime.now(dt.UTC)
     deliveries: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    to_deliver: list[str] = []
     for nid, user_id in created:
         row = by_id[nid]
         type_ = str(row["type"])
@@ -99,7 +109,7 @@ async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uu
                 "notification_id": nid,
                 "channel": "in_app",
                 "status": "sent" if on["in_app"] else "skipped",
-                "sent_at": dt.datetime.now(dt.UTC) if on["in_app"] else None,
+                "sent_at": now if on["in_app"] else None,
                 "detail": None if on["in_app"] else "disabled",
             }
         )
@@ -115,27 +125,34 @@ async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uu
             for ch in outbound
         )
         if on["in_app"]:
-            emit(
-                session,
-                topic=CREATED_TOPIC,
-                key=str(user_id),
-                payload={
-                    "user_id": str(user_id),
-                    "notification_id": str(nid),
-                    "type": row["type"],
-                    "title": row["title"],
-                    "body": row["body"],
-                    "data": row["data"],
-                },
+            events.append(
+                {
+                    "topic": CREATED_TOPIC,
+                    "key": str(user_id),
+                    "payload": {
+                        "user_id": str(user_id),
+                        "notification_id": str(nid),
+                        "type": row["type"],
+                        "title": row["title"],
+                        "body": row["body"],
+                        "data": row["data"],
+                    },
+                }
             )
         if outbound:
-            start_workflow_event(
-                session,
-                workflow=WORKFLOW,
-                workflow_id=workflow_id(nid),
-                arg={"notification_id": str(nid)},
-            )
+            to_deliver.append(str(nid))
+    for i in range(0, len(to_deliver), DELIVERY_BATCH):
+        ids = to_deliver[i : i + DELIVERY_BATCH]
+        wid = batch_workflow_id(ids[0])
+        events.append(
+            {
+                "topic": "temporal.start",
+                "key": wid,
+                "payload": {"workflow": WORKFLOW, "id": wid, "arg": {"notification_ids": ids}},
+            }
+        )
     await repo.insert_deliveries(session, deliveries)
+    await repo.insert_outbox(session, events)
     return [nid for nid, _ in created]
 
 

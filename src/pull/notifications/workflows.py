@@ -1,4 +1,4 @@
-"""One workflow per notification: its outbound channels, each retried on its own."""
+"""The delivery workflow: the outbound channels of a batch of notifications, each retried."""
 
 from __future__ import annotations
 
@@ -14,61 +14,66 @@ with workflow.unsafe.imports_passed_through():
     from pull.notifications.activities import (
         ChannelInput,
         FailedInput,
+        PlanGroup,
         PlanInput,
-        PlanItem,
-        deliver_channel,
-        mark_failed,
-        plan_delivery,
+        deliver_batch,
+        mark_failed_batch,
+        plan_batch,
     )
 
-_TIMEOUT = timedelta(seconds=30)
+_DB_TIMEOUT = timedelta(seconds=60)
+# A batch sends in chunks, heartbeating after each; a stuck chunk is retried after 2 min.
+_SEND_TIMEOUT = timedelta(minutes=15)
+_HEARTBEAT = timedelta(minutes=2)
 _DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
-# A provider outage is retried for about half an hour, then the channel is marked failed.
+# A provider outage is retried for about half an hour, then what is still pending on the
+# channel is marked failed.
 _SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
     maximum_attempts=12,
-    non_retryable_error_types=["PushRejected"],
 )
 
 
-@workflow.defn(name="NotificationDeliveryWorkflow")
-class NotificationDeliveryWorkflow:
-    """Id `notification-<id>`: plan (pending channels, quiet-hours holds), then each channel
-    in parallel; a channel that keeps failing ends `failed`, the others are unaffected."""
+@workflow.defn(name="NotificationBatchDeliveryWorkflow")
+class NotificationBatchDeliveryWorkflow:
+    """Id `notifications-<first id>`, arg {notification_ids}: plan (the pending channels,
+    grouped by quiet-hours hold), then each group in parallel; a group that keeps failing
+    ends with its still-pending rows `failed`, the others are unaffected."""
 
     @workflow.run
-    async def run(self, arg: dict[str, Any]) -> dict[str, str]:
-        nid = str(arg["notification_id"])
-        items: list[PlanItem] = await workflow.execute_activity(
-            plan_delivery, PlanInput(nid), start_to_close_timeout=_TIMEOUT, retry_policy=_DB_RETRY
+    async def run(self, arg: dict[str, Any]) -> dict[str, int]:
+        ids = [str(i) for i in arg["notification_ids"]]
+        groups: list[PlanGroup] = await workflow.execute_activity(
+            plan_batch, PlanInput(ids), start_to_close_timeout=_DB_TIMEOUT, retry_policy=_DB_RETRY
         )
 
-        async def one(item: PlanItem) -> tuple[str, str]:
-            if item.delay_seconds > 0:
-                await workflow.sleep(timedelta(seconds=item.delay_seconds))
+        async def one(g: PlanGroup) -> tuple[str, int]:
+            if g.delay_seconds > 0:
+                await workflow.sleep(timedelta(seconds=g.delay_seconds))
+            key = f"{g.channel}+{g.delay_seconds}s"
             try:
-                status = await workflow.execute_activity(
-                    deliver_channel,
-                    ChannelInput(nid, item.channel),
-                    start_to_close_timeout=_TIMEOUT,
+                sent: int = await workflow.execute_activity(
+                    deliver_batch,
+                    ChannelInput(g.notification_ids, g.channel),
+                    start_to_close_timeout=_SEND_TIMEOUT,
+                    heartbeat_timeout=_HEARTBEAT,
                     retry_policy=_SEND_RETRY,
                 )
             except ActivityError as exc:
                 await workflow.execute_activity(
-                    mark_failed,
-                    FailedInput(nid, item.channel, str(exc.cause or exc)),
-                    start_to_close_timeout=_TIMEOUT,
+                    mark_failed_batch,
+                    FailedInput(g.notification_ids, g.channel, str(exc.cause or exc)),
+                    start_to_close_timeout=_DB_TIMEOUT,
                     retry_policy=_DB_RETRY,
                 )
-                status = "failed"
-            return item.channel, status
+                return key, -1
+            return key, sent
 
-        results = await asyncio.gather(*(one(i) for i in items))
-        return dict(results)
+        return dict(await asyncio.gather(*(one(g) for g in groups)))
 
 
-WORKFLOWS: list[type] = [NotificationDeliveryWorkflow]
+WORKFLOWS: list[type] = [NotificationBatchDeliveryWorkflow]
