@@ -9,6 +9,7 @@ showing a second one. The sandbox (development and test) writes what it would se
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -185,7 +186,9 @@ class ApnsPushSender:
         topic: str,
         base_url: str = "https://api.push.apple.com",
         timeout: float = 10.0,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        self.verify = verify  # the system's CAs; tests pass their fake's
         self.key_pem = key_pem
         self.key_id = key_id
         self.team_id = team_id
@@ -213,7 +216,9 @@ class ApnsPushSender:
             "apns-push-type": "alert",
             "apns-collapse-id": message.collapse_id[:64],
         }
-        async with httpx.AsyncClient(http2=True, timeout=self.timeout) as client:
+        async with httpx.AsyncClient(
+            http2=True, timeout=self.timeout, verify=self.verify
+        ) as client:
             try:
                 r = await client.post(
                     f"{self.base_url}/3/device/{message.token}",
