@@ -469,6 +469,7 @@ async def reject(
     app.reviewer_id = actor_id
     app.decided_at = utcnow()
     _audit(session, "kyc.declined", app, actor_id, manual=True)
+    _declined_event(session, app, manual=True)
     signal_workflow_event(
         session,
         workflow_id=workflow_id(user_id),
@@ -477,6 +478,17 @@ async def reject(
     )
     await session.flush()
     return application_read(app, cipher)
+
+
+def _declined_event(session: AsyncSession, app: KycApplication, *, manual: bool) -> None:
+    """`kyc.declined` {user_id, application_id, manual} (the notifications module tells the
+    customer; the reason stays internal)."""
+    emit(
+        session,
+        topic="kyc.declined",
+        key=str(app.user_id),
+        payload={"user_id": str(app.user_id), "application_id": str(app.id), "manual": manual},
+    )
 
 
 def _approved_event(session: AsyncSession, app: KycApplication, tier: Tier) -> None:

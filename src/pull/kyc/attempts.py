@@ -23,6 +23,7 @@ from pull.kyc.applications import (
     Outcome,
     _approved_event,
     _audit,
+    _declined_event,
     applicant,
 )
 from pull.kyc.models import OPEN_STATUSES
@@ -159,6 +160,8 @@ async def decide(
         app.reason = reason
         app.decided_at = now
         _audit(session, f"kyc.{outcome}", app, None, reason=reason)
+        if outcome == "declined":
+            _declined_event(session, app, manual=False)
     await session.flush()
     return app.status
 

@@ -11,17 +11,36 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from pull.kit.db import session_scope
 from pull.kit.outbox import Handler, OutboxEvent
 from pull.kit.runtime import worker_runtime
+from pull.ledger import service as ledger
 from pull.notifications import producers, service
 from pull.realtime.publish import publish_user_event
 
 
+async def _buyout_holders(session: AsyncSession, currency: str) -> list[tuple[uuid.UUID, int]]:
+    out: list[tuple[uuid.UUID, int]] = []
+    after: uuid.UUID | None = None
+    while True:
+        page = await ledger.currency_holders(
+            session=session, currency=currency, after=after, limit=1000
+        )
+        out.extend(page)
+        if len(page) < 1000:
+            return out
+        after = page[-1][0]
+
+
 async def consume(event: OutboxEvent) -> None:
-    build = producers.BUILDERS[event.topic]
-    notices = build(event.id, event.payload)
     async with session_scope(worker_runtime().sessionmaker) as session:
+        if event.topic == "rwa.buyout_opened":  # trading is halted: the holders stand still
+            holders = await _buyout_holders(session, str(event.payload["currency"]))
+            notices = producers.buyout_vote(event.payload, holders)
+        else:
+            notices = producers.BUILDERS[event.topic](event.id, event.payload)
         await service.notify(session=session, notices=notices)
         if event.topic == "exchange.trade":
             prices = [int(f["yes_price"]) for f in event.payload.get("fills", [])]
@@ -57,7 +76,7 @@ def _chain(first: Handler | None, then: Handler) -> Handler:
 
 def with_notifications(handlers: dict[str, Handler]) -> dict[str, Handler]:
     out = dict(handlers)
-    for topic in producers.BUILDERS:
+    for topic in (*producers.BUILDERS, *producers.RESOLVED_TOPICS):
         out[topic] = _chain(handlers.get(topic), consume)
     out[service.CREATED_TOPIC] = push_live
     return out

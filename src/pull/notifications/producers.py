@@ -145,6 +145,22 @@ def kyc_tier(event_id: int, p: dict[str, Any]) -> list[Notice]:
     ]
 
 
+def kyc_declined(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    """A declined verification (automatic or after review); the reason is not repeated here
+    (`GET /api/v1/kyc/status` shows what the customer may see)."""
+    return [
+        Notice(
+            user_id=_uid(p["user_id"]),
+            type="kyc",
+            title="Verification not approved",
+            body="We could not verify your identity. See Settings > Verification for what "
+            "you can do next.",
+            dedupe_key=f"kyc.declined:{p.get('application_id', event_id)}",
+            data={"application_id": p.get("application_id")},
+        )
+    ]
+
+
 def rewards_earned(event_id: int, p: dict[str, Any]) -> list[Notice]:
     points = int(p.get("points", 0))
     if points <= 0:
@@ -175,11 +191,62 @@ def points_expiring(event_id: int, p: dict[str, Any]) -> list[Notice]:
     ]
 
 
+def rwa_subscription(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    """The subscriber's result once their subscription is resolved at the offering's close."""
+    title, shares, amount = str(p.get("title", "the offering")), int(p["shares"]), int(p["amount"])
+    if p.get("outcome") == "funded":
+        head = f"{title}: offering funded"
+        body = f"The offering was funded: your {shares:,} shares ({dollars(amount)}) are issued."
+    elif p.get("outcome") == "failed":
+        head = f"{title}: offering did not fund"
+        body = f"The offering did not reach its minimum: your {dollars(amount)} hold is released."
+    else:
+        head = f"{title}: offering canceled"
+        body = f"The offering was canceled: your {dollars(amount)} hold is released."
+    return [
+        Notice(
+            user_id=_uid(p["user_id"]),
+            type="rwa_offering",
+            title=head,
+            body=body,
+            dedupe_key=f"rwa.subscription_settled:{p['subscription_id']}",
+            data={
+                "offering_id": p.get("offering_id"),
+                "asset_id": p.get("asset_id"),
+                "outcome": p.get("outcome"),
+                "shares": shares,
+                "amount": amount,
+            },
+        )
+    ]
+
+
+def buyout_vote(p: dict[str, Any], holders: list[tuple[uuid.UUID, int]]) -> list[Notice]:
+    """`rwa.buyout_opened` for its asset's holders (resolved by the consumer: the ledger)."""
+    title, price = str(p.get("title", "your asset")), int(p["price_cents"])
+    return [
+        Notice(
+            user_id=user_id,
+            type="rwa_vote",
+            title=f"Vote: a buyout offer for {title}",
+            body=f"{p.get('buyer') or 'A buyer'} offers {dollars(price)} for the whole of {title}; "
+            f"you hold {shares:,} shares. Vote before {p.get('closes_at', '')[:16]} UTC.",
+            dedupe_key=f"rwa.buyout_opened:{p['buyout_id']}",
+            data={"buyout_id": p["buyout_id"], "asset_id": p.get("asset_id"), "shares": shares},
+        )
+        for user_id, shares in holders
+    ]
+
+
 BUILDERS: dict[str, Builder] = {
     "exchange.trade": trade,
     "exchange.settlement": settlement,
     **{topic: funding(topic) for topic in _FUNDING_TEXT},
     "kyc.tier_changed": kyc_tier,
+    "kyc.declined": kyc_declined,
     "rewards.earned": rewards_earned,
     "rewards.points_expiring": points_expiring,
+    "rwa.subscription_settled": rwa_subscription,
 }
+# Topics whose recipients the consumer looks up (events.consume).
+RESOLVED_TOPICS = ("rwa.buyout_opened",)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.identity import service as identity
 from pull.kit.db import utcnow
-from pull.kit.outbox import signal_workflow_event, start_workflow_event
+from pull.kit.outbox import emit, signal_workflow_event, start_workflow_event
 from pull.ledger import service as ledger
 from pull.rwa import repository as repo
 from pull.rwa.assets import issued_account, shares_account, shares_outstanding
@@ -131,6 +131,21 @@ async def create_buyout(
         workflow=WORKFLOW,
         workflow_id=buyout_workflow_id(row.id),
         arg={"buyout_id": str(row.id), "closes_at": row.closes_at.isoformat()},
+    )
+    emit(  # notifications: every holder is asked to vote (docs/messaging.md)
+        session,
+        topic="rwa.buyout_opened",
+        key=str(row.id),
+        payload={
+            "buyout_id": str(row.id),
+            "asset_id": str(asset_id),
+            "currency": asset.currency,
+            "title": asset.title,
+            "buyer": row.buyer,
+            "price_cents": row.price_cents,
+            "shares_outstanding": outstanding,
+            "closes_at": row.closes_at.isoformat(),
+        },
     )
     identity.record_audit(
         session,

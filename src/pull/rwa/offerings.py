@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.identity import service as identity
 from pull.kit.db import utcnow
-from pull.kit.outbox import signal_workflow_event, start_workflow_event
+from pull.kit.outbox import emit, signal_workflow_event, start_workflow_event
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 from pull.rwa import repository as repo
@@ -366,6 +366,21 @@ async def settle_subscriptions(*, session: AsyncSession, offering_id: uuid.UUID,
             await ledger.void_pending(session=session, idempotency_key=key)
             sub.status = "voided"
         sub.resolved_at = now
+        emit(  # notifications: the subscriber's own result (docs/messaging.md)
+            session,
+            topic="rwa.subscription_settled",
+            key=str(sub.user_id),
+            payload={
+                "user_id": str(sub.user_id),
+                "subscription_id": str(sub.id),
+                "offering_id": str(offering_id),
+                "asset_id": str(asset.id),
+                "title": asset.title,
+                "outcome": offering.status,
+                "shares": sub.shares,
+                "amount": sub.amount_cents,
+            },
+        )
     await session.flush()
     return len(rows)
 
