@@ -23,6 +23,9 @@ from pull.rwa.errors import (
 from pull.rwa.models import RwaAsset, RwaOffering, RwaValuation
 from pull.rwa.providers import Grader
 from pull.rwa.providers.base import numeric_grade
+from pull.rwa.repository import assets as asset_repo
+from pull.rwa.repository import offerings as offering_repo
+from pull.rwa.repository import orders as order_repo
 from pull.rwa.schemas import (
     AssetCreate,
     AssetDetail,
@@ -101,9 +104,9 @@ async def asset_reads(
     prices: Mapping[uuid.UUID, int] | None = None,
 ) -> list[AssetRead]:
     ids = [a.id for a in assets]
-    values = await repo.latest_valuations(session, ids)
-    last = dict(await repo.last_offering_prices(session, ids))
-    last.update(await repo.last_trade_prices(session, ids))
+    values = await asset_repo.latest_valuations(session, ids)
+    last = dict(await offering_repo.last_offering_prices(session, ids))
+    last.update(await order_repo.last_trade_prices(session, ids))
     last.update(prices or {})
     out = []
     for a in assets:
@@ -152,7 +155,7 @@ async def create_asset(
     grader = graders.get(data.grader)
     if grader is None:
         raise UnknownGrader(details={"grader": data.grader})
-    if await repo.asset_by_cert(session, data.grader, data.cert_number) is not None:
+    if await asset_repo.asset_by_cert(session, data.grader, data.cert_number) is not None:
         raise DuplicateCertificate(details={"cert_number": data.cert_number})
     if await identity.get_user(session=session, user_id=data.consignor_id) is None:
         raise Unprocessable("The consignor is not a user", code="CONSIGNOR_NOT_FOUND")
@@ -211,7 +214,7 @@ async def add_valuation(
     asset_id: uuid.UUID,
     data: ValuationCreate,
 ) -> ValuationRead:
-    if await repo.get_asset(session, asset_id) is None:
+    if await asset_repo.get_asset(session, asset_id) is None:
         raise AssetNotFound()
     row = RwaValuation(
         asset_id=asset_id,
@@ -235,14 +238,14 @@ async def add_valuation(
 
 
 async def get_asset(*, session: AsyncSession, asset_id: uuid.UUID) -> AssetDetail:
-    asset = await repo.get_asset(session, asset_id)
+    asset = await asset_repo.get_asset(session, asset_id)
     if asset is None:
         raise AssetNotFound()
     (read,) = await asset_reads(session, [asset])
     return AssetDetail(
         **read.model_dump(),
-        valuations=[_valuation(v) for v in await repo.valuations(session, asset_id)],
-        offerings=[offering_read(o) for o in await repo.offerings_of(session, asset_id)],
+        valuations=[_valuation(v) for v in await asset_repo.valuations(session, asset_id)],
+        offerings=[offering_read(o) for o in await offering_repo.offerings_of(session, asset_id)],
     )
 
 
@@ -255,7 +258,7 @@ async def list_assets(
     before: tuple[dt.datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[AssetRead]:
-    rows = await repo.list_assets(
+    rows = await asset_repo.list_assets(
         session, category=category, states=states, query=query, before=before, limit=limit
     )
     return await asset_reads(session, rows)

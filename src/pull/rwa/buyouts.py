@@ -29,6 +29,9 @@ from pull.rwa import repository as repo
 from pull.rwa.assets import issued_account, shares_account, shares_outstanding
 from pull.rwa.errors import AssetNotFound, FourEyesRequired, InvalidState
 from pull.rwa.models import RwaBuyout
+from pull.rwa.repository import assets as asset_repo
+from pull.rwa.repository import buyouts as buyout_repo
+from pull.rwa.repository import positions as position_repo
 from pull.rwa.schemas import BuyoutCreate, BuyoutRead
 from pull.rwa.trading import cancel_all
 
@@ -83,7 +86,7 @@ def buyout_read(b: RwaBuyout, *, vote: bool | None = None, shares: int | None = 
 
 
 async def _buyout(session: AsyncSession, buyout_id: uuid.UUID, *, lock: bool = False) -> RwaBuyout:
-    row = await repo.get_buyout(session, buyout_id, lock=lock)
+    row = await buyout_repo.get_buyout(session, buyout_id, lock=lock)
     if row is None:
         raise BuyoutNotFound()
     return row
@@ -101,7 +104,7 @@ async def create_buyout(
 ) -> BuyoutRead:
     """Put an offer for the whole asset to the holders' vote; trading halts meanwhile."""
     now = now or utcnow()
-    asset = await repo.get_asset(session, asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, asset_id, lock=True)
     if asset is None:
         raise AssetNotFound()
     if asset.state != "trading":
@@ -161,7 +164,7 @@ async def get_buyout(
     *, session: AsyncSession, buyout_id: uuid.UUID, user_id: uuid.UUID | None = None
 ) -> BuyoutRead:
     row = await _buyout(session, buyout_id)
-    vote = None if user_id is None else await repo.vote_of(session, buyout_id, user_id)
+    vote = None if user_id is None else await buyout_repo.vote_of(session, buyout_id, user_id)
     return buyout_read(
         row,
         vote=None if vote is None else vote.approve,
@@ -170,7 +173,7 @@ async def get_buyout(
 
 
 async def list_buyouts(*, session: AsyncSession, asset_id: uuid.UUID) -> list[BuyoutRead]:
-    return [buyout_read(b) for b in await repo.buyouts_of(session, asset_id)]
+    return [buyout_read(b) for b in await buyout_repo.buyouts_of(session, asset_id)]
 
 
 async def vote(
@@ -186,15 +189,15 @@ async def vote(
     row = await _buyout(session, buyout_id, lock=True)
     if row.status != "voting" or row.closes_at <= now:
         raise InvalidState("The vote is closed", details={"status": row.status})
-    asset = await repo.get_asset(session, row.asset_id)
+    asset = await asset_repo.get_asset(session, row.asset_id)
     assert asset is not None
     held = await ledger.account_balance(
         session=session, account=shares_account(user_id, asset.currency)
     )
     if held <= 0:
         raise NotAHolder()
-    await repo.upsert_vote(session, buyout_id, user_id, approve, held)
-    row.yes_shares, row.no_shares = await repo.tally(session, buyout_id)
+    await buyout_repo.upsert_vote(session, buyout_id, user_id, approve, held)
+    row.yes_shares, row.no_shares = await buyout_repo.tally(session, buyout_id)
     await session.flush()
     return buyout_read(row, vote=approve, shares=held)
 
@@ -208,9 +211,9 @@ async def decide_buyout(
     row = await _buyout(session, buyout_id, lock=True)
     if row.status != "voting":
         return row.status
-    asset = await repo.get_asset(session, row.asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, row.asset_id, lock=True)
     assert asset is not None
-    row.yes_shares, row.no_shares = await repo.tally(session, buyout_id)
+    row.yes_shares, row.no_shares = await buyout_repo.tally(session, buyout_id)
     row.decided_at = now
     if row.yes_shares >= needed(row):
         row.status = "passed"
@@ -232,7 +235,7 @@ async def settle_buyout(
         raise InvalidState("Only a passed buyout settles", details={"status": row.status})
     if row.created_by == actor_id:
         raise FourEyesRequired("The admin who entered the offer cannot settle it")
-    asset = await repo.get_asset(session, row.asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, row.asset_id, lock=True)
     assert asset is not None
     await ledger.transfer(
         session=session,
@@ -269,7 +272,7 @@ async def distribute(*, session: AsyncSession, buyout_id: uuid.UUID, limit: int)
     row = await _buyout(session, buyout_id)
     if row.status != "settled":
         raise InvalidState(details={"status": row.status})
-    asset = await repo.get_asset(session, row.asset_id)
+    asset = await asset_repo.get_asset(session, row.asset_id)
     assert asset is not None
     holders = await ledger.currency_holders(session=session, currency=asset.currency, limit=limit)
     for user_id, shares in holders:
@@ -291,8 +294,8 @@ async def distribute(*, session: AsyncSession, buyout_id: uuid.UUID, limit: int)
             reference=f"rwa_buyout:{row.id}",
             metadata={"shares": shares},
         )
-        basis = await repo.cost_basis(session, user_id, asset.id)
-        await repo.add_cost(session, user_id, asset.id, -basis)
+        basis = await position_repo.cost_basis(session, user_id, asset.id)
+        await position_repo.add_cost(session, user_id, asset.id, -basis)
     await session.flush()
     return len(holders)
 
@@ -301,7 +304,7 @@ async def finalize_distribution(*, session: AsyncSession, buyout_id: uuid.UUID) 
     """Every holder paid: the rounding remainder goes to fee revenue; the asset is
     `distributed`. Returns the asset's state."""
     row = await _buyout(session, buyout_id, lock=True)
-    asset = await repo.get_asset(session, row.asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, row.asset_id, lock=True)
     assert asset is not None
     if row.distributed_at is not None:
         return asset.state

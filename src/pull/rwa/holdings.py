@@ -11,7 +11,7 @@ from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.rwa import repository as repo
+from pull.rwa.repository import holdings as holding_repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ async def share_events(*, session: AsyncSession, user_id: uuid.UUID) -> list[Sha
     """Issued subscriptions (at the offering price) and secondary trades, oldest first.
     A buyout's payout is not a share event here (docs/portfolio.md, limits)."""
     out = []
-    for currency, at, shares, cents, seq in await repo.user_lot_events(session, user_id):
+    for currency, at, shares, cents, seq in await holding_repo.user_lot_events(session, user_id):
         out.append(
             ShareEvent(
                 currency=cast(str, currency),
@@ -68,7 +68,7 @@ async def share_marks(
 ) -> dict[str, ShareMark]:
     if not currencies:
         return {}
-    rows = await repo.share_marks(session, sorted(set(currencies)), day_start)
+    rows = await holding_repo.share_marks(session, sorted(set(currencies)), day_start)
     return {cast(str, r[0]): ShareMark(*r) for r in rows}  # type: ignore[arg-type]
 
 
@@ -80,6 +80,6 @@ async def reserved_by_sells(
     out: dict[uuid.UUID, dict[str, int]] = {}
     if not user_ids:
         return out
-    for user, currency, shares in await repo.open_sell_shares_of(session, user_ids):
+    for user, currency, shares in await holding_repo.open_sell_shares_of(session, user_ids):
         out.setdefault(user, {})[currency] = shares
     return out

@@ -36,6 +36,9 @@ from pull.rwa.errors import (
     OfferingSoldOut,
 )
 from pull.rwa.models import RwaOffering, RwaSubscription
+from pull.rwa.repository import assets as asset_repo
+from pull.rwa.repository import offerings as offering_repo
+from pull.rwa.repository import positions as position_repo
 from pull.rwa.schemas import OfferingCreate, OfferingRead, SubscriptionRead
 
 WORKFLOW = "OfferingWorkflow"
@@ -67,7 +70,7 @@ def _subscription(s: RwaSubscription, asset_id: uuid.UUID) -> SubscriptionRead:
 
 
 async def get_offering(*, session: AsyncSession, offering_id: uuid.UUID) -> OfferingRead:
-    row = await repo.get_offering(session, offering_id)
+    row = await offering_repo.get_offering(session, offering_id)
     if row is None:
         raise OfferingNotFound()
     return offering_read(row)
@@ -77,12 +80,12 @@ async def create_offering(
     *, session: AsyncSession, actor_id: uuid.UUID, asset_id: uuid.UUID, data: OfferingCreate
 ) -> OfferingRead:
     """A draft offering of a draft (or previously canceled) asset; another admin opens it."""
-    asset = await repo.get_asset(session, asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, asset_id, lock=True)
     if asset is None:
         raise AssetNotFound()
     if asset.state not in ("draft", "canceled"):
         raise InvalidState(details={"state": asset.state})
-    if await repo.live_offering_of(session, asset_id) is not None:
+    if await offering_repo.live_offering_of(session, asset_id) is not None:
         raise InvalidState("The asset already has a draft or open offering")
     row = RwaOffering(
         id=uuid.uuid4(),
@@ -123,7 +126,7 @@ async def open_offering(
     """Open a draft offering (four-eyes: not by the admin who created it) and start its
     OfferingWorkflow (through the outbox, after commit)."""
     now = now or utcnow()
-    row = await repo.get_offering(session, offering_id, lock=True)
+    row = await offering_repo.get_offering(session, offering_id, lock=True)
     if row is None:
         raise OfferingNotFound()
     if row.status != "draft":
@@ -132,7 +135,7 @@ async def open_offering(
         raise FourEyesRequired("The admin who created an offering cannot open it")
     if row.closes_at <= now:
         raise InvalidOffering("The offering's close time has passed")
-    if not await repo.set_asset_state(
+    if not await asset_repo.set_asset_state(
         session, row.asset_id, "offering", from_states=("draft", "canceled")
     ):
         raise InvalidState("The asset is no longer a draft")
@@ -159,7 +162,7 @@ async def cancel_offering(
     *, session: AsyncSession, actor_id: uuid.UUID, offering_id: uuid.UUID, reason: str
 ) -> OfferingRead:
     """Cancel a draft or open offering: the workflow voids every hold."""
-    row = await repo.get_offering(session, offering_id, lock=True)
+    row = await offering_repo.get_offering(session, offering_id, lock=True)
     if row is None:
         raise OfferingNotFound()
     if row.status not in ("draft", "open"):
@@ -172,7 +175,7 @@ async def cancel_offering(
     if not was_open:
         row.settled_at = row.closed_at
     await session.flush()
-    await repo.set_asset_state(session, row.asset_id, "canceled", from_states=("offering",))
+    await asset_repo.set_asset_state(session, row.asset_id, "canceled", from_states=("offering",))
     if was_open:
         signal_workflow_event(
             session, workflow_id=workflow_id(row.id), signal="cancel", arg={"reason": reason}
@@ -212,7 +215,7 @@ async def prepare_subscription(
     403 KYC_REQUIRED below the offering's tier; 409 OFFERING_NOT_OPEN, OFFERING_SOLD_OUT
     {remaining}, INVESTOR_CAP_EXCEEDED {cap, held}, INSUFFICIENT_FUNDS."""
     now = now or utcnow()
-    offering = await repo.get_offering(session, offering_id)
+    offering = await offering_repo.get_offering(session, offering_id)
     if offering is None:
         raise OfferingNotFound()
     if offering.status != "open" or not (offering.opens_at <= now < offering.closes_at):
@@ -230,7 +233,7 @@ async def prepare_subscription(
         raise InvestorCapExceeded(details={"cap": cap, "held": 0})
     # One subscription of a user to an offering at a time (taken before the offering row,
     # everywhere): the cap count in `reserve` then sees all of this user's others.
-    await repo.lock_investor(session, offering_id, user_id)
+    await offering_repo.lock_investor(session, offering_id, user_id)
     amount = shares * offering.price_cents
     sub = RwaSubscription(
         id=uuid.uuid4(),
@@ -256,15 +259,15 @@ async def prepare_subscription(
     await session.flush()
 
     async def reserve() -> None:
-        outcome = await repo.reserve_subscription(
+        outcome = await offering_repo.reserve_subscription(
             session, offering_id, user_id, shares, cap=cap, now=now
         )
         if outcome == "counted":
             return
         if outcome == "cap":
-            held = await repo.user_subscribed(session, offering_id, user_id)
+            held = await offering_repo.user_subscribed(session, offering_id, user_id)
             raise InvestorCapExceeded(details={"cap": cap, "held": held - shares})
-        fresh = await repo.get_offering(session, offering_id)
+        fresh = await offering_repo.get_offering(session, offering_id)
         assert fresh is not None
         await session.refresh(fresh)
         if fresh.status != "open" or fresh.closes_at <= now:
@@ -299,7 +302,7 @@ async def list_subscriptions(
     before: tuple[dt.datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[SubscriptionRead]:
-    rows = await repo.user_subscriptions(session, user_id, before=before, limit=limit)
+    rows = await offering_repo.user_subscriptions(session, user_id, before=before, limit=limit)
     return [_subscription(s, asset_id) for s, asset_id in rows]
 
 
@@ -314,7 +317,7 @@ async def close_offering(
     """Decide an open offering at its close: funded when the raise reaches the minimum (all or
     nothing), else failed. A canceled offering stays canceled. Repeating returns the decision."""
     now = now or utcnow()
-    row = await repo.get_offering(session, offering_id, lock=True)
+    row = await offering_repo.get_offering(session, offering_id, lock=True)
     if row is None:
         raise OfferingNotFound()
     if row.status == "open":
@@ -322,11 +325,15 @@ async def close_offering(
         if raised >= row.min_raise_cents:
             row.status = "funded"
             row.close_reason = None
-            await repo.set_asset_state(session, row.asset_id, "funded", from_states=("offering",))
+            await asset_repo.set_asset_state(
+                session, row.asset_id, "funded", from_states=("offering",)
+            )
         else:
             row.status = "failed"
             row.close_reason = f"raised {raised} of the {row.min_raise_cents} minimum"
-            await repo.set_asset_state(session, row.asset_id, "canceled", from_states=("offering",))
+            await asset_repo.set_asset_state(
+                session, row.asset_id, "canceled", from_states=("offering",)
+            )
         row.closed_at = now
         await session.flush()
     if row.status not in ("funded", "failed", "canceled"):
@@ -337,14 +344,14 @@ async def close_offering(
 async def settle_subscriptions(*, session: AsyncSession, offering_id: uuid.UUID, limit: int) -> int:
     """Resolve up to `limit` held subscriptions of a closed offering: funded -> hold posted and
     shares issued; failed or canceled -> hold voided. Returns how many it resolved."""
-    offering = await repo.get_offering(session, offering_id)
+    offering = await offering_repo.get_offering(session, offering_id)
     if offering is None:
         raise OfferingNotFound()
     if offering.status not in ("funded", "failed", "canceled"):
         raise InvalidState(details={"status": offering.status})
-    asset = await repo.get_asset(session, offering.asset_id)
+    asset = await asset_repo.get_asset(session, offering.asset_id)
     assert asset is not None
-    rows = await repo.subscriptions_to_settle(session, offering_id, limit)
+    rows = await offering_repo.subscriptions_to_settle(session, offering_id, limit)
     now = utcnow()
     for sub in rows:
         key = f"rwa:sub:{sub.id}"
@@ -360,7 +367,7 @@ async def settle_subscriptions(*, session: AsyncSession, offering_id: uuid.UUID,
                 ],
                 reference=f"rwa_offering:{offering_id}",
             )
-            await repo.add_cost(session, sub.user_id, asset.id, sub.amount_cents)
+            await position_repo.add_cost(session, sub.user_id, asset.id, sub.amount_cents)
             sub.status = "issued"
         else:
             await ledger.void_pending(session=session, idempotency_key=key)
@@ -396,10 +403,10 @@ async def finalize_offering(
     less the sourcing fee (the fee to revenue) and locks the asset until the lock-up ends.
     Returns the asset's state."""
     now = now or utcnow()
-    offering = await repo.get_offering(session, offering_id, lock=True)
+    offering = await offering_repo.get_offering(session, offering_id, lock=True)
     if offering is None:
         raise OfferingNotFound()
-    asset = await repo.get_asset(session, offering.asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, offering.asset_id, lock=True)
     assert asset is not None
     if offering.settled_at is not None:
         return asset.state
@@ -418,7 +425,7 @@ async def finalize_offering(
             reference=f"rwa_offering:{offering_id}",
             metadata={"raised": raised, "sourcing_fee": fee},
         )
-        await repo.set_asset_state(
+        await asset_repo.set_asset_state(
             session,
             asset.id,
             "locked",
@@ -436,7 +443,7 @@ async def start_trading(
 ) -> str:
     """End a lock-up: a locked asset whose lock-up has passed starts trading."""
     now = now or utcnow()
-    asset = await repo.get_asset(session, asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, asset_id, lock=True)
     if asset is None:
         raise AssetNotFound()
     if asset.state == "locked" and (asset.locked_until is None or asset.locked_until <= now):
@@ -447,7 +454,7 @@ async def start_trading(
 
 
 async def offering_asset(*, session: AsyncSession, offering_id: uuid.UUID) -> uuid.UUID:
-    row = await repo.get_offering(session, offering_id)
+    row = await offering_repo.get_offering(session, offering_id)
     if row is None:
         raise OfferingNotFound()
     return row.asset_id

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.config import Settings
 from pull.identity import service as identity
-from pull.rwa import repository as repo
 from pull.rwa import service
 from pull.rwa.providers.sandbox import PsaSandbox
+from pull.rwa.repository import assets as asset_repo
 from pull.rwa.schemas import AssetCreate, OfferingCreate
 
 CURATORS = (
@@ -58,7 +58,7 @@ async def seed_rwa(session: AsyncSession, settings: Settings) -> None:
     consignor = await _user(session, settings, *CONSIGNOR, role="user")
     now = dt.datetime.now(dt.UTC)
     for cert, title, category, shares, price, split, trading in ASSETS:
-        if await repo.asset_by_cert(session, "PSA", cert) is not None:
+        if await asset_repo.asset_by_cert(session, "PSA", cert) is not None:
             continue
         asset = await service.create_asset(
             session=session,

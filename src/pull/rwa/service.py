@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pull.kit.errors import Unprocessable
 from pull.ledger import service as ledger
 from pull.ledger.schemas import is_share_currency
-from pull.rwa import repository as repo
 from pull.rwa.assets import (
     add_valuation,
     asset_reads,
@@ -58,6 +57,10 @@ from pull.rwa.offerings import (
     subscribe,
     workflow_id,
 )
+from pull.rwa.repository import assets as asset_repo
+from pull.rwa.repository import offerings as offering_repo
+from pull.rwa.repository import orders as order_repo
+from pull.rwa.repository import positions as position_repo
 from pull.rwa.schemas import (
     BookLevel,
     Candle,
@@ -134,12 +137,12 @@ __all__ = [
 async def listings(*, session: AsyncSession, limit: int = 100) -> list[Listing]:
     """Open offerings (closing soonest first), then assets trading."""
     out: list[Listing] = []
-    offerings = await repo.open_offerings(session, limit)
-    assets = await repo.assets_by_ids(session, [o.asset_id for o in offerings])
+    offerings = await offering_repo.open_offerings(session, limit)
+    assets = await asset_repo.assets_by_ids(session, [o.asset_id for o in offerings])
     reads = {a.id: a for a in await asset_reads(session, list(assets.values()))}
     for o in offerings:
         out.append(Listing(kind="offering", asset=reads[o.asset_id], offering=offering_read(o)))
-    trading = await repo.list_assets(
+    trading = await asset_repo.list_assets(
         session, category=None, states=("trading",), query=None, before=None, limit=limit
     )
     for read in await asset_reads(session, trading):
@@ -154,10 +157,12 @@ async def ownership(*, session: AsyncSession, user_id: uuid.UUID) -> Ownership:
         for currency, balance, _ in await ledger.share_holdings(session=session, user_id=user_id)
         if is_share_currency(currency)
     }
-    selling = await repo.open_sell_shares(session, user_id)
-    by_id = await repo.assets_by_ids(session, list(selling))
-    assets = await repo.assets_by_seq(session, sorted(set(free) | {a.seq for a in by_id.values()}))
-    bases = await repo.cost_bases(session, user_id)
+    selling = await order_repo.open_sell_shares(session, user_id)
+    by_id = await asset_repo.assets_by_ids(session, list(selling))
+    assets = await asset_repo.assets_by_seq(
+        session, sorted(set(free) | {a.seq for a in by_id.values()})
+    )
+    bases = await position_repo.cost_bases(session, user_id)
     reads = {a.id: a for a in await asset_reads(session, list(assets.values()))}
     items: list[Holding] = []
     for seq, asset in sorted(assets.items()):
@@ -198,7 +203,7 @@ async def purchase(
 ) -> PurchaseRead:
     """The seed's "buy from a listing": a subscription to the asset's open offering, or for an
     asset trading, an immediate-or-cancel buy up to `max_price_cents` a share."""
-    asset = await repo.get_asset(session, asset_id)
+    asset = await asset_repo.get_asset(session, asset_id)
     if asset is None:
         raise AssetNotFound()
     if asset.state == "trading":
@@ -217,7 +222,7 @@ async def purchase(
             trading_hours=trading_hours,
         )
         return PurchaseRead(kind="order", order=order)
-    offering = await repo.live_offering_of(session, asset_id)
+    offering = await offering_repo.live_offering_of(session, asset_id)
     if asset.state != "offering" or offering is None or offering.status != "open":
         raise InvalidState("The asset has no open offering", details={"state": asset.state})
     sub = await subscribe(session=session, user_id=user_id, offering_id=offering.id, shares=shares)
@@ -227,9 +232,9 @@ async def purchase(
 async def orderbook(
     *, session: AsyncSession, asset_id: uuid.UUID, depth: int = 20
 ) -> OrderbookRead:
-    if await repo.get_asset(session, asset_id) is None:
+    if await asset_repo.get_asset(session, asset_id) is None:
         raise AssetNotFound()
-    bids, asks = await repo.book_levels(session, asset_id, depth)
+    bids, asks = await order_repo.book_levels(session, asset_id, depth)
     return OrderbookRead(
         asset_id=asset_id,
         bids=[BookLevel(price_cents=p, shares=n, orders=c) for p, n, c in bids],
@@ -240,9 +245,9 @@ async def orderbook(
 async def trades(
     *, session: AsyncSession, asset_id: uuid.UUID, before_id: int | None = None, limit: int = 50
 ) -> list[TradeRead]:
-    if await repo.get_asset(session, asset_id) is None:
+    if await asset_repo.get_asset(session, asset_id) is None:
         raise AssetNotFound()
-    rows = await repo.trades(session, asset_id, before_id=before_id, limit=limit)
+    rows = await order_repo.trades(session, asset_id, before_id=before_id, limit=limit)
     return [
         TradeRead(
             id=t.id,
@@ -266,9 +271,11 @@ async def candles(
     start: dt.datetime,
     end: dt.datetime,
 ) -> CandlesRead:
-    if await repo.get_asset(session, asset_id) is None:
+    if await asset_repo.get_asset(session, asset_id) is None:
         raise AssetNotFound()
-    rows = await repo.candles(session, asset_id, seconds=INTERVALS[interval], start=start, end=end)
+    rows = await order_repo.candles(
+        session, asset_id, seconds=INTERVALS[interval], start=start, end=end
+    )
     return CandlesRead(
         asset_id=asset_id,
         interval=interval,

@@ -35,6 +35,9 @@ from pull.rwa import repository as repo
 from pull.rwa.assets import shares_account
 from pull.rwa.errors import AssetNotFound, InvalidState
 from pull.rwa.models import RwaAsset, RwaOrder, RwaTrade
+from pull.rwa.repository import assets as asset_repo
+from pull.rwa.repository import orders as order_repo
+from pull.rwa.repository import positions as position_repo
 from pull.rwa.schemas import OrderRead
 
 ORDERS = "rwa.orders"  # shares offered by resting sells, per share currency
@@ -198,7 +201,7 @@ async def _settle_fills(
     )
     sellers = sorted({sell.user_id for _, sell, _, _ in fills})
     users = sorted({*sellers, *(buy.user_id for buy, _, _, _ in fills)})
-    state = await repo.basis_and_open_sells(session, asset.id, users)
+    state = await order_repo.basis_and_open_sells(session, asset.id, users)
     held = await ledger.kind_balances(
         session=session, owners=sellers, kind=shares_account(sellers[0], cur).kind, currency=cur
     )
@@ -226,7 +229,7 @@ async def _settle_fills(
                 created_at=now,
             ),
         )
-    await repo.set_costs(session, asset.id, basis)
+    await position_repo.set_costs(session, asset.id, basis)
 
 
 async def place_order(
@@ -250,7 +253,7 @@ async def place_order(
     409 TRADING_HALTED / MARKET_CLOSED / INSUFFICIENT_FUNDS / INSUFFICIENT_SHARES,
     403 KYC_REQUIRED."""
     now = now or utcnow()
-    asset = await repo.get_asset(session, asset_id)
+    asset = await asset_repo.get_asset(session, asset_id)
     if asset is None:
         raise AssetNotFound()
     if asset.state != "trading":
@@ -279,7 +282,7 @@ async def place_order(
     # row's foreign key share-locks the asset row (two placements holding that share lock
     # and both asking for the update lock deadlock), and a hold's ledger locks taken first
     # would deadlock with a placement that fills this user's resting order.
-    locked = await repo.get_asset(session, asset_id, lock=True)
+    locked = await asset_repo.get_asset(session, asset_id, lock=True)
     assert locked is not None
     if locked.state != "trading":
         raise TradingHalted(details={"state": locked.state})
@@ -287,7 +290,7 @@ async def place_order(
     await session.flush()
     await _hold(session, asset, order)
     opposite = "sell" if side == "buy" else "buy"
-    makers = await repo.lock_crossing(
+    makers = await order_repo.lock_crossing(
         session, asset_id, side=opposite, limit_price=price_cents, quantity=quantity
     )
     by_id: dict[Hashable, RwaOrder] = {m.id: m for m in makers}
@@ -366,12 +369,12 @@ async def cancel_order(
     *, session: AsyncSession, user_id: uuid.UUID, order_id: uuid.UUID, reason: str = "canceled"
 ) -> OrderRead:
     """Cancel a resting order of the caller's; what it holds goes back."""
-    found = await repo.get_order(session, order_id)
+    found = await order_repo.get_order(session, order_id)
     if found is None or found.user_id != user_id:
         raise OrderNotFound()
-    asset = await repo.get_asset(session, found.asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, found.asset_id, lock=True)
     assert asset is not None
-    order = await repo.get_order(session, order_id, lock=True)
+    order = await order_repo.get_order(session, order_id, lock=True)
     assert order is not None
     if order.status != "resting":
         raise InvalidState(details={"status": order.status})
@@ -388,12 +391,12 @@ async def decrease_order(
 ) -> OrderRead:
     """Shrink a resting order by `reduce_by` shares (it keeps its place in the queue); what the
     shares held goes back. Reducing it to nothing cancels it."""
-    found = await repo.get_order(session, order_id)
+    found = await order_repo.get_order(session, order_id)
     if found is None or found.user_id != user_id:
         raise OrderNotFound()
-    asset = await repo.get_asset(session, found.asset_id, lock=True)
+    asset = await asset_repo.get_asset(session, found.asset_id, lock=True)
     assert asset is not None
-    order = await repo.get_order(session, order_id, lock=True)
+    order = await order_repo.get_order(session, order_id, lock=True)
     assert order is not None
     if order.status != "resting":
         raise InvalidState(details={"status": order.status})
@@ -429,7 +432,7 @@ async def decrease_order(
 
 async def cancel_all(*, session: AsyncSession, asset: RwaAsset, reason: str) -> int:
     """Cancel every resting order of an asset (trading halts); the caller holds its lock."""
-    rows = await repo.resting_orders(session, asset.id)
+    rows = await order_repo.resting_orders(session, asset.id)
     now = utcnow()
     for order in rows:
         await _release(session, asset, order)
@@ -441,7 +444,7 @@ async def cancel_all(*, session: AsyncSession, asset: RwaAsset, reason: str) -> 
 
 
 async def get_order(*, session: AsyncSession, user_id: uuid.UUID, order_id: uuid.UUID) -> OrderRead:
-    order = await repo.get_order(session, order_id)
+    order = await order_repo.get_order(session, order_id)
     if order is None or order.user_id != user_id:
         raise OrderNotFound()
     return order_read(order)
@@ -456,7 +459,7 @@ async def list_orders(
     before: tuple[dt.datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[OrderRead]:
-    rows = await repo.user_orders(
+    rows = await order_repo.user_orders(
         session, user_id, asset_id=asset_id, status=status, before=before, limit=limit
     )
     return [order_read(o) for o in rows]
