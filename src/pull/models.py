@@ -89,6 +89,7 @@ from pull.rewards.models import (
 from pull.rwa.models import (
     RwaAsset,
     RwaBuyout,
+    RwaInvestor,
     RwaOffering,
     RwaOrder,
     RwaPosition,
@@ -169,6 +170,7 @@ __all__ = [
     "RoomMute",
     "RwaAsset",
     "RwaBuyout",
+    "RwaInvestor",
     "RwaOffering",
     "RwaOrder",
     "RwaPosition",

@@ -190,6 +190,24 @@ class RwaSubscription(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class RwaInvestor(Base):
+    """What one investor has subscribed to one offering (voided subscriptions excluded): the
+    per-investor cap is checked on this row, in the same statement that counts a subscription
+    into the offering, instead of summing the investor's subscriptions. Its row lock is what
+    serializes one investor's concurrent subscriptions to one offering."""
+
+    __tablename__ = "rwa_offering_investors"
+    __table_args__ = (CheckConstraint("shares >= 0", name="shares_not_negative"),)
+
+    offering_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rwa_offerings.id", ondelete="RESTRICT"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT"), primary_key=True
+    )
+    shares: Mapped[int] = mapped_column(BigInteger)
+
+
 class RwaPosition(Base):
     """A holder's cost basis in one asset (the shares themselves are on the ledger)."""
 

@@ -207,10 +207,10 @@ async def prepare_subscription(
     shares: int,
     now: dt.datetime | None = None,
 ) -> PreparedSubscription:
-    """Everything of a subscription but its count in the offering: the checks, the cash hold
-    (a pending ledger transfer), the subscription row. `reserve()` then counts it in one
-    conditional UPDATE of the offering row; call it last in the transaction, so the hot
-    row's lock is held only from that one round trip to the commit.
+    """Everything of a subscription but its count in the offering: the checks and the cash
+    hold (a pending ledger transfer). `reserve()` then checks the per-investor cap, counts it
+    into the offering and writes the subscription row in one statement; call it last in the
+    transaction, so the hot row's lock is held only from that one round trip to the commit.
 
     403 KYC_REQUIRED below the offering's tier; 409 OFFERING_NOT_OPEN, OFFERING_SOLD_OUT
     {remaining}, INVESTOR_CAP_EXCEEDED {cap, held}, INSUFFICIENT_FUNDS."""
@@ -231,9 +231,6 @@ async def prepare_subscription(
     cap = investor_cap(offering)
     if shares > cap:
         raise InvestorCapExceeded(details={"cap": cap, "held": 0})
-    # One subscription of a user to an offering at a time (taken before the offering row,
-    # everywhere): the cap count in `reserve` then sees all of this user's others.
-    await offering_repo.lock_investor(session, offering_id, user_id)
     amount = shares * offering.price_cents
     sub = RwaSubscription(
         id=uuid.uuid4(),
@@ -255,18 +252,25 @@ async def prepare_subscription(
         reference=f"rwa_offering:{offering_id}",
         pending=True,
     )
-    repo.add(session, sub)
-    await session.flush()
 
     async def reserve() -> None:
+        # The investor's row, the offering's count and the subscription row in one round
+        # trip: the offering's row lock is held from it to the commit.
         outcome = await offering_repo.reserve_subscription(
-            session, offering_id, user_id, shares, cap=cap, now=now
+            session,
+            offering_id,
+            user_id,
+            subscription_id=sub.id,
+            shares=shares,
+            amount_cents=amount,
+            cap=cap,
+            now=now,
         )
         if outcome == "counted":
             return
         if outcome == "cap":
-            held = await offering_repo.user_subscribed(session, offering_id, user_id)
-            raise InvestorCapExceeded(details={"cap": cap, "held": held - shares})
+            held = await offering_repo.investor_shares(session, offering_id, user_id)
+            raise InvestorCapExceeded(details={"cap": cap, "held": held})
         fresh = await offering_repo.get_offering(session, offering_id)
         assert fresh is not None
         await session.refresh(fresh)

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,60 +75,75 @@ async def last_offering_prices(
     return {r[0]: r[1] for r in (await session.execute(stmt)).all()}
 
 
-async def lock_investor(session: AsyncSession, offering_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Serialize one user's subscriptions to one offering (a transaction advisory lock)."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-        {"k": f"rwa:sub:{offering_id}:{user_id}"},
-    )
+# One subscription counted into its offering, in one round trip (the contended step):
+#   inv  adds the shares to the investor's row, unless that passes the per-investor cap (the
+#        row's lock serializes one investor's subscriptions to one offering; taken before the
+#        offering row's, everywhere);
+#   upd  counts them into the offering if it is open and they fit (the CHECK
+#        shares_subscribed <= total_shares backs it), and the investor if it is new;
+#   sub  writes the subscription row.
+# Nothing counted leaves inv's change to the caller's rollback (a refusal raises).
+_RESERVE = text(
+    "WITH inv AS (INSERT INTO rwa_offering_investors AS i (offering_id, user_id, shares) "
+    "  VALUES (:id, :u, :n) ON CONFLICT (offering_id, user_id) DO UPDATE "
+    "  SET shares = i.shares + EXCLUDED.shares WHERE i.shares + EXCLUDED.shares <= :cap "
+    "  RETURNING (i.xmax = 0) AS first), "
+    "upd AS (UPDATE rwa_offerings o SET shares_subscribed = o.shares_subscribed + :n, "
+    "  investors = o.investors + (SELECT CASE WHEN first THEN 1 ELSE 0 END FROM inv) "
+    "  WHERE o.id = :id AND EXISTS (SELECT 1 FROM inv) AND o.status = 'open' "
+    "  AND o.opens_at <= :now AND o.closes_at > :now "
+    "  AND o.shares_subscribed + :n <= o.total_shares RETURNING o.id), "
+    "sub AS (INSERT INTO rwa_subscriptions "
+    "  (id, offering_id, user_id, shares, amount_cents, status, created_at) "
+    "  SELECT :sid, :id, :u, :n, :amount, 'held', :now FROM upd RETURNING id) "
+    "SELECT (SELECT count(*) FROM sub), (SELECT count(*) FROM inv)"
+)
 
 
 async def reserve_subscription(
     session: AsyncSession,
     offering_id: uuid.UUID,
     user_id: uuid.UUID,
-    shares: int,
     *,
+    subscription_id: uuid.UUID,
+    shares: int,
+    amount_cents: int,
     cap: int,
     now: dt.datetime,
 ) -> str:
-    """Count a written subscription into its offering in one statement: the shares if they
-    fit, the investor if it is their first, refused above the per-investor cap. The caller
-    holds the user's `lock_investor`, so the sum of their subscriptions (read in this
-    statement, this one included) cannot change under it. 'counted', 'cap', or 'refused'
-    (not open, or the shares do not fit)."""
+    """Count a subscription into its offering and write it, in one statement (`_RESERVE`):
+    'counted'; 'cap' (the investor's shares would pass `cap`); or 'refused' (not open, or
+    the shares do not fit). A refusal may have changed the investor's row: the caller raises,
+    and its transaction rolls back."""
     row = (
         await session.execute(
-            text(
-                "WITH mine AS (SELECT coalesce(sum(shares), 0) AS held FROM rwa_subscriptions "
-                "  WHERE offering_id = :id AND user_id = :u AND status <> 'voided'), "
-                "upd AS (UPDATE rwa_offerings o SET shares_subscribed = o.shares_subscribed + :n, "
-                "  investors = o.investors + CASE WHEN mine.held = :n THEN 1 ELSE 0 END "
-                "  FROM mine WHERE o.id = :id AND o.status = 'open' AND o.opens_at <= :now "
-                "  AND o.closes_at > :now AND o.shares_subscribed + :n <= o.total_shares "
-                "  AND mine.held <= :cap RETURNING o.id) "
-                "SELECT (SELECT count(*) FROM upd), (SELECT held FROM mine)"
-            ),
-            {"n": shares, "id": offering_id, "u": user_id, "now": now, "cap": cap},
+            _RESERVE,
+            {
+                "id": offering_id,
+                "u": user_id,
+                "n": shares,
+                "sid": subscription_id,
+                "amount": amount_cents,
+                "cap": cap,
+                "now": now,
+            },
         )
     ).one()
     if row[0]:
         return "counted"
-    return "cap" if int(row[1]) > cap else "refused"
+    return "refused" if row[1] else "cap"
+
+
+async def investor_shares(session: AsyncSession, offering_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """What an investor has subscribed to an offering (voided subscriptions excluded)."""
+    value = await session.scalar(
+        text("SELECT shares FROM rwa_offering_investors WHERE offering_id = :o AND user_id = :u"),
+        {"o": offering_id, "u": user_id},
+    )
+    return int(value or 0)
 
 
 # --- subscriptions --------------------------------------------------------------------------
-
-
-async def user_subscribed(session: AsyncSession, offering_id: uuid.UUID, user_id: uuid.UUID) -> int:
-    value = await session.scalar(
-        select(func.coalesce(func.sum(RwaSubscription.shares), 0)).where(
-            RwaSubscription.offering_id == offering_id,
-            RwaSubscription.user_id == user_id,
-            RwaSubscription.status != "voided",
-        )
-    )
-    return int(value or 0)
 
 
 async def subscriptions_to_settle(
