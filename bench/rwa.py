@@ -9,9 +9,15 @@ services (admin routes want 2FA). Scenarios:
       0.8 x subscribers shares: latency p50/p99, and the offering never oversubscribed;
   (b) for `seconds`, 32 concurrent clients place random limit orders (buy or sell 1-3 shares
       at 95-105 cents) on one trading asset: orders per second;
-  (c) the same mix in-process through `service.place_order` (8 tasks, no HTTP): orders per
-      second and SQL statements per order.
+  (c) the same mix in-process through `service.place_order` (8 tasks, no HTTP, one order per
+      transaction): orders per second and SQL statements per order;
+  (d) the same mix in-process through the group-commit batcher the HTTP route uses
+      (`OrderBatcher`, 32 tasks): orders per second and statements per order.
 Baseline in the same run: GET /api/v1/status (one DB read) with the same concurrency.
+CPU per operation beside every rate (load-independent): the API process's and PostgreSQL's
+CPU seconds over each HTTP scenario (psutil, as bench/orders.py), this process's own CPU
+(getrusage) and PostgreSQL's over the in-process ones. `BENCH_RWA_BATCH` sets the API's
+RWA_ORDER_BATCH_MAX (default 32; 1 = one order per transaction, the old path).
 Results: bench/results/rwa.json.
 """
 
@@ -19,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -30,11 +38,13 @@ import httpx
 from sqlalchemy import event
 
 from bench.common import machine, pull_api, stack, write
+from bench.orders import Cpu
 from pull import devstack
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 from pull.rwa import service as rwa
+from pull.rwa.order_batcher import OrderBatcher, Pending
 from pull.rwa.providers.sandbox import PsaSandbox
 from pull.rwa.schemas import AssetCreate, OfferingCreate
 
@@ -75,11 +85,28 @@ def main(subscribers: int, seconds: int) -> dict[str, Any]:
             "ARGON2_TIME_COST": "1",
             "ARGON2_MEMORY_COST": "1024",
         }
-        with pull_api(s, port, DB_POOL_SIZE="20", DB_MAX_OVERFLOW="20", **extra):
-            return asyncio.run(_run(s.database_url, port, subscribers, seconds))
+        extra["RWA_ORDER_BATCH_MAX"] = os.environ.get("BENCH_RWA_BATCH", "32")
+        with pull_api(s, port, DB_POOL_SIZE="20", DB_MAX_OVERFLOW="20", **extra) as proc:
+            cpu = Cpu(proc.pid, s.postgres_port or 0)
+            result = asyncio.run(_run(s.database_url, port, subscribers, seconds, cpu))
+            result["api_order_batch_max"] = int(extra["RWA_ORDER_BATCH_MAX"])
+            result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+            return result
 
 
-async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> dict[str, Any]:
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _per(core_s: float, n: int) -> float | None:
+    """Milliseconds of CPU per operation."""
+    return round(1000 * core_s / n, 2) if n else None
+
+
+async def _run(
+    database_url: str, port: int, subscribers: int, seconds: int, cpu: Cpu
+) -> dict[str, Any]:
     engine = make_engine(database_url, pool_size=4, max_overflow=0)
     maker = make_sessionmaker(engine)
     limits = httpx.Limits(max_connections=subscribers, max_keepalive_connections=subscribers)
@@ -154,9 +181,11 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
             latencies.append((time.perf_counter() - t) * 1000)
             codes[code] = codes.get(code, 0) + 1
 
+        drop_cpu0 = cpu.sample()
         started = time.perf_counter()
         await asyncio.gather(*(subscribe(h) for _, h in users))
         drop_seconds = time.perf_counter() - started
+        drop_cpu1 = cpu.sample()
         state = (await http.get(f"/api/v1/rwa/offerings/{drop}", headers=users[0][1])).json()
 
         # (b) secondary orders on one asset (holders: the first 200 users, 50 shares each)
@@ -198,9 +227,11 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
                 else:
                     errors += 1
 
+        order_cpu0 = cpu.sample()
         t0 = time.perf_counter()
         await asyncio.gather(*(trader() for _ in range(32)))
         order_seconds = time.perf_counter() - t0
+        order_cpu1 = cpu.sample()
 
         # (c) the same order mix in-process (no HTTP, no auth): the service's own rate, and
         # the SQL statements per order, counted on the engine
@@ -241,9 +272,52 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
                 inproc += 1
                 inproc_lat.append((time.perf_counter() - t) * 1000)
 
+        self0, pg0 = _self_cpu(), cpu.sample()[1]
         t2 = time.perf_counter()
         await asyncio.gather(*(local_trader() for _ in range(8)))
         inproc_seconds = time.perf_counter() - t2
+        inproc_self, inproc_pg = _self_cpu() - self0, cpu.sample()[1] - pg0
+        inproc_statements = statements
+
+        # (d) the same mix in-process through the HTTP route's group-commit batcher
+        statements = 0
+        batched = 0
+        batch_refused = 0
+        batch_lat: list[float] = []
+        batcher = OrderBatcher(maker2, max_batch=32, trading_hours="")
+        batch_deadline = time.perf_counter() + min(seconds, 8)
+
+        async def batch_trader() -> None:
+            nonlocal batched, batch_refused
+            rng = random.Random()
+            while time.perf_counter() < batch_deadline:
+                uid, _ = rng.choice(holders)
+                t = time.perf_counter()
+                stored = await batcher.place(
+                    traded,
+                    Pending(
+                        rwa.OrderSpec(
+                            uid,
+                            rng.choice(["buy", "sell"]),
+                            rng.randint(95, 105),
+                            rng.randint(1, 3),
+                            rng.choice(["gtc", "ioc"]),
+                        ),
+                        uuid.uuid4().hex,
+                        {},
+                    ),
+                )
+                if stored is None:  # the batch was refused: the route would place it alone
+                    batch_refused += 1
+                    continue
+                batched += 1
+                batch_lat.append((time.perf_counter() - t) * 1000)
+
+        self0, pg0 = _self_cpu(), cpu.sample()[1]
+        t3 = time.perf_counter()
+        await asyncio.gather(*(batch_trader() for _ in range(32)))
+        batch_seconds = time.perf_counter() - t3
+        batch_self, batch_pg = _self_cpu() - self0, cpu.sample()[1] - pg0
         event.remove(engine2.sync_engine, "before_cursor_execute", count)
         await engine2.dispose()
 
@@ -257,9 +331,11 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
                 await http.get("/api/v1/status")
                 done += 1
 
+        base_cpu0 = cpu.sample()
         t1 = time.perf_counter()
         await asyncio.gather(*(reader() for _ in range(32)))
         base_seconds = time.perf_counter() - t1
+        base_cpu1 = cpu.sample()
     await engine.dispose()
     return {
         "machine": machine(),
@@ -272,21 +348,37 @@ async def _run(database_url: str, port: int, subscribers: int, seconds: int) -> 
             "p50_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(_pct(latencies, 0.99), 1),
             "seconds": round(drop_seconds, 2),
+            "api_cpu_ms_per_request": _per(drop_cpu1[0] - drop_cpu0[0], subscribers),
+            "pg_cpu_ms_per_request": _per(drop_cpu1[1] - drop_cpu0[1], subscribers),
         },
         "secondary_orders": {
             "orders_per_s": round(placed / order_seconds, 1),
             "errors": errors,
             "p50_ms": round(statistics.median(order_lat), 1) if order_lat else None,
             "p99_ms": round(_pct(order_lat, 0.99), 1) if order_lat else None,
+            "api_cpu_ms_per_order": _per(order_cpu1[0] - order_cpu0[0], placed + errors),
+            "pg_cpu_ms_per_order": _per(order_cpu1[1] - order_cpu0[1], placed + errors),
         },
         "secondary_orders_in_process": {
             "orders_per_s": round(inproc / inproc_seconds, 1),
-            "statements_per_order": round(statements / max(1, inproc + refused[0]), 1),
+            "statements_per_order": round(inproc_statements / max(1, inproc + refused[0]), 1),
+            "cpu_ms_per_order": _per(inproc_self, inproc + refused[0]),
+            "pg_cpu_ms_per_order": _per(inproc_pg, inproc + refused[0]),
             "refused": refused[0],
             "p50_ms": round(statistics.median(inproc_lat), 1) if inproc_lat else None,
             "p99_ms": round(_pct(inproc_lat, 0.99), 1) if inproc_lat else None,
         },
+        "secondary_orders_in_process_batched": {
+            "orders_per_s": round(batched / batch_seconds, 1),
+            "statements_per_order": round(statements / max(1, batched + batch_refused), 2),
+            "refused_batches_orders": batch_refused,
+            "cpu_ms_per_order": _per(batch_self, batched + batch_refused),
+            "pg_cpu_ms_per_order": _per(batch_pg, batched + batch_refused),
+            "p50_ms": round(statistics.median(batch_lat), 1) if batch_lat else None,
+            "p99_ms": round(_pct(batch_lat, 0.99), 1) if batch_lat else None,
+        },
         "baseline_status_per_s": round(done / base_seconds, 1),
+        "baseline_status_api_cpu_ms": _per(base_cpu1[0] - base_cpu0[0], done),
     }
 
 

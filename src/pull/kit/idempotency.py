@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -176,6 +176,57 @@ async def run_idempotent(
     if finish is not None:
         await finish()
     return IdempotentResult(status_code, body, replayed=False)
+
+
+_CLAIM_MANY = text(
+    "INSERT INTO idempotency_keys (owner, scope, key, request_hash) "
+    "SELECT * FROM unnest(CAST(:owners AS text[]), CAST(:scopes AS text[]), "
+    "CAST(:keys AS text[]), CAST(:hashes AS text[])) "
+    "ON CONFLICT (owner, scope, key) DO NOTHING RETURNING id, owner, scope, key"
+)
+_STORE_MANY = text(
+    "UPDATE idempotency_keys i SET status_code = x.s, response = CAST(x.b AS jsonb) "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:codes AS int[]), CAST(:bodies AS text[])) "
+    "AS x(id, s, b) WHERE i.id = x.id"
+)
+
+
+async def claim_many(
+    session: AsyncSession, claims: Sequence[tuple[str, str, str, Any]]
+) -> list[int | None]:
+    """The first step of `run_idempotent` for several (owner, scope, key, request) at once,
+    in one statement, for a caller that runs their handlers in one transaction (group
+    commit): the claimed row's id per item, None where the key exists already (answer that
+    one through `run_idempotent`, which replays or refuses it). Give each key once."""
+    if not claims:
+        return []
+    rows = await session.execute(
+        _CLAIM_MANY,
+        {
+            "owners": [c[0] for c in claims],
+            "scopes": [c[1] for c in claims],
+            "keys": [c[2] for c in claims],
+            "hashes": [request_hash(c[3]) for c in claims],
+        },
+    )
+    found = {(r[1], r[2], r[3]): int(r[0]) for r in rows.all()}
+    return [found.get((c[0], c[1], c[2])) for c in claims]
+
+
+async def store_many(session: AsyncSession, stored: Sequence[tuple[int, int, Any]]) -> list[Any]:
+    """The last step of `run_idempotent` for keys of `claim_many`: (row id, status code,
+    response) each, in one statement; the JSON-encoded responses, in order."""
+    bodies = [jsonable_encoder(s[2]) for s in stored]
+    if stored:
+        await session.execute(
+            _STORE_MANY,
+            {
+                "ids": [s[0] for s in stored],
+                "codes": [s[1] for s in stored],
+                "bodies": [json.dumps(b) for b in bodies],
+            },
+        )
+    return bodies
 
 
 IdempotencyKeyHeader = Annotated[str, Depends(idempotency_key)]

@@ -57,6 +57,7 @@ from pull.rwa.offerings import (
     subscribe,
     workflow_id,
 )
+from pull.rwa.placement import OrderSpec, check_trader, place_order, place_orders
 from pull.rwa.repository import assets as asset_repo
 from pull.rwa.repository import offerings as offering_repo
 from pull.rwa.repository import orders as order_repo
@@ -80,11 +81,11 @@ from pull.rwa.trading import (
     list_orders,
     market_open,
     order_read,
-    place_order,
 )
 
 __all__ = [
     "INTERVALS",
+    "OrderSpec",
     "PreparedSubscription",
     "ShareEvent",
     "ShareMark",
@@ -94,6 +95,7 @@ __all__ = [
     "cancel_offering",
     "cancel_order",
     "candles",
+    "check_trader",
     "close_offering",
     "create_asset",
     "create_buyout",
@@ -118,6 +120,7 @@ __all__ = [
     "orderbook",
     "ownership",
     "place_order",
+    "place_orders",
     "prepare_subscription",
     "purchase",
     "reserved_by_sells",

@@ -5,8 +5,9 @@ YES-price space. An RWA book is its degenerate case: every order is on the YES s
 bid at its price in cents, a sell an ask, and a seller's "position" is the shares its resting
 sells hold, so the engine never lets a sell sell more than it holds. Fees are zero in the
 engine, so its YES/NO money arithmetic (100 - P) never enters: the engine only decides who
-trades with whom, how many and at what price (the resting order's), and what is left; this
-module moves the cash and the shares on the ledger for each execution.
+trades with whom, how many and at what price (the resting order's), and what is left;
+`placement` runs it per order (one or a batch in one transaction) and moves the cash and the
+shares on the ledger for each execution. This module: the rules, cancels and decreases.
 
 Ledger (keys):
     rwa:order:<id>:hold     buy: cash -> held (quantity x limit); sell: shares -> rwa.orders
@@ -20,24 +21,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Hashable
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.exchange.engine import BookOrder, EngineError, Incoming, PositionState, match
 from pull.kit.db import utcnow
 from pull.kit.errors import Conflict
-from pull.kyc import service as kyc
 from pull.ledger import service as ledger
-from pull.rwa import repository as repo
 from pull.rwa.assets import shares_account
-from pull.rwa.errors import AssetNotFound, InvalidState
-from pull.rwa.models import RwaAsset, RwaOrder, RwaTrade
+from pull.rwa.errors import InvalidState
+from pull.rwa.models import RwaAsset, RwaOrder
 from pull.rwa.repository import assets as asset_repo
 from pull.rwa.repository import orders as order_repo
-from pull.rwa.repository import positions as position_repo
 from pull.rwa.schemas import OrderRead
 
 ORDERS = "rwa.orders"  # shares offered by resting sells, per share currency
@@ -114,10 +110,9 @@ def order_read(o: RwaOrder) -> OrderRead:
     )
 
 
-async def _release(session: AsyncSession, asset: RwaAsset, order: RwaOrder) -> None:
-    """Give back what an order that stops resting still holds."""
-    if order.remaining == 0:
-        return
+def release_spec(order: RwaOrder, currency: str) -> ledger.TransferSpec:
+    """The transfer giving back what an order that stops resting still holds (its
+    `remaining`)."""
     if order.side == "buy":
         amount = order.remaining * order.price_cents
         legs = [
@@ -126,11 +121,10 @@ async def _release(session: AsyncSession, asset: RwaAsset, order: RwaOrder) -> N
         ]
     else:
         legs = [
-            ledger.Leg(order_escrow(asset.currency), -order.remaining),
-            ledger.Leg(shares_account(order.user_id, asset.currency), order.remaining),
+            ledger.Leg(order_escrow(currency), -order.remaining),
+            ledger.Leg(shares_account(order.user_id, currency), order.remaining),
         ]
-    await ledger.transfer(
-        session=session,
+    return ledger.TransferSpec(
         idempotency_key=f"rwa:order:{order.id}:release",
         kind="rwa_order_release",
         legs=legs,
@@ -138,231 +132,18 @@ async def _release(session: AsyncSession, asset: RwaAsset, order: RwaOrder) -> N
     )
 
 
-async def _hold(session: AsyncSession, asset: RwaAsset, order: RwaOrder) -> None:
-    if order.side == "buy":
-        amount = order.quantity * order.price_cents
-        legs = [
-            ledger.Leg(ledger.user_account(order.user_id, "cash"), -amount),
-            ledger.Leg(ledger.user_account(order.user_id, "held"), amount),
-        ]
-    else:
-        legs = [
-            ledger.Leg(shares_account(order.user_id, asset.currency), -order.quantity),
-            ledger.Leg(order_escrow(asset.currency), order.quantity),
-        ]
-    try:
-        await ledger.transfer(
-            session=session,
-            idempotency_key=f"rwa:order:{order.id}:hold",
-            kind="rwa_order_hold",
-            legs=legs,
-            reference=f"rwa_order:{order.id}",
-        )
-    except ledger.InsufficientFunds as exc:
-        if order.side == "sell":
-            raise InsufficientShares(details={"asset_id": str(asset.id)}) from exc
-        raise
-
-
-async def _settle_fills(
-    session: AsyncSession,
-    asset: RwaAsset,
-    fills: list[tuple[RwaOrder, RwaOrder, int, int]],
-    taker_side: str,
-    now: dt.datetime,
-) -> None:
-    """Move the cash and shares of every execution of a placement (one ledger round trip for
-    all of them) and update cost bases: the buyer adds what it paid; the seller removes the
-    sold fraction of its basis, fill by fill (the basis over the shares it owned, in its
-    account and its resting sells, before that fill)."""
-    if not fills:
-        return
-    cur = asset.currency
-    await ledger.transfer_many(
-        session=session,
-        transfers=[
-            ledger.TransferSpec(
-                idempotency_key=f"rwa:fill:{buy.id}:{sell.id}",
-                kind="rwa_trade",
-                legs=[
-                    ledger.Leg(ledger.user_account(buy.user_id, "held"), -qty * buy.price_cents),
-                    ledger.Leg(
-                        ledger.user_account(buy.user_id, "cash"), qty * (buy.price_cents - price)
-                    ),
-                    ledger.Leg(ledger.user_account(sell.user_id, "cash"), qty * price),
-                    ledger.Leg(order_escrow(cur), -qty),
-                    ledger.Leg(shares_account(buy.user_id, cur), qty),
-                ],
-                reference=f"rwa_asset:{asset.id}",
-                metadata={"price_cents": price, "quantity": qty},
-            )
-            for buy, sell, qty, price in fills
-        ],
-    )
-    sellers = sorted({sell.user_id for _, sell, _, _ in fills})
-    users = sorted({*sellers, *(buy.user_id for buy, _, _, _ in fills)})
-    state = await order_repo.basis_and_open_sells(session, asset.id, users)
-    held = await ledger.kind_balances(
-        session=session, owners=sellers, kind=shares_account(sellers[0], cur).kind, currency=cur
-    )
-    basis = {u: state[u][0] for u in users}
-    # What each seller owned before the first fill: its shares account plus its resting
-    # sells (their `remaining` in the database are still those before this placement).
-    owned = {u: held[u] + state[u][1] for u in sellers}
-    for buy, sell, qty, price in fills:
-        if owned[sell.user_id] > 0:
-            taken = basis[sell.user_id] * qty // owned[sell.user_id]
-            basis[sell.user_id] = max(0, basis[sell.user_id] - taken)
-        owned[sell.user_id] -= qty
-        basis[buy.user_id] = max(0, basis[buy.user_id] + qty * price)
-        repo.add(
-            session,
-            RwaTrade(
-                asset_id=asset.id,
-                buy_order_id=buy.id,
-                sell_order_id=sell.id,
-                buyer_id=buy.user_id,
-                seller_id=sell.user_id,
-                price_cents=price,
-                quantity=qty,
-                taker_side=taker_side,
-                created_at=now,
-            ),
-        )
-    await position_repo.set_costs(session, asset.id, basis)
-
-
-async def place_order(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    asset_id: uuid.UUID,
-    side: str,
-    price_cents: int,
-    quantity: int,
-    time_in_force: str = "gtc",
-    trading_hours: str = "",
-    now: dt.datetime | None = None,
-) -> OrderRead:
-    """Place a limit order: hold its cash or shares, match it against the book (price-time
-    priority, at the resting order's price), rest what is left (gtc) or release it (ioc).
-
-    The asset row is locked after the checks and the KYC tier, so one asset's book changes one
-    order at a time; the executions' ledger transfers go in one round trip and the cost bases
-    in one statement.
-    409 TRADING_HALTED / MARKET_CLOSED / INSUFFICIENT_FUNDS / INSUFFICIENT_SHARES,
-    403 KYC_REQUIRED."""
-    now = now or utcnow()
-    asset = await asset_repo.get_asset(session, asset_id)
-    if asset is None:
-        raise AssetNotFound()
-    if asset.state != "trading":
-        raise TradingHalted(details={"state": asset.state})
-    if not market_open(trading_hours, now):
-        raise MarketClosed(details={"trading_hours": trading_hours})
-    tier = await kyc.get_tier(session=session, user_id=user_id, now=now)
-    if tier.rank < kyc.Tier.basic.rank:
-        raise kyc.KycRequired(kyc.Tier.basic.value)
-    order = RwaOrder(
-        id=uuid.uuid4(),
-        asset_id=asset_id,
-        user_id=user_id,
-        side=side,
-        price_cents=price_cents,
-        quantity=quantity,
-        remaining=quantity,
-        filled_cents=0,
-        time_in_force=time_in_force,
-        status="resting",
-        created_at=now,
-        updated_at=now,
-    )
-    # The book: from here to the commit, one placement at a time per asset (its row lock).
-    # The checks and KYC ran before taking it. The order row and its hold come after: the
-    # row's foreign key share-locks the asset row (two placements holding that share lock
-    # and both asking for the update lock deadlock), and a hold's ledger locks taken first
-    # would deadlock with a placement that fills this user's resting order.
-    locked = await asset_repo.get_asset(session, asset_id, lock=True)
-    assert locked is not None
-    if locked.state != "trading":
-        raise TradingHalted(details={"state": locked.state})
-    repo.add(session, order)
-    await session.flush()
-    await _hold(session, asset, order)
-    opposite = "sell" if side == "buy" else "buy"
-    makers = await order_repo.lock_crossing(
-        session, asset_id, side=opposite, limit_price=price_cents, quantity=quantity
-    )
-    by_id: dict[Hashable, RwaOrder] = {m.id: m for m in makers}
-    positions: dict[Hashable, PositionState] = {}
-    for m in makers:
-        if m.side == "sell":
-            positions.setdefault(m.user_id, PositionState()).position += m.remaining
-    if side == "sell":
-        positions.setdefault(user_id, PositionState()).position += quantity
-    try:
-        result = match(
-            Incoming(
-                id=order.id,
-                user_id=user_id,
-                side="yes",
-                action="buy" if side == "buy" else "sell",
-                yes_price=price_cents,
-                count=quantity,
-                seq=order.seq,
-                time_in_force="immediate_or_cancel"
-                if time_in_force == "ioc"
-                else "good_till_canceled",
-            ),
-            [
-                BookOrder(
-                    id=m.id,
-                    user_id=m.user_id,
-                    side="yes",
-                    action="buy" if m.side == "buy" else "sell",
-                    yes_price=m.price_cents,
-                    seq=m.seq,
-                    remaining=m.remaining,
-                    hold=m.remaining * m.price_cents if m.side == "buy" else 0,
-                )
-                for m in makers
-            ],
-            positions,
-            taker_fee_bps=0,
-            maker_fee_bps=0,
-            now=now,
-        )
-    except EngineError as exc:  # pragma: no cover - post-only is never asked for
-        raise InvalidState(exc.message, code=exc.code) from exc
-
-    fills: list[tuple[RwaOrder, RwaOrder, int, int]] = []
-    for e in result.executions:
-        maker = by_id[e.maker_order_id]
-        buy, sell = (order, maker) if side == "buy" else (maker, order)
-        fills.append((buy, sell, e.count, e.yes_price))
-    await _settle_fills(session, asset, fills, side, now)
-    for e in result.executions:
-        maker = by_id[e.maker_order_id]
-        for o in (order, maker):
-            o.remaining -= e.count
-            o.filled_cents += e.count * e.yes_price
-            o.updated_at = now
-        if maker.remaining == 0:
-            maker.status = "executed"
-    for upd in result.makers.values():
-        maker = by_id[upd.order.id]
-        if upd.status == "canceled" and maker.status == "resting":
-            await _release(session, asset, maker)
-            maker.status = "canceled"
-            maker.cancel_reason = upd.cancel_reason
+async def _release(session: AsyncSession, asset: RwaAsset, order: RwaOrder) -> None:
+    """Give back what an order that stops resting still holds."""
     if order.remaining == 0:
-        order.status = "executed"
-    elif result.status == "canceled":
-        await _release(session, asset, order)
-        order.status = "canceled"
-        order.cancel_reason = result.cancel_reason
-    await session.flush()
-    return order_read(order)
+        return
+    spec = release_spec(order, asset.currency)
+    await ledger.transfer(
+        session=session,
+        idempotency_key=spec.idempotency_key,
+        kind=spec.kind,
+        legs=spec.legs,
+        reference=spec.reference,
+    )
 
 
 async def cancel_order(

@@ -24,6 +24,7 @@ from pull.kit.pagination import (
 )
 from pull.rwa import service
 from pull.rwa.deps import ERRORS, MONEY, money, relaxed
+from pull.rwa.order_batcher import SCOPE, Pending, batcher_of
 from pull.rwa.schemas import (
     CandlesRead,
     OrderbookRead,
@@ -62,10 +63,28 @@ async def place_order(
     key: IdempotencyKeyHeader,
     request: Request,
 ) -> JSONResponse:
+    settings = request.app.state.settings
+    if settings.rwa_order_batch_max > 1:
+        # Group commit (order_batcher): the KYC tier here, then the order waits for its
+        # asset's next batch without holding this request's database connection.
+        await service.check_trader(session=session, user_id=user.id)
+        await session.rollback()
+        stored = await batcher_of(request.app.state).place(
+            body.asset_id,
+            Pending(
+                service.OrderSpec(
+                    user.id, body.side, body.price_cents, body.quantity, body.time_in_force
+                ),
+                key,
+                body.model_dump(mode="json"),
+            ),
+        )
+        if stored is not None:
+            return JSONResponse(stored, status_code=status.HTTP_201_CREATED)
     result = await run_idempotent(
         session,
         owner=str(user.id),
-        scope="POST /api/v1/rwa/orders",
+        scope=SCOPE,
         key=key,
         request=body.model_dump(mode="json"),
         status_code=201,

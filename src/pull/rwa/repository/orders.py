@@ -49,6 +49,26 @@ _LOCK_CROSSING = {
 }
 
 
+async def lock_asset_for_orders(
+    session: AsyncSession, asset_id: uuid.UUID, count: int
+) -> tuple[str, str, list[int]] | None:
+    """Lock an asset's row (its book changes one placement at a time) and draw `count` order
+    sequence numbers, in one statement: (state, share currency, seqs), or None."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT a.state, 'RWA' || a.seq, ARRAY(SELECT nextval("
+                "pg_get_serial_sequence('rwa_orders', 'seq')) FROM generate_series(1, :n)) "
+                "FROM rwa_assets a WHERE a.id = :a FOR UPDATE"
+            ),
+            {"a": asset_id, "n": count},
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return str(row[0]), str(row[1]), [int(v) for v in row[2]]
+
+
 async def lock_crossing(
     session: AsyncSession,
     asset_id: uuid.UUID,
