@@ -33,6 +33,11 @@ locals {
     MATRIX_HOMESERVER_URL             = "matrix-homeserver-url"
     MATRIX_REGISTRATION_SHARED_SECRET = "matrix-registration-shared-secret"
     METRICS_TOKEN                     = "metrics-token"
+    # Email (docs/email.md): Nylas v3 and, optionally, Anthropic reply drafts (empty: sandbox)
+    NYLAS_API_KEY        = "nylas-api-key"
+    NYLAS_CLIENT_ID      = "nylas-client-id"
+    NYLAS_WEBHOOK_SECRET = "nylas-webhook-secret"
+    ANTHROPIC_API_KEY    = "anthropic-api-key"
   }
 
   labels = {

@@ -201,6 +201,11 @@ SECRET_KEYS = [
     "TWILIO_VERIFY_SERVICE_SID",
     "MATRIX_HOMESERVER_URL",
     "MATRIX_REGISTRATION_SHARED_SECRET",
+    # email (docs/email.md): Nylas v3, and Anthropic for reply drafts (empty: the sandbox drafter)
+    "NYLAS_API_KEY",
+    "NYLAS_CLIENT_ID",
+    "NYLAS_WEBHOOK_SECRET",
+    "ANTHROPIC_API_KEY",
     "WEB_SESSION_SECRET",  # the web app's cookie key (pull-web takes only this one)
 ]
 
@@ -442,7 +447,10 @@ def test_network_policies_default_deny_and_allowed_flows() -> None:
     assert all(p["port"] == 3001 for rule in api_in["ingress"] for p in rule["ports"])
 
 
-def test_worker_egress_only_reaches_temporal_database_and_redis() -> None:
+PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+
+
+def test_worker_egress_reaches_temporal_database_redis_and_nylas_https_only() -> None:
     pols = _policies()
     worker_pols = [
         p
@@ -453,12 +461,20 @@ def test_worker_egress_only_reaches_temporal_database_and_redis() -> None:
     ]
     assert len(worker_pols) == 1
     ports = {port["port"] for rule in worker_pols[0]["spec"]["egress"] for port in rule["ports"]}
-    assert ports == {7233, 5432, 6379}
+    assert ports == {7233, 5432, 6379, 443}
+    public = 0
     for rule in worker_pols[0]["spec"]["egress"]:
         for peer in rule["to"]:
-            if "ipBlock" in peer:
-                # only the private services range, never the internet
-                assert peer["ipBlock"]["cidr"] == "10.20.0.0/16"
+            if "ipBlock" not in peer:
+                continue
+            if peer["ipBlock"]["cidr"] == "10.20.0.0/16":
+                continue  # the private services range (PostgreSQL, Redis)
+            # the email sync's Nylas calls: the internet on HTTPS only, never a private range
+            public += 1
+            assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+            assert set(peer["ipBlock"]["except"]) == PRIVATE_RANGES
+            assert [(p["protocol"], p["port"]) for p in rule["ports"]] == [("TCP", 443)]
+    assert public == 1
     # The only policy that selects every pod for egress is DNS.
     all_pods = [
         p for p in pols.values() if p["spec"]["podSelector"] == {} and "egress" in p["spec"]

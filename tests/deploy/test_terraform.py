@@ -173,6 +173,10 @@ def test_one_secret_manager_secret_per_application_secret() -> None:
         "MATRIX_REGISTRATION_SHARED_SECRET",
         # Cloud Run only: the API is public there, so /metrics needs the scrape token
         "METRICS_TOKEN",
+        "NYLAS_API_KEY",
+        "NYLAS_CLIENT_ID",
+        "NYLAS_WEBHOOK_SECRET",
+        "ANTHROPIC_API_KEY",
     }
     # Same names the ExternalSecret reads: pull-<env>-<lower-kebab of the variable>.
     for env_var, suffix in secrets.items():
@@ -249,3 +253,24 @@ def test_terraform_fmt_is_clean() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cloud_run_deploys_mount_every_terraform_secret() -> None:
+    """`gcloud run deploy --set-secrets` replaces the service's whole secret list, so each
+    deploy workflow (and the runbook's command) must name every secret Terraform mounts, or a
+    deploy silently drops one (the Matrix settings, which a deployed process requires, and the
+    Nylas keys were missing)."""
+    main = load(TERRAFORM / "main.tf")
+    secrets: dict[str, str] = next(b["secrets"] for b in main["locals"] if "secrets" in b)
+    repo = TERRAFORM.parents[1]
+    for wf in ("deploy-api.yml", "deploy-workers.yml"):
+        text = (repo / ".github" / "workflows" / wf).read_text()
+        found = re.search(r'echo "SECRETS=([^"]+)"', text)
+        assert found is not None, wf
+        pairs = dict(item.split("=", 1) for item in found.group(1).split(","))
+        assert pairs == {k: f"${{p}}-{v}:latest" for k, v in secrets.items()}, wf
+    runbook = (repo / "docs" / "runbook.md").read_text()
+    found = re.search(r'--set-secrets "([^"]+)"', runbook)
+    assert found is not None
+    pairs = dict(item.split("=", 1) for item in found.group(1).split(","))
+    assert pairs == {k: f"pull-production-{v}:latest" for k, v in secrets.items()}
