@@ -598,6 +598,10 @@ resource "google_cloud_run_v2_service" "api" {
         value = var.cors_origins
       }
       env {
+        name  = "EMAIL_CALLBACK_URL"
+        value = var.email_callback_url
+      }
+      env {
         name  = "TRUST_PROXY"
         value = "true"
       }

@@ -178,6 +178,11 @@ variable "cors_origins" {
   type        = string
 }
 
+variable "email_callback_url" {
+  description = "Nylas hosted-auth redirect URI (the web app's /mail/callback), as registered with Nylas."
+  type        = string
+}
+
 variable "api_public" {
   description = "Let unauthenticated callers invoke the API service (it is the public API)."
   type        = bool

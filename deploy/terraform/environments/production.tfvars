@@ -29,6 +29,7 @@ worker_max_instances = 50
 temporal_address   = "pull-production.tmprl.cloud:7233"
 temporal_namespace = "pull-production"
 cors_origins       = "https://app.pull.com"
+email_callback_url = "https://app.pull.com/mail/callback"
 
 backup_retention_days = 90
 

@@ -29,5 +29,6 @@ worker_max_instances = 10
 temporal_address   = "pull-staging.tmprl.cloud:7233"
 temporal_namespace = "pull-staging"
 cors_origins       = "https://app-staging.pull.com"
+email_callback_url = "https://app-staging.pull.com/mail/callback"
 
 backup_retention_days = 30
