@@ -24,10 +24,10 @@ SEED = 19
 
 @dataclass(frozen=True)
 class T:
-    """One template: category, priority, whether a reply is worth suggesting, reply intent."""
+    """One template: category, reply intent (a reply is worth suggesting unless `none`), sender
+    kind, subject and body; its priority follows from these (`priority`)."""
 
     category: str
-    priority: str
     intent: str  # none | schedule | question | thanks | request | confirm | news
     sender: str  # person | brand | network | list | bank | broker
     subject: str
@@ -136,7 +136,6 @@ TEMPLATES: list[T] = [
     # --- primary: people writing to you ---------------------------------------------------
     T(
         "primary",
-        "high",
         "schedule",
         "person",
         "Can we meet {day} about {project}?",
@@ -145,7 +144,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "question",
         "person",
         "Quick question",
@@ -154,7 +152,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "thanks",
         "person",
         "Thank you!",
@@ -163,7 +160,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "high",
         "request",
         "person",
         "Could you send me {project}?",
@@ -172,7 +168,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "confirm",
         "person",
         "Dinner {day}?",
@@ -181,7 +176,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "news",
         "person",
         "Big news",
@@ -190,7 +184,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "question",
         "person",
         "Re: {project}",
@@ -199,7 +192,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "high",
         "request",
         "person",
         "Need your sign-off today",
@@ -208,7 +200,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "schedule",
         "person",
         "Coffee next week?",
@@ -217,7 +208,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "low",
         "thanks",
         "person",
         "Thanks for the intro",
@@ -226,7 +216,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "question",
         "person",
         "Are you coming to the offsite?",
@@ -235,7 +224,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "high",
         "request",
         "person",
         "Urgent: can you cover for me?",
@@ -244,7 +232,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "confirm",
         "person",
         "Interview confirmation",
@@ -253,7 +240,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "low",
         "news",
         "person",
         "Photos from the weekend",
@@ -262,7 +248,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "schedule",
         "person",
         "Reschedule our 1:1",
@@ -271,7 +256,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "request",
         "person",
         "Feedback on my draft",
@@ -280,7 +264,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "low",
         "thanks",
         "person",
         "Thanks again",
@@ -289,7 +272,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "thanks",
         "person",
         "Really appreciate it",
@@ -298,7 +280,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "confirm",
         "person",
         "Are we still on for {day}?",
@@ -307,7 +288,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "confirm",
         "person",
         "Please RSVP: team lunch",
@@ -316,7 +296,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "low",
         "news",
         "person",
         "We're engaged!",
@@ -325,7 +304,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "news",
         "person",
         "Some good news",
@@ -334,7 +312,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "schedule",
         "person",
         "When are you free for a call?",
@@ -343,7 +320,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "primary",
-        "normal",
         "question",
         "person",
         "Do you know who owns this?",
@@ -353,7 +329,6 @@ TEMPLATES: list[T] = [
     # --- social: networks -------------------------------------------------------------------
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} commented on your post",
@@ -362,7 +337,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "You have a new follower",
@@ -371,7 +345,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} sent you a friend request",
@@ -380,7 +353,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} tagged you in a photo",
@@ -389,7 +361,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "People you may know",
@@ -398,7 +369,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} mentioned you",
@@ -407,7 +377,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "Your post is getting attention",
@@ -416,7 +385,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} shared a memory with you",
@@ -425,7 +393,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "Congratulate {other} on the new role",
@@ -433,7 +400,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "New message request",
@@ -442,7 +408,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} liked your photo",
@@ -450,7 +415,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "Your weekly activity summary",
@@ -459,7 +423,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "{other} invited you to an event",
@@ -468,7 +431,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "social",
-        "low",
         "none",
         "network",
         "Birthday reminder",
@@ -478,7 +440,6 @@ TEMPLATES: list[T] = [
     # --- promotions -------------------------------------------------------------------------
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "{percent}% off everything this weekend",
@@ -487,7 +448,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Your cart misses you",
@@ -496,7 +456,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "New arrivals just for you",
@@ -505,7 +464,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Flash sale: 6 hours only",
@@ -514,7 +472,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "A gift for you: free shipping",
@@ -523,7 +480,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Members save more",
@@ -532,7 +488,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Last chance: {percent}% off ends tonight",
@@ -541,7 +496,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Our bestsellers are back in stock",
@@ -550,7 +504,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Try it free for 30 days",
@@ -559,7 +512,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Black Friday starts now",
@@ -568,7 +520,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "You're invited: VIP preview",
@@ -577,7 +528,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Buy one, get one free",
@@ -586,7 +536,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Recommended for you",
@@ -595,7 +544,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "promotions",
-        "low",
         "none",
         "brand",
         "Happy birthday! Here's a treat",
@@ -605,7 +553,6 @@ TEMPLATES: list[T] = [
     # --- updates: receipts, shipping, accounts, reminders ---------------------------------------
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Your order has shipped",
@@ -614,7 +561,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Your password was changed",
@@ -623,7 +569,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Appointment reminder",
@@ -632,7 +577,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "low",
         "none",
         "brand",
         "Your order confirmation",
@@ -641,7 +585,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "New sign-in to your account",
@@ -650,7 +593,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "low",
         "none",
         "brand",
         "Your package was delivered",
@@ -659,7 +601,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Your subscription renews soon",
@@ -668,7 +609,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "low",
         "none",
         "brand",
         "Changes to our terms of service",
@@ -677,7 +617,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Verify your email address",
@@ -686,7 +625,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "low",
         "none",
         "brand",
         "Your ride receipt",
@@ -695,7 +633,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Flight check-in is open",
@@ -704,7 +641,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "low",
         "none",
         "brand",
         "Your return has been processed",
@@ -713,7 +649,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "normal",
         "none",
         "brand",
         "Software update available",
@@ -722,7 +657,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "updates",
-        "low",
         "none",
         "brand",
         "Your reservation is confirmed",
@@ -732,7 +666,6 @@ TEMPLATES: list[T] = [
     # --- forums: mailing lists, groups, digests ------------------------------------------------
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Re: proposal to deprecate the old API",
@@ -742,7 +675,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Digest, Vol 212, Issue 4",
@@ -751,7 +683,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] New topic: best practices for backups",
@@ -760,7 +691,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "Re: [{group}] meeting minutes",
@@ -769,7 +699,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Call for volunteers",
@@ -778,7 +707,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "{other} replied to a thread you follow",
@@ -787,7 +715,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] ANN: version 3.2 released",
@@ -796,7 +723,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "Weekly digest from the {group} community",
@@ -805,7 +731,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Re: Re: question about licensing",
@@ -814,7 +739,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Moderator notice",
@@ -823,7 +747,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "New answer to your question",
@@ -832,7 +755,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Poll: next meetup location",
@@ -841,7 +763,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "[{group}] Patch review requested",
@@ -850,7 +771,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "forums",
-        "low",
         "none",
         "list",
         "Your group membership was approved",
@@ -860,7 +780,6 @@ TEMPLATES: list[T] = [
     # --- finance: PULL's own category ----------------------------------------------------------
     T(
         "finance",
-        "high",
         "none",
         "bank",
         "Your statement is ready",
@@ -869,7 +788,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "high",
         "none",
         "bank",
         "Payment due in 3 days",
@@ -878,7 +796,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Deposit received",
@@ -887,7 +804,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Withdrawal processed",
@@ -896,7 +812,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "high",
         "none",
         "bank",
         "Your tax documents are available",
@@ -905,7 +820,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "request",
         "bank",
         "Invoice #{code} from {company}",
@@ -914,7 +828,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "high",
         "none",
         "bank",
         "Unusual card activity",
@@ -923,7 +836,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Direct deposit scheduled",
@@ -932,7 +844,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Autopay confirmation",
@@ -941,7 +852,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "high",
         "none",
         "bank",
         "Low balance alert",
@@ -950,7 +860,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Your loan payment was received",
@@ -959,7 +868,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Interest earned this month",
@@ -968,7 +876,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Wire transfer completed",
@@ -977,7 +884,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "finance",
-        "normal",
         "none",
         "bank",
         "Refund issued to your account",
@@ -987,7 +893,6 @@ TEMPLATES: list[T] = [
     # --- trading alerts: PULL's own category ---------------------------------------------------
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Price alert: {ticker} crossed ${amount}",
@@ -996,7 +901,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Order filled: buy {ticker}",
@@ -1005,7 +909,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Margin call on your account",
@@ -1014,7 +917,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Market settled: {market}",
@@ -1023,7 +925,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Stop-loss triggered on {ticker}",
@@ -1032,7 +933,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "{market} closes in 1 hour",
@@ -1041,7 +941,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "{ticker} is up {percent}% on your watchlist",
@@ -1050,7 +949,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "Your order was partially filled",
@@ -1059,7 +957,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Position limit reached",
@@ -1068,7 +965,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "Order cancelled: {ticker}",
@@ -1077,7 +973,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "Dividend paid on {ticker}",
@@ -1086,7 +981,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "high",
         "none",
         "broker",
         "Volatility alert: {ticker} halted",
@@ -1095,7 +989,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "New market: {market}",
@@ -1104,7 +997,6 @@ TEMPLATES: list[T] = [
     ),
     T(
         "trading alerts",
-        "normal",
         "none",
         "broker",
         "Daily P&L: {percent}% on your positions",
@@ -1163,6 +1055,40 @@ def fill(template: T, rng: random.Random, me: str) -> dict[str, str]:
     return {"subject": subject, "body": body + post, "from_name": name, "from_email": email}
 
 
+# Priority, one definition for every message (docs/email.md, "Priority"): what a reader should
+# see first, decided from who sent it and what it asks, never from a template's whim.
+#   low:    bulk mail not written to the reader as a person: promotions, social-network
+#           notifications, forums and mailing lists.
+#   high:   someone or something is waiting on the reader: a person asks a question, a favour,
+#           a decision or a time (intents question, request, schedule, confirm), or an
+#           automated message reports a risk to the reader's money or account that needs
+#           checking now (the subjects in ATTENTION: security events, money due or short,
+#           positions closed or blocked without the reader's order).
+#   normal: the rest: people's mail that asks nothing (thanks, news), receipts, confirmations
+#           and information about the reader's own accounts and orders.
+BULK = {"promotions", "social", "forums"}
+WAITING = {"question", "request", "schedule", "confirm"}
+ATTENTION = {
+    "Your password was changed",
+    "New sign-in to your account",
+    "Payment due in 3 days",
+    "Unusual card activity",
+    "Low balance alert",
+    "Margin call on your account",
+    "Stop-loss triggered on {ticker}",
+    "Position limit reached",
+    "Volatility alert: {ticker} halted",
+}
+
+
+def priority(t: T) -> str:
+    if t.category in BULK:
+        return "low"
+    if t.sender == "person":
+        return "high" if t.intent in WAITING else "normal"
+    return "high" if t.subject in ATTENTION else "normal"
+
+
 def labeled(rng: random.Random) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     by_cat: dict[str, list[int]] = {}
@@ -1181,7 +1107,7 @@ def labeled(rng: random.Random) -> list[dict[str, object]]:
                 {
                     **msg,
                     "category": t.category,
-                    "priority": t.priority,
+                    "priority": priority(t),
                     "reply": t.intent != "none",
                     "intent": t.intent,
                     "template": i,

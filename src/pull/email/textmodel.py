@@ -34,6 +34,8 @@ CATEGORIES = (
     "trading alerts",
 )
 PRIORITIES = ("high", "normal", "low")
+# Mail not written to the reader as a person: always low priority (docs/email.md, "Priority").
+BULK = frozenset({"promotions", "social", "forums"})
 EMBEDDING_DIM = 128
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[$%#@>?!]")
@@ -78,6 +80,14 @@ class Head:
         return out
 
 
+def compose_priority(category: str, p_attention: float, threshold: float) -> str:
+    """Priority as defined (scripts/email_dataset.py, `priority`): bulk mail is low; else high
+    when someone or something is waiting on the reader (the attention head), else normal."""
+    if category in BULK:
+        return "low"
+    return "high" if p_attention >= threshold else "normal"
+
+
 @dataclass(frozen=True)
 class Triage:
     category: str
@@ -94,12 +104,13 @@ class TextModel:
         self.idf: FloatArray = arrays["idf"].astype(np.float32)
         self.components: FloatArray = arrays["lsa"].astype(np.float32)  # vocabulary x dim
         self.heads: dict[str, Head] = {}
-        for name in ("category", "priority", "reply", "intent"):
+        for name in ("category", "attention", "reply", "intent"):
             self.heads[name] = Head(
                 classes=tuple(str(c) for c in arrays[f"{name}_classes"]),
                 weights=arrays[f"{name}_w"].astype(np.float32),
                 bias=arrays[f"{name}_b"].astype(np.float32),
             )
+        self.attention_threshold = float(arrays["attention_threshold"][0])
 
     def vectorize(
         self, subject: str, body: str, sender: str
@@ -131,7 +142,9 @@ class TextModel:
     def triage(self, *, subject: str, body: str, sender: str) -> Triage:
         idx, vals = self.vectorize(subject, body, sender)
         category, confidence = self._predict("category", idx, vals)
-        priority, _ = self._predict("priority", idx, vals)
+        attention = self.heads["attention"]
+        p_att = float(attention.scores(idx, vals)[attention.classes.index("True")])
+        priority = compose_priority(category, p_att, self.attention_threshold)
         reply = self.heads["reply"]
         p = reply.scores(idx, vals)
         reply_p = float(p[reply.classes.index("True")])
