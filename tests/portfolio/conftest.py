@@ -31,4 +31,5 @@ from tests.brokerage.conftest import (  # noqa: E402,F401
     sandbox,
     trader_factory,
 )
+from tests.rewards.conftest import rw  # noqa: E402,F401
 from tests.rwa.conftest import rwa_env  # noqa: E402,F401

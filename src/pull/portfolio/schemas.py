@@ -9,9 +9,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-HoldingKind = Literal["prediction", "rwa", "stock", "crypto"]
+HoldingKind = Literal["prediction", "rwa", "stock", "crypto", "points"]
 MarkSource = Literal[
-    "settlement", "mid", "last_trade", "offering_price", "quote_mid", "last_fill", "cost"
+    "settlement",
+    "mid",
+    "last_trade",
+    "offering_price",
+    "quote_mid",
+    "last_fill",
+    "cost",
+    "redemption_rate",
 ]
 
 
@@ -53,7 +60,7 @@ class PointsRead(BaseModel):
 
 
 class TotalsRead(BaseModel):
-    value: int = Field(description="cash.total + holdings' market value + points' cash value")
+    value: int = Field(description="cash.total + holdings' market value (points included)")
     holdings_value: int
     cost_basis: int
     unrealized_pnl: int
@@ -62,8 +69,8 @@ class TotalsRead(BaseModel):
     net_deposits: int = Field(description="Deposited minus withdrawn through funding, ever")
     total_pnl: int = Field(description="value - net_deposits")
     other_pnl: int = Field(
-        description="total_pnl - realized - unrealized: fees outside trades, rewards, "
-        "payouts not kept as lots (docs/portfolio.md)"
+        description="total_pnl - realized - unrealized: fees outside trades and points spent "
+        "on anything but cash (docs/portfolio.md)"
     )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage import service as brokerage
@@ -24,15 +25,7 @@ from pull.portfolio.errors import (
     TimeframeNotAllowed,
 )
 from pull.portfolio.lots import ClosedLot, LotBook, average_cost, day_change, replay
-from pull.portfolio.schemas import (
-    CashRead,
-    HistoryRead,
-    HoldingRead,
-    PointsRead,
-    PortfolioRead,
-    StatementRead,
-    TotalsRead,
-)
+from pull.portfolio.schemas import HistoryRead, PortfolioRead, StatementRead
 from pull.rewards import service as rewards
 
 
@@ -126,6 +119,95 @@ def _holding(v: Valued, day: dt.datetime) -> dict[str, Any]:
     }
 
 
+# The ledger transfer that pays a points redemption into cash (rewards.redemption): the points'
+# realized P&L (they were earned at no cost).
+POINTS_TO_CASH = "rewards_cash_credit"
+
+
+def _points(points: int, value: int, realized: int, settings: Settings) -> dict[str, Any]:
+    """Reward points as a holding: earned at no cost, marked at the cash-redemption rate; cash
+    redemptions are their realized P&L. No tax lots here (rewards keeps its own expiring lots;
+    points are income, not capital assets, so they are not in /realized or Form 8949)."""
+    return {
+        "kind": "points",
+        "symbol": "PTS",
+        "name": "Reward points",
+        "quantity": Decimal(points),
+        "mark": (Decimal(100) / settings.rewards_cash_points_per_dollar).quantize(_FOUR),
+        "mark_source": "redemption_rate",
+        "market_value": value,
+        "cost_basis": 0,
+        "average_cost": Decimal(0),
+        "unrealized_pnl": value,
+        "realized_pnl": realized,
+        "day_change": 0,
+        "lots": [],
+    }
+
+
+async def view(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    settings: Settings,
+    broker: brokerage.Broker | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The portfolio as the plain data of a `PortfolioRead` (what `portfolio` validates and
+    `portfolio_json` serializes directly: for 1,000 holdings, building the models costs more
+    than everything else)."""
+    day = day_start_of(now)
+    balances = (await ledger.user_balances(session=session, user_ids=[user_id]))[user_id]
+    valued = await gather(session=session, user_id=user_id, now=now, broker=broker)
+    holdings = [_holding(v, day) for v in valued if v.book.open]
+    flows = await ledger.external_flows(session=session, user_id=user_id)
+    points_value = rewards.points_cash_value(points=balances.points_posted, settings=settings)
+    points_cash = (
+        await ledger.entry_sums(
+            session=session,
+            account_kind="cash",
+            currency="USD",
+            transfer_kinds=[POINTS_TO_CASH],
+            owner_id=user_id,
+        )
+    ).get(user_id, 0)
+    if balances.points_posted:
+        holdings.append(_points(balances.points_posted, points_value, points_cash, settings))
+    realized = sum(v.book.realized for v in valued) + points_cash
+    holdings_value = sum(h["market_value"] for h in holdings)
+    cost = sum(h["cost_basis"] for h in holdings)
+    value = balances.cash_total + holdings_value
+    net_deposits = sum(f.amount for f in flows)
+    unrealized = holdings_value - cost
+    total_pnl = value - net_deposits
+    return {
+        "as_of": now,
+        "cash": {
+            "available": balances.available,
+            "held": balances.held,
+            "pending": balances.pending,
+            "total": balances.cash_total,
+        },
+        "points": {
+            "points": balances.points_posted,
+            "available": balances.points_available,
+            "cash_value": points_value,
+        },
+        "holdings": holdings,
+        "totals": {
+            "value": value,
+            "holdings_value": holdings_value,
+            "cost_basis": cost,
+            "unrealized_pnl": unrealized,
+            "realized_pnl": realized,
+            "day_change": sum(h["day_change"] or 0 for h in holdings),
+            "net_deposits": net_deposits,
+            "total_pnl": total_pnl,
+            "other_pnl": total_pnl - realized - unrealized,
+        },
+    }
+
+
 async def portfolio(
     *,
     session: AsyncSession,
@@ -134,45 +216,20 @@ async def portfolio(
     broker: brokerage.Broker | None,
     now: dt.datetime,
 ) -> PortfolioRead:
-    day = day_start_of(now)
-    balances = (await ledger.user_balances(session=session, user_ids=[user_id]))[user_id]
-    valued = await gather(session=session, user_id=user_id, now=now, broker=broker)
-    realized = sum(v.book.realized for v in valued)
-    holdings = [_holding(v, day) for v in valued if v.book.open]
-    flows = await ledger.external_flows(session=session, user_id=user_id)
-    points_value = rewards.points_cash_value(points=balances.points_posted, settings=settings)
-    holdings_value = sum(h["market_value"] for h in holdings)
-    cost = sum(h["cost_basis"] for h in holdings)
-    value = balances.cash_total + holdings_value + points_value
-    net_deposits = sum(f.amount for f in flows)
-    unrealized = holdings_value - cost
-    total_pnl = value - net_deposits
-    return PortfolioRead(
-        as_of=now,
-        cash=CashRead(
-            available=balances.available,
-            held=balances.held,
-            pending=balances.pending,
-            total=balances.cash_total,
-        ),
-        points=PointsRead(
-            points=balances.points_posted,
-            available=balances.points_available,
-            cash_value=points_value,
-        ),
-        holdings=[HoldingRead.model_validate(h) for h in holdings],
-        totals=TotalsRead(
-            value=value,
-            holdings_value=holdings_value,
-            cost_basis=cost,
-            unrealized_pnl=unrealized,
-            realized_pnl=realized,
-            day_change=sum(h["day_change"] or 0 for h in holdings),
-            net_deposits=net_deposits,
-            total_pnl=total_pnl,
-            other_pnl=total_pnl - realized - unrealized,
-        ),
-    )
+    data = await view(session=session, user_id=user_id, settings=settings, broker=broker, now=now)
+    return PortfolioRead.model_validate(data)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # as pydantic writes a Decimal
+    raise TypeError(type(value).__name__)
+
+
+def to_json(data: dict[str, Any]) -> bytes:
+    """`view`'s data as JSON, byte for byte what `PortfolioRead(...).model_dump_json()` gives
+    for it (tests/portfolio/test_portfolio_api.py compares them) at a fraction of the cost."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_UTC_Z)
 
 
 async def closed_lots(

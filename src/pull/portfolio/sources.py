@@ -14,8 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage import service as brokerage
 from pull.exchange import holdings as exchange
+from pull.ledger import service as ledger
 from pull.portfolio.lots import LotEvent
 from pull.rwa import service as rwa
+
+# A buyout's distribution sorts after every trade at the same instant
+_DISTRIBUTION_SEQ = 1 << 61
 
 
 @dataclass(slots=True)
@@ -115,6 +119,8 @@ async def rwa_shares(
     events: dict[str, list[LotEvent]] = defaultdict(list)
     for e in await rwa.share_events(session=session, user_id=user_id):
         events[e.currency].append(LotEvent(e.at, Decimal(e.shares), e.cents, 0, e.seq))
+    for currency, ev in (await buyout_sales(session, user_id)).items():
+        events[currency].extend(ev)
     marks = await rwa.share_marks(session=session, currencies=list(events), day_start=day_start)
     out = []
     for currency, evs in sorted(events.items()):
@@ -127,6 +133,41 @@ async def rwa_shares(
             close = m.close_before_today()
             inst.previous_close = None if close is None else Decimal(close)
         out.append(inst)
+    return out
+
+
+@dataclass(slots=True)
+class _Distribution:
+    at: dt.datetime
+    currency: str = ""
+    shares: int = 0
+    cash: int = 0
+
+
+async def buyout_sales(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[LotEvent]]:
+    """A buyout's distribution as a sale of the holder's shares: the ledger transfer
+    (`rwa_distribution`) takes the shares off the holder's share account and pays the cash
+    into theirs; its shares and cash are the disposal's quantity and proceeds."""
+    found: dict[int, _Distribution] = {}
+    before: int | None = None
+    while True:
+        page = await ledger.transactions(
+            session=session, user_id=user_id, before_id=before, limit=500, kind="rwa_distribution"
+        )
+        for t in page:
+            d = found.setdefault(t.transfer_id, _Distribution(t.created_at))
+            if t.account == "shares":
+                d.currency, d.shares = t.currency, d.shares - t.amount
+            elif t.currency == "USD":
+                d.cash += t.amount
+        if len(page) < 500:
+            break
+        before = page[-1].entry_id
+    out: dict[str, list[LotEvent]] = defaultdict(list)
+    for transfer_id, d in sorted(found.items()):
+        if d.shares > 0:
+            seq = _DISTRIBUTION_SEQ + transfer_id
+            out[d.currency].append(LotEvent(d.at, Decimal(-d.shares), d.cash, 0, seq))
     return out
 
 
