@@ -1,15 +1,18 @@
 """Portfolio benchmark: GET /api/v1/portfolio for a customer with 1,000 holdings through a real
 `pull api` process, and the end-of-day snapshot of 100,000 customers.
 
-Run: `uv run python -m bench.portfolio [customers] [requests]` (defaults 100000 and 300).
+Run: `uv run python -m bench.portfolio [customers] [requests]` (defaults 100000 and 300;
+customers 0 skips the snapshot run).
 Embedded PostgreSQL/Redis/Temporal. The data is bulk-inserted with SQL (a read benchmark's
 fixture; the money paths are not measured here): 1,000 open markets with a quoted book and a
 trade before today, one customer holding a position in each (one fill per market); then
 `customers` customers with cash, a deposit through `bank_clearing`, points for half of them
 and a position in one of 100 markets for a third of them.
 
-  (a) `requests` sequential GET /api/v1/portfolio of the 1,000-holding customer: p50/p99;
-      baseline in the same run: sequential GET /api/v1/status (one DB read);
+  (a) `requests` sequential GET /api/v1/portfolio of the 1,000-holding customer: p50/p99 and
+      the API process's CPU per request (utime + stime from /proc, a load-independent
+      figure); baseline in the same run: sequential GET /api/v1/status (one DB read), with
+      its CPU per request;
   (b) the snapshot run: `snapshots.snapshot_batch` (what the workflow's activity calls) over
       all customers in batches of PORTFOLIO_SNAPSHOT_BATCH (2,000), each batch committed;
       baseline in the same run: one INSERT ... SELECT generate_series of as many rows into a
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -44,6 +48,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (the single-worker `pull api`), from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(customers: int, requests: int) -> dict[str, Any]:
     with stack() as s:
         port = devstack.free_port()
@@ -51,9 +62,10 @@ def main(customers: int, requests: int) -> dict[str, Any]:
             "RATE_LIMIT_ENABLED": "false",
             "ARGON2_TIME_COST": "1",
             "ARGON2_MEMORY_COST": "1024",
+            "API_WORKERS": "1",  # one process, so its CPU per request can be read
         }
-        with pull_api(s, port, **extra):
-            return asyncio.run(_run(s.database_url, port, customers, requests))
+        with pull_api(s, port, **extra) as proc:
+            return asyncio.run(_run(s.database_url, port, customers, requests, proc.pid))
 
 
 MARKETS_SQL = """
@@ -123,7 +135,9 @@ CUSTOMERS_SQL = [
 ]
 
 
-async def _run(database_url: str, port: int, customers: int, requests: int) -> dict[str, Any]:
+async def _run(
+    database_url: str, port: int, customers: int, requests: int, api_pid: int
+) -> dict[str, Any]:
     engine = make_engine(database_url, pool_size=4, max_overflow=0)
     maker = make_sessionmaker(engine)
     base = f"http://127.0.0.1:{port}"
@@ -164,17 +178,38 @@ async def _run(database_url: str, port: int, customers: int, requests: int) -> d
         first = (await http.get("/api/v1/portfolio", headers=headers)).json()
         holdings = len(first["holdings"])
         lat: list[float] = []
+        cpu0 = _cpu_seconds(api_pid)
         for _ in range(requests):
             t = time.perf_counter()
             resp = await http.get("/api/v1/portfolio", headers=headers)
             lat.append((time.perf_counter() - t) * 1000)
             resp.raise_for_status()
+        cpu_ms = (_cpu_seconds(api_pid) - cpu0) * 1000 / requests
         base_lat: list[float] = []
+        cpu0 = _cpu_seconds(api_pid)
         for _ in range(requests):
             t = time.perf_counter()
             (await http.get("/api/v1/status")).raise_for_status()
             base_lat.append((time.perf_counter() - t) * 1000)
+        base_cpu_ms = (_cpu_seconds(api_pid) - cpu0) * 1000 / requests
 
+    get = {
+        "holdings": holdings,
+        "requests": requests,
+        "p50_ms": round(statistics.median(lat), 1),
+        "p99_ms": round(_pct(lat, 0.99), 1),
+        "max_ms": round(max(lat), 1),
+        "api_cpu_ms_per_request": round(cpu_ms, 2),
+        "baseline_status_p50_ms": round(statistics.median(base_lat), 1),
+        "baseline_status_p99_ms": round(_pct(base_lat, 0.99), 1),
+        "baseline_status_api_cpu_ms_per_request": round(base_cpu_ms, 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "target_p99_ms": 50,
+    }
+    if not customers:
+        await engine.dispose()
+        setup = round(setup_seconds, 1)
+        return {"machine": machine(), "setup_seconds": setup, "portfolio_get": get}
     settings = get_settings()
     at = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
     batch = settings.portfolio_snapshot_batch
@@ -220,15 +255,7 @@ async def _run(database_url: str, port: int, customers: int, requests: int) -> d
         "machine": machine(),
         "note": "shared 2-core machine, other sessions' tests running; compare with baselines",
         "setup_seconds": round(setup_seconds, 1),
-        "portfolio_get": {
-            "holdings": holdings,
-            "requests": requests,
-            "p50_ms": round(statistics.median(lat), 1),
-            "p99_ms": round(_pct(lat, 0.99), 1),
-            "baseline_status_p50_ms": round(statistics.median(base_lat), 1),
-            "baseline_status_p99_ms": round(_pct(base_lat, 0.99), 1),
-            "target_p99_ms": 50,
-        },
+        "portfolio_get": get,
         "eod_snapshot": {
             "customers": users,
             "rows_written": written,

@@ -54,7 +54,7 @@ def api(
     if count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pull-metrics-")
     uvicorn.run(
-        "pull.app:create_app",
+        "pull.app:served_app",
         factory=True,
         host=settings.host,
         port=settings.port,
