@@ -1,26 +1,27 @@
 """Settlement of a resolved market: positions paid from the market's escrow in batches (the
 Temporal `SettlementWorkflow` drives them), then the market marked settled.
+
+A batch is a constant number of set-based statements whatever its size: the positions read
+and locked (one statement), the void cost prefix (void only), one ledger transfer for the whole
+batch (`ledger.bulk.transfer_bulk`: escrow debit, a cash credit per winner), the settlement
+records and zeroed positions (one statement) and the outbox event.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.exchange import read_cache
 from pull.exchange import repository as repo
-from pull.exchange.engine import (
-    Money,
-)
 from pull.exchange.errors import (
     InvalidTransition,
     MarketNotFound,
 )
 from pull.exchange.markets import market_reads
-from pull.exchange.money import escrow_account, money_transfers
+from pull.exchange.money import escrow_account
 from pull.exchange.schemas import (
     MarketRead,
     SettleBatch,
@@ -28,6 +29,7 @@ from pull.exchange.schemas import (
 from pull.kit.db import utcnow
 from pull.kit.outbox import emit
 from pull.ledger import service as ledger
+from pull.ledger.bulk import transfer_bulk
 
 
 async def settle_batch(
@@ -52,7 +54,7 @@ async def settle_batch(
     if not rows:
         return SettleBatch(settled=0, paid=0, done=True)
     records: list[dict[str, Any]] = []
-    money: dict[Hashable, Money] = {}
+    legs: list[ledger.Leg] = []
     paid = pot = before = total_cost = 0
     if market.result == "void":
         # Zero-sum against the market's own escrow (100¢ per open pair): each position gets
@@ -83,16 +85,18 @@ async def settle_batch(
             }
         )
         if revenue:
-            money[user_id] = Money(cash=revenue, escrow=-revenue)
+            legs.append(ledger.Leg(ledger.user_account(user_id, "cash"), revenue))
     first, last = rows[0][0], rows[-1][0]
-    await money_transfers(
-        session,
-        ticker=ticker,
-        key=f"exchange:settle:{ticker}:{first}:{last}",
-        kind="exchange.settlement",
-        money=money,
-        reference=f"settlement:{ticker}",
-    )
+    if paid:
+        # the whole batch is one transfer from the escrow, written set-based (ledger.bulk)
+        legs.append(ledger.Leg(escrow_account(ticker), -paid))
+        await transfer_bulk(
+            session=session,
+            idempotency_key=f"exchange:settle:{ticker}:{first}:{last}",
+            kind="exchange.settlement",
+            legs=legs,
+            reference=f"settlement:{ticker}",
+        )
     await repo.write_settlements(
         session, market_id=market.id, ticker=ticker, result=market.result, rows=records
     )

@@ -3,6 +3,8 @@
 Contract for other modules (keyword-only):
     transfer(session=, idempotency_key=, kind=, legs=, reference=None, metadata=None, pending=False)
     transfer_many(session=, transfers=[TransferSpec]) -> [transfer id]  (posted; one round trip)
+    pull.ledger.bulk.transfer_bulk(session=, idempotency_key=, kind=, legs=, reference=None)
+        -> transfer id  (posted; any number of legs in a constant number of set-based statements)
     post_pending(session=, transfer_id= | idempotency_key=, amount=None, legs=None)
     void_pending(session=, transfer_id= | idempotency_key=)
     get_balance(session=, user_id=) -> Balance
@@ -104,7 +106,7 @@ MAX_KEY = 200
 MAX_LEGS = 64
 
 
-def _normalize(legs: Sequence[Leg]) -> list[Leg]:
+def _normalize(legs: Sequence[Leg], max_legs: int = MAX_LEGS) -> list[Leg]:
     """Merge legs on the same account, drop zero ones, check the sum per currency."""
     merged: dict[AccountRef, int] = {}
     for leg in legs:
@@ -114,8 +116,8 @@ def _normalize(legs: Sequence[Leg]) -> list[Leg]:
     out = [Leg(account, amount) for account, amount in merged.items() if amount != 0]
     if len(out) < 2:
         raise InvalidTransfer("a transfer moves money between at least two accounts")
-    if len(out) > MAX_LEGS:
-        raise InvalidTransfer(f"at most {MAX_LEGS} legs")
+    if len(out) > max_legs:
+        raise InvalidTransfer(f"at most {max_legs} legs")
     sums: dict[str, int] = {}
     for leg in out:
         sums[leg.account.currency] = sums.get(leg.account.currency, 0) + leg.amount
