@@ -19,6 +19,9 @@ reset, session or key revocation, a status, role, email or 2FA change, a re-auth
 3. After the commit (or a rollback) the generation is incremented again and the in-flight
    counter decremented. Entries written before step 2 carry an old generation and are dead.
 
+Every move of a generation is also published on `local_auth.CHANNEL` in the same MULTI, for
+the in-process first level (local_auth), which serves most checks without Redis at all.
+
 With Redis down the check reads PostgreSQL (never an entry it cannot validate). When the
 committing process cannot reach Redis but others can, the outbox relay increments the
 generation as soon as it delivers the event, and no entry lives longer than `ENTRY_TTL`
@@ -45,6 +48,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
+from pull.identity.local_auth import CHANNEL
 from pull.identity.models import ApiKey, AuthSession, User
 from pull.identity.schemas import AuthUser
 from pull.kit import db
@@ -146,6 +150,7 @@ async def _before_commit(session: AsyncSession) -> None:
                 pipe.expire(gen_key(uid), GEN_TTL)
                 pipe.incr(pend_key(uid))
                 pipe.expire(pend_key(uid), PENDING_TTL)
+                pipe.publish(CHANNEL, str(uid))  # every process's local entries (local_auth)
             await pipe.execute()
     except RedisError:
         log.warning("auth cache: could not mark %d user(s) before commit", len(ids))
@@ -161,6 +166,8 @@ async def _after(redis: Redis, changed: set[uuid.UUID], pre: set[uuid.UUID]) -> 
                 pipe.expire(gen_key(uid), GEN_TTL)
             for uid in pre:
                 pipe.decr(pend_key(uid))
+            for uid in changed | pre:
+                pipe.publish(CHANNEL, str(uid))
             await pipe.execute()
     except RedisError:
         log.warning("auth cache: could not finish %d change(s) after commit", len(changed))
@@ -202,6 +209,7 @@ async def bump(redis: Redis, user_id: uuid.UUID) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.incr(gen_key(user_id))
         pipe.expire(gen_key(user_id), GEN_TTL)
+        pipe.publish(CHANNEL, str(user_id))
         await pipe.execute()
 
 

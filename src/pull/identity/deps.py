@@ -1,7 +1,9 @@
 """Authentication dependencies: the contract other modules' routers use.
 
 CurrentUser  a valid access token of a live session (PostgreSQL decides; its answer is cached
-             in Redis until the user changes, see auth_cache: no database read per request)
+             in Redis until the user changes, see auth_cache: no database read per request,
+             and in the process's memory while the invalidation channel is up, see local_auth:
+             no Redis round trip per request)
 ActiveUser   CurrentUser whose account is not restricted (money movement, trading)
 AdminUser    CurrentUser with role admin (403 FORBIDDEN) and 2FA on (403 ADMIN_2FA_REQUIRED)
 SignedUser   a Kalshi-style RSA-PSS signed request made with a registered API key
@@ -19,6 +21,7 @@ from redis.asyncio import Redis
 
 from pull.identity import auth_cache, service, signing
 from pull.identity.errors import AccountRestricted, AdminTotpRequired
+from pull.identity.local_auth import LocalAuthCache
 from pull.identity.schemas import AuthUser, RequestMeta
 from pull.kit.db import session_scope
 from pull.kit.errors import Forbidden, Unauthorized
@@ -72,12 +75,22 @@ async def current_user(request: Request) -> AuthUser:
         raise Unauthorized(
             "Invalid or expired access token", code="INVALID_TOKEN", headers=_BEARER
         ) from None
-    redis: Redis | None = getattr(request.app.state, "redis", None)
     key = auth_cache.session_key(user_id, session_id)
+    local: LocalAuthCache | None = getattr(request.app.state, "auth_local", None)
+    if local is not None:
+        value = local.get(key)
+        user = auth_cache.user_from(value, session_id) if value is not None else None
+        if user is not None:
+            request.scope.setdefault("state", {})["user_id"] = str(user.id)
+            return user
+    token = local.token(user_id) if local is not None else None
+    redis: Redis | None = getattr(request.app.state, "redis", None)
     found = await auth_cache.lookup(redis, key, user_id) if redis is not None else None
     user = None
     if found is not None and found.value is not None:
         user = auth_cache.user_from(found.value, session_id)
+        if user is not None and local is not None:
+            local.put(key, user_id, found.value, token)
     if user is None:
         async with session_scope(request.app.state.sessionmaker) as session:
             checked = await service.check_access(session=session, claims=claims)
@@ -86,7 +99,10 @@ async def current_user(request: Request) -> AuthUser:
         user, until = checked
         if redis is not None and found is not None and found.gen is not None:
             ttl = until.timestamp() - time.time()
-            await auth_cache.store(redis, key, auth_cache.user_value(user, until), found.gen, ttl)
+            value = auth_cache.user_value(user, until)
+            await auth_cache.store(redis, key, value, found.gen, ttl)
+            if local is not None:
+                local.put(key, user_id, {**value, "gen": found.gen.decode()}, token)
     request.scope.setdefault("state", {})["user_id"] = str(user.id)
     return user
 
@@ -128,15 +144,26 @@ async def signed_request_user(request: Request) -> AuthUser:
     signing.check_timestamp(timestamp)
     kid = service.parse_key_id(key_id)
     redis: Redis | None = getattr(request.app.state, "redis", None)
+    local: LocalAuthCache | None = getattr(request.app.state, "auth_local", None)
     owner = auth_cache.key_owner(kid)
     found = None
     key: service.KeyAuth | None = None
-    if redis is not None and owner is not None:
+    token = None
+    if owner is not None and local is not None:
+        value = local.get(auth_cache.api_key_key(owner, kid))
+        cached = auth_cache.user_from(value, None) if value is not None else None
+        if value is not None and cached is not None:
+            key = service.KeyAuth(kid, cached, value["pem"])
+        else:
+            token = local.token(owner)
+    if key is None and redis is not None and owner is not None:
         found = await auth_cache.lookup(redis, auth_cache.api_key_key(owner, kid), owner)
         if found.value is not None:
             cached = auth_cache.user_from(found.value, None)
             if cached is not None:
                 key = service.KeyAuth(kid, cached, found.value["pem"])
+                if local is not None:
+                    local.put(auth_cache.api_key_key(owner, kid), owner, found.value, token)
     check = {"timestamp": timestamp, "signature": signature}
     where = {"method": request.method, "path": request.url.path}
     if key is not None:
@@ -153,6 +180,8 @@ async def signed_request_user(request: Request) -> AuthUser:
             await auth_cache.store(
                 redis, auth_cache.api_key_key(user.id, kid), value, found.gen, auth_cache.ENTRY_TTL
             )
+            if local is not None and owner == user.id:
+                local.put(auth_cache.api_key_key(user.id, kid), user.id, value, token)
     request.scope.setdefault("state", {})["user_id"] = str(user.id)
     return user
 
