@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from pull.exchange import book_commands, service
+from pull.exchange import book_commands, read_cache, service
+from pull.exchange.read_cache import json_bytes
 from pull.exchange.schemas import (
     BatchCancel,
     BatchCreate,
@@ -121,8 +122,13 @@ async def list_markets(
 
 
 @app_router.get("/markets/{ticker}", response_model=MarketRead, dependencies=reads)
-async def get_market(ticker: str, user: CurrentUser, session: SessionDep) -> MarketRead:
-    return await service.get_market(session=session, ticker=ticker)
+async def get_market(ticker: str, user: CurrentUser, session: SessionDep) -> Response:
+    async def load() -> bytes:
+        market = await service.get_market(session=session, ticker=ticker)
+        return market.model_dump_json(by_alias=True).encode()
+
+    # the serialized answer is what is cached (under the market's version, see read_cache)
+    return json_bytes(await read_cache.read(session, "market.json", ticker, None, load))
 
 
 @app_router.get("/markets/{ticker}/orderbook", response_model=OrderbookRead, dependencies=reads)
@@ -131,8 +137,12 @@ async def get_orderbook(
     user: CurrentUser,
     session: SessionDep,
     depth: Annotated[int | None, Query(ge=0, le=100)] = None,
-) -> OrderbookRead:
-    return await service.get_orderbook(session=session, ticker=ticker, depth=depth)
+) -> Response:
+    async def load() -> bytes:
+        book = await service.get_orderbook(session=session, ticker=ticker, depth=depth)
+        return book.model_dump_json(by_alias=True).encode()
+
+    return json_bytes(await read_cache.read(session, "orderbook.json", ticker, depth, load))
 
 
 @app_router.get("/markets/{ticker}/trades", response_model=Page[TradeRead], dependencies=reads)

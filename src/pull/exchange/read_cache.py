@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 T = TypeVar("T")
 
@@ -130,3 +131,8 @@ async def read(
         _entries.clear()
     _entries[key] = (version, now, value)
     return value
+
+
+def json_bytes(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer already serialized (a cached one): no response-model pass per request."""
+    return Response(content=body, media_type="application/json", headers=headers)

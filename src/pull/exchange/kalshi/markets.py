@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pull.exchange import book_events
+from pull.exchange import book_events, read_cache
 from pull.exchange import service as svc
 from pull.exchange.kalshi.auth import Limit, page_limit, public_read
 from pull.exchange.kalshi.schemas import (
@@ -46,6 +46,7 @@ from pull.exchange.kalshi.translate import (
     to_ohlc,
 )
 from pull.exchange.kalshi.units import DEFAULT_LIMIT, dollars, fp, to_ts
+from pull.exchange.read_cache import json_bytes
 from pull.exchange.schemas import (
     EventRead,
     MarketRead,
@@ -282,46 +283,64 @@ async def list_trades(
     )
 
 
-@public.get("/markets/{ticker}", tags=["markets"], summary="One market")
-async def get_market(ticker: str, session: SessionDep) -> GetMarketResponse:
-    m = await svc.get_market(session=session, ticker=ticker)
-    return GetMarketResponse(market=(await Lookups(session).markets_page([m]))[0])
+@public.get(
+    "/markets/{ticker}", tags=["markets"], summary="One market", response_model=GetMarketResponse
+)
+async def get_market(ticker: str, session: SessionDep) -> Response:
+    async def load() -> bytes:
+        m = await svc.get_market(session=session, ticker=ticker)
+        answer = GetMarketResponse(market=(await Lookups(session).markets_page([m]))[0])
+        return answer.model_dump_json(by_alias=True).encode()
+
+    # serialized once per market version (read_cache): the book state it reads changes only
+    # in transactions that lock the market, which move that version
+    body = await read_cache.read(session, "kalshi.market.json", ticker, None, load)
+    return json_bytes(body)
 
 
 @public.get(
     "/markets/{ticker}/orderbook",
     tags=["markets"],
     summary="YES and NO bids, ascending by price (best last)",
+    response_model=GetMarketOrderbookResponse,
 )
 async def get_orderbook(
     ticker: str,
     session: SessionDep,
-    response: Response,
     depth: Annotated[int, Query(ge=0, le=100, description="Levels per side; 0 = all")] = 0,
-) -> GetMarketOrderbookResponse:
+) -> Response:
     """The book as last published to the live feeds (PULL extension: `X-Pull-Book-Seq` names
     its seq, the one `/trade-api/ws/v2` deltas lead to)."""
-    book = await svc.get_orderbook(session=session, ticker=ticker, depth=depth or None)
-    yes, no = ladder(book.yes), ladder(book.no)
-    state = await book_events.read_book(session, ticker=ticker)
-    if state is not None:
-        yes = _published(state.levels["yes"], depth)
-        no = _published(state.levels["no"], depth)
-        response.headers["X-Pull-Book-Seq"] = str(state.seq)
-    return GetMarketOrderbookResponse(
-        orderbook=Orderbook(
-            yes=yes,
-            no=no,
-            yes_dollars=[(dollars(p), c) for p, c in yes],
-            no_dollars=[(dollars(p), c) for p, c in no],
-            sdk_yes=[OrderbookLevel(price=p, count=c) for p, c in yes],
-            sdk_no=[OrderbookLevel(price=p, count=c) for p, c in no],
-        ),
-        orderbook_fp=OrderbookFp(
-            yes_dollars=[(dollars(p), fp(c)) for p, c in yes],
-            no_dollars=[(dollars(p), fp(c)) for p, c in no],
-        ),
-    )
+
+    async def load() -> tuple[bytes, int | None]:
+        book = await svc.get_orderbook(session=session, ticker=ticker, depth=depth or None)
+        yes, no = ladder(book.yes), ladder(book.no)
+        state = await book_events.read_book(session, ticker=ticker)
+        seq = None
+        if state is not None:
+            yes = _published(state.levels["yes"], depth)
+            no = _published(state.levels["no"], depth)
+            seq = state.seq
+        answer = GetMarketOrderbookResponse(
+            orderbook=Orderbook(
+                yes=yes,
+                no=no,
+                yes_dollars=[(dollars(p), c) for p, c in yes],
+                no_dollars=[(dollars(p), c) for p, c in no],
+                sdk_yes=[OrderbookLevel(price=p, count=c) for p, c in yes],
+                sdk_no=[OrderbookLevel(price=p, count=c) for p, c in no],
+            ),
+            orderbook_fp=OrderbookFp(
+                yes_dollars=[(dollars(p), fp(c)) for p, c in yes],
+                no_dollars=[(dollars(p), fp(c)) for p, c in no],
+            ),
+        )
+        return answer.model_dump_json(by_alias=True).encode(), seq
+
+    # serialized once per market version (read_cache), with the seq it was published at
+    body, seq = await read_cache.read(session, "kalshi.orderbook.json", ticker, depth, load)
+    headers = {"X-Pull-Book-Seq": str(seq)} if seq is not None else None
+    return json_bytes(body, headers)
 
 
 def _published(levels: dict[str, int], depth: int) -> list[tuple[int, int]]:
