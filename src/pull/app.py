@@ -25,11 +25,13 @@ from pull.config import Settings, get_settings
 from pull.email.api import routers as email_routers
 from pull.exchange.api import routers as exchange_routers
 from pull.exchange.kalshi import install_trade_api
+from pull.exchange.read_cache import install as install_read_cache
 from pull.funding.api import routers as funding_routers
 from pull.identity.api import routers as identity_routers
 from pull.identity.local_auth import LocalAuthCache
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
+from pull.kit.invalidation import Invalidations
 from pull.kit.logging import configure_sentry
 from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
@@ -77,8 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(app.state.engine, redis=app.state.redis)
         await _warm_redis_pool(app.state.redis, settings.redis_pool_min)
         app.state.rate_limiter = RateLimiter(app.state.redis, enabled=settings.rate_limit_enabled)
-        app.state.auth_local = LocalAuthCache(app.state.redis)  # the auth check's first level
-        app.state.auth_local.start()
+        # process-memory caches kept true by Redis pub/sub (kit.invalidation): the auth
+        # check's first level, and the market reads' versions (exchange.read_cache)
+        app.state.invalidations = Invalidations(app.state.redis)
+        app.state.auth_local = LocalAuthCache(app.state.invalidations)
+        install_read_cache(app.state.invalidations)
+        app.state.invalidations.start()
         set_stream_publisher(app.state.redis)  # book commands publish to the live feeds
         app.state.live = LiveState(settings, app.state.sessionmaker)
         app.state.live.start()
@@ -95,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if analytics is not None:
                 await analytics.stop()
             await app.state.live.stop()
-            await app.state.auth_local.stop()
+            await app.state.invalidations.stop()
             clear_stream_publisher(app.state.redis)
             await close_homeservers()
             await app.state.redis.aclose()

@@ -16,7 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from pull.identity import auth_cache
-from pull.identity.local_auth import LEASE_SECONDS, LocalAuthCache
+from pull.identity.local_auth import LocalAuthCache
+from pull.kit.invalidation import LEASE_SECONDS, Invalidations
 from tests.conftest import Services, start_api_process, stop_process
 
 
@@ -29,11 +30,12 @@ async def _until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
 
 @pytest.fixture
 async def local(redis: Redis) -> AsyncIterator[LocalAuthCache]:
-    cache = LocalAuthCache(redis)
-    cache.start()
+    inv = Invalidations(redis)
+    cache = LocalAuthCache(inv)
+    inv.start()
     await _until(cache.live)
     yield cache
-    await cache.stop()
+    await inv.stop()
 
 
 async def test_an_entry_dies_with_its_users_message(local: LocalAuthCache, redis: Redis) -> None:

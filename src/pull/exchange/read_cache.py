@@ -10,6 +10,14 @@ lands. A counter would not do: a Redis that restarts empty (or a test that flush
 1, 2, 3 again and revives answers cached under those numbers. What the version cannot see (a
 Redis outage at the bump, the rolling 24-hour volume) is bounded by `MAX_AGE`: no answer is
 older than that. With Redis down the reads go to PostgreSQL.
+
+Without the Redis GET: every version move is also published on `exchange:changed` (the
+ticker), and an app that runs `pull.kit.invalidation` (the API) keeps a local counter per
+ticker moved by those messages, applied in the I/O callback before any later request is
+handled. While that subscription is live, an answer is checked against the local counter (no
+round trip at all); when it is not (lost, erring or silent past its lease) the reads fall back
+to the Redis GET above, and a resubscription starts a new epoch, so nothing cached across the
+gap is used.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,13 +36,45 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from pull.kit import invalidation
+from pull.kit.invalidation import Invalidations
+
 T = TypeVar("T")
 
 MAX_AGE = 1.0  # seconds
 MAX_ENTRIES = 20_000
+CHANNEL = "exchange:changed"
 _TOUCHED = "pull.exchange.touched"
-_entries: dict[tuple[str, str, Any], tuple[bytes, float, Any]] = {}
+_entries: dict[tuple[str, str, Any], tuple[Any, float, Any]] = {}
 _tasks: set[asyncio.Task[None]] = set()
+
+
+class _Versions:
+    """One app's local version per ticker, moved by the `exchange:changed` messages."""
+
+    def __init__(self) -> None:
+        self.by_ticker: dict[str, int] = {}
+
+    def changed(self, data: bytes) -> None:
+        ticker = data.decode(errors="replace")
+        self.by_ticker[ticker] = self.by_ticker.get(ticker, 0) + 1
+        if len(self.by_ticker) > MAX_ENTRIES:
+            self.by_ticker.clear()
+            _entries.clear()
+
+    def cleared(self) -> None:
+        self.by_ticker.clear()
+
+
+_local: weakref.WeakKeyDictionary[Invalidations, _Versions] = weakref.WeakKeyDictionary()
+
+
+def install(invalidations: Invalidations) -> None:
+    """Check this app's answers against local versions while `invalidations` is live."""
+    versions = _Versions()
+    invalidations.handle(CHANNEL, versions.changed)
+    invalidations.on_dead(versions.cleared)
+    _local[invalidations] = versions
 
 
 def version_key(ticker: str) -> str:
@@ -54,6 +95,7 @@ async def _bump(redis: Redis, tickers: set[str]) -> None:
         async with redis.pipeline(transaction=False) as pipe:
             for t in tickers:
                 pipe.set(version_key(t), _new_version())
+                pipe.publish(CHANNEL, t)  # the processes' local versions (kit.invalidation)
             await pipe.execute()
     except RedisError:
         pass  # answers die by age (MAX_AGE)
@@ -109,6 +151,10 @@ async def read(
         or session.deleted
     ):
         return await load()  # no Redis, or inside a unit of work that changed something
+    inv = invalidation.of(redis)
+    versions = _local.get(inv) if inv is not None else None
+    if inv is not None and versions is not None and inv.live():
+        return await _read_local(inv, versions, (kind, ticker, arg), load)
     try:
         raw = await redis.get(version_key(ticker))
         if raw is None:  # first read since Redis started: give the market a version of its own
@@ -130,6 +176,25 @@ async def read(
     if len(_entries) >= MAX_ENTRIES:
         _entries.clear()
     _entries[key] = (version, now, value)
+    return value
+
+
+async def _read_local(
+    inv: Invalidations,
+    versions: _Versions,
+    key: tuple[str, str, Any],
+    load: Callable[[], Awaitable[T]],
+) -> T:
+    token = (id(versions), inv.epoch, versions.by_ticker.get(key[1], 0))
+    now = time.monotonic()
+    hit = _entries.get(key)
+    if hit is not None and hit[0] == token and now - hit[1] < MAX_AGE:
+        value: T = hit[2]
+        return value
+    value = await load()  # kept under the token taken before: a message meanwhile kills it
+    if len(_entries) >= MAX_ENTRIES:
+        _entries.clear()
+    _entries[key] = (token, now, value)
     return value
 
 
