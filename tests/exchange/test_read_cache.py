@@ -48,12 +48,29 @@ async def test_reads_on_one_process_see_orders_answered_by_another_at_once(
                 book = (await c.get(f"{b}/api/v1/markets/{ticker}/orderbook", headers=h)).json()
                 assert market["yes_bid"] == price
                 assert book["yes"][0] == [price, 2]
-                trade = (await c.get(f"{b}/trade-api/v2/markets/{ticker}/orderbook")).status_code
-                assert trade == 200
+                # the Trade API's answers are cached serialized, under the same version
+                trade = (await c.get(f"{b}/trade-api/v2/markets/{ticker}/orderbook")).json()
+                assert trade["orderbook"]["yes"][-1] == [price, 2]  # ascending, best last
+                tm = (await c.get(f"{b}/trade-api/v2/markets/{ticker}")).json()["market"]
+                assert tm["yes_bid"] == price
             assert await redis.get(read_cache.version_key(ticker)) != before
+            # while the invalidation channel is live, a read pays no Redis round trip
+            gets = await _gets(redis)
+            for _ in range(10):
+                for path in ("", "/orderbook"):
+                    r = await c.get(f"{b}/api/v1/markets/{ticker}{path}", headers=h)
+                    assert r.status_code == 200
+                    r = await c.get(f"{b}/trade-api/v2/markets/{ticker}{path}")
+                    assert r.status_code == 200
+            assert await _gets(redis) - gets <= 8  # (a worker's first look; not per request)
     finally:
         stop_process(pa)
         stop_process(pb)
+
+
+async def _gets(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
 
 
 async def test_a_redis_that_restarts_empty_revives_no_cached_answer(
