@@ -83,14 +83,14 @@ async def current_user(request: Request) -> AuthUser:
         if user is not None:
             request.scope.setdefault("state", {})["user_id"] = str(user.id)
             return user
-    token = local.token(user_id) if local is not None else None
+    stamp = local.token(user_id) if local is not None else None
     redis: Redis | None = getattr(request.app.state, "redis", None)
     found = await auth_cache.lookup(redis, key, user_id) if redis is not None else None
     user = None
     if found is not None and found.value is not None:
         user = auth_cache.user_from(found.value, session_id)
         if user is not None and local is not None:
-            local.put(key, user_id, found.value, token)
+            local.put(key, user_id, found.value, stamp)
     if user is None:
         async with session_scope(request.app.state.sessionmaker) as session:
             checked = await service.check_access(session=session, claims=claims)
@@ -102,7 +102,7 @@ async def current_user(request: Request) -> AuthUser:
             value = auth_cache.user_value(user, until)
             await auth_cache.store(redis, key, value, found.gen, ttl)
             if local is not None:
-                local.put(key, user_id, {**value, "gen": found.gen.decode()}, token)
+                local.put(key, user_id, value, stamp)
     request.scope.setdefault("state", {})["user_id"] = str(user.id)
     return user
 

@@ -22,7 +22,7 @@ import ssl
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
@@ -92,15 +92,13 @@ class Invalidations:
         while True:
             transport: asyncio.Transport | None = None
             try:
-                lost = asyncio.get_running_loop().create_future()
+                lost: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
                 protocol = _Subscriber(self, lost, list(self._handlers))
                 transport = await _connect(self._redis, protocol)
                 while not lost.done():
                     transport.write(_command(b"PING", _PING))
                     await asyncio.wait([lost], timeout=PING_SECONDS)
-                exc = lost.exception()
-                if exc is not None:
-                    raise exc
+                raise lost.result()
             except asyncio.CancelledError:
                 self.dead()
                 if transport is not None:
@@ -145,7 +143,6 @@ async def _connect(redis: Redis, protocol: _Subscriber) -> asyncio.Transport:
     else:
         opening = loop.create_connection(lambda: protocol, host, port, ssl=ssl_context)
     transport, _ = await asyncio.wait_for(opening, timeout=2.0)
-    assert isinstance(transport, asyncio.Transport)
     return transport
 
 
@@ -153,7 +150,7 @@ class _Subscriber(asyncio.Protocol):
     """The subscription, read in the event loop's I/O callback."""
 
     def __init__(
-        self, owner: Invalidations, lost: asyncio.Future[None], channels: list[bytes]
+        self, owner: Invalidations, lost: asyncio.Future[Exception], channels: list[bytes]
     ) -> None:
         self.owner = owner
         self.lost = lost
@@ -164,14 +161,13 @@ class _Subscriber(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.first + _command(b"SUBSCRIBE", *self.channels))
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
+        self.transport.write(self.first + _command(b"SUBSCRIBE", *self.channels))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner.dead()
         if not self.lost.done():
-            self.lost.set_exception(exc or ConnectionError("subscription closed"))
+            self.lost.set_result(exc or ConnectionError("subscription closed"))
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
