@@ -10,18 +10,25 @@ the events received per transaction with the cursor). Same-run baseline for the 
 first round of orders drained with batches of one event (the consumer before batching).
 Results go to bench/results/brokerage.json.
 Targets (issue 17): >= 300 orders/s, >= 2,000 executions/s.
+
+Load-independent figures next to the rates: statements per operation (counted on the engine),
+this process's CPU per operation (`resource.getrusage`) and PostgreSQL's (the CPU of the
+server's processes, from /proc), and the load average at the start and end of the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import statistics
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from bench.common import machine, stack, write
 from pull.brokerage import accounts, events, orders
@@ -34,7 +41,7 @@ from pull.kyc import service as kyc
 from pull.kyc.models import KycApplication
 from pull.ledger import service as ledger
 
-SECONDS = 10
+SECONDS = float(os.environ.get("BENCH_BROKERAGE_SECONDS", "10"))
 CONCURRENCY = 8
 USERS = 64
 
@@ -85,7 +92,10 @@ async def _setup(maker: Any, broker: SandboxBroker, settings: Settings) -> list[
     return users
 
 
-async def _holds(maker: Any, users: list[uuid.UUID], seconds: float) -> dict[str, float]:
+async def _holds(
+    maker: Any, users: list[uuid.UUID], seconds: float, meter: Meter
+) -> dict[str, float]:
+    before = meter.snap()
     lat: list[float] = []
     stop = time.monotonic() + seconds
 
@@ -109,7 +119,67 @@ async def _holds(maker: Any, users: list[uuid.UUID], seconds: float) -> dict[str
 
     t0 = time.monotonic()
     await asyncio.gather(*(run(i) for i in range(CONCURRENCY)))
-    return _figure(len(lat), time.monotonic() - t0, lat)
+    return _figure(len(lat), time.monotonic() - t0, lat) | meter.per(before, len(lat))
+
+
+class Meter:
+    """Statements on the engine, this process's CPU and the PostgreSQL server's CPU."""
+
+    def __init__(self, engine: Any, postmaster: int | None) -> None:
+        self.statements = 0
+        self.postmaster = postmaster
+
+        def count(*_: Any) -> None:
+            self.statements += 1
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+
+    def _pg_cpu(self) -> float:
+        if self.postmaster is None:
+            return 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(pid) == self.postmaster or int(fields[1]) == self.postmaster:
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def snap(self) -> tuple[int, float, float]:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return self.statements, ru.ru_utime + ru.ru_stime, self._pg_cpu()
+
+    def per(self, before: tuple[int, float, float], ops: int) -> dict[str, float]:
+        st, cpu, pg = self.snap()
+        n = max(ops, 1)
+        return {
+            "statements_per_op": round((st - before[0]) / n, 2),
+            "process_cpu_ms_per_op": round((cpu - before[1]) / n * 1000, 3),
+            "postgres_cpu_ms_per_op": round((pg - before[2]) / n * 1000, 3),
+        }
+
+
+async def _data_directory(maker: Any) -> str:
+    async with maker() as s:
+        return str(await s.scalar(text("SHOW data_directory")))
+
+
+def _postmaster(data_directory: str) -> int | None:
+    try:
+        return int(Path(data_directory, "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def _figure(count: int, elapsed: float, lat: list[float]) -> dict[str, float]:
@@ -123,8 +193,9 @@ def _figure(count: int, elapsed: float, lat: list[float]) -> dict[str, float]:
 
 
 async def _submit(
-    maker: Any, broker: SandboxBroker, users: list[uuid.UUID], seconds: float
+    maker: Any, broker: SandboxBroker, users: list[uuid.UUID], seconds: float, meter: Meter
 ) -> dict[str, float]:
+    before = meter.snap()
     lat: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
@@ -162,10 +233,11 @@ async def _submit(
     await asyncio.gather(*(run(i) for i in range(CONCURRENCY)))
     out = _figure(len(lat), time.monotonic() - t0, lat)
     out["errors"] = errors
+    out.update(meter.per(before, len(lat)))
     return out
 
 
-async def _consume(maker: Any, broker: SandboxBroker) -> dict[str, float]:
+async def _consume(maker: Any, broker: SandboxBroker, meter: Meter) -> dict[str, float]:
     """Drain the events not applied yet; executions = the fill events among them."""
     async with maker() as s:
         fills = await s.scalar(
@@ -180,10 +252,11 @@ async def _consume(maker: Any, broker: SandboxBroker) -> dict[str, float]:
                 " WHERE NOT EXISTS (SELECT 1 FROM brokerage_events b WHERE b.id = e.id)"
             )
         )
+    before = meter.snap()
     t0 = time.monotonic()
     applied = await events.consume(maker=maker, broker=broker, stop=asyncio.Event(), drain=True)
     elapsed = time.monotonic() - t0
-    return {
+    return meter.per(before, int(fills or 0)) | {
         "events": applied,
         "events_in_stream": int(total or 0),
         "executions": int(fills or 0),
@@ -200,16 +273,17 @@ async def run(database_url: str) -> tuple[dict[str, float], ...]:
     broker = SandboxBroker(maker, poll_seconds=0.01)
     await broker.set_quote(symbol="BTC/USD", bid=Decimal(97000), ask=Decimal(97010))
     users = await _setup(maker, broker, settings)
-    holds = await _holds(maker, users, SECONDS)
-    # baseline: the consumer as it was, one event per transaction (batches of 1)
-    first = await _submit(maker, broker, users, SECONDS)
+    meter = Meter(engine, _postmaster(await _data_directory(maker)))
+    holds = await _holds(maker, users, SECONDS, meter)
+    # baseline: the consumer in batches of one event per transaction
+    first = await _submit(maker, broker, users, SECONDS, meter)
     batch, events.BATCH = events.BATCH, 1
     try:
-        one_by_one = await _consume(maker, broker)
+        one_by_one = await _consume(maker, broker, meter)
     finally:
         events.BATCH = batch
-    submit = await _submit(maker, broker, users, SECONDS)
-    consume = await _consume(maker, broker)
+    submit = await _submit(maker, broker, users, SECONDS, meter)
+    consume = await _consume(maker, broker, meter)
     consume["baseline_one_event_per_transaction"] = one_by_one  # type: ignore[assignment]
     consume["baseline_orders"] = first  # type: ignore[assignment]
     await engine.dispose()
@@ -217,10 +291,12 @@ async def run(database_url: str) -> tuple[dict[str, float], ...]:
 
 
 def main() -> None:
+    load_start = _load()
     with stack() as st:
         holds, submit, consume = asyncio.run(run(st.database_url))
     result = {
         "machine": machine(),
+        "load_average": {"start": load_start, "end": _load()},
         "concurrency": CONCURRENCY,
         "seconds": SECONDS,
         "baseline_ledger_holds": holds,
@@ -236,6 +312,15 @@ def main() -> None:
         f"executions/s {consume['executions_per_s']:.0f} events/s {consume['events_per_s']:.0f}"
         f"  (one event per transaction: executions/s "
         f"{consume['baseline_one_event_per_transaction']['executions_per_s']:.0f})"  # type: ignore[index]
+    )
+    print(
+        f"per order: {submit['statements_per_op']} statements, "
+        f"{submit['process_cpu_ms_per_op']} ms process CPU, "
+        f"{submit['postgres_cpu_ms_per_op']} ms PostgreSQL CPU; per execution: "
+        f"{consume['statements_per_op']} statements, {consume['process_cpu_ms_per_op']} ms, "
+        f"{consume['postgres_cpu_ms_per_op']} ms; per hold: {holds['statements_per_op']}, "
+        f"{holds['process_cpu_ms_per_op']} ms, {holds['postgres_cpu_ms_per_op']} ms; "
+        f"load {result['load_average']}"
     )
 
 

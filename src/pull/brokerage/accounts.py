@@ -120,13 +120,16 @@ async def queue_journal(
     user_id: uuid.UUID,
     direction: str,
     amount_cents: int,
+    new_key: bool = False,
 ) -> BrokerageJournal | None:
-    """Record a journal to execute after commit (once per key; nothing for 0 cents)."""
+    """Record a journal to execute after commit (once per key; nothing for 0 cents).
+    `new_key`: the key names something created in this transaction (no lookup needed)."""
     if amount_cents <= 0:
         return None
-    found = await repo.journal(session, key)
-    if found is not None:
-        return found
+    if not new_key:
+        found = await repo.journal(session, key)
+        if found is not None:
+            return found
     row = BrokerageJournal(
         key=key,
         user_id=user_id,
@@ -144,23 +147,31 @@ def is_fresh(journal: BrokerageJournal) -> bool:
 
 
 async def execute_journal(
-    *, session: AsyncSession, broker: Broker, journal: BrokerageJournal, first: bool = False
+    *,
+    session: AsyncSession,
+    broker: Broker,
+    journal: BrokerageJournal,
+    first: bool = False,
+    broker_account_id: str | None = None,
 ) -> None:
     """Execute one pending journal (locked) at the broker and mark it (the caller commits).
 
     `first`: the caller is the request that recorded it, in its first FRESH_SECONDS; any other
-    attempt looks for the journal at the broker first (see the module docstring)."""
+    attempt looks for the journal at the broker first (see the module docstring).
+    `broker_account_id`: the customer's broker account, when the caller has it."""
     if journal.status != "pending":
         return
-    account = await repo.account(session, journal.user_id)
-    if account is None:
-        journal.status = "failed"
-        return
+    if broker_account_id is None:
+        account = await repo.account(session, journal.user_id)
+        if account is None:
+            journal.status = "failed"
+            return
+        broker_account_id = account.broker_account_id
     firm = await broker.firm_account_id()
     src, dst = (
-        (firm, account.broker_account_id)
+        (firm, broker_account_id)
         if journal.direction == "to_customer"
-        else (account.broker_account_id, firm)
+        else (broker_account_id, firm)
     )
     if not (first and is_fresh(journal)):
         found = await broker.find_journal(

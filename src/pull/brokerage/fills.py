@@ -139,7 +139,11 @@ async def _apply_fill(
         post = min(cents, order.hold_cents)
         rest = order.hold_cents - post
         if order.hold_cents > 0:
-            if post > 0:
+            batch = repo.batch_of(session)
+            if post > 0 and batch is not None and (rest == 0 or snap.status in states.TERMINAL):
+                # nothing is held again after it: posted with the batch's others, at its end
+                batch.posts.append((hold_key(order), post))
+            elif post > 0:
                 await ledger.post_pending(
                     session=session, idempotency_key=hold_key(order), amount=post
                 )
@@ -241,11 +245,10 @@ async def _settle(session: AsyncSession, order: BrokerageOrder) -> None:
         order.hold_cents = 0
     if order.side == "buy":
         sweep = order.journaled_cents - order.filled_cents
-        await kyc.release_limit(
-            session=session,
-            reference=f"brokerage:{order.id}",
-            amount_cents=max(0, order.journaled_cents - order.filled_cents),
-        )
+        if sweep > 0:  # (0: nothing to give back; release_limit would change nothing)
+            await kyc.release_limit(
+                session=session, reference=f"brokerage:{order.id}", amount_cents=sweep
+            )
         fund = await repo.journal(session, f"order:{order.id}:fund")
         if fund is not None and fund.status != "executed":
             sweep = 0

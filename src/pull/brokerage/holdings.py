@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,11 +45,36 @@ class StockMark:
 
 
 async def executions(*, session: AsyncSession, user_id: uuid.UUID) -> list[ExecutionRow]:
-    """The user's applied executions, oldest first (what each one moved)."""
-    return [
-        ExecutionRow(e.symbol, None, e.side, e.applied_qty, e.applied_cents, e.created_at, e.id)
-        for e in await repo.user_executions(session, user_id)
-    ]
+    """The user's applied executions, oldest first (what each one moved), as corrected.
+
+    An order that a `trade_bust` or `trade_correct` changed is one row: its corrected
+    cumulative fill (the sum of its executions' applied qty and cents, corrections signed) at
+    its first execution's time, or no row when busted in full. So a bust removes the shares
+    from the lot they were bought in (or, for a sale, gives them back to the lots they were
+    taken from) instead of looking like a new trade, and a price correction changes the lot's
+    cost (or the sale's proceeds). Orders without corrections keep one row per execution."""
+    rows = await repo.user_executions(session, user_id)
+    corrected = {e.order_id for e in rows if e.source == "correction"}
+    out: list[ExecutionRow] = []
+    qty: dict[uuid.UUID, Decimal] = {}
+    cents: dict[uuid.UUID, int] = {}
+    first: dict[uuid.UUID, ExecutionRow] = {}
+    for e in rows:
+        row = ExecutionRow(
+            e.symbol, None, e.side, e.applied_qty, e.applied_cents, e.created_at, e.id
+        )
+        if e.order_id not in corrected:
+            out.append(row)
+            continue
+        qty[e.order_id] = qty.get(e.order_id, Decimal(0)) + e.applied_qty
+        cents[e.order_id] = cents.get(e.order_id, 0) + e.applied_cents
+        if e.source != "correction":
+            first.setdefault(e.order_id, row)
+    for order_id, row in first.items():
+        if qty[order_id] > 0:  # nothing when busted in full
+            out.append(replace(row, qty=qty[order_id], cents=max(0, cents[order_id])))
+    out.sort(key=lambda r: r.seq)
+    return out
 
 
 async def open_positions(

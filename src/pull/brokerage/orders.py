@@ -218,6 +218,19 @@ async def prepare(
     except BrokerError as exc:
         raise BrokerageUnavailable() from exc
 
+    amount = 0
+    if data.side == "buy":
+        amount = _hold_cents(
+            type_=data.type,
+            qty=data.qty,
+            notional=data.notional,
+            limit_price=data.limit_price,
+            stop_price=data.stop_price,
+            ask=quote.ask,
+            buffer_bps=buffer_bps,
+        )
+        if amount < 100 and (data.notional is not None or (data.qty or 0) % 1 != 0):
+            raise InvalidOrder("Fractional buys are at least $1.00", code="BELOW_MINIMUM")
     now = utcnow()
     order = BrokerageOrder(
         id=uuid.uuid4(),
@@ -238,9 +251,9 @@ async def prepare(
         filled_qty=Decimal(0),
         broker_filled_qty=Decimal(0),
         filled_cents=0,
-        hold_cents=0,
+        hold_cents=amount,
         hold_seq=0,
-        journaled_cents=0,
+        journaled_cents=amount,
         settled=False,
         created_at=now,
         updated_at=now,
@@ -248,17 +261,6 @@ async def prepare(
     repo.add(session, order)
     await repo.flush(session)
     if data.side == "buy":
-        amount = _hold_cents(
-            type_=data.type,
-            qty=data.qty,
-            notional=data.notional,
-            limit_price=data.limit_price,
-            stop_price=data.stop_price,
-            ask=quote.ask,
-            buffer_bps=buffer_bps,
-        )
-        if amount < 100 and (data.notional is not None or (data.qty or 0) % 1 != 0):
-            raise InvalidOrder("Fractional buys are at least $1.00", code="BELOW_MINIMUM")
         await kyc.consume_limit(
             session=session,
             user_id=user_id,
@@ -266,6 +268,15 @@ async def prepare(
             amount_cents=amount,
             reference=f"brokerage:{order.id}",
         )
+        await accounts.queue_journal(
+            session=session,
+            key=f"order:{order.id}:fund",
+            user_id=user_id,
+            direction="to_customer",
+            amount_cents=amount,
+            new_key=True,
+        )
+        # the hold last: it locks the omnibus account (every order's) until the commit next
         await ledger.transfer(
             session=session,
             idempotency_key=hold_key(order),
@@ -276,15 +287,6 @@ async def prepare(
             ],
             reference=f"brokerage_order:{order.id}",
             pending=True,
-        )
-        order.hold_cents = amount
-        order.journaled_cents = amount
-        await accounts.queue_journal(
-            session=session,
-            key=f"order:{order.id}:fund",
-            user_id=user_id,
-            direction="to_customer",
-            amount_cents=amount,
         )
     else:
         position = await repo.position(session, user_id, symbol)
@@ -314,7 +316,13 @@ async def send(*, session: AsyncSession, broker: Broker, order_id: uuid.UUID) ->
     fund = await repo.journal(session, f"order:{order.id}:fund", lock=True)
     if fund is not None and fund.status == "pending":
         try:
-            await accounts.execute_journal(session=session, broker=broker, journal=fund, first=True)
+            await accounts.execute_journal(
+                session=session,
+                broker=broker,
+                journal=fund,
+                first=True,
+                broker_account_id=order.broker_account_id,
+            )
         except BrokerError:
             return order_read(order)  # reconciliation executes the journal and submits
         if fund.status == "failed":

@@ -5,14 +5,20 @@
   healed and a late one later changes nothing); an order that never reached the broker is
   submitted again by client_order_id lookup, or rejected when the broker does not have it;
 - pending journals are executed;
+- corrections the consumer missed (a dropped `trade_bust` / `trade_correct`: the stream moved
+  on without PULL applying it) are found by re-reading the broker's trade events from the
+  heal cursor (`since_id`, Alpaca's "re-replay" of a stream that dropped messages) and applied
+  once, to the broker's current state of the order (see `_corrections`);
 - per account, the broker's positions must equal PULL's and its cash must equal what the
   executed journals and the fills imply; a difference it cannot explain is an alert.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import uuid
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,11 +27,109 @@ from pull.brokerage import accounts, fills, orders
 from pull.brokerage import repository as repo
 from pull.brokerage.models import BrokerageAccount
 from pull.brokerage.money import cents_of
-from pull.brokerage.providers.base import Broker, BrokerError, BrokerNotFound
+from pull.brokerage.providers import wire
+from pull.brokerage.providers.base import (
+    Broker,
+    BrokerError,
+    BrokerNotFound,
+    BrokerRejected,
+    Heartbeat,
+    TradeEvent,
+)
 from pull.brokerage.schemas import ReconcileReport
 from pull.kit.db import session_scope, utcnow
 
 log = logging.getLogger("pull.brokerage.reconcile")
+HEAL_CURSOR = "heal"
+HEAL_FIRST_START = dt.timedelta(days=1)
+HEAL_MAX_EVENTS = 50_000  # per run; the next run goes on from the heal cursor
+CORRECTIONS = ("trade_bust", "trade_correct")
+
+
+async def _heal_correction(
+    maker: async_sessionmaker[AsyncSession], broker: Broker, event: TradeEvent
+) -> bool:
+    """Apply one correction event the consumer did not: claimed by its id (so the stream, if
+    it delivers it later, skips it), converged in correction mode to the broker's *current*
+    state of the order (later fills may have been applied meanwhile; the broker is the source
+    of truth), with the event's id as the correction's ledger key. True if it moved anything."""
+    async with session_scope(maker) as session:
+        if not await repo.claim_event(
+            session,
+            event_id=event.event_id,
+            event=event.event,
+            broker_order_id=event.order.id,
+            payload=wire.event_json(event),
+        ):
+            return False  # the consumer applied it meanwhile
+        order = await repo.order_by_broker_id(session, event.order.id, lock=True)
+        if order is None:
+            try:
+                order = await repo.order(session, uuid.UUID(event.order.client_order_id), lock=True)
+            except ValueError:
+                order = None
+        if order is None or order.broker_account_id != event.account_id:
+            return False  # not PULL's order: the consumer alerts it (unknown_order)
+        snap = await broker.get_order(account_id=order.broker_account_id, order_id=event.order.id)
+        before = (order.filled_qty, order.filled_cents)
+        await fills.converge(
+            session=session,
+            order=order,
+            snap=snap,
+            source="reconcile",
+            event_id=event.event_id,
+            correction=True,
+        )
+        return (order.filled_qty, order.filled_cents) != before
+
+
+async def _corrections(
+    maker: async_sessionmaker[AsyncSession],
+    broker: Broker,
+    report: ReconcileReport,
+    *,
+    grace: dt.timedelta,
+) -> None:
+    """Re-read the trade events after the heal cursor up to `grace` ago (newer ones are the
+    consumer's to apply) and heal every correction event PULL has not stored. The cursor
+    advances past what was read, so each event is looked at once."""
+    cutoff = utcnow() - grace
+    async with session_scope(maker) as session:
+        since_id = (await repo.cursor(session, HEAL_CURSOR)).last_id
+    since = None if since_id else utcnow() - HEAL_FIRST_START
+    last: str | None = None
+    seen = 0
+    try:
+        async with contextlib.aclosing(
+            broker.trade_events(since_id=since_id, since=since)
+        ) as stream:
+            async for item in stream:
+                if isinstance(item, Heartbeat) or item.at > cutoff or seen >= HEAL_MAX_EVENTS:
+                    break
+                seen += 1
+                if item.event in CORRECTIONS:
+                    async with session_scope(maker) as session:
+                        known = await repo.event_known(session, item.event_id)
+                    if not known:
+                        if await _heal_correction(maker, broker, item):
+                            report.corrections_healed += 1
+                last = item.event_id
+    except BrokerRejected as exc:
+        if since_id is None:
+            log.warning("reconcile: trade events refused", extra={"error": exc.message})
+            return
+        # the broker no longer knows the heal cursor's event: start again from a day ago
+        log.warning("reconcile: heal cursor unknown; reset", extra={"error": exc.message})
+        async with session_scope(maker) as session:
+            (await repo.cursor(session, HEAL_CURSOR, lock=True)).last_id = None
+        return
+    except BrokerError as exc:
+        log.warning("reconcile: trade events unreadable", extra={"error": exc.message})
+    if last is not None:
+        async with session_scope(maker) as session:
+            cursor = await repo.cursor(session, HEAL_CURSOR, lock=True)
+            cursor.last_id = last
+            cursor.updated_at = utcnow()
 
 
 async def _orders(
@@ -157,6 +261,7 @@ async def reconcile(
 ) -> ReconcileReport:
     report = ReconcileReport()
     report.journals_executed += await accounts.execute_journals(maker=maker, broker=broker)
+    await _corrections(maker, broker, report, grace=dt.timedelta(seconds=grace_seconds))
     await _orders(
         maker,
         broker,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,27 @@ from pull.brokerage.models import (
 )
 
 TERMINAL = ("filled", "canceled", "expired", "rejected", "replaced")
+BATCH = "brokerage_batch"  # session.info key while the consumer applies a batch of events
+
+
+@dataclass
+class Batch:
+    """The rows a batch of trade events needs, read (and locked) in a few statements before
+    it is applied in one transaction, and the executions it records, inserted in one
+    statement at its end (`events.apply_batch`). While a session has one (`session.info`),
+    `position`, `journal` and `claim_execution` use it and `flush` waits for the end; a fill
+    that completes its order leaves the hold's post to the batch's end (`fills._apply_fill`)."""
+
+    positions: dict[tuple[uuid.UUID, str], BrokeragePosition] = field(default_factory=dict)
+    journals: dict[str, BrokerageJournal | None] = field(default_factory=dict)
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    # holds to post at the end, (ledger key, cents): one ledger call for the batch
+    posts: list[tuple[str, int]] = field(default_factory=list)
+
+
+def batch_of(session: AsyncSession) -> Batch | None:
+    found = session.info.get(BATCH)
+    return found if isinstance(found, Batch) else None
 
 
 async def account(
@@ -53,9 +75,17 @@ async def accounts_page(
 
 def add(session: AsyncSession, row: object) -> None:
     session.add(row)
+    batch = batch_of(session)
+    if batch is not None:
+        if isinstance(row, BrokeragePosition):
+            batch.positions[(row.user_id, row.symbol)] = row
+        elif isinstance(row, BrokerageJournal):
+            batch.journals[row.key] = row
 
 
 async def flush(session: AsyncSession) -> None:
+    if batch_of(session) is not None:
+        return  # the batch flushes once, at its end
     await session.flush()
 
 
@@ -169,14 +199,78 @@ async def claim_event(
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
-async def claim_execution(session: AsyncSession, values: dict[str, Any]) -> bool:
-    stmt = (
+async def event_known(session: AsyncSession, event_id: str) -> bool:
+    found = await session.scalar(select(BrokerageEvent.id).where(BrokerageEvent.id == event_id))
+    return found is not None
+
+
+async def claim_execution(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Record an execution once (by execution id); in a batch, at the batch's end."""
+    batch = batch_of(session)
+    if batch is not None:
+        batch.executions.append(values)
+        return
+    await session.execute(
         insert(BrokerageExecution)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["execution_id"])
-        .returning(BrokerageExecution.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def claim_events(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """Store received events once, in one statement; the ids that were new."""
+    if not rows:
+        return set()
+    stmt = (
+        insert(BrokerageEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(BrokerageEvent.id)
+    )
+    return set((await session.scalars(stmt)).all())
+
+
+async def preload_batch(
+    session: AsyncSession, broker_order_ids: Sequence[str]
+) -> tuple[dict[str, BrokerageOrder], Batch]:
+    """For a batch of events: their orders locked (in id order), those orders' positions
+    locked and their journals, in three statements; the session then holds the batch."""
+    stmt = (
+        select(BrokerageOrder)
+        .where(BrokerageOrder.broker_order_id.in_(sorted(set(broker_order_ids))))
+        .order_by(BrokerageOrder.id)
+        .with_for_update()
+    )
+    found = (await session.scalars(stmt)).all()
+    orders = {o.broker_order_id: o for o in found if o.broker_order_id}
+    batch = Batch()
+    pairs = sorted({(o.user_id, o.symbol) for o in orders.values()})
+    if pairs:
+        held = await session.scalars(
+            select(BrokeragePosition)
+            .where(tuple_(BrokeragePosition.user_id, BrokeragePosition.symbol).in_(pairs))
+            .order_by(BrokeragePosition.user_id, BrokeragePosition.symbol)
+            .with_for_update()
+        )
+        batch.positions = {(p.user_id, p.symbol): p for p in held.all()}
+        keys = [f"order:{o.id}:{k}" for o in orders.values() for k in ("fund", "sweep")]
+        batch.journals = dict.fromkeys(keys)
+        rows = await session.scalars(select(BrokerageJournal).where(BrokerageJournal.key.in_(keys)))
+        batch.journals.update({j.key: j for j in rows.all()})
+    session.info[BATCH] = batch
+    return orders, batch
+
+
+async def finish_batch(session: AsyncSession, batch: Batch) -> None:
+    """The batch's executions in one statement, then every row it changed."""
+    session.info.pop(BATCH, None)
+    if batch.executions:
+        await session.execute(
+            insert(BrokerageExecution)
+            .values(batch.executions)
+            .on_conflict_do_nothing(index_elements=["execution_id"])
+        )
+    await session.flush()
 
 
 async def executions(
@@ -206,6 +300,9 @@ async def trades_page(
 async def position(
     session: AsyncSession, user_id: uuid.UUID, symbol: str, *, lock: bool = False
 ) -> BrokeragePosition | None:
+    batch = batch_of(session)
+    if batch is not None and (user_id, symbol) in batch.positions:
+        return batch.positions[(user_id, symbol)]
     stmt = select(BrokeragePosition).where(
         BrokeragePosition.user_id == user_id, BrokeragePosition.symbol == symbol
     )
@@ -226,6 +323,9 @@ async def positions(session: AsyncSession, user_id: uuid.UUID) -> list[Brokerage
 async def journal(
     session: AsyncSession, key: str, *, lock: bool = False
 ) -> BrokerageJournal | None:
+    batch = batch_of(session)
+    if batch is not None and not lock and key in batch.journals:
+        return batch.journals[key]
     stmt = select(BrokerageJournal).where(BrokerageJournal.key == key)
     if lock:
         stmt = stmt.with_for_update()
@@ -315,10 +415,14 @@ async def pending_journal_count(session: AsyncSession, user_id: uuid.UUID) -> in
 
 
 async def user_executions(session: AsyncSession, user_id: uuid.UUID) -> list[BrokerageExecution]:
-    """Every execution that moved the user's position, oldest first."""
+    """Every execution that moved the user's position or cash, corrections (signed qty and
+    cents) included, oldest first."""
     stmt = (
         select(BrokerageExecution)
-        .where(BrokerageExecution.user_id == user_id, BrokerageExecution.applied_qty > 0)
+        .where(
+            BrokerageExecution.user_id == user_id,
+            or_(BrokerageExecution.applied_qty > 0, BrokerageExecution.source == "correction"),
+        )
         .order_by(BrokerageExecution.id)
     )
     return list((await session.scalars(stmt)).all())

@@ -168,6 +168,7 @@ class ReconcileReport(BaseModel):
     orders_checked: int = 0
     orders_healed: int = 0
     fills_healed: int = 0
+    corrections_healed: int = 0
     journals_executed: int = 0
     accounts_checked: int = 0
     alerts: int = 0

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.ledger import holds
 from pull.ledger import repository as repo
 from pull.ledger.errors import (
     IdempotencyConflict,
@@ -89,6 +90,7 @@ __all__ = [
     "invariant_report",
     "kind_balances",
     "post_pending",
+    "post_pending_many",
     "share_holdings",
     "statement",
     "system_account",
@@ -467,6 +469,17 @@ async def post_pending(
         amount=amount,
         legs=legs,
     )
+
+
+async def post_pending_many(*, session: AsyncSession, posts: Sequence[tuple[str, int]]) -> None:
+    """Post many two-leg holds, each `(idempotency_key, amount)`, as `post_pending` would one
+    by one, in two round trips for the batch (`holds.py`)."""
+    await holds.post_many(session, posts)
+
+
+def content_hash(kind: str, legs: Sequence[Leg], reference: str | None) -> str:
+    """The content hash of a posted transfer without metadata (what a replay compares)."""
+    return _hash(kind, legs, reference, None, False)
 
 
 async def void_pending(

@@ -8,8 +8,9 @@
 - Equities trade only in NYSE's regular session (exchange_calendars' XNYS); outside it an order
   is `accepted` and routed at the next open, and a routed `day` order expires at the close.
   Crypto trades around the clock. The market clock can be pinned open or closed for tests.
-- Every change is a trade event (Alpaca's `/v2/events/trades` shape, ULID ids); writers take
-  one advisory lock, so events commit in id order and `since_id` never skips one.
+- Every change is a trade event (Alpaca's `/v2/events/trades` shape, ULID ids), inserted at
+  the end of its transaction under an advisory lock held until commit, so events commit in
+  seq order and `since_id` never skips one (the locks: sandbox_repository).
 Quotes default to each asset's reference price with a 0.02% spread; `set_quote` changes them
 (and fills what now crosses).
 """
@@ -57,12 +58,14 @@ from pull.brokerage.providers.base import (
 from pull.brokerage.providers.sandbox_engine import (
     CLOCK_KEY,
     DEFAULT_SIZE,
+    EVENTS_KEY,
     FIRM_CASH,
     FIRM_KEY,
     SandboxEngine,
     _reject,
     _uuid,
     catalog,
+    default_quote,
     snapshot,
     ulid,
 )
@@ -82,13 +85,25 @@ class SandboxBroker(SandboxEngine):
         self._maker = maker
         self._poll = poll_seconds
         self._clock = clock
+        self._firm: str | None = None  # this broker's firm account id, once read
 
     @asynccontextmanager
-    async def _tx(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+    async def _tx(self, *, write: bool = True, shared: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction of the sandbox. Writers take the world lock (`shared`: orders and
+        journals, which lock only their own rows in one order; otherwise exclusive); the
+        trade events a transaction wrote are inserted at its end under the events lock, so
+        they commit in seq order (sandbox_repository's locks)."""
+        if not write:  # a read: no transaction of its own (no BEGIN/COMMIT round trips)
+            async with self._maker() as session:
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                yield session
+            return
         async with self._maker() as session, session.begin():
-            if write:
-                await repo.serialize_writes(session)
+            await repo.lock_world(session, exclusive=not shared)
             yield session
+            pending = session.info.pop(EVENTS_KEY, None)
+            if pending:
+                await repo.insert_events(session, pending)
 
     # --- market --------------------------------------------------------------------------------
 
@@ -102,8 +117,8 @@ class SandboxBroker(SandboxEngine):
     async def get_quote(self, *, symbol: str) -> Quote:
         if symbol not in catalog():
             raise BrokerNotFound(f"symbol {symbol} not found", status=404, code=40410000)
-        async with self._tx() as s:
-            row = await self._quote_row(s, symbol)
+        async with self._tx(write=False) as s:
+            row = await repo.quote(s, symbol) or default_quote(symbol, self._clock())
             is_open = await self._market_open(s, catalog()[symbol][0].asset_class)
             return Quote(
                 symbol=symbol,
@@ -165,10 +180,13 @@ class SandboxBroker(SandboxEngine):
     # --- accounts and journals -----------------------------------------------------------------
 
     async def firm_account_id(self) -> str:
+        if self._firm is not None:
+            return self._firm
         async with self._maker() as s:
             found = await repo.state(s, FIRM_KEY)
         if found:
-            return str(found)
+            self._firm = str(found)
+            return self._firm
         async with self._tx() as s:
             found = await repo.state(s, FIRM_KEY)
             if found:
@@ -221,28 +239,42 @@ class SandboxBroker(SandboxEngine):
     ) -> Journal:
         if amount <= 0 or places(amount) > 2:
             raise _reject("amount must be positive with at most 2 decimals", status=400)
-        async with self._tx() as s:
-            src = await repo.account(s, _uuid(from_account), lock=True)
-            dst = await repo.account(s, _uuid(to_account), lock=True)
-            if src is None or dst is None:
-                raise BrokerNotFound("account not found", status=404, code=40410000)
-            if src.cash - await repo.reserved_cash(s, src.id) < amount:
-                raise _reject("insufficient balance for journal", code=40310000, status=403)
+        firm = _uuid(await self.firm_account_id())
+        async with self._tx(shared=True) as s:
+            # The customers' rows are locked (in id order). The firm's, the other side of
+            # nearly every journal, is not: its cash moves by one conditional UPDATE as the
+            # transaction's last statement, so journals do not queue on it.
+            src_id, dst_id = _uuid(from_account), _uuid(to_account)
+            locked = await repo.accounts_locked(s, [i for i in (src_id, dst_id) if i != firm])
+            for i in (src_id, dst_id):
+                if i != firm and i not in locked:
+                    raise BrokerNotFound("account not found", status=404, code=40410000)
+            if src_id != firm:
+                src = locked[src_id]
+                if src.cash - await repo.reserved_cash(s, src.id) < amount:
+                    raise _reject("insufficient balance for journal", code=40310000, status=403)
             journal = SandboxJournal(
                 id=uuid.uuid4(),
-                from_account=src.id,
-                to_account=dst.id,
+                from_account=src_id,
+                to_account=dst_id,
                 amount=amount,
                 status="executed",
                 description=description[:200],
             )
-            await repo.move_cash(s, src.id, -amount)
-            await repo.move_cash(s, dst.id, amount)
             repo.add_journal(s, journal)
+            await repo.flush(s)
+            for i, delta in ((src_id, -amount), (dst_id, amount)):
+                if i != firm:
+                    await repo.move_cash(s, i, delta)
+            if src_id == firm:
+                if not await repo.take_cash(s, firm, amount):
+                    raise _reject("insufficient balance for journal", code=40310000, status=403)
+            elif dst_id == firm:
+                await repo.move_cash(s, firm, amount)
             return Journal(
                 id=str(journal.id),
-                from_account=str(src.id),
-                to_account=str(dst.id),
+                from_account=str(src_id),
+                to_account=str(dst_id),
                 amount=amount,
                 status="executed",
                 description=journal.description or "",
@@ -293,7 +325,7 @@ class SandboxBroker(SandboxEngine):
             raise _reject(f"asset {request.symbol} not found", code=40410000)
         asset = found[0]
         self._validate(request, asset)
-        async with self._tx() as s:
+        async with self._tx(shared=True) as s:
             acct = await repo.account(s, _uuid(account_id), lock=True)
             if acct is None or acct.kind != "customer":
                 raise BrokerNotFound("account not found", status=404, code=40410000)
@@ -301,7 +333,8 @@ class SandboxBroker(SandboxEngine):
                 raise _reject("account is not active", status=403, code=40310000)
             if await repo.order_by_client_id(s, acct.id, request.client_order_id):
                 raise _reject("client_order_id must be unique", code=40010001)
-            quote = await self._quote_row(s, asset.symbol)
+            # a market order does not use up the quote's size: no lock on the quote row
+            quote = await self._quote_row(s, asset.symbol, lock=request.type != "market")
             reserve = Decimal(0)
             if request.side == "buy":
                 reserve = self._buy_reserve(
@@ -462,10 +495,10 @@ class SandboxBroker(SandboxEngine):
             return snapshot(new)
 
     async def list_positions(self, *, account_id: str) -> list[BrokerPosition]:
-        async with self._tx() as s:
+        async with self._tx(write=False) as s:
             out = []
             for p in await repo.positions(s, _uuid(account_id)):
-                q = await self._quote_row(s, p.symbol)
+                q = await repo.quote(s, p.symbol) or default_quote(p.symbol, self._clock())
                 mid = ((q.bid + q.ask) / 2).quantize(Decimal("0.0001"))
                 out.append(
                     BrokerPosition(

@@ -51,9 +51,18 @@ FIRM_KEY = "firm_account"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_last_ulid = [0]  # monotonic within the process (benign: ids only ever grow)
+EVENTS_KEY = "sandbox_events"  # session.info: the transaction's events, inserted at its end
+
+
 def ulid() -> str:
-    """A ULID: 48-bit millisecond time then 80 random bits, Crockford base32."""
+    """A ULID: 48-bit millisecond time then 80 random bits, Crockford base32; monotonic in
+    this process (within a millisecond the next one is the last + 1), so a transaction's
+    events sort in the order they happened."""
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    if value <= _last_ulid[0]:
+        value = _last_ulid[0] + 1
+    _last_ulid[0] = value
     out = []
     for _ in range(26):
         out.append(_CROCKFORD[value & 31])
@@ -115,6 +124,20 @@ def snapshot(o: SandboxOrder) -> BrokerOrder:
     )
 
 
+def default_quote(symbol: str, at: dt.datetime) -> SandboxQuote:
+    """The quote of a symbol nobody set: its reference price with a 0.02% spread."""
+    ref = catalog()[symbol][1]
+    half = (ref * SPREAD).quantize(Decimal("0.0001")) or Decimal("0.0001")
+    return SandboxQuote(
+        symbol=symbol,
+        bid=ref - half,
+        ask=ref + half,
+        bid_size=DEFAULT_SIZE,
+        ask_size=DEFAULT_SIZE,
+        updated_at=at,
+    )
+
+
 class SandboxEngine:
     """Matching and market state, used inside the broker's write transactions."""
 
@@ -128,22 +151,17 @@ class SandboxEngine:
             return bool(pinned == "open")
         return hours.equities_open(self._clock())
 
-    async def _quote_row(self, session: AsyncSession, symbol: str) -> SandboxQuote:
-        row = await repo.quote(session, symbol, lock=True)
+    async def _quote_row(
+        self, session: AsyncSession, symbol: str, *, lock: bool = True
+    ) -> SandboxQuote:
+        """The symbol's quote row (created at its default on first use); `lock` takes it
+        FOR UPDATE (what consumes its size: limit fills, quote changes)."""
+        row = await repo.quote(session, symbol, lock=lock)
         if row is not None:
             return row
-        ref = catalog()[symbol][1]
-        half = (ref * SPREAD).quantize(Decimal("0.0001")) or Decimal("0.0001")
-        row = SandboxQuote(
-            symbol=symbol,
-            bid=ref - half,
-            ask=ref + half,
-            bid_size=DEFAULT_SIZE,
-            ask_size=DEFAULT_SIZE,
-            updated_at=self._clock(),
-        )
-        repo.add(session, row)
-        await repo.flush(session)
+        await repo.ensure_quote(session, default_quote(symbol, self._clock()))
+        row = await repo.quote(session, symbol, lock=lock)
+        assert row is not None
         return row
 
     def _validate(self, req: OrderRequest, asset: Asset) -> None:
@@ -227,9 +245,8 @@ class SandboxEngine:
             qty=qty,
             position_qty=position_qty,
         )
-        repo.add(
-            session,
-            SandboxEvent(id=e.event_id, account_id=row.account_id, payload=wire.event_json(e)),
+        session.info.setdefault(EVENTS_KEY, []).append(
+            SandboxEvent(id=e.event_id, account_id=row.account_id, payload=wire.event_json(e))
         )
 
     def _finish(self, row: SandboxOrder, status: str) -> None:

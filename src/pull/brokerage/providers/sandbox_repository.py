@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage.models import (
@@ -20,11 +21,56 @@ from pull.brokerage.models import (
     SandboxState,
 )
 
-WRITE_LOCK = 7_310_017  # one advisory lock: events commit in seq order
+# Two advisory locks (docs/brokerage.md, "The sandbox's locks"):
+# - WORLD: orders and journals take it shared (they lock only their own rows, in one order);
+#   what touches many accounts at once (the clock, quotes, cancel, replace, corrections,
+#   account and firm creation) takes it exclusive, so row locks never wait in a cycle;
+# - EVENTS: taken by a transaction only at its end, to insert its trade events just before
+#   commit, so events commit in seq order and `since_id` never skips one, while the lock is
+#   held for one insert, not the whole transaction.
+WORLD_LOCK = 7_310_017
+EVENTS_LOCK = 7_310_019
 
 
-async def serialize_writes(session: AsyncSession) -> None:
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+async def lock_world(session: AsyncSession, *, exclusive: bool) -> None:
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await session.execute(text(f"SELECT {fn}(:k)"), {"k": WORLD_LOCK})
+
+
+async def insert_events(session: AsyncSession, rows: list[SandboxEvent]) -> None:
+    """The transaction's events, under EVENTS_LOCK (held until commit)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_LOCK})
+    session.add_all(rows)
+    await session.flush()
+
+
+async def accounts_locked(
+    session: AsyncSession, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, SandboxAccount]:
+    """Lock accounts FOR UPDATE in id order (two journals in opposite directions between the
+    same accounts cannot deadlock)."""
+    stmt = (
+        select(SandboxAccount)
+        .where(SandboxAccount.id.in_(ids))
+        .order_by(SandboxAccount.id)
+        .with_for_update()
+    )
+    return {a.id: a for a in (await session.scalars(stmt)).all()}
+
+
+async def ensure_quote(session: AsyncSession, row: SandboxQuote) -> None:
+    await session.execute(
+        pg_insert(SandboxQuote)
+        .values(
+            symbol=row.symbol,
+            bid=row.bid,
+            ask=row.ask,
+            bid_size=row.bid_size,
+            ask_size=row.ask_size,
+            updated_at=row.updated_at,
+        )
+        .on_conflict_do_nothing(index_elements=["symbol"])
+    )
 
 
 async def account(
@@ -159,6 +205,17 @@ async def move_cash(session: AsyncSession, account_id: uuid.UUID, delta: Decimal
         .where(SandboxAccount.id == account_id)
         .values(cash=SandboxAccount.cash + delta)
     )
+
+
+async def take_cash(session: AsyncSession, account_id: uuid.UUID, amount: Decimal) -> bool:
+    """Debit `amount` if the account has it, in one statement; False if not (or no account)."""
+    found = await session.execute(
+        update(SandboxAccount)
+        .where(SandboxAccount.id == account_id, SandboxAccount.cash >= amount)
+        .values(cash=SandboxAccount.cash - amount)
+        .returning(SandboxAccount.id)
+    )
+    return found.first() is not None
 
 
 def add_journal(session: AsyncSession, journal: SandboxJournal) -> None:
