@@ -13,7 +13,8 @@ Targets (issue 17): >= 300 orders/s, >= 2,000 executions/s.
 
 Load-independent figures next to the rates: statements per operation (counted on the engine),
 this process's CPU per operation (`resource.getrusage`) and PostgreSQL's (the CPU of the
-server's processes, from /proc), and the load average at the start and end of the run.
+server's processes, from /proc: approximate, a backend that exits takes its CPU with it), and
+the load average at the start and end of the run.
 """
 
 from __future__ import annotations
