@@ -475,11 +475,12 @@ app.add_typer(analytics_app, name="analytics")
 
 @analytics_app.command("backfill")
 def analytics_backfill(
-    batch_size: int = typer.Option(5000, min=1, max=100_000, help="Rows per insert"),
+    batch_size: int = typer.Option(20_000, min=1, max=100_000, help="Rows per insert"),
 ) -> None:
     """Load history from PostgreSQL into ClickHouse (idempotent: safe to run again).
 
-    With embedded chDB, stop the API first: one process at a time may open its directory.
+    With embedded chDB and the API running, the inserts go through the API process that owns
+    the engine (docs/analytics.md).
     """
     from pull.analytics.client import close_warehouses, warehouse_for
     from pull.analytics.errors import AnalyticsUnavailable

@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     analytics_ingest: str = Field(
         "auto", alias="ANALYTICS_INGEST", pattern="^(auto|api|worker|off)$"
     )
-    analytics_batch_size: int = Field(5000, alias="ANALYTICS_BATCH_SIZE", ge=1, le=100_000)
+    analytics_batch_size: int = Field(20_000, alias="ANALYTICS_BATCH_SIZE", ge=1, le=100_000)
     analytics_poll_seconds: float = Field(1.0, alias="ANALYTICS_POLL_SECONDS", gt=0)
     # An outbox id still missing after this long is a rolled-back transaction, not a slow one.
     analytics_gap_seconds: float = Field(60.0, alias="ANALYTICS_GAP_SECONDS", ge=0)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from pull.analytics import dashboards, warehouse
 from pull.analytics.client import Warehouse, run, warehouse_for
@@ -96,9 +97,13 @@ async def batch(
 # --- admin dashboards -----------------------------------------------------------------------
 
 
-async def analytics_store(request: Request) -> Warehouse:
-    """The process's ClickHouse (schema ensured once per app)."""
+async def analytics_store(request: Request, response: Response) -> Warehouse:
+    """The process's ClickHouse (schema ensured once per app). The answer says which process
+    served it and how: `X-Analytics-Process: <pid> <engine|relay|server>` (with chDB one
+    process owns the engine and the other workers relay to it)."""
     wh: Warehouse = await run(warehouse_for, request.app.state.settings)
+    how = "server" if not wh.embedded else ("relay" if getattr(wh, "relayed", False) else "engine")
+    response.headers["X-Analytics-Process"] = f"{os.getpid()} {how}"
     if not getattr(request.app.state, "analytics_schema_ready", False):
         await warehouse.ensure_schema(wh)
         request.app.state.analytics_schema_ready = True

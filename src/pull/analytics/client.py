@@ -5,15 +5,18 @@ engine inside this process and answers the same `command`/`insert`/`query` calls
 query in this module runs unchanged on either. The code depends only on `Warehouse`, a small
 Protocol, and reaches it through `warehouse_for(settings)`.
 
-chDB is one engine per process and one process per data directory: the process that opens it
-keeps it until `close_warehouses()`; a second process gets `AnalyticsUnavailable`.
+chDB is one engine per process and one process per data directory: the process that takes the
+directory's owner lock opens it and keeps it until `close_warehouses()`; every other process
+reaches it through that owner (`pull.analytics.relay`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +34,17 @@ class Warehouse(Protocol):
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None: ...
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None: ...
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        *,
+        column_oriented: bool = False,
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """`rows` are rows, or with `column_oriented` one sequence per column; `types` (the
+        columns' ClickHouse types) spares the client a DESCRIBE of the table per insert."""
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
@@ -121,11 +134,25 @@ class ConnectWarehouse:
         with self._lock:
             self._client.command(sql, parameters=parameters)
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
-        if not rows:
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        *,
+        column_oriented: bool = False,
+        types: Sequence[str] | None = None,
+    ) -> None:
+        if not rows or (column_oriented and not rows[0]):
             return
         with self._lock:
-            self._client.insert(f"{self.database}.{table}", list(rows), column_names=list(columns))
+            self._client.insert(
+                f"{self.database}.{table}",
+                rows if isinstance(rows, list) else list(rows),
+                column_names=list(columns),
+                column_type_names=list(types) if types is not None else None,
+                column_oriented=column_oriented,
+            )
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -138,11 +165,14 @@ class ConnectWarehouse:
 
 
 _open: dict[Target, Warehouse] = {}
-_open_lock = threading.Lock()
+_owned: dict[Target, Any] = {}  # the relay.Owner of each chDB this process owns
+_open_lock = threading.RLock()
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
-    """The process's client for `settings`' ClickHouse, opened on first use."""
+    """The process's client for `settings`' ClickHouse, opened on first use. With chDB: the
+    engine itself when this process is the directory's owner, else a relay to the owner
+    (pull.analytics.relay)."""
     target = target_for(settings)
     with _open_lock:
         wh = _open.get(target)
@@ -154,19 +184,90 @@ def warehouse_for(settings: Settings) -> Warehouse:
                 raise AnalyticsUnavailable(
                     f"this process already has chDB open at {other[0].chdb_path}"
                 )
-        wh = ConnectWarehouse(target)
+            wh = _embedded(target, settings.internal_api_key)
+        else:
+            wh = ConnectWarehouse(target)
         _open[target] = wh
         return wh
 
 
-def close_warehouses() -> None:
-    """Close every client this process opened (chDB releases its directory)."""
+def _embedded(target: Target, key: str) -> Warehouse:
+    from pull.analytics import relay
+
+    owned = _own(target, key)
+    if owned is not None:
+        return owned
+    return relay.RelayWarehouse(target, key, promote=lambda: _own(target, key))
+
+
+def _own(target: Target, key: str) -> Warehouse | None:
+    """Take the owner's lock of a chDB directory and open the engine, or None if another
+    process holds it."""
+    from pull.analytics import relay
+
     with _open_lock:
+        fd = relay.try_lock(target)
+        if fd is None:
+            return None
+        try:
+            wh = ConnectWarehouse(target)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            _owned[target] = relay.Owner(target, wh, fd, key)
+        except BaseException:
+            wh.close()
+            os.close(fd)
+            raise
+        return wh
+
+
+@contextlib.contextmanager
+def briefly(settings: Settings) -> Iterator[Warehouse]:
+    """A warehouse for one job (`pull migrate`): the process's own if it has one open; with
+    chDB, the engine opened and closed again if no process owns it (so the API can open it
+    next), else a relay to the owner; a server's client otherwise."""
+    target = target_for(settings)
+    with _open_lock:
+        current = _open.get(target)
+    if current is not None or not target.embedded:
+        yield current if current is not None else warehouse_for(settings)
+        return
+    from pull.analytics import relay
+
+    fd = relay.try_lock(target)
+    if fd is None:
+        yield relay.RelayWarehouse(target, settings.internal_api_key, promote=lambda: None)
+        return
+    try:
+        wh = ConnectWarehouse(target)
+        try:
+            yield wh
+        finally:
+            wh.close()
+    finally:
+        os.close(fd)
+
+
+def close_warehouses() -> None:
+    """Close every client this process opened (chDB releases its directory and the owner's
+    lock)."""
+    with _open_lock:
+        engines = {id(owner.wh) for owner in _owned.values()}
+        for owner in _owned.values():
+            try:
+                owner.close()  # its engine too
+            except Exception:  # noqa: S110 - closing on shutdown, nothing to do about it
+                pass
         for wh in _open.values():
+            if id(wh) in engines:
+                continue
             try:
                 wh.close()
             except Exception:  # noqa: S110 - closing on shutdown, nothing to do about it
                 pass
+        _owned.clear()
         _open.clear()
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pull.analytics import repository as repo
 from pull.analytics import warehouse
 from pull.analytics.client import Warehouse, run
-from pull.analytics.normalize import Row, client_rows, from_outbox
+from pull.analytics.normalize import EventColumns, client_rows, epoch_ms
 from pull.config import Settings
 from pull.kit.db import utcnow
 
@@ -43,12 +43,44 @@ class PassResult:
         return self.outbox + self.inbox
 
 
-def outbox_rows(rows: Sequence[repo.OutboxRow]) -> list[Row]:
-    out: list[Row] = []
+def outbox_columns(rows: Sequence[repo.RawOutbox]) -> EventColumns:
+    """The `events` rows of a batch of outbox events, column by column."""
+    batch = EventColumns()
+    add = batch.add_outbox
     for r in rows:
-        out.extend(
-            from_outbox(outbox_id=r.id, topic=r.topic, payload=r.payload, created_at=r.created_at)
-        )
+        add(r.id, r.topic, r.payload_json, r.ts_ms)
+    return batch
+
+
+@dataclass
+class Gap:
+    """Outbox ids low..high (inclusive) not committed when the rows after them were read:
+    open transactions, or rolled-back ones. `seen_ms` is the created_at (epoch ms) of the
+    first row after them; once it is ANALYTICS_GAP_SECONDS old they count as rolled back."""
+
+    low: int
+    high: int
+    seen_ms: int
+
+
+def fill_gaps(gaps: list[Gap], ids: Sequence[int]) -> list[Gap]:
+    """`gaps` without the ids that have now arrived (sorted ids)."""
+    if not ids:
+        return gaps
+    out: list[Gap] = []
+    arrived = sorted(ids)
+    k = 0
+    for g in gaps:
+        low = g.low
+        while k < len(arrived) and arrived[k] < low:
+            k += 1
+        while k < len(arrived) and arrived[k] <= g.high:
+            if arrived[k] > low:
+                out.append(Gap(low, arrived[k] - 1, g.seen_ms))
+            low = arrived[k] + 1
+            k += 1
+        if low <= g.high:
+            out.append(Gap(low, g.high, g.seen_ms))
     return out
 
 
@@ -58,7 +90,7 @@ class Ingestor:
         maker: async_sessionmaker[AsyncSession],
         wh: Warehouse,
         *,
-        batch_size: int = 5000,
+        batch_size: int = 20_000,
         gap_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         inbox_retention_days: int = 7,
@@ -66,11 +98,12 @@ class Ingestor:
         self.maker = maker
         self.wh = wh
         self.batch_size = batch_size
-        self.gap = dt.timedelta(seconds=gap_seconds)
+        self.gap_ms = int(gap_seconds * 1000)
         self.poll_seconds = poll_seconds
         self.retention = dt.timedelta(days=inbox_retention_days)
-        # outbox ids above the cursor already sent, with their created_at
-        self._sent: dict[int, dt.datetime] = {}
+        # the highest outbox id sent by this ingester, and the ids below it it has not seen
+        self._high = 0
+        self._gaps: list[Gap] = []
         self._schema_ready = False
         self._last_prune = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -93,43 +126,38 @@ class Ingestor:
             self._schema_ready = True
 
     async def ingest_outbox(self) -> int:
-        """One batch of outbox events; returns how many outbox rows were sent."""
+        """One batch of outbox events; returns how many outbox rows were sent.
+
+        Per batch: one read of the new rows after the highest id sent, one read of the ids in
+        the open gaps (usually none), one insert, one cursor update. Nothing is read back from
+        ClickHouse: a row sent twice (a restart, two ingesters) is collapsed there by id."""
         await self._ensure_schema()
         async with self.maker() as session, session.begin():
             if not await repo.try_lock(session, repo.LOCK_OUTBOX):
                 return 0
             pos = await repo.cursor(session, OUTBOX_CURSOR)
-            self._sent = {i: t for i, t in self._sent.items() if i > pos}
-            high = max(self._sent, default=pos)
-            # late commits inside the window already sent, then new rows after it
-            late = [
-                r for r in await repo.outbox_between(session, pos, high) if r.id not in self._sent
+            if self._high < pos:  # first pass, or another ingester went further
+                self._high = pos
+            self._gaps = [
+                Gap(max(g.low, pos + 1), g.high, g.seen_ms) for g in self._gaps if g.high > pos
             ]
-            fresh = await repo.outbox_after(session, high, self.batch_size)
+            late = await repo.raw_outbox_gaps(session, [(g.low, g.high) for g in self._gaps])
+            fresh = await repo.raw_outbox_after(session, self._high, self.batch_size)
             batch = late + fresh
             if batch:
-                await run(warehouse.insert_rows, self.wh, outbox_rows(batch), utcnow())
-                for r in batch:
-                    self._sent[r.id] = r.created_at
-            new_pos = self._advance(pos, utcnow())
+                cols = await run(outbox_columns, batch)
+                await run(warehouse.insert_columns, self.wh, cols, utcnow())
+            self._gaps = fill_gaps(self._gaps, [r.id for r in late])
+            for r in fresh:
+                if r.id > self._high + 1:
+                    self._gaps.append(Gap(self._high + 1, r.id - 1, r.ts_ms))
+                self._high = r.id
+            now_ms = epoch_ms(utcnow())
+            self._gaps = [g for g in self._gaps if now_ms - g.seen_ms < self.gap_ms]
+            new_pos = self._gaps[0].low - 1 if self._gaps else self._high
             if new_pos != pos:
                 await repo.set_cursor(session, OUTBOX_CURSOR, new_pos)
-                self._sent = {i: t for i, t in self._sent.items() if i > new_pos}
         return len(batch)
-
-    def _advance(self, pos: int, now: dt.datetime) -> int:
-        """The highest id up to which every id is sent or given up as rolled back."""
-        ids = sorted(self._sent)
-        for i in ids:
-            if i == pos + 1:
-                pos = i
-                continue
-            # ids pos+1 .. i-1 are missing: skip them once the row after them is old enough
-            if now - self._sent[i] >= self.gap:
-                pos = i
-                continue
-            break
-        return pos
 
     async def ingest_inbox(self) -> int:
         """One batch of client events; returns how many were sent."""

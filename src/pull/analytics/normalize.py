@@ -19,13 +19,14 @@ Client events (track, identify) keep their own name with id `m:<message_id>`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
-from pull.analytics.pii import scrub
+from pull.analytics.pii import is_clean_json, scrub
 
 COLUMNS = (
     "event_id",
@@ -44,6 +45,25 @@ COLUMNS = (
     "properties",
     "ingested_at",
     "ver",
+)
+# their ClickHouse types (chschema migration 1), so an insert needs no DESCRIBE first
+TYPES = (
+    "String",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "String",
+    "String",
+    "DateTime64(3, 'UTC')",
+    "Int64",
+    "Int64",
+    "Int64",
+    "LowCardinality(String)",
+    "String",
+    "LowCardinality(String)",
+    "String",
+    "DateTime64(3, 'UTC')",
+    "UInt64",
 )
 
 # ClickHouse keeps the row with the largest `ver`: larger for earlier events, so a fact seen
@@ -73,7 +93,8 @@ class Row:
     event: str
     source: str
     topic: str
-    ts: dt.datetime
+    # when it happened: an aware datetime (naive = UTC), or epoch milliseconds
+    ts: dt.datetime | int
     user_id: str = ""
     anonymous_id: str = ""
     amount_cents: int = 0
@@ -84,46 +105,124 @@ class Row:
     role: str = ""
     properties: dict[str, Any] | None = None
 
-    # properties built here from known fields (no PII): the raw payloads and client
-    # properties are the ones that go through pii.scrub
+    # properties built here from known fields (no PII), or already scrubbed (client events
+    # are scrubbed on arrival); the raw payloads are the ones that go through pii.scrub
     trusted: bool = False
 
-    def values(
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def epoch_ms(ts: dt.datetime | int) -> int:
+    """Epoch milliseconds (floored, as DateTime64(3) stores it); naive datetimes are UTC."""
+    if isinstance(ts, int):
+        return ts
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return (ts - _EPOCH) // _MS
+
+
+class EventColumns:
+    """A batch of `events` rows, column by column: the insert format (clickhouse-connect's
+    column-oriented insert: no per-row lists, no transposition; times as epoch-millisecond
+    integers, which it writes as DateTime64(3) ticks without converting datetimes)."""
+
+    __slots__ = ("cols",)
+
+    def __init__(self) -> None:
+        self.cols: tuple[list[Any], ...] = tuple([] for _ in COLUMNS)
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def add(
         self,
-        ingested_at: dt.datetime,
-        times: dict[dt.datetime, tuple[dt.datetime, int]] | None = None,
-    ) -> list[Any]:
-        """The row in COLUMNS order; `ingested_at` naive UTC (one per batch). `times` caches
-        the (naive UTC, ver) of each timestamp across a batch: an outbox event's rows share
-        one, and the conversion was a third of the row's cost."""
-        got = times.get(self.ts) if times is not None else None
-        if got is None:
-            ts = self.ts if self.ts.tzinfo is not None else self.ts.replace(tzinfo=dt.UTC)
-            got = (
-                ts.astimezone(dt.UTC).replace(tzinfo=None),
-                _VER_BASE - int(ts.timestamp() * 1000),
-            )
-            if times is not None:
-                times[self.ts] = got
-        props = self.properties or {}
-        return [
-            self.event_id,
-            self.event,
-            self.source,
-            self.topic,
-            self.user_id,
-            self.anonymous_id,
-            got[0],
-            self.amount_cents,
-            self.fee_cents,
-            self.contracts,
-            self.product,
-            self.market,
-            self.role,
-            orjson.dumps(props if self.trusted else scrub(props), default=str).decode(),
-            ingested_at,
-            got[1],
-        ]
+        event_id: str,
+        event: str,
+        source: str,
+        topic: str,
+        user_id: str,
+        anonymous_id: str,
+        ts_ms: int,
+        amount_cents: int,
+        fee_cents: int,
+        contracts: int,
+        product: str,
+        market: str,
+        role: str,
+        properties: str,
+    ) -> None:
+        c = self.cols
+        c[0].append(event_id)
+        c[1].append(event)
+        c[2].append(source)
+        c[3].append(topic)
+        c[4].append(user_id)
+        c[5].append(anonymous_id)
+        c[6].append(ts_ms)
+        c[7].append(amount_cents)
+        c[8].append(fee_cents)
+        c[9].append(contracts)
+        c[10].append(product)
+        c[11].append(market)
+        c[12].append(role)
+        c[13].append(properties)
+        c[15].append(_VER_BASE - ts_ms)
+
+    def add_row(self, r: Row) -> None:
+        props = r.properties
+        if not props:
+            text = "{}"
+        else:
+            text = orjson.dumps(props if r.trusted else scrub(props), default=str).decode()
+        self.add(
+            r.event_id,
+            r.event,
+            r.source,
+            r.topic,
+            r.user_id,
+            r.anonymous_id,
+            epoch_ms(r.ts),
+            r.amount_cents,
+            r.fee_cents,
+            r.contracts,
+            r.product,
+            r.market,
+            r.role,
+            text,
+        )
+
+    def add_outbox(self, outbox_id: int, topic: str, payload_json: str, ts_ms: int) -> None:
+        """One outbox event straight from PostgreSQL (`payload::text`): its raw row, and its
+        business facts for the topics that have them. A payload that provably holds no
+        personal data (pii.is_clean_json) is stored as it is, without a scrub and a dump."""
+        try:
+            p = orjson.loads(payload_json)
+        except orjson.JSONDecodeError:  # what orjson refuses (integers past 64 bits)
+            p = json.loads(payload_json)
+            payload_json = ""
+        if not isinstance(p, dict):
+            p = {"value": p}
+            payload_json = ""
+        user = p.get("user_id")
+        user = str(user) if user else ""
+        if payload_json and is_clean_json(payload_json):
+            props = payload_json
+        else:
+            props = orjson.dumps(scrub(p), default=str).decode()
+        self.add(
+            f"outbox:{outbox_id}", topic, "outbox", topic, user, "", ts_ms, 0, 0, 0, "", "", "",
+            props,
+        )  # fmt: skip
+        if topic in FACT_TOPICS:
+            for r in facts(outbox_id=outbox_id, topic=topic, payload=p, ts=ts_ms, user=user):
+                self.add_row(r)
+
+    def columns(self, ingested_ms: int) -> list[list[Any]]:
+        c = list(self.cols)
+        c[14] = [ingested_ms] * len(self)
+        return c
 
 
 def _int(value: Any) -> int:
@@ -137,8 +236,20 @@ def _int(value: Any) -> int:
         return 0
 
 
+FACT_TOPICS = frozenset(
+    {
+        *_IDENTITY,
+        "kyc.approved",
+        "kyc.tier_changed",
+        "funding.deposit_settled",
+        "funding.withdrawal_completed",
+        "exchange.trade",
+    }
+)
+
+
 def from_outbox(
-    *, outbox_id: int, topic: str, payload: dict[str, Any], created_at: dt.datetime
+    *, outbox_id: int, topic: str, payload: dict[str, Any], created_at: dt.datetime | int
 ) -> list[Row]:
     """The rows of one outbox event: its raw row and its business facts."""
     p = payload if isinstance(payload, dict) else {"value": payload}
@@ -152,7 +263,16 @@ def from_outbox(
         user_id=user,
         properties=p,
     )
-    rows = [raw]
+    return [raw, *facts(outbox_id=outbox_id, topic=topic, payload=p, ts=created_at, user=user)]
+
+
+def facts(
+    *, outbox_id: int, topic: str, payload: dict[str, Any], ts: dt.datetime | int, user: str
+) -> list[Row]:
+    """The business-fact rows of one outbox event (none for most topics)."""
+    p = payload
+    rows: list[Row] = []
+    created_at = ts
     name = _IDENTITY.get(topic)
     if name and user:
         rows.append(Row(f"{name}:{user}", name, "outbox", topic, created_at, user_id=user))
@@ -207,7 +327,7 @@ def from_outbox(
     return rows
 
 
-def _trade_rows(outbox_id: int, p: dict[str, Any], ts: dt.datetime) -> list[Row]:
+def _trade_rows(outbox_id: int, p: dict[str, Any], ts: dt.datetime | int) -> list[Row]:
     rows: list[Row] = []
     ticker = str(p.get("ticker") or "")
     side = str(p.get("side") or "yes")
@@ -328,6 +448,7 @@ def client_rows(messages: Sequence[_Message]) -> tuple[list[Row], list[Identity]
                     user_id=user,
                     anonymous_id=anon,
                     properties=p.get("traits") or {},
+                    trusted=True,  # scrubbed on arrival (service.accept_messages)
                 )
             )
             if user and anon:
@@ -343,6 +464,7 @@ def client_rows(messages: Sequence[_Message]) -> tuple[list[Row], list[Identity]
                     user_id=user,
                     anonymous_id=anon,
                     properties=p.get("properties") or {},
+                    trusted=True,  # scrubbed on arrival (service.accept_messages)
                 )
             )
     return rows, identities

@@ -9,6 +9,7 @@ tiers). Before anything is written, `scrub` removes from properties and traits:
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -113,6 +114,42 @@ def scrub_text(value: str) -> str:
     if _MAYBE.search(value) is None or _UUID.fullmatch(value) is not None:
         return value
     return _PHONE.sub(REDACTED, _EMAIL.sub(REDACTED, value))
+
+
+# A key of a JSON text without backslashes: every `"` delimits a string there, so this finds
+# every key at every depth (and at worst a few non-keys, which only cost the slow path).
+_JSON_KEY = re.compile(r'"([^"\\]*)"\s*:')
+# Keys seen in clean payloads (a pure function's answers, like is_pii_key's cache; bounded).
+_CLEAN_KEYS: set[str] = set()
+_CLEAN_KEYS_MAX = 65_536
+
+
+def is_clean_json(text: str) -> bool:
+    """True when this JSON text holds nothing that `scrub` removes, checked on the text:
+    no backslash (so keys and strings are verbatim), no `@` (no email address), no key that
+    names personal data at any depth, and nothing phone-shaped anywhere (a phone number in a
+    string is one in the text, boundaries included). False only costs the full scrub."""
+    if "@" in text or "\\" in text:
+        return False
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(json.loads(text)) >= MAX_DEPTH:
+        return False  # scrub empties what is nested deeper
+    keys = set(_JSON_KEY.findall(text))
+    if not keys <= _CLEAN_KEYS:
+        for key in keys - _CLEAN_KEYS:
+            if is_pii_key(key):
+                return False
+        if len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
+            _CLEAN_KEYS.update(keys)
+    return _PHONE.search(text) is None
+
+
+def _depth(value: Any) -> int:
+    """How deeply containers nest in a JSON value (a scalar: 0, `{}`: 1)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def scrub(value: Any, depth: int = 0) -> Any:

@@ -21,14 +21,6 @@ LOCK_INBOX = 0x5055_4C4C_0002
 
 
 @dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    topic: str
-    payload: dict[str, Any]
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
 class InboxRow:
     id: int
     message_id: str
@@ -59,30 +51,63 @@ async def set_cursor(session: AsyncSession, name: str, position: int) -> None:
     )
 
 
-_OUTBOX_COLS = "id, topic, payload, created_at"
+@dataclass(frozen=True)
+class RawOutbox:
+    """An outbox row as the ingester needs it: the payload's JSON text (not decoded by the
+    driver) and created_at in epoch milliseconds (floored, as DateTime64(3) stores it)."""
+
+    id: int
+    topic: str
+    payload_json: str
+    ts_ms: int
 
 
-async def outbox_between(session: AsyncSession, low: int, high: int) -> list[OutboxRow]:
-    """Outbox rows with low < id <= high (committed ones: our snapshot sees no others)."""
-    rows = await session.execute(
-        text(
-            f"SELECT {_OUTBOX_COLS} FROM outbox_events "  # noqa: S608 - constant columns
-            "WHERE id > :low AND id <= :high ORDER BY id"
-        ),
-        {"low": low, "high": high},
+_RAW_COLS = "id, topic, payload::text, floor(extract(epoch FROM created_at) * 1000)::bigint"
+
+
+async def _fetch(session: AsyncSession, sql: str, *args: Any) -> list[RawOutbox]:
+    """On the session's own connection and transaction, through asyncpg directly: the ingest
+    reads thousands of rows a batch, and SQLAlchemy's row objects were a large part of it."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    records = await driver.fetch(sql, *args)
+    return [RawOutbox(r[0], r[1], r[2], r[3]) for r in records]
+
+
+async def raw_outbox_after(session: AsyncSession, low: int, limit: int) -> list[RawOutbox]:
+    return await _fetch(
+        session,
+        f"SELECT {_RAW_COLS} FROM outbox_events WHERE id > $1 ORDER BY id LIMIT $2",  # noqa: S608
+        low,
+        limit,
     )
-    return [OutboxRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
-async def outbox_after(session: AsyncSession, low: int, limit: int) -> list[OutboxRow]:
-    rows = await session.execute(
-        text(
-            f"SELECT {_OUTBOX_COLS} FROM outbox_events "  # noqa: S608 - constant columns
-            "WHERE id > :low ORDER BY id LIMIT :lim"
-        ),
-        {"low": low, "lim": limit},
+async def raw_outbox_between(session: AsyncSession, low: int, high: int) -> list[RawOutbox]:
+    return await _fetch(
+        session,
+        f"SELECT {_RAW_COLS} FROM outbox_events WHERE id > $1 AND id <= $2 ORDER BY id",  # noqa: S608
+        low,
+        high,
     )
-    return [OutboxRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+async def raw_outbox_gaps(
+    session: AsyncSession, gaps: Sequence[tuple[int, int]]
+) -> list[RawOutbox]:
+    """The rows committed by now inside the id ranges (low, high inclusive) that were missing
+    (late commits into a gap); an index probe per range, not a re-read of the rows around."""
+    if not gaps:
+        return []
+    return await _fetch(
+        session,
+        f"SELECT {_RAW_COLS} FROM outbox_events "  # noqa: S608 - constant columns
+        "JOIN unnest($1::bigint[], $2::bigint[]) AS g(low, high) "
+        "ON id BETWEEN g.low AND g.high ORDER BY id",
+        [g[0] for g in gaps],
+        [g[1] for g in gaps],
+    )
 
 
 async def add_inbox(session: AsyncSession, messages: Sequence[dict[str, Any]]) -> int:

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.analytics import chschema, warehouse
 from pull.analytics import repository as repo
-from pull.analytics.client import Warehouse, run, target_for, warehouse_for
+from pull.analytics.client import Warehouse, briefly, run, target_for, warehouse_for
 from pull.analytics.errors import AnalyticsUnavailable
-from pull.analytics.ingest import Ingestor, outbox_rows
+from pull.analytics.ingest import Ingestor, outbox_columns
 from pull.analytics.normalize import identity_milestones
 from pull.analytics.pii import scrub
 from pull.analytics.schemas import IdentifyMessage, TrackMessage, TrackResponse
@@ -31,6 +31,7 @@ from pull.kit.errors import Forbidden, Unauthorized, Unprocessable
 log = logging.getLogger("pull.analytics")
 
 MAX_PROPERTIES_BYTES = 32_768
+RELAY_RECHECK_SECONDS = 5.0
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 __all__ = [
@@ -112,18 +113,11 @@ async def accept_messages(
 
 
 def migrate_clickhouse(settings: Settings) -> list[int]:
-    """Apply the ClickHouse migrations (`pull migrate`). With chDB the engine is closed again,
-    so the API process can open it next."""
-    target = target_for(settings)
-    if target.embedded:
-        from pull.analytics.client import ConnectWarehouse
-
-        wh: Warehouse = ConnectWarehouse(target)
-        try:
-            return chschema.migrate(wh)
-        finally:
-            wh.close()
-    return chschema.migrate(warehouse_for(settings))
+    """Apply the ClickHouse migrations (`pull migrate`). With chDB and no process owning it,
+    the engine is opened and closed again (so the API can open it next); with an owner (the
+    API running), the migrations run there."""
+    with briefly(settings) as wh:
+        return chschema.migrate(wh)
 
 
 # --- the ingester ---------------------------------------------------------------------------
@@ -159,6 +153,12 @@ class IngestRunner:
         while not self._stop.is_set():
             try:
                 wh = await run(warehouse_for, self.settings)
+                own = getattr(wh, "own", None)  # a relay to the process that owns chDB
+                if own is not None and not await run(own):
+                    # the owner ingests; look again later in case it has gone
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), timeout=RELAY_RECHECK_SECONDS)
+                    continue
                 ingestor = Ingestor.from_settings(self.maker, wh, self.settings)
                 await ingestor.run(self._stop)
                 return
@@ -192,7 +192,7 @@ async def backfill(
     *,
     maker: async_sessionmaker[AsyncSession],
     wh: Warehouse,
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
 ) -> BackfillResult:
     """Load history from PostgreSQL: every outbox event ever written, every user's sign-up
     and verifications (users from before identity emitted events), and the client events
@@ -205,9 +205,10 @@ async def backfill(
         top = await repo.outbox_max_id(session)
     while last < top:
         async with maker() as session:
-            rows = await repo.outbox_between(session, last, min(last + batch_size, top))
+            rows = await repo.raw_outbox_between(session, last, min(last + batch_size, top))
         if rows:
-            await run(warehouse.insert_rows, wh, outbox_rows(rows), utcnow())
+            cols = await run(outbox_columns, rows)
+            await run(warehouse.insert_columns, wh, cols, utcnow())
             result.outbox_events += len(rows)
         last = min(last + batch_size, top)
     after: uuid.UUID | None = None

@@ -14,7 +14,15 @@ from typing import Any
 
 from pull.analytics import chschema
 from pull.analytics.client import Warehouse, run
-from pull.analytics.normalize import BUSINESS_EVENTS, COLUMNS, Identity, Row
+from pull.analytics.normalize import (
+    BUSINESS_EVENTS,
+    COLUMNS,
+    TYPES,
+    EventColumns,
+    Identity,
+    Row,
+    epoch_ms,
+)
 
 SERVER = "source IN ('outbox', 'backfill')"
 FUNNEL_STEPS = (
@@ -35,9 +43,22 @@ async def ensure_schema(wh: Warehouse) -> list[int]:
 
 def insert_rows(wh: Warehouse, rows: Sequence[Row], ingested_at: dt.datetime) -> None:
     if rows:
-        at = ingested_at.astimezone(dt.UTC).replace(tzinfo=None)
-        times: dict[dt.datetime, tuple[dt.datetime, int]] = {}
-        wh.insert("events", [r.values(at, times) for r in rows], COLUMNS)
+        batch = EventColumns()
+        for r in rows:
+            batch.add_row(r)
+        insert_columns(wh, batch, ingested_at)
+
+
+def insert_columns(wh: Warehouse, batch: EventColumns, ingested_at: dt.datetime) -> None:
+    """One column-oriented insert of a batch into `events` (the materialized views run on it)."""
+    if len(batch):
+        wh.insert(
+            "events",
+            batch.columns(epoch_ms(ingested_at)),
+            COLUMNS,
+            column_oriented=True,
+            types=TYPES,
+        )
 
 
 def insert_identities(
