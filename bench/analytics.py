@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -52,13 +53,19 @@ TARGET_INGEST = 50_000
 TARGET_FUNNEL_S = 1.0
 
 
+def _id(n: int) -> str:
+    """A deterministic random-looking UUID (PULL's ids are uuid4: few long digit runs)."""
+    digest = hashlib.blake2b(n.to_bytes(16, "little"), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
 def _payload(i: int) -> tuple[str, dict[str, Any]]:
-    user = str(uuid.UUID(int=i % 50_000 + 1))
+    user = _id(i % 50_000 + 1)
     kind = i % 4
     if kind == 0:
         return "exchange.trade", {
             "ticker": f"KX-{i % 200}",
-            "order_id": str(uuid.UUID(int=i + 10**9)),
+            "order_id": _id(i + 10**9),
             "user_id": user,
             "side": "yes" if i % 2 else "no",
             "action": "buy",
@@ -66,8 +73,8 @@ def _payload(i: int) -> tuple[str, dict[str, Any]]:
                 {
                     "count": 1 + i % 9,
                     "yes_price": 1 + i % 98,
-                    "maker_user_id": str(uuid.UUID(int=(i * 7) % 50_000 + 1)),
-                    "maker_order_id": str(uuid.UUID(int=i + 2 * 10**9)),
+                    "maker_user_id": _id((i * 7) % 50_000 + 1),
+                    "maker_order_id": _id(i + 2 * 10**9),
                     "taker_fee": i % 5,
                     "maker_fee": 0,
                 }
@@ -75,7 +82,7 @@ def _payload(i: int) -> tuple[str, dict[str, Any]]:
         }
     if kind == 1:
         return "funding.deposit_settled", {
-            "deposit_id": str(uuid.UUID(int=i + 3 * 10**9)),
+            "deposit_id": _id(i + 3 * 10**9),
             "user_id": user,
             "amount": 1_000 + i % 100_000,
         }
@@ -216,7 +223,7 @@ async def ingest_from_postgres(wh: ConnectWarehouse, n: int, data: Path) -> dict
                         "p": [
                             json.dumps(
                                 {
-                                    "user_id": str(uuid.UUID(int=j % 50_000 + 1)),
+                                    "user_id": _id(j % 50_000 + 1),
                                     "anonymous_id": "",
                                     "timestamp": None,
                                     "event": "Market Viewed",
@@ -420,13 +427,13 @@ def query_round(wh: ConnectWarehouse, n: int) -> dict[str, Any]:
     print(fresh, flush=True)
     fresh_cpu = funnel_cpu(wh)
     print(fresh_cpu, flush=True)
+
     # what background merges reach: events and the funnel's table merged
-    optimize_s = _timed(
-        lambda: [
+    def optimize() -> None:
+        for t in ("events", "user_funnel"):
             wh.command(f"OPTIMIZE TABLE pull_analytics.{t} FINAL")
-            for t in ("events", "user_funnel")
-        ]
-    )
+
+    optimize_s = _timed(optimize)
     merged = queries(wh)
     print(merged, flush=True)
     cpu = funnel_cpu(wh)

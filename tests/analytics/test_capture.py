@@ -59,27 +59,49 @@ async def test_a_replayed_batch_changes_nothing(
     assert {"all": _count(wh), "signups": _count(wh, "event = 'signed_up'")} == before
 
 
+async def _cursor_and_top(maker: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+    async with maker() as s:
+        pos = await s.scalar(text("SELECT position FROM analytics_cursors WHERE name='outbox'"))
+        top = await s.scalar(text("SELECT max(id) FROM outbox_events"))
+    return int(pos or 0), int(top or 0)
+
+
 async def test_a_gap_waits_for_a_late_commit(
-    sessionmaker: async_sessionmaker[AsyncSession], wh: Warehouse, ingestor: Ingestor
+    sessionmaker: async_sessionmaker[AsyncSession], wh: Warehouse
 ) -> None:
     """An outbox id taken by a transaction still open is not skipped: its row is sent when it
-    commits, even though later ids were sent before."""
+    commits, even though later ids were sent before; the cursor waits below it meanwhile. An
+    id whose transaction rolled back is given up once ANALYTICS_GAP_SECONDS have passed."""
+    patient = Ingestor(sessionmaker, wh, batch_size=1000, gap_seconds=600)
     async with sessionmaker() as slow:
         await slow.begin()
         emit(slow, topic="test.late", key="x", payload={})
         await slow.flush()  # takes an id now, commits later
         await _emit(sessionmaker, 3)
-        await ingestor.ingest_outbox()
+        await patient.ingest_outbox()
         assert _count(wh, "event = 'test.thing'") == 3
+        pos, top = await _cursor_and_top(sessionmaker)
+        assert pos < top - 3  # below the open transaction's id
         await slow.commit()
-    await ingestor.ingest_outbox()
+    await patient.ingest_outbox()
     assert _count(wh, "event = 'test.late'") == 1
-    await asyncio.sleep(0.6)
-    await ingestor.ingest_outbox()
-    async with sessionmaker() as s:
-        pos = await s.scalar(text("SELECT position FROM analytics_cursors WHERE name='outbox'"))
-        top = await s.scalar(text("SELECT max(id) FROM outbox_events"))
+    assert _count(wh, "event = 'test.thing'") == 3
+    pos, top = await _cursor_and_top(sessionmaker)
     assert pos == top
+
+    hasty = Ingestor(sessionmaker, wh, batch_size=1000, gap_seconds=0.5)
+    async with sessionmaker() as doomed:
+        await doomed.begin()
+        emit(doomed, topic="test.never", key="x", payload={})
+        await doomed.flush()
+        await _emit(sessionmaker, 2)
+        await hasty.ingest_outbox()
+        await doomed.rollback()
+    await asyncio.sleep(0.6)
+    await hasty.ingest_outbox()
+    pos, top = await _cursor_and_top(sessionmaker)
+    assert pos == top and _count(wh, "event = 'test.thing'") == 5
+    assert _count(wh, "event = 'test.never'") == 0
 
 
 async def test_track_identify_and_batch(

@@ -156,9 +156,13 @@ def _ask_every_worker(
     return seen
 
 
+@pytest.mark.timeout(900)  # two API workers start (and one restarts) on a shared machine
 async def test_every_api_worker_serves_the_dashboards(services: Services, tmp_path: Path) -> None:
-    database_url = create_scratch_database(services, "pull_analytics_workers")
-    proc, url = start_api_process(
+    database_url = await asyncio.to_thread(
+        create_scratch_database, services, "pull_analytics_workers"
+    )
+    proc, url = await asyncio.to_thread(
+        start_api_process,
         services,
         start_timeout=180,
         API_WORKERS="2",

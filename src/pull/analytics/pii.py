@@ -122,6 +122,8 @@ _JSON_KEY = re.compile(r'"([^"\\]*)"\s*:')
 # Keys seen in clean payloads (a pure function's answers, like is_pii_key's cache; bounded).
 _CLEAN_KEYS: set[str] = set()
 _CLEAN_KEYS_MAX = 65_536
+# what every _PHONE match contains (8+ digits and separators from a digit): a cheap first look
+_MAYBE_PHONE = re.compile(r"\d[\d \-().]{7,}")
 
 
 def is_clean_json(text: str) -> bool:
@@ -140,7 +142,7 @@ def is_clean_json(text: str) -> bool:
                 return False
         if len(_CLEAN_KEYS) < _CLEAN_KEYS_MAX:
             _CLEAN_KEYS.update(keys)
-    return _PHONE.search(text) is None
+    return _MAYBE_PHONE.search(text) is None or _PHONE.search(text) is None
 
 
 def _depth(value: Any) -> int:

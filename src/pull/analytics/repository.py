@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
@@ -51,8 +51,7 @@ async def set_cursor(session: AsyncSession, name: str, position: int) -> None:
     )
 
 
-@dataclass(frozen=True)
-class RawOutbox:
+class RawOutbox(NamedTuple):
     """An outbox row as the ingester needs it: the payload's JSON text (not decoded by the
     driver) and created_at in epoch milliseconds (floored, as DateTime64(3) stores it)."""
 
@@ -72,7 +71,8 @@ async def _fetch(session: AsyncSession, sql: str, *args: Any) -> list[RawOutbox]
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     records = await driver.fetch(sql, *args)
-    return [RawOutbox(r[0], r[1], r[2], r[3]) for r in records]
+    make = RawOutbox._make
+    return [make(r) for r in records]
 
 
 async def raw_outbox_after(session: AsyncSession, low: int, limit: int) -> list[RawOutbox]:
