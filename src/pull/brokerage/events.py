@@ -104,7 +104,7 @@ async def _apply_all(session: AsyncSession, batch: list[TradeEvent]) -> int:
             for e in unique.values()
         ],
     )
-    new = [e for e in batch if e.event_id in fresh and unique.pop(e.event_id, None)]
+    new = [e for e in batch if e.event_id in fresh and unique.pop(e.event_id, None) is not None]
     if not new:
         return 0
     orders, loaded = await repo.preload_batch(session, [e.order.id for e in new])

@@ -101,7 +101,7 @@ async def _corrections(
     seen = 0
     try:
         async with contextlib.aclosing(
-            broker.trade_events(since_id=since_id, since=since)
+            broker.trade_events(since_id=since_id, since=since)  # type: ignore[type-var]
         ) as stream:
             async for item in stream:
                 if isinstance(item, Heartbeat) or item.at > cutoff or seen >= HEAL_MAX_EVENTS:
