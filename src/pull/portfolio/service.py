@@ -24,7 +24,7 @@ from pull.portfolio.errors import (
     StatementNotFound,
     TimeframeNotAllowed,
 )
-from pull.portfolio.lots import ClosedLot, LotBook, average_cost, day_change, replay
+from pull.portfolio.lots import ZERO, ClosedLot, LotBook, day_change, replay
 from pull.portfolio.schemas import HistoryRead, PortfolioRead, StatementRead
 from pull.rewards import service as rewards
 
@@ -79,15 +79,20 @@ _FOUR = Decimal("0.0001")
 
 
 def _holding(v: Valued, day: dt.datetime) -> dict[str, Any]:
-    """One instrument's view as the plain data of a `HoldingRead`: the whole portfolio is
-    validated once at the end (in pydantic-core), which costs far less for 1,000 holdings than
-    building 1,000 models one by one."""
+    """One instrument's view as the plain data of a `HoldingRead` (written straight to JSON by
+    `to_json`; 1,000 pydantic models cost more than the rest of the view). Quantity and cost
+    are summed in the one pass over the open lots (as `LotBook.quantity` / `.cost` and
+    `average_cost` compute them)."""
     mark = v.mark
     lots = []
     value = 0
+    quantity = ZERO
+    cost = 0
     for lot in v.book.open:
         mv = _cents(lot.quantity * mark)
         value += mv
+        quantity += lot.quantity
+        cost += lot.cost
         lots.append(
             {
                 "acquired_at": lot.acquired,
@@ -97,17 +102,16 @@ def _holding(v: Valued, day: dt.datetime) -> dict[str, Any]:
                 "unrealized_pnl": mv - lot.cost,
             }
         )
-    cost = v.book.cost
     return {
         "kind": v.inst.kind,
         "symbol": v.inst.symbol,
         "name": v.inst.name,
-        "quantity": v.book.quantity,
+        "quantity": quantity,
         "mark": mark.quantize(_FOUR),
         "mark_source": v.mark_source,
         "market_value": value,
         "cost_basis": cost,
-        "average_cost": average_cost(v.book),
+        "average_cost": (Decimal(cost) / quantity).quantize(_FOUR) if quantity else None,
         "unrealized_pnl": value - cost,
         "realized_pnl": v.book.realized,
         "day_change": (
