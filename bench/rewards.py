@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import text
 
 from bench.common import ROOT, Result, machine, pull_api, stack, write, wrk
@@ -41,6 +42,45 @@ USERS = 400
 BUYERS = 1_000
 STOCK = 100
 FAST_HASH = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "1024"}
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its children (PostgreSQL's backends, the
+    API's): a figure that means something on a loaded machine, unlike wall-clock rates."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def postmaster(port: int | None) -> int | None:
+    """The embedded PostgreSQL's postmaster (its command line names the port)."""
+    if port is None:
+        return None
+    for p in psutil.process_iter(["name", "cmdline", "ppid"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if (p.info["name"] or "").startswith("postgres") and f"port={port}" in cmd.replace(" ", ""):
+            return int(p.pid)
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if (p.info["name"] or "").startswith("postgres") and str(port) in cmd:
+            return int(p.pid)
+    return None
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 async def _bench_users(maker: Any, n: int) -> list[uuid.UUID]:
@@ -65,7 +105,9 @@ def _deposit(i: int, users: list[uuid.UUID], tag: str) -> dict[str, Any]:
     }
 
 
-async def consumer_figures(url: str, *, mode: str, events: int) -> dict[str, Any]:
+async def consumer_figures(
+    url: str, *, mode: str, events: int, pg_pid: int | None = None
+) -> dict[str, Any]:
     """`events` deposit events over USERS users (two default rules match each).
 
     - `single`: `earning.consume_event`, one event per transaction, CONSUMER_TASKS at a time
@@ -82,6 +124,7 @@ async def consumer_figures(url: str, *, mode: str, events: int) -> dict[str, Any
     errors = 0
     base = 10_000_000 if mode == "single" else 20_000_000
     start = time.monotonic()
+    cpu0, pg0 = self_cpu(), cpu_seconds(pg_pid)
     if mode == "single":
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(events):
@@ -122,6 +165,7 @@ async def consumer_figures(url: str, *, mode: str, events: int) -> dict[str, Any
                     payload=_deposit(i, users, mode),
                 )
         start = time.monotonic()
+        cpu0, pg0 = self_cpu(), cpu_seconds(pg_pid)
 
         async def batch(evs: list[OutboxEvent]) -> dict[int, str]:
             t0 = time.perf_counter()
@@ -143,6 +187,7 @@ async def consumer_figures(url: str, *, mode: str, events: int) -> dict[str, Any
                 break
             delivered += n
     elapsed = time.monotonic() - start
+    cpu, pg = self_cpu() - cpu0, cpu_seconds(pg_pid) - pg0
     async with maker() as s:
         lots = await s.scalar(
             text("SELECT count(*) FROM rewards_lots WHERE user_id = ANY(:u)"), {"u": users}
@@ -156,6 +201,8 @@ async def consumer_figures(url: str, *, mode: str, events: int) -> dict[str, Any
         "events_per_s": events / elapsed,
         "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None,
+        "python_cpu_ms_per_event": cpu * 1000 / events,
+        "postgres_cpu_ms_per_event": pg * 1000 / events,
         "lots": lots,
         "consistent": not check.mismatched,
         "errors": errors,
@@ -224,7 +271,9 @@ async def _item(url: str) -> str:
     return item_id
 
 
-async def redemption_race(base: str, db_url: str) -> dict[str, Any]:
+async def redemption_race(
+    base: str, db_url: str, api_pid: int | None = None, pg_pid: int | None = None
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=BUYERS, max_keepalive_connections=BUYERS)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
         buyers = await _register(http, BUYERS)
@@ -247,10 +296,13 @@ async def redemption_race(base: str, db_url: str) -> dict[str, Any]:
 
         tasks = [asyncio.create_task(buy(b)) for b in buyers]
         await asyncio.sleep(0.5)
+        a0, p0, c0 = cpu_seconds(api_pid), cpu_seconds(pg_pid), self_cpu()
         start = time.monotonic()
         gate.set()
         results = await asyncio.gather(*tasks)
         elapsed = time.monotonic() - start
+        api_cpu, pg_cpu = cpu_seconds(api_pid) - a0, cpu_seconds(pg_pid) - p0
+        client_cpu = self_cpu() - c0
     codes: dict[str, int] = {}
     for code, _ in results:
         codes[str(code)] = codes.get(str(code), 0) + 1
@@ -270,47 +322,74 @@ async def redemption_race(base: str, db_url: str) -> dict[str, Any]:
         "seconds": elapsed,
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
+        "api_cpu_ms_per_request": api_cpu * 1000 / BUYERS,
+        "postgres_cpu_ms_per_request": pg_cpu * 1000 / BUYERS,
+        "client_cpu_ms_per_request": client_cpu * 1000 / BUYERS,
     }
+
+
+def _measured(api_pid: int, pg_pid: int | None, name: str, url: str, **kw: Any) -> Result:
+    """A wrk run and the CPU the API process and PostgreSQL spent per request in it."""
+    a0, p0 = cpu_seconds(api_pid), cpu_seconds(pg_pid)
+    r = wrk(name, url, seconds=SECONDS, **kw)
+    n = max(1.0, r.requests_per_s * SECONDS)
+    CPU[name] = {
+        "api_cpu_ms_per_request": (cpu_seconds(api_pid) - a0) * 1000 / n,
+        "postgres_cpu_ms_per_request": (cpu_seconds(pg_pid) - p0) * 1000 / n,
+    }
+    return r
+
+
+CPU: dict[str, dict[str, float]] = {}
 
 
 def main() -> None:
     with stack() as s:
         assert s.postgres_port is not None
+        pg_pid = postmaster(s.postgres_port)
         baseline_tps = pgbench(s.postgres_port, SECONDS)
-        single = asyncio.run(consumer_figures(s.database_url, mode="single", events=SINGLE_EVENTS))
-        relayed = asyncio.run(consumer_figures(s.database_url, mode="relay", events=EVENTS))
+        single = asyncio.run(
+            consumer_figures(s.database_url, mode="single", events=SINGLE_EVENTS, pg_pid=pg_pid)
+        )
+        relayed = asyncio.run(
+            consumer_figures(s.database_url, mode="relay", events=EVENTS, pg_pid=pg_pid)
+        )
         port = devstack.free_port()
         env = {"RATE_LIMIT_ENABLED": "false", "DB_POOL_SIZE": "20", "DB_MAX_OVERFLOW": "20"}
-        with pull_api(s, port, **env, **FAST_HASH):
+        with pull_api(s, port, **env, **FAST_HASH) as api:
             base = f"http://127.0.0.1:{port}"
             (user,) = asyncio.run(_register_one(base))
             script = _auth_script(user["access_token"])
             wrk("warm-up", f"{base}/health/live", seconds=2)
-            live = wrk(
-                "GET /health/live (baseline, same process)", f"{base}/health/live", seconds=SECONDS
+            live = _measured(
+                api.pid, pg_pid, "GET /health/live (baseline, same process)", f"{base}/health/live"
             )
-            balance = wrk(
+            balance = _measured(
+                api.pid,
+                pg_pid,
                 "GET /api/v1/rewards/balance",
                 f"{base}/api/v1/rewards/balance",
-                seconds=SECONDS,
                 script=script,
             )
-            board = wrk(
+            board = _measured(
+                api.pid,
+                pg_pid,
                 "GET /api/v1/rewards/leaderboard?period=weekly",
                 f"{base}/api/v1/rewards/leaderboard?period=weekly",
-                seconds=SECONDS,
                 script=script,
             )
-            race = asyncio.run(redemption_race(base, s.database_url))
+            race = asyncio.run(redemption_race(base, s.database_url, api.pid, pg_pid))
             os.unlink(script)
     http = [live, balance, board]
     host = machine()
     payload = {
         "machine": host,
+        "load_average": os.getloadavg(),
         "pgbench_tps": baseline_tps.transactions_per_s,
         "consumer_single": single,
         "consumer": relayed,
         "http": http,
+        "http_cpu": CPU,
         "redemption_race": race,
     }
     path = write("rewards", payload)
@@ -382,8 +461,16 @@ def update_docs(payload: dict[str, Any], http: list[Result], host: dict[str, Any
     c = payload["consumer"]
     race = payload["redemption_race"]
     base = http[0].requests_per_s
+    cpu = payload.get("http_cpu", {})
+
+    def cpu_of(name: str, what: str) -> str:
+        value = cpu.get(name, {}).get(what)
+        return f"{value:.3f}" if value is not None else "-"
+
     rows = "\n".join(
         f"| {r.name} | {r.requests_per_s:,.0f} | {r.requests_per_s / base:.0%} | "
+        f"{cpu_of(r.name, 'api_cpu_ms_per_request')} | "
+        f"{cpu_of(r.name, 'postgres_cpu_ms_per_request')} | "
         f"{r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {r.non_2xx} |"
         for r in http
     )
@@ -391,15 +478,21 @@ def update_docs(payload: dict[str, Any], http: list[Result], host: dict[str, Any
     section = (
         "## Rewards (`bench/rewards.py`)\n\n"
         f"`uv run python -m bench.rewards`: embedded PostgreSQL, Redis, Temporal, {host['cpus']} "
-        f"CPUs, Python {host['python']}, {host['date']}; the machine was shared with other "
-        "work.\n\n"
+        f"CPUs, Python {host['python']}, {host['date']}, load average "
+        f"{', '.join(f'{x:.1f}' for x in payload.get('load_average', ()))} at the end; the "
+        "machine was shared with other work. CPU per operation is the process's (or "
+        "PostgreSQL's postmaster and backends') user + system CPU over the phase, divided by "
+        "its operations: less sensitive to the machine's load than the rates.\n\n"
         "Earning consumer, in-process, `funding.deposit_settled` events over "
         f"{USERS} users (rules of `tests/rewards` defaults: two match each event):\n\n"
-        "| path | events | events/s | vs pgbench TPS | p50 ms | p99 ms | errors | lots = ledger |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---|\n"
+        "| path | events | events/s | vs pgbench TPS | Python CPU ms/event | PostgreSQL CPU "
+        "ms/event | p50 ms | p99 ms | errors | lots = ledger |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
         + "".join(
             f"| {label} | {x['events']:,} | **{x['events_per_s']:,.0f}** | "
-            f"{x['events_per_s'] / payload['pgbench_tps']:.0%} | {x['p50_ms'] or 0:.1f} | "
+            f"{x['events_per_s'] / payload['pgbench_tps']:.0%} | "
+            f"{x.get('python_cpu_ms_per_event', 0):.3f} | "
+            f"{x.get('postgres_cpu_ms_per_event', 0):.3f} | {x['p50_ms'] or 0:.1f} | "
             f"{x['p99_ms'] or 0:.1f} | {x['errors']} | {x['consistent']} |\n"
             for label, x in (
                 (
@@ -416,14 +509,18 @@ def update_docs(payload: dict[str, Any], http: list[Result], host: dict[str, Any
         )
         + f"\npgbench TPC-B in the same run: {payload['pgbench_tps']:,.0f} TPS.\n\n"
         "HTTP (one `pull api` process, 1 uvicorn worker, wrk 32 connections, rate limits off):\n\n"
-        "| scenario | req/s | vs baseline | p50 ms | p99 ms | errors | non-2xx |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n"
+        "| scenario | req/s | vs baseline | API CPU ms/req | PostgreSQL CPU ms/req | p50 ms | "
+        "p99 ms | errors | non-2xx |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         f"{rows}\n\n"
         f"Redemption race: {race['buyers']:,} users, each with 100 points, redeem one item with "
         f"{race['stock']} in stock at once (HTTP, Idempotency-Key each): {ok} succeeded "
         f"(status codes {race['status_codes']}), {race['redemptions_written']} redemptions "
         f"written, stock left {race['stock_left']}; all answered in {race['seconds']:.1f} s, "
-        f"p50 {race['p50_ms']:,.0f} ms, p99 {race['p99_ms']:,.0f} ms.\n\n"
+        f"p50 {race['p50_ms']:,.0f} ms, p99 {race['p99_ms']:,.0f} ms; CPU per request: API "
+        f"{race.get('api_cpu_ms_per_request', 0):.2f} ms, PostgreSQL "
+        f"{race.get('postgres_cpu_ms_per_request', 0):.2f} ms, the benchmark's own httpx "
+        f"client {race.get('client_cpu_ms_per_request', 0):.2f} ms.\n\n"
         f"{goals(payload, http)}\n\n"
         f"{LIMITS}\n\n"
         "Raw results: `bench/results/rewards.json`.\n"

@@ -1,8 +1,9 @@
 """Property: the batched earning consumer gives exactly what the one-event-at-a-time consumer
 gives, for any sequence of events (deposits, KYC approvals, trades with makers, deposit
-returns, redeliveries) cut into any batches; each event earns at most once; every user's
-available points equal the sum of their lots; the trial balance stays zero. Plus the relay
-path: one bad event in a batch does not hold back the others."""
+returns, market voids, redeliveries) cut into any batches, with tier thresholds in reach so
+that tiers (and their multipliers) change inside batches; each event earns at most once;
+every user's available points equal the sum of their lots; the trial balance stays zero.
+Plus the relay path: one bad event in a batch does not hold back the others."""
 
 from __future__ import annotations
 
@@ -71,13 +72,21 @@ async def _rules(maker: async_sessionmaker[AsyncSession]) -> None:
 
 who = st.integers(min_value=0, max_value=USERS - 1)
 index = st.integers(min_value=0, max_value=30)
+market = st.integers(min_value=0, max_value=1)
 event = st.one_of(
     st.tuples(st.just("deposit"), who, st.integers(1, 900_000)),
     st.tuples(st.just("kyc"), who),
-    st.tuples(st.just("trade"), who, who, st.integers(1, 3_000)),
+    st.tuples(st.just("trade"), who, who, st.integers(1, 3_000), market),
     st.tuples(st.just("return"), index),
+    st.tuples(st.just("void"), market),
     st.tuples(st.just("again"), index),
 )
+# Tier ladders: thresholds low enough that a few events cross one or more tiers.
+LADDERS = [
+    "bronze:0,silver:1000,gold:5000,platinum:20000",
+    "bronze:0,silver:300,gold:1200,platinum:4000",
+    "bronze:0,silver:1000000000",
+]
 
 
 def _payload(op: tuple[Any, ...], users: list[uuid.UUID], world: str, i: int) -> tuple[str, Any]:
@@ -91,6 +100,7 @@ def _payload(op: tuple[Any, ...], users: list[uuid.UUID], world: str, i: int) ->
         return "kyc.approved", {"user_id": str(users[op[1]]), "tier": "basic"}
     if op[0] == "trade":
         return "exchange.trade", {
+            "ticker": f"{world}-M{op[4]}",
             "order_id": f"{world}-{i}",
             "user_id": str(users[op[1]]),
             "fills": [
@@ -109,7 +119,8 @@ def _payload(op: tuple[Any, ...], users: list[uuid.UUID], world: str, i: int) ->
 def _events(
     ops: list[tuple[Any, ...]], users: list[uuid.UUID], world: str, base: int
 ) -> list[consumer.EventIn]:
-    """The ops as outbox events; `return` returns an earlier deposit, `again` redelivers an
+    """The ops as outbox events; `return` returns an earlier deposit, `void` voids a market
+    (its trades' earnings are reversed, later trades earn nothing), `again` redelivers an
     earlier event (same id)."""
     now = dt.datetime.now(dt.UTC)
     out: list[consumer.EventIn] = []
@@ -126,11 +137,26 @@ def _events(
                     consumer.EventIn(base + i, "funding.deposit_returned", {"deposit_id": ref}, now)
                 )
             continue
+        if op[0] == "void":
+            payload = {"ticker": f"{world}-M{op[1]}", "status": "closed", "result": "void"}
+            out.append(consumer.EventIn(base + i, "exchange.market", payload, now))
+            continue
         topic, payload = _payload(op, users, world, i)
         if topic == "funding.deposit_settled":
             deposits.append(payload["deposit_id"])
         out.append(consumer.EventIn(base + i, topic, payload, now))
     return out
+
+
+def _earns(ops: list[tuple[Any, ...]]) -> bool:
+    """Whether some op earns: a deposit, a KYC approval, a trade in a market not voided yet."""
+    voided: set[int] = set()
+    for op in ops:
+        if op[0] == "void":
+            voided.add(op[1])
+        elif op[0] in ("deposit", "kyc") or (op[0] == "trade" and op[4] not in voided):
+            return True
+    return False
 
 
 async def _state(s: AsyncSession, users: list[uuid.UUID], world: str) -> list[Any]:
@@ -174,30 +200,39 @@ async def _state(s: AsyncSession, users: list[uuid.UUID], world: str) -> list[An
 
 
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     ops=st.lists(event, min_size=1, max_size=30),
     cuts=st.lists(st.integers(min_value=1, max_value=8), min_size=1, max_size=10),
+    ladder=st.sampled_from(LADDERS),
 )
 async def test_batches_give_what_one_event_at_a_time_gives(
     ops: list[tuple[Any, ...]],
     cuts: list[int],
+    ladder: str,
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    # Tiers out of reach: within a batch a tier reached takes effect from the next batch
-    # (docs/rewards.md), which one-at-a-time would apply at once.
-    cfg = settings.model_copy(update={"rewards_tiers": "bronze:0,silver:1000000000"})
+    # An event's multiplier is its tier as of that event, in both paths: a tier reached
+    # inside a batch applies to the rest of the batch, as event by event.
+    cfg = settings.model_copy(
+        update={
+            "rewards_tiers": ladder,
+            "rewards_tier_multipliers_bp": "bronze:10000,silver:11000,gold:12500,platinum:15000",
+        }
+    )
     await _rules(sessionmaker)
     async with sessionmaker() as s, s.begin():
         one = [await insert_user(s) for _ in range(USERS)]
         many = [await insert_user(s) for _ in range(USERS)]
     base = uuid.uuid4().int % 10**12 * 1_000
-    single = _events(ops, one, "A", 10**15 + base)
-    batched = _events(ops, many, "B", 2 * 10**15 + base)
+    # Worlds named per example: a voided market's ticker stays voided in the database.
+    a, b = f"A{base}", f"B{base}"
+    single = _events(ops, one, a, 10**15 + base)
+    batched = _events(ops, many, b, 2 * 10**15 + base)
 
     for e in single:
         async with session_scope(sessionmaker) as s:
@@ -219,9 +254,9 @@ async def test_batches_give_what_one_event_at_a_time_gives(
         start, k = start + size, k + 1
 
     async with sessionmaker() as s:
-        state = await _state(s, many, "B")
-        assert await _state(s, one, "A") == state
-        if any(op[0] in ("deposit", "kyc", "trade") for op in ops):
+        state = await _state(s, many, b)
+        assert await _state(s, one, a) == state
+        if _earns(ops):
             assert any(lots for _, _, lots, _, _ in state), "nothing earned: no rules?"
         tb = await trial_balance(session=s)
         assert tb.balanced, tb

@@ -224,3 +224,41 @@ async def test_expiry_warning_is_an_in_app_notification_too(
     assert r.status_code == 200, r.text
     expiring = [n for n in r.json()["items"] if "expire" in n["title"]]
     assert [(n["type"], n["title"]) for n in expiring] == [("rewards", "25 points expire soon")]
+
+
+async def test_one_warning_per_user_per_run_even_across_batches(
+    rw: RewardsEnv, user_factory: UserFactory
+) -> None:
+    """Three lots of one user expiring soon, warned in batches of one lot: one e-mail that
+    lists all three (a batch takes whole users), not three."""
+    from pull.kit.db import session_scope
+    from pull.rewards import service as rewards
+
+    user = await user_factory()
+    for points in (10, 20, 30):
+        await rw.grant(user, points)
+    async with rw.maker() as s, s.begin():
+        await s.execute(
+            text(
+                "UPDATE rewards_lots SET expires_at = now() + interval '3 days' * points / 10 "
+                "WHERE user_id = :u"
+            ),
+            {"u": user.id},
+        )
+    for _ in range(200):  # other tests' lots may come first: run batches until none is left
+        async with session_scope(rw.maker) as s:
+            done = await rewards.warn_batch(
+                session=s, settings=rw.settings, now=dt.datetime.now(dt.UTC), limit=1
+            )
+        if done == 0:
+            break
+    async with session_scope(rw.maker) as s:
+        left = await s.scalar(
+            text("SELECT count(*) FROM rewards_lots WHERE user_id = :u AND warned_at IS NULL"),
+            {"u": user.id},
+        )
+    assert left == 0
+    items = (await box(rw.http, user))["items"]
+    mails = [m for m in items if m["channel"] == "email" and "expire" in (m["subject"] or "")]
+    assert len(mails) == 1, items
+    assert mails[0]["subject"] == "60 PULL points expire soon"

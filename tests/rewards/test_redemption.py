@@ -191,3 +191,37 @@ async def test_concurrent_redemptions_never_oversell(
     r = await rw.http.get("/api/admin/rewards/catalog", headers=rw.admin.headers)
     assert r.json()["items"][0]["stock"] == 0
     await rw.assert_books()
+
+
+async def test_sold_out_is_answered_at_once_and_a_restock_lifts_it(
+    rw: RewardsEnv, user_factory: UserFactory
+) -> None:
+    """After the last unit, the process refuses the item for a second without database work
+    (nothing is written for the refused ones); an admin restock lifts that at once."""
+    first, late = await user_factory(), await user_factory()
+    for u in (first, late):
+        await rw.grant(u, 100)
+    item = await rw.item(name="Last one", kind="sweepstakes", points_price=100, stock=1)
+    assert (await rw.redeem(first, item["id"])).status_code == 201
+    for _ in range(3):
+        r = await rw.redeem(late, item["id"])
+        assert r.status_code == 409 and r.json()["error"]["code"] == "OUT_OF_STOCK", r.text
+    async with rw.maker() as s:
+        keys = await s.scalar(
+            text(
+                "SELECT count(*) FROM idempotency_keys WHERE owner = :o "
+                "AND scope = 'POST /api/v1/rewards/redeem'"
+            ),
+            {"o": str(late.id)},
+        )
+    assert keys == 0
+    r = await rw.http.post(
+        f"/api/admin/rewards/catalog/{item['id']}/stock",
+        json={"delta": 1},
+        headers=rw.admin.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await rw.redeem(late, item["id"])
+    assert r.status_code == 201, r.text
+    assert (await rw.balance(late))["available"] == 0
+    await rw.assert_books()

@@ -158,9 +158,15 @@ async def update_item(
     },
 )
 async def change_stock(
-    item_id: uuid.UUID, body: StockChange, admin: AdminUser, session: SessionDep, meta: Meta
+    item_id: uuid.UUID,
+    body: StockChange,
+    admin: AdminUser,
+    session: SessionDep,
+    meta: Meta,
+    request: Request,
 ) -> ItemRead:
     row = await redemption.change_stock(session=session, item_id=item_id, delta=body.delta)
+    redemption.sold_out(request.app.state).clear(item_id)
     _audit(session, meta, admin.id, "stock_changed", f"rewards_item:{row.id}", delta=body.delta)
     return ItemRead.model_validate(row)
 

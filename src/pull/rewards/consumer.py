@@ -1,14 +1,20 @@
 """The earning consumer, batched: many outbox events in one transaction.
 
 `consume_batch` applies a batch with a constant number of statements (claim the event ids,
-the rules, the profiles, the cap counters, every earning's ledger transfer in one round trip,
-the lots, the outbox rows, the tier sums), instead of about twenty round trips and a commit per
-event. Each event is still applied at most once: its id is claimed in `rewards_events` in the
-same transaction as its points, so a batch that fails rolls back whole and the relay retries
-it (`consume` then applies the events one by one, each in its own transaction, so one bad
-event never holds back the others). The result is the one `earning.consume_event` gives
-event by event, with one difference: a tier reached inside a batch takes effect for earnings
-of the next batch (at most one relay batch later), not for the rest of this one.
+the rules, the profiles, the cap counters, the tier window's sums, every earning's ledger
+transfer in one round trip, the lots, the outbox rows), instead of about twenty round trips
+and a commit per event. Each event is still applied at most once: its id is claimed in
+`rewards_events` in the same transaction as its points, so a batch that fails rolls back
+whole and the relay retries it (`consume` then applies the events one by one, each in its own
+transaction, so one bad event never holds back the others).
+
+The result is exactly the one `earning.consume_event` gives event by event, whatever the
+batching: the batch is applied in event order, and an event's tier multiplier is the tier as
+of that event (the profile's tier at the batch's start, raised inside the batch as soon as
+the qualifying points earned by the events before it reach the next threshold, from the
+ledger's 365-day sum read once at the start). Reversals and events that advance a referral
+(which earn points outside the rules) end a run of events, so they apply after the earnings
+before them and before those after them, as event by event.
 
 Locks, in this order (everywhere the same): profiles (by user id), cap counters (by user id,
 rule key), ledger accounts (transfers sorted by user id; each locks in account id order).
@@ -28,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pull.config import Settings
 from pull.identity import service as identity
 from pull.kit.db import session_scope, utcnow
-from pull.kit.outbox import OutboxEvent, emit
+from pull.kit.outbox import OutboxEvent
 from pull.ledger import service as ledger
 from pull.rewards import earning, points, referrals, tiers
+from pull.rewards import repository as repo
 from pull.rewards import repository_batch as batch_repo
 from pull.rewards.models import RewardRule
 
@@ -102,57 +109,121 @@ async def consume_batch(
     fresh = await batch_repo.claim_events(session, [(e.event_id, e.topic) for e in ordered])
     todo = [e for e in ordered if e.event_id in fresh]
     earned: dict[int, int] = {e.event_id: 0 for e in todo}
+    referred = await _referred(session, todo)
     run: list[EventIn] = []
     for e in todo:
-        kind = earning.REVERSING_TOPICS.get(e.topic)
-        if kind is None:
-            run.append(e)
+        ref = earning.reversal_of(e.topic, e.payload)
+        if ref is not None:
+            # A reversal applies after the earnings before it (which may be in this batch).
+            await _apply(session, run, referred, settings=settings, now=now, earned=earned)
+            run = []
+            await earning.reverse(session=session, ref=ref, now=now)
             continue
-        # A reversal applies after the earnings before it (which may be in this batch).
-        await _apply(session, run, settings=settings, now=now, earned=earned)
-        run = []
-        ref = f"{kind}:{e.payload.get(kind + '_id')}"
-        await points.reverse_source(session=session, source_ref=ref, now=now)
-    await _apply(session, run, settings=settings, now=now, earned=earned)
+        run.append(e)
+        if _advances_referral(e, referred):
+            # Its referral points count toward the tiers of the events after it.
+            await _apply(session, run, referred, settings=settings, now=now, earned=earned)
+            run = []
+    await _apply(session, run, referred, settings=settings, now=now, earned=earned)
     await batch_repo.set_event_points(session, {k: v for k, v in earned.items() if v})
     return earned
+
+
+async def _referred(session: AsyncSession, events: Sequence[EventIn]) -> set[uuid.UUID]:
+    """The batch's referral-topic participants who signed up with a code (one read)."""
+    people = sorted(
+        {
+            p.user_id
+            for e in events
+            if e.topic in REFERRAL_TOPICS
+            for p in earning.participants(e.topic, e.payload)
+        }
+    )
+    if not people:
+        return set()
+    return set(await identity.referrers_of(session=session, user_ids=people))
+
+
+def _advances_referral(e: EventIn, referred: set[uuid.UUID]) -> bool:
+    return e.topic in REFERRAL_TOPICS and any(
+        p.user_id in referred for p in earning.participants(e.topic, e.payload)
+    )
 
 
 async def _apply(
     session: AsyncSession,
     events: list[EventIn],
+    referred: set[uuid.UUID],
     *,
     settings: Settings,
     now: dt.datetime,
     earned: dict[int, int],
 ) -> None:
-    """Earning events (no reversals among them), in id order."""
+    """Earning events (no reversals among them), in id order; only the last may advance a
+    referral."""
     if not events:
         return
     topics = sorted({e.topic for e in events})
     rules = await batch_repo.rules_for_topics(session, topics)
     grants = _grants(events, rules)
+    voided = await repo.voided_markets(
+        session, sorted({g.person.market for g in grants if g.person.market})
+    )
+    if voided:  # a trade relayed after its market's void earns nothing
+        grants = [g for g in grants if g.person.market not in voided]
     ladder = tiers.tiers(settings)
     qualifying_users = sorted({g.person.user_id for g in grants if g.rule.qualifying})
     profiles = await batch_repo.lock_profiles(session, qualifying_users, ladder[0].name)
-    for g in grants:
-        if g.rule.qualifying:
-            row = profiles.get(g.person.user_id)
-            bp = ladder[tiers.index_of(row.tier, ladder)].multiplier_bp if row else 10_000
-            g.points = g.points * bp // 10_000
     usage = await batch_repo.lock_usage(
         session, [(g.person.user_id, g.rule.key) for g in grants], now.date()
     )
+    window = await _window_sums(session, qualifying_users, now)
+    level = {u: tiers.index_of(tier, ladder) for u, tier in profiles.items()}
+    raised: dict[uuid.UUID, str] = {}
     lots: list[tuple[_Grant, int]] = []
-    for g in grants:
-        granted = _cap(usage[(g.person.user_id, g.rule.key)], g)
-        if granted > 0:
-            lots.append((g, granted))
+    i = 0
+    while i < len(grants):
+        # One event's grants: its tier is the one as of the event.
+        j = i
+        while j < len(grants) and grants[j].event is grants[i].event:
+            j += 1
+        gained: dict[uuid.UUID, int] = {}
+        for g in grants[i:j]:
+            if g.rule.qualifying:
+                g.points = g.points * ladder[level[g.person.user_id]].multiplier_bp // 10_000
+            granted = _cap(usage[(g.person.user_id, g.rule.key)], g)
+            if granted > 0:
+                lots.append((g, granted))
+                if g.rule.qualifying:
+                    gained[g.person.user_id] = gained.get(g.person.user_id, 0) + granted
+        for user_id, pts in gained.items():
+            window[user_id] = window.get(user_id, 0) + pts
+            reached = tiers.index_of(tiers.tier_for(max(0, window[user_id]), ladder).name, ladder)
+            if reached > level[user_id]:
+                level[user_id] = reached
+                profiles[user_id] = raised[user_id] = ladder[reached].name
+        i = j
     await batch_repo.write_usage(session, usage)
     await _earn(session, lots, settings=settings, now=now, earned=earned)
-    upgrades = {g.person.user_id for g, _ in lots if g.rule.qualifying}
-    upgrades |= await _referrals(session, events, settings=settings, now=now)
-    await _upgrade(session, sorted(upgrades), profiles, settings=settings, now=now)
+    rewarded = await _referrals(session, events, referred, settings=settings, now=now)
+    raised.update(await _upgrade(session, sorted(rewarded), profiles, settings=settings, now=now))
+    await batch_repo.set_tiers(session, raised)
+
+
+async def _window_sums(
+    session: AsyncSession, user_ids: list[uuid.UUID], now: dt.datetime
+) -> dict[uuid.UUID, int]:
+    """Qualifying points of the tier window per user, from the ledger (one read)."""
+    if not user_ids:
+        return {}
+    return await ledger.entry_sums(
+        session=session,
+        account_kind="points",
+        currency="PTS",
+        transfer_kinds=points.QUALIFYING_KINDS,
+        start=now - tiers.WINDOW,
+        owner_ids=user_ids,
+    )
 
 
 async def _earn(
@@ -203,88 +274,64 @@ async def _earn(
                 transfer_id=transfer_id,
                 earned_at=now,
                 expires_at=now + dt.timedelta(days=days),
+                market=g.person.market,
             )
         )
-    inserted = await batch_repo.insert_lots(session, rows)
-    for lot in rows:
-        lot_id = inserted.get(lot.key)
-        if lot_id is None:  # made before by the single-event path: a replay
-            continue
+    inserted = await batch_repo.insert_lots(session, rows, at=now.isoformat())
+    for _lot_id, lot in inserted.values():  # new lots only (a replay inserts none)
         assert lot.event_id is not None
         earned[lot.event_id] = earned.get(lot.event_id, 0) + lot.points
-        emit(
-            session,
-            topic="rewards.earned",
-            key=str(lot.user_id),
-            payload={
-                "user_id": str(lot.user_id),
-                "lot_id": lot_id,
-                "points": lot.points,
-                "qualifying": lot.qualifying,
-                "source": lot.source,
-                "at": now.isoformat(),
-            },
-        )
 
 
 async def _referrals(
-    session: AsyncSession, events: Sequence[EventIn], *, settings: Settings, now: dt.datetime
+    session: AsyncSession,
+    events: Sequence[EventIn],
+    referred: set[uuid.UUID],
+    *,
+    settings: Settings,
+    now: dt.datetime,
 ) -> set[uuid.UUID]:
-    """Referral progress for referees in the batch (one read finds who has a referrer)."""
-    people = [
-        (e, p)
-        for e in events
-        if e.topic in REFERRAL_TOPICS
-        for p in earning.participants(e.topic, e.payload)
-    ]
-    if not people:
-        return set()
-    referred = await identity.referrers_of(
-        session=session, user_ids=sorted({p.user_id for _, p in people})
-    )
+    """Referral progress for the referees among these events' participants."""
     rewarded: set[uuid.UUID] = set()
-    for e, p in people:
-        if p.user_id in referred:
-            rewarded |= await referrals.progress(
-                session=session,
-                referee_id=p.user_id,
-                topic=e.topic,
-                amount=p.measures.get("amount", 0),
-                settings=settings,
-                now=now,
-            )
+    for e in events:
+        if e.topic not in REFERRAL_TOPICS:
+            continue
+        for p in earning.participants(e.topic, e.payload):
+            if p.user_id in referred:
+                rewarded |= await referrals.progress(
+                    session=session,
+                    referee_id=p.user_id,
+                    topic=e.topic,
+                    amount=p.measures.get("amount", 0),
+                    settings=settings,
+                    now=now,
+                )
     return rewarded
 
 
 async def _upgrade(
     session: AsyncSession,
     user_ids: list[uuid.UUID],
-    profiles: dict[uuid.UUID, Any],
+    profiles: dict[uuid.UUID, str],
     *,
     settings: Settings,
     now: dt.datetime,
-) -> None:
-    """Raise tiers the new points reach (never lowers): one ledger read for all users."""
+) -> dict[uuid.UUID, str]:
+    """The tiers referral sides' referral points reach (never lower): one ledger read, after
+    the points; {user: new tier} of those raised."""
     if not user_ids:
-        return
+        return {}
     ladder = tiers.tiers(settings)
     missing = [u for u in user_ids if u not in profiles]
-    if missing:  # referral sides without an earning in this batch
+    if missing:  # referral sides without an earning in this run
         profiles.update(await batch_repo.lock_profiles(session, missing, ladder[0].name))
-    sums = await ledger.entry_sums(
-        session=session,
-        account_kind="points",
-        currency="PTS",
-        transfer_kinds=points.QUALIFYING_KINDS,
-        start=now - tiers.WINDOW,
-        owner_ids=user_ids,
-    )
+    sums = await _window_sums(session, user_ids, now)
+    out = {}
     for user_id in user_ids:
-        row = profiles[user_id]
         reached = tiers.tier_for(max(0, sums.get(user_id, 0)), ladder)
-        if tiers.index_of(reached.name, ladder) > tiers.index_of(row.tier, ladder):
-            row.tier = reached.name
-    await session.flush()
+        if tiers.index_of(reached.name, ladder) > tiers.index_of(profiles[user_id], ladder):
+            profiles[user_id] = out[user_id] = reached.name
+    return out
 
 
 def event_in(event: OutboxEvent) -> EventIn:

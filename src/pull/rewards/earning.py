@@ -32,7 +32,10 @@ EARNING_TOPICS = (
     "exchange.settlement",
 )
 REVERSING_TOPICS = {"funding.deposit_returned": "deposit"}
-CONSUMED_TOPICS = (*EARNING_TOPICS, *REVERSING_TOPICS)
+# `exchange.market` with result `void`: the market's trades are undone (its escrow goes back
+# pro rata), so the points its trades earned are reversed. The exchange has no per-trade bust.
+MARKET_TOPIC = "exchange.market"
+CONSUMED_TOPICS = (*EARNING_TOPICS, *REVERSING_TOPICS, MARKET_TOPIC)
 FIELDS_BY_TOPIC = {
     "kyc.approved": {"count"},
     "funding.deposit_settled": {"count", "amount"},
@@ -50,6 +53,8 @@ class Participant:
     # 0 for a user's first part in an event, n for their (n+1)th (a maker with two orders
     # filled by one taker): part of the earning's key, so each part earns once.
     nth: int = 0
+    # The exchange market of a trade's earning (its lot is reversed if the market is voided).
+    market: str | None = None
 
 
 def earning_key(event_id: int, rule_id: int, person: Participant) -> str:
@@ -64,7 +69,7 @@ def _numbered(people: list[Participant]) -> list[Participant]:
     for p in people:
         n = seen.get(p.user_id, 0)
         seen[p.user_id] = n + 1
-        out.append(p if n == 0 else Participant(p.user_id, p.measures, p.source_ref, n))
+        out.append(p if n == 0 else Participant(p.user_id, p.measures, p.source_ref, n, p.market))
     return out
 
 
@@ -96,6 +101,7 @@ def _participants(topic: str, payload: dict[str, Any]) -> list[Participant]:
             return []
         return [Participant(user, {"count": 1, "amount": _int(payload.get("amount"))}, ref)]
     if topic == "exchange.trade":
+        ticker = str(payload.get("ticker") or "") or None
         taker = _uuid(payload.get("user_id"))
         fills = [f for f in payload.get("fills") or [] if isinstance(f, dict)]
         out: list[Participant] = []
@@ -109,6 +115,7 @@ def _participants(topic: str, payload: dict[str, Any]) -> list[Participant]:
                         "fees": sum(_int(f.get("taker_fee")) for f in fills),
                     },
                     f"order:{payload.get('order_id')}",
+                    market=ticker,
                 )
             )
         makers: dict[str, dict[str, Any]] = {}
@@ -127,10 +134,13 @@ def _participants(topic: str, payload: dict[str, Any]) -> list[Participant]:
                     m["user"],
                     {"count": 1, "contracts": m["contracts"], "fees": m["fees"]},
                     f"order:{order_id}",
+                    market=ticker,
                 )
             )
         return out
     if topic == "exchange.settlement":
+        if payload.get("result") == "void":
+            return []  # a void's payout is the stake given back, not revenue
         ticker = payload.get("ticker")
         out = []
         for s in payload.get("settlements") or []:
@@ -245,6 +255,24 @@ def applies(rule: RewardRule, topic: str, at: dt.datetime) -> bool:
     )
 
 
+def reversal_of(topic: str, payload: dict[str, Any]) -> str | None:
+    """What an event takes back: `deposit:<id>` (a returned deposit's earnings) or
+    `market:<ticker>` (a voided market's trade earnings); None for an earning event."""
+    kind = REVERSING_TOPICS.get(topic)
+    if kind is not None:
+        return f"{kind}:{payload.get(kind + '_id')}"
+    if topic == MARKET_TOPIC and payload.get("result") == "void" and payload.get("ticker"):
+        return f"market:{payload['ticker']}"
+    return None
+
+
+async def reverse(*, session: AsyncSession, ref: str, now: dt.datetime) -> None:
+    if ref.startswith("market:"):
+        await points.reverse_market(session=session, ticker=ref.removeprefix("market:"), now=now)
+    else:
+        await points.reverse_source(session=session, source_ref=ref, now=now)
+
+
 async def consume_event(
     *,
     session: AsyncSession,
@@ -261,16 +289,18 @@ async def consume_event(
     now = now or utcnow()
     if not await repo.claim_event(session, event_id, topic):
         return 0
-    kind = REVERSING_TOPICS.get(topic)
-    if kind is not None:
-        ref = f"{kind}:{payload.get(kind + '_id')}"
-        await points.reverse_source(session=session, source_ref=ref, now=now)
+    ref = reversal_of(topic, payload)
+    if ref is not None:
+        await reverse(session=session, ref=ref, now=now)
         return 0
     found = list(rules) if rules is not None else await repo.rules_for(session, topic)
     matching = [r for r in found if applies(r, topic, occurred_at)]
     total = 0
     upgrades: set[uuid.UUID] = set()
     people = participants(topic, payload)
+    markets = sorted({p.market for p in people if p.market})
+    if markets and await repo.voided_markets(session, markets):
+        people = []  # relayed after its market's void: earns nothing
     for person in people:
         bp: int | None = None
         for rule in matching:
@@ -305,6 +335,7 @@ async def consume_event(
                 source_ref=person.source_ref,
                 rule_id=rule.id,
                 event_id=event_id,
+                market=person.market,
             )
             if earned is not None:
                 total += earned.points

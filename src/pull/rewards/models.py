@@ -77,6 +77,7 @@ class RewardLot(Base):
         ),
         Index("ix_rewards_lots_source_ref", "source_ref"),
         Index("ix_rewards_lots_due", "expires_at", postgresql_where=text("remaining > 0")),
+        Index("ix_rewards_lots_market", "market", postgresql_where=text("market IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -92,6 +93,8 @@ class RewardLot(Base):
     rule_id: Mapped[int | None] = mapped_column(BigInteger)
     event_id: Mapped[int | None] = mapped_column(BigInteger)
     transfer_id: Mapped[int] = mapped_column(BigInteger)
+    # The exchange market a trade's earning came from (reversed if that market is voided).
+    market: Mapped[str | None] = mapped_column(String(100))
     earned_at: Mapped[dt.datetime] = mapped_column(_TS, server_default=func.now(), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(_TS)
     expired_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -131,6 +134,16 @@ class RewardEvent(Base):
     processed_at: Mapped[dt.datetime] = mapped_column(
         _TS, server_default=func.now(), default=utcnow
     )
+
+
+class VoidedMarket(Base):
+    """An exchange market resolved void: its trades' earnings were reversed, and a trade of it
+    relayed later earns nothing."""
+
+    __tablename__ = "rewards_voided_markets"
+
+    ticker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    voided_at: Mapped[dt.datetime] = mapped_column(_TS, server_default=func.now(), default=utcnow)
 
 
 class RewardRuleUsage(Base):

@@ -64,6 +64,7 @@ async def earn(
     source_ref: str | None = None,
     rule_id: int | None = None,
     event_id: int | None = None,
+    market: str | None = None,
 ) -> Earned | None:
     """Credit `points` as a new lot. `key` makes it idempotent: a replay moves nothing."""
     if points <= 0:
@@ -94,6 +95,7 @@ async def earn(
         transfer_id=transfer.id,
         earned_at=now,
         expires_at=expires_at,
+        market=market,
     )
     assert lot_id is not None
     emit(
@@ -228,6 +230,16 @@ async def reverse_source(
         if lot.reversed_at is None:
             out.append(await reverse_lot(session=session, lot_id=lot.id, now=now))
     return out
+
+
+async def reverse_market(*, session: AsyncSession, ticker: str, now: dt.datetime) -> list[Reversal]:
+    """A voided exchange market: reverse every earning its trades made, and remember the void
+    (a trade of it relayed later earns nothing)."""
+    await repo.mark_voided(session, ticker)
+    return [
+        await reverse_lot(session=session, lot_id=lot.id, now=now)
+        for lot in await repo.lots_by_market(session, ticker)
+    ]
 
 
 async def debit(

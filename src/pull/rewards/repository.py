@@ -43,6 +43,37 @@ async def insert_lot(session: AsyncSession, **values: Any) -> int | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def lots_by_market(session: AsyncSession, ticker: str) -> list[RewardLot]:
+    return list(
+        (
+            await session.scalars(
+                select(RewardLot)
+                .where(RewardLot.market == ticker, RewardLot.reversed_at.is_(None))
+                .order_by(RewardLot.id)
+                .with_for_update()
+            )
+        ).all()
+    )
+
+
+async def mark_voided(session: AsyncSession, ticker: str) -> None:
+    await session.execute(
+        text("INSERT INTO rewards_voided_markets (ticker) VALUES (:t) ON CONFLICT DO NOTHING"),
+        {"t": ticker},
+    )
+
+
+async def voided_markets(session: AsyncSession, tickers: Sequence[str]) -> set[str]:
+    """Which of these markets were voided (one read; none asked, none read)."""
+    if not tickers:
+        return set()
+    rows = await session.scalars(
+        text("SELECT ticker FROM rewards_voided_markets WHERE ticker = ANY(:t)"),
+        {"t": list(tickers)},
+    )
+    return set(rows)
+
+
 async def lot_by_key(session: AsyncSession, key: str) -> RewardLot | None:
     return (await session.scalars(select(RewardLot).where(RewardLot.key == key))).one_or_none()
 
@@ -171,12 +202,17 @@ async def expire_lot(session: AsyncSession, lot_id: int, points: int) -> None:
 async def lots_to_warn(
     session: AsyncSession, now: dt.datetime, horizon: dt.datetime, limit: int
 ) -> list[tuple[Any, ...]]:
+    """Lots to warn of, for whole users: the users of the first `limit` such lots, with all
+    their such lots (so one run sends a user one warning, never one per batch)."""
     rows = await session.execute(
         text(
             "SELECT id, user_id, remaining, expires_at FROM rewards_lots "
             "WHERE remaining > 0 AND warned_at IS NULL AND expires_at > :now "
-            "AND expires_at <= :horizon ORDER BY expires_at, id LIMIT :limit "
-            "FOR UPDATE SKIP LOCKED"
+            "AND expires_at <= :horizon AND user_id IN ("
+            " SELECT user_id FROM rewards_lots WHERE remaining > 0 AND warned_at IS NULL "
+            " AND expires_at > :now AND expires_at <= :horizon ORDER BY expires_at, id "
+            " LIMIT :limit) "
+            "ORDER BY user_id, expires_at, id FOR UPDATE SKIP LOCKED"
         ),
         {"now": now, "horizon": horizon, "limit": limit},
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.rewards.models import RewardProfile, RewardRule
+from pull.rewards.models import RewardRule
 
 
 async def claim_events(session: AsyncSession, events: Sequence[tuple[int, str]]) -> set[int]:
@@ -57,8 +57,8 @@ async def rules_for_topics(session: AsyncSession, topics: Sequence[str]) -> list
 
 async def lock_profiles(
     session: AsyncSession, user_ids: Sequence[uuid.UUID], entry_tier: str
-) -> dict[uuid.UUID, RewardProfile]:
-    """The users' profiles (made on first use), locked in user id order."""
+) -> dict[uuid.UUID, str]:
+    """The users' tiers (profiles made on first use), locked in user id order."""
     if not user_ids:
         return {}
     ids = sorted(set(user_ids))
@@ -69,13 +69,27 @@ async def lock_profiles(
         ),
         {"ids": ids, "tier": entry_tier},
     )
-    rows = await session.scalars(
-        select(RewardProfile)
-        .where(RewardProfile.user_id.in_(ids))
-        .order_by(RewardProfile.user_id)
-        .with_for_update()
+    rows = await session.execute(
+        text(
+            "SELECT user_id, tier FROM rewards_profiles WHERE user_id = ANY(CAST(:ids AS uuid[])) "
+            "ORDER BY user_id FOR UPDATE"
+        ),
+        {"ids": ids},
     )
-    return {r.user_id: r for r in rows}
+    return {r[0]: str(r[1]) for r in rows}
+
+
+async def set_tiers(session: AsyncSession, tiers: dict[uuid.UUID, str]) -> None:
+    if not tiers:
+        return
+    await session.execute(
+        text(
+            "UPDATE rewards_profiles p SET tier = x.t "
+            "FROM unnest(CAST(:us AS uuid[]), CAST(:ts AS text[])) AS x(u, t) "
+            "WHERE p.user_id = x.u"
+        ),
+        {"us": list(tiers), "ts": list(tiers.values())},
+    )
 
 
 @dataclass(slots=True)
@@ -150,22 +164,37 @@ class NewLot:
     transfer_id: int
     earned_at: dt.datetime
     expires_at: dt.datetime
+    market: str | None = None
 
 
-async def insert_lots(session: AsyncSession, lots: Sequence[NewLot]) -> dict[str, int]:
-    """Insert lots whose key is new, in one statement; {key: id} of those inserted."""
+async def insert_lots(
+    session: AsyncSession, lots: Sequence[NewLot], *, at: str
+) -> dict[str, tuple[int, NewLot]]:
+    """Insert lots whose key is new and, in the same statement, each new lot's outbox event
+    `rewards.earned` (pull.kit.outbox's table, as `emit` writes it); {key: (id, lot)} of
+    those inserted."""
     if not lots:
         return {}
     rows = await session.execute(
         text(
+            "WITH ins AS ("
             "INSERT INTO rewards_lots (key, user_id, points, remaining, qualifying, source, "
-            "source_ref, rule_id, event_id, transfer_id, earned_at, expires_at) "
-            "SELECT k, u, p, p, q, s, r, ru, ev, t, ea, ex FROM unnest("
+            "source_ref, rule_id, event_id, transfer_id, earned_at, expires_at, market) "
+            "SELECT k, u, p, p, q, s, r, ru, ev, t, ea, ex, mk FROM unnest("
             "CAST(:k AS text[]), CAST(:u AS uuid[]), CAST(:p AS bigint[]), CAST(:q AS boolean[]),"
             " CAST(:s AS text[]), CAST(:r AS text[]), CAST(:ru AS bigint[]),"
             " CAST(:ev AS bigint[]), CAST(:t AS bigint[]), CAST(:ea AS timestamptz[]),"
-            " CAST(:ex AS timestamptz[])) AS x(k, u, p, q, s, r, ru, ev, t, ea, ex) "
-            "ON CONFLICT (key) DO NOTHING RETURNING key, id"
+            " CAST(:ex AS timestamptz[]), CAST(:mk AS text[]))"
+            " AS x(k, u, p, q, s, r, ru, ev, t, ea, ex, mk) "
+            "ON CONFLICT (key) DO NOTHING "
+            "RETURNING key, id, user_id, points, qualifying, source), "
+            "ev AS ("
+            "INSERT INTO outbox_events (topic, key, payload, attempts) "
+            "SELECT 'rewards.earned', i.user_id::text, jsonb_build_object("
+            "'user_id', i.user_id::text, 'lot_id', i.id, 'points', i.points, "
+            "'qualifying', i.qualifying, 'source', i.source, 'at', CAST(:at AS text)), 0 "
+            "FROM ins i ORDER BY i.id RETURNING 1) "
+            "SELECT key, id, (SELECT count(*) FROM ev) FROM ins"
         ),
         {
             "k": [x.key for x in lots],
@@ -179,6 +208,9 @@ async def insert_lots(session: AsyncSession, lots: Sequence[NewLot]) -> dict[str
             "t": [x.transfer_id for x in lots],
             "ea": [x.earned_at for x in lots],
             "ex": [x.expires_at for x in lots],
+            "mk": [x.market for x in lots],
+            "at": at,
         },
     )
-    return {str(r[0]): int(r[1]) for r in rows}
+    by_key = {x.key: x for x in lots}
+    return {str(r[0]): (int(r[1]), by_key[str(r[0])]) for r in rows}

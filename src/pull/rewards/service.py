@@ -229,6 +229,9 @@ async def warn_batch(
                 "user_id": str(user_id),
                 "points": total,
                 "first_expires_at": first.isoformat(),
+                # This module has e-mailed the user already (above): a consumer of this
+                # event should not e-mail the same warning again.
+                "emailed": True,
                 "lots": [
                     {"lot_id": i, "points": p, "expires_at": at.isoformat()} for i, p, at in lots
                 ],
