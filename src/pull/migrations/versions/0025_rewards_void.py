@@ -1,7 +1,7 @@
 """rewards: the market of a trade's earning, and voided markets (their trades' points reversed)
 
-Revision ID: 0024_rewards_void
-Revises: 0023_messaging
+Revision ID: 0025_rewards_void
+Revises: 0024_rwa_investors
 Create Date: 2026-12-02 04:50:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_rewards_void"
-down_revision: str | None = "0023_messaging"
+revision: str = "0025_rewards_void"
+down_revision: str | None = "0024_rwa_investors"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
