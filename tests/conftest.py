@@ -63,6 +63,7 @@ class Services:
             "TEMPORAL_ADDRESS": self.temporal_address,
             "LOG_LEVEL": "warning",
             "ANALYTICS_INGEST": "off",
+            "WORKER_SCHEDULES": "false",  # test workers create no Temporal schedules
         }
         env.update(overrides)
         return env

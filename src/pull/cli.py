@@ -135,6 +135,25 @@ def migrate(
 
 
 @app.command()
+def schedules() -> None:
+    """Create the Temporal schedules that are missing (existing ones are kept)."""
+    from temporalio.client import Client
+
+    from pull.worker import ensure_schedules
+
+    settings = _settings_or_exit()
+
+    async def go() -> None:
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace
+        )
+        await ensure_schedules(client, settings, strict=True)
+
+    asyncio.run(go())
+    typer.echo("schedules ensured: brokerage-reconcile, rewards-maintenance, portfolio-*")
+
+
+@app.command()
 def smoke(
     base_url: str = typer.Option(..., "--base-url", help="API base URL"),
     internal_key: str | None = typer.Option(None, "--internal-key"),

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
         10, alias="TEMPORAL_ACTIVITY_HEARTBEAT_TIMEOUT"
     )
     worker_concurrency: int = Field(10, alias="WORKER_CONCURRENCY", ge=1)
+    # The worker creates the Temporal schedules on start (pull.worker.ensure_schedules);
+    # off for test and ad-hoc workers (`pull schedules` creates them once).
+    worker_schedules: bool = Field(True, alias="WORKER_SCHEDULES")
     metrics_port: int = Field(9090, alias="METRICS_PORT")
     # Where the API is reachable from the internet without an ingress that hides /metrics
     # (Cloud Run), scrapers must send `Authorization: Bearer <METRICS_TOKEN>`; empty = open.

@@ -294,6 +294,26 @@ def init_runtime(settings: Settings) -> WorkerRuntime:
     return runtime
 
 
+async def ensure_schedules(client: Client, settings: Settings, *, strict: bool = False) -> None:
+    """Every Temporal schedule of PULL, in one place: `rewards-maintenance`,
+    `brokerage-reconcile` and `portfolio-eod/-statements/-intraday` (each created when missing,
+    an existing one kept). Run once by `pull schedules` (deploys, after their settings change)
+    and on start by workers with WORKER_SCHEDULES on (the default; test and ad-hoc workers
+    run with it off, so they do not point the schedules at their task queue). `strict`: raise
+    on the first failure instead of logging it (the worker still runs; its next start retries)."""
+    for name, make in (
+        ("rewards", ensure_rewards_schedule),
+        ("brokerage", ensure_brokerage_schedule),
+        ("portfolio", ensure_portfolio_schedules),
+    ):
+        try:
+            await make(client, settings)
+        except Exception:
+            if strict:
+                raise
+            log.exception("schedule not created", extra={"schedules": name})
+
+
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     start_http_server(settings.metrics_port)
@@ -316,10 +336,6 @@ async def run_worker(settings: Settings | None = None) -> None:
     )
     worker = build_worker(client, settings)
     email_worker = build_email_worker(client, settings)
-    try:
-        await ensure_rewards_schedule(client, settings)
-    except Exception as exc:  # the worker still runs; the next start creates it
-        log.warning("rewards schedule not created", extra={"error": type(exc).__name__})
     analytics = IngestRunner(settings, runtime.sessionmaker)
     if ingest_process(settings) == "worker":  # a ClickHouse server: the worker feeds it
         analytics.start()
@@ -341,14 +357,8 @@ async def run_worker(settings: Settings | None = None) -> None:
             asyncio.create_task(run_brokerage_consumer(runtime.sessionmaker, settings, stop)),
             asyncio.create_task(run_brokerage_sandbox_clock(runtime.sessionmaker, settings, stop)),
         ]
-        try:
-            await ensure_brokerage_schedule(client, settings)
-        except Exception:
-            log.exception("brokerage reconcile schedule not created")
-        try:
-            await ensure_portfolio_schedules(client, settings)
-        except Exception:
-            log.exception("portfolio snapshot schedules not created")
+        if settings.worker_schedules:
+            await ensure_schedules(client, settings)
         await stop.wait()
         log.info("worker stopping")
         await asyncio.gather(*tasks, return_exceptions=True)
