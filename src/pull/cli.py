@@ -47,6 +47,7 @@ def api(
     import uvicorn
 
     from pull.kit.logging import logging_config
+    from pull.realtime.wire import PROTOCOL as WS_PROTOCOL
 
     settings = _settings_or_exit()
     _observability(settings, settings.otel_service_name)
@@ -65,7 +66,9 @@ def api(
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         server_header=False,
         # live feeds: small JSON messages, so no compression (~4x less memory per socket);
-        # pings every STREAM_PING_SECONDS close clients that stop answering
+        # pings (body `heartbeat`, as Kalshi's) every STREAM_PING_SECONDS close clients that
+        # stop answering; frames written straight to the socket (pull.realtime.wire)
+        ws=WS_PROTOCOL,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.stream_ping_seconds,
         ws_ping_timeout=settings.stream_pong_timeout_seconds,

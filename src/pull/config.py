@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     stream_pong_timeout_seconds: float = Field(20.0, alias="STREAM_PONG_TIMEOUT_SECONDS", gt=0)
     stream_idle_seconds: float = Field(300.0, alias="STREAM_IDLE_SECONDS", gt=0)
     stream_gap_seconds: float = Field(2.0, alias="STREAM_GAP_SECONDS", gt=0)
+    stream_tick_seconds: float = Field(0.05, alias="STREAM_TICK_SECONDS", ge=0, le=1)
 
     # Analytics (docs/analytics.md). CLICKHOUSE_URL (http[s]://user:pass@host:8123/db) or
     # CLICKHOUSE_HOST (+ user, password, database, port, secure) name a server; with neither,

@@ -15,7 +15,13 @@ Events:
   (`price` is the bid price on `side` in cents; `by` = {user_id, client_order_id} of the order
   that caused the change, when one did)
 - `exchange.order` {eid, user_id, order_id, status, ticker, order: <OrderRead>, fills: [...],
-  position: {...} | null}
+  position: {...} | null}: the command's own orders, every order its fills touched, and orders
+  changed in bulk in the transaction (`orders_changed`: mass cancels at close/resolve/void)
+- lifecycle {eid, kind: "lifecycle", ticker, status, result} for each `exchange.market` outbox
+  event, and {eid, kind: "event_lifecycle", event_ticker, ...} for each `exchange.event`, of
+  any transaction: stamped with an `eid` when flushed (a `before_flush` listener) and appended
+  right after the commit (`commit()` here, or the kit's after-commit hook); the relay appends
+  the same eid later, which is then a no-op
 """
 
 from __future__ import annotations
@@ -23,22 +29,36 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import event as sa_event
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pull.exchange import book_state_repository as repo
 from pull.exchange.schemas import OrderRead
 from pull.exchange.views import order_read
-from pull.kit import streams
-from pull.kit.outbox import emit
+from pull.kit import db, streams
+from pull.kit.outbox import OutboxEvent, emit
 
 log = logging.getLogger("pull.exchange.book_events")
 
 BOOK_TOPIC = "exchange.book"
 ORDER_TOPIC = "exchange.order"
+MARKET_TOPIC = "exchange.market"  # lifecycle: {ticker, status, result?} (pull.exchange.markets)
+EVENT_TOPIC = "exchange.event"  # an event was created: {event_ticker, series_ticker, title, ...}
+_CHANGED = "book_events.orders_changed"
+
+
+def orders_changed(session: AsyncSession, order_ids: Iterable[uuid.UUID]) -> None:
+    """Orders changed in this transaction other than through the command's result (a mass
+    cancel: market close, resolve, void): the market's `record()` later in the same transaction
+    emits an `exchange.order` event for each (user_orders, the app stream's `order`). No I/O."""
+    pending: set[uuid.UUID] = session.info.setdefault(_CHANGED, set())
+    pending.update(order_ids)
 
 
 def _orders_of(result: Any) -> tuple[list[OrderRead], bool]:
@@ -131,6 +151,67 @@ class Recorded:
         self.orders = orders
 
 
+LIFECYCLE_TOPICS = (MARKET_TOPIC, EVENT_TOPIC)
+_PENDING = "book_events.lifecycle"
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _stamp_lifecycle(session: Session, _context: Any, _instances: Any) -> None:
+    """Before any flush: give the new `exchange.market` / `exchange.event` outbox events an
+    event id, and keep them (and their stream events) in the session for the publish right
+    after the commit (the relay later publishes the same ids: a no-op). Stateless: it only
+    touches the flushing session."""
+    for ev in session.new:
+        if not isinstance(ev, OutboxEvent) or ev.topic not in LIFECYCLE_TOPICS:
+            continue
+        payload = dict(ev.payload or {})
+        if "eid" in payload:
+            continue
+        payload["eid"] = f"lifecycle-{uuid.uuid4().hex}"
+        ev.payload = payload
+        pending = session.info.setdefault(_PENDING, [])
+        pending.append((ev, lifecycle_event(ev.topic, payload)))
+
+
+def _committed_lifecycle(session: AsyncSession) -> list[dict[str, Any]]:
+    """The kept lifecycle events whose outbox rows committed (a rolled-back attempt's are
+    dropped: their rows are no longer persistent)."""
+    pending: list[tuple[OutboxEvent, dict[str, Any]]] = session.info.pop(_PENDING, [])
+    return [event for ev, event in pending if inspect(ev).persistent]
+
+
+def lifecycle_event(topic: str, payload: dict[str, Any], eid: str | None = None) -> dict[str, Any]:
+    """An `exchange.market` / `exchange.event` payload as the market stream's event."""
+    if topic == EVENT_TOPIC:
+        return {
+            "eid": eid or payload["eid"],
+            "kind": "event_lifecycle",
+            "ticker": "",
+            "event_ticker": payload["event_ticker"],
+            "series_ticker": payload.get("series_ticker"),
+            "title": payload.get("title"),
+            "subtitle": payload.get("subtitle"),
+        }
+    return {
+        "eid": eid or payload["eid"],
+        "kind": "lifecycle",
+        "ticker": payload["ticker"],
+        "status": payload.get("status"),
+        "result": payload.get("result"),
+    }
+
+
+async def _after_commit(session: AsyncSession) -> None:
+    session.info.pop(_CHANGED, None)
+    events = _committed_lifecycle(session)
+    redis = session.info.get("redis")
+    if events and isinstance(redis, Redis):
+        await _publish(redis, market=events, user=[])
+
+
+db.register_after_commit(_after_commit)
+
+
 async def record(session: AsyncSession, *, ticker: str, result: Any = None) -> Recorded | None:
     """Inside the book command's transaction: diff, bump seq, save state, write the outbox."""
     state = await repo.lock_state(session, ticker)
@@ -174,9 +255,11 @@ async def record(session: AsyncSession, *, ticker: str, result: Any = None) -> R
             status=status,
         )
         emit(session, topic=BOOK_TOPIC, key=ticker, payload=book)
-    orders = await _order_events(session, state.market_id, named, live.fills)
+    changed: set[uuid.UUID] = session.info.get(_CHANGED) or set()
+    orders = await _order_events(session, state.market_id, named, live.fills, changed)
     for event in orders:
         emit(session, topic=ORDER_TOPIC, key=event["order_id"], payload=event)
+        changed.discard(uuid.UUID(event["order_id"]))
     if book is None and not orders:
         return None
     return Recorded(book, orders)
@@ -187,8 +270,10 @@ async def _order_events(
     market_id: uuid.UUID,
     named: Sequence[OrderRead],
     fills: Sequence[dict[str, Any]],
+    changed: Iterable[uuid.UUID] = (),
 ) -> list[dict[str, Any]]:
     ids = {o.order_id for o in named} | {uuid.UUID(str(f["order_id"])) for f in fills}
+    ids |= set(changed)  # rows of other markets are not returned (market_id filter)
     if not ids:
         return []
     users = {o.user_id for o in named} | {uuid.UUID(str(f["user_id"])) for f in fills}
@@ -204,7 +289,12 @@ async def _order_events(
     return out
 
 
-async def publish(recorded: Recorded, *, redis: Redis | None = None) -> None:
+async def publish(
+    recorded: Recorded | None,
+    *,
+    redis: Redis | None = None,
+    lifecycle: Sequence[dict[str, Any]] = (),
+) -> None:
     """After commit: append the events to the streams (best effort; the outbox relay retries).
 
     `redis` is the committing session's own (its app's), so a second app in the same process
@@ -212,12 +302,20 @@ async def publish(recorded: Recorded, *, redis: Redis | None = None) -> None:
     redis = redis or streams.publisher()
     if redis is None:
         return
+    market = list(lifecycle)
+    if recorded is not None and recorded.book is not None:
+        market.insert(0, recorded.book)
+    orders = recorded.orders if recorded is not None else []
+    await _publish(redis, market=market, user=[(e["user_id"], user_event(e)) for e in orders])
+
+
+async def _publish(
+    redis: Redis, *, market: list[dict[str, Any]], user: list[tuple[str, dict[str, Any]]]
+) -> None:
+    if not market and not user:
+        return
     try:
-        await streams.publish_many(
-            redis,
-            market=[recorded.book] if recorded.book is not None else [],
-            user=[(e["user_id"], user_event(e)) for e in recorded.orders],
-        )
+        await streams.publish_many(redis, market=market, user=user)
     except Exception as exc:  # Redis down: the relay appends them from the outbox
         log.warning("live publish failed", extra={"error": type(exc).__name__})
 
@@ -231,9 +329,11 @@ async def commit(session: AsyncSession, *, ticker: str | None, result: Any = Non
     """The book command's publish step: record (in the transaction), commit, publish."""
     recorded = await record(session, ticker=ticker, result=result) if ticker else None
     await session.commit()
-    if recorded is not None:
+    session.info.pop(_CHANGED, None)
+    lifecycle = _committed_lifecycle(session)
+    if recorded is not None or lifecycle:
         own = session.info.get("redis")
-        await publish(recorded, redis=own if isinstance(own, Redis) else None)
+        await publish(recorded, redis=own if isinstance(own, Redis) else None, lifecycle=lifecycle)
 
 
 async def read_book(session: AsyncSession, *, ticker: str) -> repo.StateRow | None:

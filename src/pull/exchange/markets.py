@@ -97,6 +97,17 @@ async def create_event(*, session: AsyncSession, data: EventCreate) -> EventRead
     )
     session.add(event)
     await session.flush()
+    emit(
+        session,
+        topic="exchange.event",
+        key=event.ticker,
+        payload={  # Kalshi's event_lifecycle (pull.exchange.book_events)
+            "event_ticker": event.ticker,
+            "series_ticker": event.series_ticker,
+            "title": event.title,
+            "subtitle": event.subtitle,
+        },
+    )
     return _event_read(event)
 
 
@@ -417,4 +428,5 @@ async def cancel_all(
     await session.flush()
     await book_repo.fit_sells(session, market.id, list({o.user_id for o in orders}))
     await book_repo.refresh_top(session, market_id=market.id, now=now)
+    book_events.orders_changed(session, [o.id for o in orders])  # per-user order events
     return len(orders)

@@ -79,13 +79,26 @@ def register_before_commit(hook: BeforeCommit) -> None:
         _BEFORE_COMMIT.append(hook)
 
 
+# Steps right after COMMIT (best effort, must not raise: the live feeds publish what the
+# transaction committed, see pull.exchange.book_events). Registered at import.
+_AFTER_COMMIT: list[BeforeCommit] = []
+
+
+def register_after_commit(hook: BeforeCommit) -> None:
+    if hook not in _AFTER_COMMIT:
+        _AFTER_COMMIT.append(hook)
+
+
 async def commit(session: AsyncSession) -> None:
-    """Flush, run the before-commit hooks, commit: the one way a unit of work ends well."""
+    """Flush, run the before-commit hooks, commit, run the after-commit hooks: the one way a
+    unit of work ends well."""
     if _BEFORE_COMMIT:
         await session.flush()
         for hook in _BEFORE_COMMIT:
             await hook(session)
     await session.commit()
+    for after in _AFTER_COMMIT:
+        await after(session)
 
 
 @asynccontextmanager

@@ -1,11 +1,14 @@
 """One client connection of a live feed: a bounded outbound queue, the per-connection limits,
 and the reader/writer loop over a WebSocket.
 
-Backpressure: the hub never waits on a client. It appends to the connection's queue; when the
-queue holds STREAM_QUEUE_SIZE messages the client is not keeping up, so the queue is dropped,
-one error message is sent and the connection is closed (a slow client costs at most its
-queue, never the others' latency). Commands are rate limited per connection (token bucket),
-inbound messages are size limited, and each process accepts at most STREAM_MAX_CONNECTIONS.
+Backpressure: the hub never waits on a client. On a raw socket (pull.realtime.wire) whose
+transport is below its high-water mark and with nothing queued, frames are written at once;
+otherwise they are appended to the connection's queue, which a writer task drains as the
+transport allows. When the queue holds STREAM_QUEUE_SIZE messages the client is not keeping
+up, so the queue is dropped, one error message is sent and the connection is closed (a slow
+client costs at most its queue, never the others' latency). Commands are rate limited per
+connection (token bucket), inbound messages are size limited, and each process accepts at
+most STREAM_MAX_CONNECTIONS.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pull.config import Settings
 from pull.realtime import metrics
+from pull.realtime.wire import EXTENSION, RawSocket, text_frame
 
 # WebSocket close codes
 POLICY = 1008
@@ -54,13 +58,22 @@ class Limits:
 
 
 class Connection:
-    """State shared by the protocols: who, what it is subscribed to, and its queue."""
+    """State shared by the protocols: who, what it is subscribed to, and its queue.
+
+    `wire` is how bytes leave: "raw" (ready-made WebSocket frames written to the transport,
+    pull.realtime.wire), "text" (ASGI `send_text`), "sse" (Server-Sent Events text). The hub's
+    per-tick fan-out builds one payload per wire (and per sid/seq where a protocol needs it)
+    and hands the same object to every connection that gets it (`deliver`)."""
+
+    wire = "text"
 
     def __init__(self, *, protocol: str, user_id: str, limits: Limits) -> None:
         self.protocol = protocol
         self.user_id = user_id
         self.limits = limits
-        self.queue: deque[str] = deque()
+        # (payload, messages in it): bytes = frames for the raw socket, str = one message
+        self.queue: deque[tuple[bytes | str, int]] = deque()
+        self.queued = 0
         self.wake = asyncio.Event()
         self.closing: tuple[int, str] | None = None
         self.subs: dict[int, Any] = {}
@@ -68,15 +81,43 @@ class Connection:
         self.tokens = limits.commands_per_second * 2
         self.refilled = time.monotonic()
         self.active_at = time.monotonic()
+        self.raw: RawSocket | None = None
+        self.out = metrics.MESSAGES_OUT.labels(protocol)
+
+    def attach(self, ws: WebSocket) -> None:
+        """After accept: write frames straight to the socket where the server offers it."""
+        raw = ws.scope.get("extensions", {}).get(EXTENSION)
+        if isinstance(raw, RawSocket):
+            self.raw = raw
+            self.wire = "raw"
+
+    def on_wire(self, text: str) -> bytes | str:
+        """One message as this connection's wire carries it."""
+        return text_frame(text.encode()) if self.raw is not None else text
 
     # called by the hub (never awaits)
     def send(self, text: str) -> None:
+        self.deliver(self.on_wire(text), 1)
+
+    def deliver(self, payload: bytes | str | list[str], n: int) -> None:
+        """Queue (or, on a raw socket with nothing queued, write right away) `n` messages:
+        frames (bytes), one message (str) or several (list of str)."""
         if self.closing is not None:
             return
-        if len(self.queue) >= self.limits.queue_size:
+        raw = self.raw
+        if raw is not None and isinstance(payload, bytes):
+            if not self.queue and raw.writable.is_set():
+                if raw.write(payload):
+                    self.out.inc(n)
+                return
+        if self.queued + n > self.limits.queue_size:
             self.fail("slow_consumer", self.overflow_message(), TRY_AGAIN)
             return
-        self.queue.append(text)
+        if isinstance(payload, list):
+            self.queue.extend((p, 1) for p in payload)
+        else:
+            self.queue.append((payload, n))
+        self.queued += n
         self.wake.set()
 
     def overflow_message(self) -> str:
@@ -91,10 +132,17 @@ class Connection:
             return
         metrics.DROPS.labels(self.protocol, reason).inc()
         self.queue.clear()
+        self.queued = 0
         if final is not None:
-            self.queue.append(final)
+            self.queue.append((self.on_wire(final), 1))
+            self.queued = 1
         self.closing = (code, reason)
         self.wake.set()
+
+    def take(self) -> tuple[bytes | str, int]:
+        payload, n = self.queue.popleft()
+        self.queued -= n
+        return payload, n
 
     def allow_command(self) -> bool:
         now = time.monotonic()
@@ -120,9 +168,15 @@ class Connection:
             await self.wake.wait()
             self.wake.clear()
             while self.queue:
-                text = self.queue.popleft()
-                await write(text)
-                metrics.MESSAGES_OUT.labels(self.protocol).inc()
+                payload, n = self.take()
+                if isinstance(payload, bytes):
+                    assert self.raw is not None
+                    await self.raw.writable.wait()  # the transport's own flow control
+                    if not self.raw.write(payload):
+                        return
+                else:
+                    await write(payload)
+                self.out.inc(n)
             if self.closing is not None:
                 return
 

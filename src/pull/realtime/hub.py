@@ -9,7 +9,14 @@ process's WebSocket/SSE connections.
   in `seq` order (early events wait; duplicates are dropped). A gap that does not fill within
   STREAM_GAP_SECONDS (a publish lost with Redis down, or a trimmed stream) reloads the book
   from PostgreSQL and sends subscribers a fresh snapshot.
-- User events go to the subscriptions of that user's connections only.
+- User events go to the subscriptions of that user's connections only, as they are read.
+- Market events go out per tick (STREAM_TICK_SECONDS): the reader applies what it read, then
+  `flush()` hands each market's batch to each of its subscriptions once. A subscription builds
+  its messages from the tick's `Shared` cache, so a message that many subscriptions send
+  identically (same protocol, wire, and for Kalshi the same sid and seq) is encoded and framed
+  once and the same bytes go to every connection, written straight to the socket where the
+  server allows it (pull.realtime.wire): per subscriber and tick, one dict lookup and one
+  write, whatever the number of events.
 
 Protocols (Kalshi's `/trade-api/ws/v2`, the app's `/api/v1/stream`) implement `Subscription`.
 """
@@ -35,6 +42,7 @@ from pull.exchange.errors import MarketNotFound
 from pull.exchange.schemas import MarketRead
 from pull.kit import streams
 from pull.realtime import metrics
+from pull.realtime.wire import text_frame
 
 log = logging.getLogger("pull.realtime")
 
@@ -59,6 +67,7 @@ class Feed:
     pending: dict[int, dict[str, Any]] = field(default_factory=dict)
     gap_since: float | None = None
     subs: set[Subscription] = field(default_factory=set)
+    batch: list[dict[str, Any]] = field(default_factory=list)  # applied, not yet sent
 
     def apply(self, event: dict[str, Any]) -> None:
         for change in event["changes"]:
@@ -68,6 +77,9 @@ class Feed:
             else:
                 side.pop(int(change["price"]), None)
         self.market = event.get("market") or self.market
+
+
+Shared = dict[Any, Any]
 
 
 class Subscription:
@@ -88,8 +100,10 @@ class Subscription:
     def on_snapshot(self, feed: Feed) -> None:  # joined, or reloaded after a gap
         pass
 
-    def on_book(self, feed: Feed | None, event: dict[str, Any]) -> None:
-        pass
+    def on_batch(self, feed: Feed | None, events: list[dict[str, Any]], shared: Shared) -> None:
+        """This tick's book events (of `feed`, in seq order; or, for a subscription to every
+        market, of all markets). `shared` is this tick's cache for encodings: a message that
+        many subscriptions send identically is encoded once and its bytes delivered to each."""
 
     def on_lifecycle(self, event: dict[str, Any]) -> None:
         pass
@@ -105,10 +119,16 @@ class Hub:
         redis_url: str,
         sessionmaker: async_sessionmaker[AsyncSession],
         gap_seconds: float = 2.0,
+        tick_seconds: float = 0.0,
     ) -> None:
         self.redis_url = redis_url
         self.sessionmaker = sessionmaker
         self.gap_seconds = gap_seconds
+        self.tick_seconds = tick_seconds
+        self.dirty: dict[str, Feed] = {}  # feeds with a batch to send
+        self.loose: list[dict[str, Any]] = []  # this tick's book events, for `everywhere`
+        self.lifecycles: list[dict[str, Any]] = []  # this tick's lifecycle events
+        self.next_flush = 0.0
         self.feeds: dict[str, Feed] = {}
         self.everywhere: set[Subscription] = set()  # market channels without a market filter
         self.users: dict[str, set[Subscription]] = {}
@@ -145,14 +165,16 @@ class Hub:
                     metrics.HUB_CONNECTED.set(1)
                     self.connected = True
                     backoff = 0.2
-                got: Any = await redis.xread(self.last_ids, count=500, block=1000)  # type: ignore[arg-type]
-                for stream, entries in got or []:
-                    name = stream.decode() if isinstance(stream, bytes) else str(stream)
-                    for entry_id, fields in entries:
-                        self.last_ids[name] = (
-                            entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                        )
-                        self._dispatch(name, fields)
+                await self._read(redis, block=1000)
+                if self.dirty or self.loose or self.lifecycles:
+                    # one tick: wait out the rest of it while events collect in Redis, read
+                    # them, then send everything per market, one write per connection
+                    wait = self.next_flush - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                        await self._read(redis, block=None)
+                    self.flush()
+                    self.next_flush = time.monotonic() + self.tick_seconds
                 now = time.monotonic()
                 if now - last_gap_check > 0.25:
                     last_gap_check = now
@@ -175,6 +197,14 @@ class Hub:
         if redis is not None:
             await redis.aclose()
 
+    async def _read(self, redis: Redis, *, block: int | None) -> None:
+        got: Any = await redis.xread(self.last_ids, count=5000, block=block)  # type: ignore[arg-type]
+        for stream, entries in got or []:
+            name = stream.decode() if isinstance(stream, bytes) else str(stream)
+            for entry_id, fields in entries:
+                self.last_ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self._dispatch(name, fields)
+
     async def _start_ids(self, redis: Redis) -> None:
         """First connect: from the streams' current ends. Reconnects keep `last_ids`."""
         for name in (streams.MARKET_STREAM, streams.USER_STREAM):
@@ -195,20 +225,13 @@ class Hub:
                 sub.on_user(event)
             return
         ticker = str(event.get("ticker", ""))
-        if event.get("kind") == "lifecycle":
-            targets = set(self.everywhere)
-            feed = self.feeds.get(ticker)
-            if feed is not None:
-                targets |= feed.subs
-            for sub in targets:
-                if sub.wants(ticker):
-                    sub.on_lifecycle(event)
+        if event.get("kind") in ("lifecycle", "event_lifecycle"):
+            self.lifecycles.append(event)
             return
         if "ts" in event:
             metrics.LAG.observe(max(time.time() - int(event["ts"]) / 1000, 0.0))
-        for sub in list(self.everywhere):
-            if sub.wants(ticker):
-                sub.on_book(None, event)
+        if self.everywhere:
+            self.loose.append(event)
         feed = self.feeds.get(ticker)
         if feed is not None:
             self._offer(feed, event)
@@ -236,9 +259,48 @@ class Hub:
             event = feed.pending.pop(feed.seq + 1)
             feed.apply(event)
             feed.seq += 1
-            for sub in list(feed.subs):
-                sub.on_book(feed, event)
+            feed.batch.append(event)
+            self.dirty[feed.ticker] = feed
         feed.gap_since = (feed.gap_since or time.monotonic()) if feed.pending else None
+
+    # --- fan-out ------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send this tick: per market, its batch to each subscription (one call per
+        subscription, whatever the number of events), then lifecycle events."""
+        dirty, self.dirty = self.dirty, {}
+        for feed in dirty.values():
+            self._flush_feed(feed)
+        loose, self.loose = self.loose, []
+        if loose:
+            shared: Shared = {}
+            for sub in list(self.everywhere):
+                sub.on_batch(None, loose, shared)
+        lifecycles, self.lifecycles = self.lifecycles, []
+        for event in lifecycles:
+            ticker = str(event.get("ticker", ""))
+            targets = set(self.everywhere)
+            lfeed = self.feeds.get(ticker)
+            if lfeed is not None:
+                targets |= lfeed.subs
+            for sub in targets:
+                if sub.wants(ticker):
+                    sub.on_lifecycle(event)
+
+    def _flush_feed(self, feed: Feed) -> None:
+        events, feed.batch = feed.batch, []
+        self.dirty.pop(feed.ticker, None)
+        if not events:
+            return
+        shared: Shared = {}
+        for sub in list(feed.subs):
+            sub.on_batch(feed, events, shared)
+
+    def snapshot(self, sub: Subscription, feed: Feed) -> None:
+        """Send `sub` a snapshot of `feed` now: first the feed's unsent batch goes to its
+        subscriptions, so the snapshot is never followed by deltas it already holds."""
+        self._flush_feed(feed)
+        sub.on_snapshot(feed)
 
     def _check_gaps(self, now: float) -> None:
         for feed in list(self.feeds.values()):
@@ -270,6 +332,7 @@ class Hub:
             if feed.ticker in self.feeds:
                 self._spawn(self._load(feed, resend=resend))
             return
+        self._flush_feed(feed)  # what was applied before the reload goes out first
         if state is None:
             feed.market_id = ""
             feed.ready.set()
@@ -287,6 +350,7 @@ class Hub:
             for sub in list(feed.subs):
                 sub.on_snapshot(feed)
         self._drain(feed)
+        self._flush_feed(feed)  # events that waited for the load: now, not at the next read
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -316,6 +380,7 @@ class Hub:
         if added is not None:
             added()
         for f in feeds:
+            self._flush_feed(f)
             f.subs.add(sub)
             sub.on_snapshot(f)
             self._release(f)
@@ -365,6 +430,16 @@ class _Hold(Subscription):
 
 
 _HOLD = _Hold(None, set())
+
+
+def pack(wire: str, items: list[tuple[str, bytes]]) -> bytes | list[str]:
+    """Messages (kind, JSON bytes) as one payload for `Connection.deliver` on `wire`: frames
+    for a raw socket, text messages otherwise (SSE adds its `event:` framing)."""
+    if wire == "raw":
+        return b"".join([text_frame(body) for _, body in items])
+    if wire == "sse":
+        return [f"event: {kind}\ndata: {body.decode()}\n\n" for kind, body in items]
+    return [body.decode() for _, body in items]
 
 
 def market_fields(m: MarketRead) -> dict[str, Any]:

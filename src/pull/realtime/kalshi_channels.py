@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from pull.exchange.kalshi.units import dollars, fp
-from pull.realtime.hub import Feed, Subscription
+from pull.realtime.hub import Feed, Shared, Subscription, pack
 
 
 def _iso(ms: int) -> str:
@@ -47,6 +47,41 @@ class KalshiSub(Subscription):
         self.conn.send(frame(kind, self.sid, msg, self.next_seq() if with_seq else None))
 
 
+def _orderbook_msgs(feed: Feed, events: list[dict[str, Any]]) -> list[tuple[bytes, str, bytes]]:
+    """This tick's `orderbook_delta` bodies, one per level change in seq order: (body, the
+    user whose order caused it or "", the body with that order's client_order_id)."""
+    out: list[tuple[bytes, str, bytes]] = []
+    for event in events:
+        by = event.get("by") or {}
+        who = str(by.get("user_id") or "") if by.get("client_order_id") else ""
+        ts_ms = int(event["ts"])
+        ts = _iso(ts_ms)
+        for change in event["changes"]:
+            msg: dict[str, Any] = {
+                "market_ticker": feed.ticker,
+                "market_id": feed.market_id,
+                "price_dollars": dollars(int(change["price"])),
+                "delta_fp": fp(int(change["delta"])),
+                "side": change["side"],
+                "ts": ts,
+                "ts_ms": ts_ms,
+            }
+            body = orjson.dumps(msg)
+            mine = body
+            if who:
+                msg["client_order_id"] = by["client_order_id"]
+                mine = orjson.dumps(msg)
+            out.append((body, who, mine))
+    return out
+
+
+def kalshi_bytes(kind: bytes, sid: int, msg: bytes, seq: int | None = None) -> bytes:
+    """A server message from an encoded `msg` (same layout as `frame`)."""
+    if seq is None:
+        return b'{"type":"%b","sid":%d,"msg":%b}' % (kind, sid, msg)
+    return b'{"type":"%b","sid":%d,"seq":%d,"msg":%b}' % (kind, sid, seq, msg)
+
+
 class OrderbookSub(KalshiSub):
     channel = "orderbook_delta"
     needs_feed = True
@@ -59,25 +94,36 @@ class OrderbookSub(KalshiSub):
             msg["no_dollars_fp"] = [[dollars(p), fp(c)] for p, c in sorted(feed.no.items())]
         self.emit("orderbook_snapshot", msg, with_seq=True)
 
-    def on_book(self, feed: Feed | None, event: dict[str, Any]) -> None:
+    def on_batch(self, feed: Feed | None, events: list[dict[str, Any]], shared: Shared) -> None:
+        """One message per level change, seq per sid. Subscriptions with the same sid and seq
+        (the usual case: clients that subscribed alike) get the very same bytes, encoded once;
+        a client whose own order caused a change gets its client_order_id in it."""
         if feed is None:
             return
-        by = event.get("by") or {}
-        mine = by.get("user_id") == self.conn.user_id and by.get("client_order_id")
-        ts_ms = int(event["ts"])
-        for change in event["changes"]:
-            msg: dict[str, Any] = {
-                "market_ticker": feed.ticker,
-                "market_id": feed.market_id,
-                "price_dollars": dollars(int(change["price"])),
-                "delta_fp": fp(int(change["delta"])),
-                "side": change["side"],
-                "ts": _iso(ts_ms),
-                "ts_ms": ts_ms,
-            }
-            if mine:
-                msg["client_order_id"] = by["client_order_id"]
-            self.emit("orderbook_delta", msg, with_seq=True)
+        msgs = shared.get("ob")
+        if msgs is None:
+            msgs = shared["ob"] = _orderbook_msgs(feed, events)
+            shared["ob_users"] = {who for _, who, _ in msgs if who}
+        if not msgs:
+            return
+        conn = self.conn
+        me = conn.user_id if conn.user_id in shared["ob_users"] else ""
+        key = ("ob", conn.wire, self.sid, self.seq, me)
+        payload = shared.get(key)
+        if payload is None:
+            sid, seq = self.sid, self.seq
+            items = [
+                (
+                    "orderbook_delta",
+                    kalshi_bytes(
+                        b"orderbook_delta", sid, mine if me and who == me else body, seq + i
+                    ),
+                )
+                for i, (body, who, mine) in enumerate(msgs, 1)
+            ]
+            payload = shared[key] = pack(conn.wire, items)
+        self.seq += len(msgs)
+        conn.deliver(payload, len(msgs))
 
 
 def ticker_msg(ticker: str, market_id: str, m: dict[str, Any], ts_ms: int) -> dict[str, Any]:
@@ -106,6 +152,24 @@ def ticker_msg(ticker: str, market_id: str, m: dict[str, Any], ts_ms: int) -> di
 _TICKER_FIELDS = ("last_price", "yes_bid", "yes_ask", "volume", "open_interest")
 
 
+def _last_tickers(
+    events: list[dict[str, Any]], shared: Shared
+) -> dict[str, tuple[tuple[Any, ...], bytes]]:
+    """Per market in this tick: its last ticker fields and their encoded `ticker` body."""
+    found: dict[str, tuple[tuple[Any, ...], bytes]] | None = shared.get("tickers")
+    if found is None:
+        last: dict[str, dict[str, Any]] = {}
+        for event in events:
+            last[event["ticker"]] = event
+        found = {}
+        for ticker, event in last.items():
+            m = event.get("market") or {}
+            body = orjson.dumps(ticker_msg(ticker, event.get("market_id", ""), m, int(event["ts"])))
+            found[ticker] = (tuple(m.get(f) for f in _TICKER_FIELDS), body)
+        shared["tickers"] = found
+    return found
+
+
 class TickerSub(KalshiSub):
     channel = "ticker"
 
@@ -115,40 +179,72 @@ class TickerSub(KalshiSub):
         self.sent: dict[str, tuple[Any, ...]] = {}
 
     def on_snapshot(self, feed: Feed) -> None:
-        if self.snapshot:
-            self._send(feed.ticker, feed.market_id, feed.market, int(time.time() * 1000))
+        if not self.snapshot:
+            return
+        m = feed.market
+        fields = tuple(m.get(f) for f in _TICKER_FIELDS)
+        if self.sent.get(feed.ticker) == fields:
+            return
+        self.sent[feed.ticker] = fields
+        now = int(time.time() * 1000)
+        self.emit("ticker", ticker_msg(feed.ticker, feed.market_id, m, now))
 
-    def on_book(self, feed: Feed | None, event: dict[str, Any]) -> None:
-        m = event.get("market") or {}
-        self._send(event["ticker"], event.get("market_id", ""), m, int(event["ts"]))
-
-    def _send(self, ticker: str, market_id: str, m: dict[str, Any], ts_ms: int) -> None:
-        key = tuple(m.get(f) for f in _TICKER_FIELDS)
-        if self.sent.get(ticker) == key:
-            return  # Kalshi sends a ticker message when a ticker field changes
-        self.sent[ticker] = key
-        self.emit("ticker", ticker_msg(ticker, market_id, m, ts_ms))
+    def on_batch(self, feed: Feed | None, events: list[dict[str, Any]], shared: Shared) -> None:
+        """A `ticker` message for each market whose ticker fields changed this tick (Kalshi
+        sends one when a ticker field changes), from the tick's last state."""
+        found = _last_tickers(events, shared)
+        names = [
+            t for t, (fields, _) in found.items() if self.sent.get(t) != fields and self.wants(t)
+        ]
+        if not names:
+            return
+        conn = self.conn
+        key = ("ticker", conn.wire, self.sid, *names)
+        payload = shared.get(key)
+        if payload is None:
+            items = [("ticker", kalshi_bytes(b"ticker", self.sid, found[t][1])) for t in names]
+            payload = shared[key] = pack(conn.wire, items)
+        for t in names:
+            self.sent[t] = found[t][0]
+        conn.deliver(payload, len(names))
 
 
 class TradeSub(KalshiSub):
     channel = "trade"
 
-    def on_book(self, feed: Feed | None, event: dict[str, Any]) -> None:
-        for t in event.get("trades") or ():
-            ts_ms = _ms(t.get("created_time"))
-            self.emit(
-                "trade",
-                {
-                    "trade_id": str(t["trade_id"]),
-                    "market_ticker": event["ticker"],
-                    "yes_price_dollars": dollars(int(t["yes_price"])),
-                    "no_price_dollars": dollars(100 - int(t["yes_price"])),
-                    "count_fp": fp(int(t["count"])),
-                    "taker_side": t["taker_side"],
-                    "ts": ts_ms // 1000,
-                    "ts_ms": ts_ms,
-                },
-            )
+    def on_batch(self, feed: Feed | None, events: list[dict[str, Any]], shared: Shared) -> None:
+        bodies: list[tuple[str, bytes]] | None = shared.get("trades")
+        if bodies is None:
+            bodies = shared["trades"] = [
+                (event["ticker"], orjson.dumps(_trade_msg(event["ticker"], t)))
+                for event in events
+                for t in event.get("trades") or ()
+            ]
+        if not bodies:
+            return
+        # a feed's batch is of one market the subscription wants; otherwise the subscription
+        # is for every market: either way it sends them all
+        conn = self.conn
+        key = ("trade", conn.wire, self.sid)
+        payload = shared.get(key)
+        if payload is None:
+            items = [("trade", kalshi_bytes(b"trade", self.sid, body)) for _, body in bodies]
+            payload = shared[key] = pack(conn.wire, items)
+        conn.deliver(payload, len(bodies))
+
+
+def _trade_msg(ticker: str, t: dict[str, Any]) -> dict[str, Any]:
+    ts_ms = _ms(t.get("created_time"))
+    return {
+        "trade_id": str(t["trade_id"]),
+        "market_ticker": ticker,
+        "yes_price_dollars": dollars(int(t["yes_price"])),
+        "no_price_dollars": dollars(100 - int(t["yes_price"])),
+        "count_fp": fp(int(t["count"])),
+        "taker_side": t["taker_side"],
+        "ts": ts_ms // 1000,
+        "ts_ms": ts_ms,
+    }
 
 
 # exchange.market status -> Kalshi lifecycle event_type
@@ -165,6 +261,18 @@ class LifecycleSub(KalshiSub):
     channel = "market_lifecycle_v2"
 
     def on_lifecycle(self, event: dict[str, Any]) -> None:
+        if event.get("kind") == "event_lifecycle":
+            self.emit(
+                "event_lifecycle",
+                {
+                    "event_ticker": event["event_ticker"],
+                    "title": event.get("title") or "",
+                    "subtitle": event.get("subtitle") or "",
+                    "collateral_return_type": "",
+                    "series_ticker": event.get("series_ticker") or "",
+                },
+            )
+            return
         status = str(event.get("status") or "")
         kind = LIFECYCLE.get(status)
         result = event.get("result")

@@ -230,7 +230,7 @@ class Session:
                 feed = self.hub.feed(t)
                 if t not in sub.tickers or feed is None:
                     raise CommandError(16, market_ticker=t)
-                sub.on_snapshot(feed)
+                self.hub.snapshot(sub, feed)
             return
         if action == "add_markets":
             new = [t for t in tickers if t not in sub.tickers]
@@ -311,6 +311,7 @@ async def kalshi_ws(websocket: WebSocket) -> None:
     session_ = Session(state.hub, conn)
     try:
         await websocket.accept()
+        conn.attach(websocket)
         await run_websocket(websocket, conn, session_.handle, session_.close)
     finally:
         state.release(conn)

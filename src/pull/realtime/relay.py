@@ -11,7 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pull.exchange.book_events import BOOK_TOPIC, ORDER_TOPIC, user_event
+from pull.exchange.book_events import (
+    BOOK_TOPIC,
+    EVENT_TOPIC,
+    ORDER_TOPIC,
+    lifecycle_event,
+    user_event,
+)
 from pull.kit import streams
 from pull.kit.outbox import Handler, OutboxEvent
 from pull.kit.runtime import worker_runtime
@@ -55,22 +61,19 @@ async def relay_user_topic(event: OutboxEvent) -> None:
 
 
 async def relay_lifecycle(event: OutboxEvent) -> None:
-    """`exchange.market` {ticker, status, result?} as a market lifecycle event."""
+    """`exchange.market` {ticker, status, result?, eid?} as a market lifecycle event, and
+    `exchange.event` as an event lifecycle event. The committing process published it right
+    after its commit under the payload's `eid` (then this append is a no-op); without an
+    `eid` (a commit that bypassed the hooks) it is published only here."""
     payload = event.payload
     await streams.publish_market(
         worker_runtime().redis,
-        {
-            "eid": f"outbox-{event.id}",
-            "kind": "lifecycle",
-            "ticker": payload["ticker"],
-            "status": payload.get("status"),
-            "result": payload.get("result"),
-        },
+        lifecycle_event(event.topic, payload, eid=str(payload.get("eid") or f"outbox-{event.id}")),
     )
 
 
 def outbox_handlers() -> dict[str, Handler]:
-    return {BOOK_TOPIC: relay_book, ORDER_TOPIC: relay_order}
+    return {BOOK_TOPIC: relay_book, ORDER_TOPIC: relay_order, EVENT_TOPIC: relay_lifecycle}
 
 
 def with_user_stream(handlers: dict[str, Handler]) -> dict[str, Handler]:

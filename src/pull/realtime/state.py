@@ -21,6 +21,7 @@ class LiveState:
             redis_url=settings.redis_url,
             sessionmaker=sessionmaker,
             gap_seconds=settings.stream_gap_seconds,
+            tick_seconds=settings.stream_tick_seconds,
         )
         self.connections: set[Connection] = set()
         self._sweeper: asyncio.Task[None] | None = None

@@ -29,7 +29,7 @@ from pull.kit.errors import ServiceUnavailable, Unauthorized
 from pull.kit.tokens import InvalidToken, decode_access_token
 from pull.realtime import metrics
 from pull.realtime.connection import Connection, run_websocket
-from pull.realtime.hub import Feed, Hub, Subscription, UnknownMarket
+from pull.realtime.hub import Feed, Hub, Shared, Subscription, UnknownMarket, pack
 from pull.realtime.state import live
 
 PATH = "/api/v1/stream"
@@ -42,6 +42,8 @@ class AppConnection(Connection):
     def __init__(self, *, sse: bool, **kw: Any) -> None:
         super().__init__(**kw)
         self.sse = sse
+        if sse:
+            self.wire = "sse"
 
     def emit(self, kind: str, body: dict[str, Any]) -> None:
         self.send(self.encode(kind, body))
@@ -58,6 +60,67 @@ class AppConnection(Connection):
 
     def idle_message(self) -> str:
         return self.encode("error", {"data": {"code": "IDLE", "message": "Idle; closing"}})
+
+
+def app_batch(ticker: str, events: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """One tick of a market's book events as the app stream's messages."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    trades: list[dict[str, Any]] = []
+    for event in events:
+        for c in event["changes"]:
+            level = merged.get((c["side"], c["price"]))
+            if level is None:
+                merged[(c["side"], c["price"])] = dict(c)
+            else:
+                level["delta"] += c["delta"]
+                level["count"] = c["count"]
+        for t in event.get("trades") or ():
+            trades.append(
+                {
+                    "trade_id": t["trade_id"],
+                    "ticker": ticker,
+                    "count": t["count"],
+                    "yes_price": t["yes_price"],
+                    "no_price": 100 - int(t["yes_price"]),
+                    "taker_side": t["taker_side"],
+                    "created_time": t["created_time"],
+                }
+            )
+    changes = [
+        merged[k] for k in sorted(merged, key=lambda k: (k[0] != "yes", k[1])) if merged[k]["delta"]
+    ]
+    first, last = events[0], events[-1]
+    items = [
+        (
+            "book_delta",
+            orjson.dumps(
+                {
+                    "type": "book_delta",
+                    "ticker": ticker,
+                    "seq": int(last["seq"]),
+                    "from_seq": int(first["seq"]),
+                    "ts": min(int(e["ts"]) for e in events),
+                    "data": changes,
+                }
+            ),
+        )
+    ]
+    if trades:
+        items.append(("trades", orjson.dumps({"type": "trades", "ticker": ticker, "data": trades})))
+    items.append(
+        (
+            "market",
+            orjson.dumps(
+                {
+                    "type": "market",
+                    "ticker": ticker,
+                    "seq": int(last["seq"]),
+                    "data": last.get("market") or {},
+                }
+            ),
+        )
+    )
+    return items
 
 
 class UserSub(Subscription):
@@ -132,33 +195,20 @@ class MarketSub(Subscription):
             },
         )
 
-    def on_book(self, feed: Feed | None, event: dict[str, Any]) -> None:
+    def on_batch(self, feed: Feed | None, events: list[dict[str, Any]], shared: Shared) -> None:
+        """Per tick at most three messages, the same for every subscriber (encoded once):
+        `book_delta` covering seq `from_seq`..`seq` (levels merged: summed delta, last count),
+        `trades` (the tick's trades) and `market` (the last top of book)."""
         if feed is None:
             return
         conn: AppConnection = self.conn
-        ticker, seq = feed.ticker, feed.seq
-        if event["changes"]:
-            conn.emit(
-                "book_delta",
-                {"ticker": ticker, "seq": seq, "ts": event["ts"], "data": event["changes"]},
-            )
-        for t in event.get("trades") or ():
-            conn.emit(
-                "trade",
-                {
-                    "ticker": ticker,
-                    "data": {
-                        "trade_id": t["trade_id"],
-                        "ticker": ticker,
-                        "count": t["count"],
-                        "yes_price": t["yes_price"],
-                        "no_price": 100 - int(t["yes_price"]),
-                        "taker_side": t["taker_side"],
-                        "created_time": t["created_time"],
-                    },
-                },
-            )
-        conn.emit("market", {"ticker": ticker, "seq": seq, "data": event.get("market") or {}})
+        key = ("app", conn.wire)
+        payload = shared.get(key)
+        if payload is None:
+            items = shared.get("app") or app_batch(feed.ticker, events)
+            shared["app"] = items
+            payload = shared[key] = pack(conn.wire, items)
+        conn.deliver(payload, len(shared["app"]))
 
     def on_lifecycle(self, event: dict[str, Any]) -> None:
         conn: AppConnection = self.conn
@@ -303,6 +353,7 @@ async def stream_ws(websocket: WebSocket) -> None:
     stream = Stream(state.hub, conn)
     try:
         await websocket.accept()
+        conn.attach(websocket)
         await stream.open(_markets(websocket.query_params.get("markets")))
         await run_websocket(websocket, conn, stream.handle, stream.close)
     finally:
@@ -316,7 +367,7 @@ async def stream_ws(websocket: WebSocket) -> None:
         "Server-Sent Events (`text/event-stream`); the same path upgrades to a WebSocket. "
         "Bearer token in `Authorization` or `access_token`. `markets`: comma-separated "
         "tickers to follow. Events: hello, order, fill, position, funding.*, kyc.*, book, "
-        "book_delta, trade, market, market_status, error."
+        "book_delta, trades, market, market_status, error."
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
@@ -349,8 +400,10 @@ async def stream_sse(
                     continue
                 conn.wake.clear()
                 while conn.queue:
-                    yield conn.queue.popleft()
-                    metrics.MESSAGES_OUT.labels("app").inc()
+                    text, n = conn.take()
+                    assert isinstance(text, str)
+                    yield text
+                    conn.out.inc(n)
                 if conn.closing is not None:
                     return
         finally:
