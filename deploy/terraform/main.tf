@@ -3,6 +3,7 @@
 #   google_redis_instance.main          Memorystore Redis
 #   google_cloud_run_v2_service.api     `pull api`
 #   google_cloud_run_v2_service.worker  `pull worker`
+#   google_cloud_run_v2_service.web     `pull web` (the web app, a client of the API)
 #   google_kms_key_ring.main            encryption keys
 #   google_storage_bucket.backups       logical backups (deploy/backup/backup.sh)
 #   google_vpc_access_connector.main    Cloud Run -> private network
@@ -13,6 +14,7 @@ locals {
   service_suffix      = var.environment == "production" ? "" : "-${var.environment}"
   api_service_name    = "pull-api${local.service_suffix}"
   worker_service_name = "pull-temporal-worker${local.service_suffix}"
+  web_service_name    = "pull-web${local.service_suffix}"
 
   # Secret Manager secret ids are pull-<env>-<name>; the key is the environment variable.
   secrets = {
@@ -413,6 +415,12 @@ resource "google_service_account" "worker" {
   display_name = "PULL ${var.environment} Temporal worker"
 }
 
+# The web process holds no application secret but its own cookie key: it reaches only the API.
+resource "google_service_account" "web" {
+  account_id   = "${local.name_prefix}-web"
+  display_name = "PULL ${var.environment} web app"
+}
+
 resource "google_service_account" "secrets" {
   account_id   = "${local.name_prefix}-secrets"
   display_name = "PULL ${var.environment} External Secrets Operator"
@@ -766,4 +774,132 @@ resource "google_cloud_run_v2_service" "worker" {
   }
 
   depends_on = [google_secret_manager_secret_iam_member.access]
+}
+
+# --- Web app ---------------------------------------------------------------------------------
+# `pull web` (port 3000) is only a client of the public API: it gets the API's URL and the key
+# that encrypts its session cookie, nothing else (no database, Redis or VPC access).
+
+resource "google_secret_manager_secret" "web_session" {
+  secret_id = "${local.name_prefix}-web-session-secret"
+  labels    = merge(local.labels, { env_var = "web_session_secret" })
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "random_password" "web_session" {
+  length  = 48
+  special = false
+}
+
+resource "google_secret_manager_secret_version" "web_session" {
+  secret      = google_secret_manager_secret.web_session.id
+  secret_data = random_password.web_session.result
+}
+
+resource "google_secret_manager_secret_iam_member" "web_session" {
+  for_each = {
+    web     = google_service_account.web.email
+    secrets = google_service_account.secrets.email
+  }
+
+  secret_id = google_secret_manager_secret.web_session.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${each.value}"
+}
+
+resource "google_cloud_run_v2_service" "web" {
+  name                = local.web_service_name
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_ALL"
+  deletion_protection = var.environment == "production"
+  labels              = local.labels
+
+  template {
+    service_account                  = google_service_account.web.email
+    timeout                          = "3600s" # /stream relays the API's Server-Sent Events
+    max_instance_request_concurrency = 80
+
+    scaling {
+      min_instance_count = var.web_min_instances
+      max_instance_count = var.web_max_instances
+    }
+
+    containers {
+      image = var.web_image
+
+      ports {
+        container_port = 3000
+      }
+
+      resources {
+        limits = {
+          cpu    = var.web_cpu
+          memory = var.web_memory
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      env {
+        name  = "ENVIRONMENT"
+        value = var.environment
+      }
+      env {
+        name  = "WEB_API_URL"
+        value = google_cloud_run_v2_service.api.uri
+      }
+      env {
+        name  = "TRUST_PROXY"
+        value = "true"
+      }
+      env {
+        name = "WEB_SESSION_SECRET"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.web_session.secret_id
+            version = "latest"
+          }
+        }
+      }
+
+      startup_probe {
+        period_seconds    = 2
+        failure_threshold = 30
+        http_get {
+          path = "/health/live"
+          port = 3000
+        }
+      }
+
+      liveness_probe {
+        period_seconds = 10
+        http_get {
+          path = "/health/live"
+          port = 3000
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.web_session]
+}
+
+resource "google_cloud_run_v2_service_iam_member" "web_public" {
+  name     = google_cloud_run_v2_service.web.name
+  location = google_cloud_run_v2_service.web.location
+  role     = "roles/run.invoker"
+  member   = "allUsers"
 }

@@ -78,3 +78,8 @@ output "image_repository" {
   description = "Artifact Registry path the deploy workflows push images to."
   value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
 }
+
+output "web_url" {
+  description = "Cloud Run URL of the web app."
+  value       = google_cloud_run_v2_service.web.uri
+}

@@ -214,3 +214,32 @@ variable "enable_workload_identity_bindings" {
   type        = bool
   default     = false
 }
+
+variable "web_image" {
+  description = "Initial web app image; later revisions are rolled by the deploy workflow."
+  type        = string
+}
+
+variable "web_cpu" {
+  description = "CPU limit of a web app instance."
+  type        = string
+  default     = "1"
+}
+
+variable "web_memory" {
+  description = "Memory limit of a web app instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "web_min_instances" {
+  description = "Web app instances kept warm."
+  type        = number
+  default     = 1
+}
+
+variable "web_max_instances" {
+  description = "Upper bound of web app instances."
+  type        = number
+  default     = 10
+}

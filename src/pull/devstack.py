@@ -422,6 +422,11 @@ def _synapse_config(sdir: Path, port: int, secret: str, macaroon: str, form: str
             f"rc_invites:\n  per_room: {fast}\n  per_user: {fast}\n  per_issuer: {fast}",
             f"rc_admin_redaction: {fast}",
             f"rc_room_creation: {fast}",
+            # PULL reads a room's latest messages with an initial /sync; Synapse would answer
+            # the same initial sync from a 2-minute response cache, so a message sent after a
+            # first read stayed invisible for up to 2 minutes (docs/messaging.md)
+            "caches:",
+            "  sync_response_cache_duration: 0",
             "",
         ]
     )

@@ -83,6 +83,7 @@ def test_compose_stack() -> None:
         "migrate",
         "api",
         "worker",
+        "web",
         "prometheus",
         "grafana",
     }
@@ -93,8 +94,15 @@ def test_compose_stack() -> None:
         assert services[svc]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
+    for svc in ("api", "worker", "web"):
         assert services[svc]["read_only"] is True
         assert services[svc]["build"]["dockerfile"] == f"deploy/docker/{svc}.Dockerfile"
+    # The runbook's port 3000 is the web app's; nothing else takes it on the host.
+    host_ports = {
+        svc: [p.split(":")[-2] for p in spec.get("ports", [])] for svc, spec in services.items()
+    }
+    assert [s for s, ports in host_ports.items() if "3000" in ports] == ["web"]
+    assert services["web"]["environment"]["WEB_API_URL"] == "http://api:3001"
     assert services["api"]["environment"]["PORT"] == "3001"
     assert services["worker"]["environment"]["METRICS_PORT"] == "9090"
     mounts = " ".join(services["prometheus"]["volumes"])
@@ -122,6 +130,21 @@ def test_compose_processes_would_start() -> None:
             svc,
             startup_refusal(Settings(**env), env),
         )
+
+
+def test_compose_web_would_start() -> None:
+    """The web service passes the web process's own deployed start-up check."""
+    from pull.web.config import WebSettings
+    from pull.web.config import startup_refusal as web_refusal
+
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    env: dict[str, str] = {}
+    for name, value in compose["services"]["web"]["environment"].items():
+        default = re.fullmatch(r"\$\{\w+:-(.*)\}", str(value))
+        env[name] = default.group(1) if default else str(value)
+    settings = WebSettings(**env)  # type: ignore[arg-type]
+    assert settings.deployed
+    assert web_refusal(settings) is None
 
 
 def make(*args: str) -> subprocess.CompletedProcess[str]:

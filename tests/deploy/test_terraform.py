@@ -274,3 +274,28 @@ def test_cloud_run_deploys_mount_every_terraform_secret() -> None:
     assert found is not None
     pairs = dict(item.split("=", 1) for item in found.group(1).split(","))
     assert pairs == {k: f"pull-production-{v}:latest" for k, v in secrets.items()}
+
+
+def test_web_service_gets_only_the_api_url_and_its_cookie_key() -> None:
+    """`pull web` is a client of the API: its Cloud Run service has port 3000 and probes, its
+    own Secret Manager secret (the ESO path of deploy/kubernetes reads the same id), and none of
+    the API's secrets or network access."""
+    res = resources()
+    web = res["google_cloud_run_v2_service.web"]
+    container = _container(web)
+    assert container["ports"][0]["container_port"] == 3000
+    assert container["liveness_probe"][0]["http_get"][0]["path"] == "/health/live"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["WEB_API_URL"]["value"] == "${google_cloud_run_v2_service.api.uri}"
+    ref = env["WEB_SESSION_SECRET"]["value_source"][0]["secret_key_ref"][0]
+    assert ref["secret"] == "${google_secret_manager_secret.web_session.secret_id}"
+    assert "dynamic" not in container  # none of local.secrets
+    assert "vpc_access" not in web["template"][0]
+    assert "template[0].containers[0].image" in str(web["lifecycle"])
+    secret = res["google_secret_manager_secret.web_session"]
+    assert secret["secret_id"] == "${local.name_prefix}-web-session-secret"
+    eso = (TERRAFORM.parent / "kubernetes" / "external-secrets.yaml").read_text()
+    assert "pull-production-web-session-secret" in eso
+    readers = res["google_secret_manager_secret_iam_member.web_session"]["for_each"]
+    assert "google_service_account.web.email" in str(readers)
+    assert "google_service_account.api" not in str(readers)

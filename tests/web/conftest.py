@@ -87,6 +87,7 @@ def web_stack(request: pytest.FixtureRequest) -> Iterator[WebStack]:
         yield WebStack(web=deployed.rstrip("/"), api=os.environ.get("PULL_WEB_API_URL", ""))
         return
     services: Services = request.getfixturevalue("services")
+    matrix = request.getfixturevalue("matrix")  # the messages pages talk to a real Synapse
     database_url = create_scratch_database(services, "pull_web")
     api_port, web_port, metrics = free_port(), free_port(), free_port()
     api, web = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{web_port}"
@@ -107,8 +108,17 @@ def web_stack(request: pytest.FixtureRequest) -> Iterator[WebStack]:
         WEB_PORT=str(web_port),
         WEB_HOST="127.0.0.1",
         WEB_API_URL=api,
+        # a customer's first messaging call provisions their Matrix account (Synapse hashes its
+        # password): seconds on a loaded machine, more than the production 10 s budget
+        WEB_API_TIMEOUT_SECONDS="60",
         ARGON2_TIME_COST="1",
         ARGON2_MEMORY_COST="1024",
+        # Mail: the sandbox's hosted auth returns to the web app, which hands the code to the API
+        EMAIL_CALLBACK_URL=f"{web}/mail/callback",
+        EMAIL_WEBHOOK_BASE_URL=api,
+        EMAIL_SANDBOX_DELAY_SECONDS="0.3",
+        MATRIX_HOMESERVER_URL=matrix.url,
+        MATRIX_REGISTRATION_SHARED_SECRET=matrix.shared_secret,
     )
     stack = WebStack(web=web, api=api, env=env)
     stack.pull("seed")

@@ -15,6 +15,7 @@ redis_memory_size_gb = 5
 # (pushed by commit tag to the immutable Artifact Registry repo) and Terraform ignores them.
 api_image         = "us-docker.pkg.dev/cloudrun/container/hello:latest"
 worker_image      = "us-docker.pkg.dev/cloudrun/container/hello:latest"
+web_image         = "us-docker.pkg.dev/cloudrun/container/hello:latest"
 api_cpu           = "2"
 api_memory        = "2Gi"
 api_min_instances = 2

@@ -15,6 +15,7 @@ redis_memory_size_gb = 1
 # (pushed by commit tag to the immutable Artifact Registry repo) and Terraform ignores them.
 api_image         = "us-docker.pkg.dev/cloudrun/container/hello:latest"
 worker_image      = "us-docker.pkg.dev/cloudrun/container/hello:latest"
+web_image         = "us-docker.pkg.dev/cloudrun/container/hello:latest"
 api_cpu           = "1"
 api_memory        = "1Gi"
 api_min_instances = 0

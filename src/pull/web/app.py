@@ -28,18 +28,18 @@ IN_PROGRESS = Gauge("web_requests_in_progress", "Pages being answered")
 UNQUIET = ("/health", "/health/live", "/health/ready", "/metrics")
 
 
-def _csp(settings: WebSettings) -> str:
-    connect = "'self'" + (f" {settings.stream_url}" if settings.stream_url else "")
+def _csp() -> str:
+    """The live stream is same-origin (`/stream`), so nothing beyond 'self' is needed."""
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src {connect}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     )
 
 
 def create_web_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or get_web_settings()
     codec = SessionCodec(settings.fernet_key(), settings.session_max_age_seconds)
-    csp = _csp(settings)
+    csp = _csp()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -106,7 +106,10 @@ class Api:
         params: dict[str, Any] | None = None,
         idempotent: bool = False,
         user_agent: str | None = None,
+        raw: bool = False,
     ) -> Any:
+        """The decoded answer (JSON, text or None); with `raw`, the httpx.Response itself
+        (files: statements, charts)."""
         headers: dict[str, str] = {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -128,6 +131,8 @@ class Api:
             API_LATENCY.labels(method, status).observe(time.perf_counter() - started)
         if r.status_code >= 400:
             raise _error(r)
+        if raw:
+            return r
         if not r.content:
             return None
         if r.headers.get("content-type", "").startswith("application/json"):

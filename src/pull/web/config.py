@@ -31,8 +31,6 @@ class WebSettings(BaseSettings):
     # Forward the browser's address to the API as X-Forwarded-For (the API trusts it only with
     # TRUST_PROXY); behind an ingress, the first X-Forwarded-For address the web process got
     trust_proxy: bool = Field(False, alias="TRUST_PROXY")
-    # The realtime stream the browser connects to (empty: pages poll with htmx instead)
-    stream_url: str = Field("", alias="WEB_STREAM_URL")
     log_level: str = Field("info", alias="LOG_LEVEL")
 
     @property

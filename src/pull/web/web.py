@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +41,7 @@ class Page:
         self.session: Session = request.state.session
         self.api: Api = request.app.state.api
         self.settings: WebSettings = request.app.state.settings
+        self._refreshing = asyncio.Lock()
 
     @property
     def client_ip(self) -> str:
@@ -57,16 +60,35 @@ class Page:
             raise LoginRequired(self.request.url.path)
 
     async def call(self, method: str, path: str, **kw: Any) -> Any:
-        """Call the API as this user; an expired access token is refreshed once."""
+        """Call the API as this user; an expired access token is refreshed once, even when
+        several calls of one page (`gather`) see the 401 together: a refresh token is single-use,
+        so only the first of them refreshes and the others retry with the new access token."""
+        used = self.session.access
         try:
             return await self._call(method, path, **kw)
         except ApiError as exc:
             if exc.status != 401 or not self.session.refresh:
                 raise
-            if not await self._refresh():
-                self.session.sign_out()
+            async with self._refreshing:
+                if self.session.access == used and not await self._refresh():
+                    self.session.sign_out()
+                    raise LoginRequired(self.request.url.path) from exc
+            if not self.session.signed_in:
                 raise LoginRequired(self.request.url.path) from exc
             return await self._call(method, path, **kw)
+
+    async def gather(self, *calls: Awaitable[Any]) -> list[Any]:
+        """Run a page's independent API calls at once: a page's time is its slowest call, not
+        the sum of them (pages make four to six)."""
+        return list(await asyncio.gather(*calls))
+
+    @staticmethod
+    async def optional(call: Awaitable[Any]) -> Any:
+        """A call whose failure leaves only its part of the page empty (None)."""
+        try:
+            return await call
+        except ApiError:
+            return None
 
     async def anon(self, method: str, path: str, **kw: Any) -> Any:
         """Call the API without the user's token (sign-up, login, public pages)."""
@@ -87,6 +109,11 @@ class Page:
             user_agent=self.request.headers.get("user-agent"),
             **kw,
         )
+
+    async def refresh_once(self) -> bool:
+        """Refresh the access token (for callers outside `call`, such as the stream relay)."""
+        async with self._refreshing:
+            return await self._refresh()
 
     async def _refresh(self) -> bool:
         try:
@@ -115,7 +142,6 @@ class Page:
             user=self.session.user,
             flashes=self.session.take_flash() if not self.htmx else [],
             path=self.request.url.path,
-            stream_url=self.settings.stream_url,
         )
         return TEMPLATES.TemplateResponse(self.request, template, ctx, status_code=status_code)
 

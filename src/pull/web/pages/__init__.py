@@ -11,12 +11,32 @@ def register(app: FastAPI) -> None:
         admin,
         auth,
         funding,
+        live,
+        mail,
         markets,
+        messages,
+        notifications,
+        portfolio,
         rewards,
         rwa,
         settings,
         stocks,
     )
 
-    for module in (auth, account, funding, markets, rewards, rwa, stocks, settings, admin):
+    for module in (
+        auth,
+        account,
+        funding,
+        markets,
+        portfolio,
+        rewards,
+        rwa,
+        stocks,
+        mail,
+        messages,
+        notifications,
+        settings,
+        admin,
+        live,
+    ):
         app.include_router(module.router)

@@ -28,10 +28,12 @@ async def account(request: Request) -> Response:
     """The checklist from sign-up to the first trade, each step linking to its page."""
     page = Page(request)
     page.require_login()
-    me = await _me(page)
-    kyc = await page.call("GET", "/api/v1/kyc/status")
-    banks = await page.call("GET", "/api/v1/funding/bank-accounts")
-    balance = await page.call("GET", "/api/v1/balance")
+    me, kyc, banks, balance = await page.gather(
+        _me(page),
+        page.call("GET", "/api/v1/kyc/status"),
+        page.call("GET", "/api/v1/funding/bank-accounts"),
+        page.call("GET", "/api/v1/balance"),
+    )
     steps = [
         ("Verify your email", me["email_verified"], "/account#verify-email"),
         ("Verify your phone", me["phone_verified"], "/account#verify-phone"),
@@ -94,8 +96,9 @@ async def kyc_page(request: Request) -> Response:
     page = Page(request)
     page.require_login()
     me = await _me(page)
-    kyc = await page.call("GET", "/api/v1/kyc/status")
-    limits = await page.call("GET", "/api/v1/kyc/limits")
+    kyc, limits = await page.gather(
+        page.call("GET", "/api/v1/kyc/status"), page.call("GET", "/api/v1/kyc/limits")
+    )
     return page.render(
         "account/kyc.html", me=me, kyc=kyc, limits=limits, tiers=TIERS, title="Identity", form={}
     )
@@ -137,8 +140,9 @@ async def kyc_start(request: Request) -> Response:
         await page.call("POST", "/api/v1/kyc/start", json=body)
     except ApiError as exc:
         me = await _me(page)
-        kyc = await page.call("GET", "/api/v1/kyc/status")
-        limits = await page.call("GET", "/api/v1/kyc/limits")
+        kyc, limits = await page.gather(
+            page.call("GET", "/api/v1/kyc/status"), page.call("GET", "/api/v1/kyc/limits")
+        )
         return page.render(
             "account/kyc.html",
             status_code=400,

@@ -191,9 +191,9 @@ async def rwa(request: Request) -> Response:
     page = Page(request)
     _operator(page)
     assets = (await page.call("GET", "/api/v1/rwa/assets", params={"limit": 50}))["items"]
-    details = []
-    for a in assets[:20]:
-        details.append(await page.call("GET", f"/api/v1/rwa/assets/{a['id']}"))
+    details = await page.gather(
+        *(page.call("GET", f"/api/v1/rwa/assets/{a['id']}") for a in assets[:20])
+    )
     return page.render("admin/rwa.html", assets=details, title="RWA offerings")
 
 

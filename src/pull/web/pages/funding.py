@@ -28,10 +28,13 @@ def to_cents(text: str) -> int | None:
 
 
 async def _history(page: Page) -> dict[str, Any]:
-    deposits = (await page.call("GET", "/api/v1/funding/deposits", params={"limit": 10}))["items"]
-    withdrawals = (await page.call("GET", "/api/v1/funding/withdrawals", params={"limit": 10}))[
-        "items"
-    ]
+    deposits, withdrawals = (
+        r["items"]
+        for r in await page.gather(
+            page.call("GET", "/api/v1/funding/deposits", params={"limit": 10}),
+            page.call("GET", "/api/v1/funding/withdrawals", params={"limit": 10}),
+        )
+    )
     pending = any(x["status"] not in DONE for x in deposits + withdrawals)
     return {"deposits": deposits, "withdrawals": withdrawals, "pending": pending}
 
@@ -40,10 +43,13 @@ async def _history(page: Page) -> dict[str, Any]:
 async def funds(request: Request) -> Response:
     page = Page(request)
     page.require_login()
-    balance = await page.call("GET", "/api/v1/balance")
-    banks = (await page.call("GET", "/api/v1/funding/bank-accounts"))["items"]
+    balance, banks, transfers = await page.gather(
+        page.call("GET", "/api/v1/balance"),
+        page.call("GET", "/api/v1/funding/bank-accounts"),
+        _history(page),
+    )
     return page.render(
-        "funds/index.html", balance=balance, banks=banks, title="Funds", **(await _history(page))
+        "funds/index.html", balance=balance, banks=banks["items"], title="Funds", **transfers
     )
 
 
@@ -52,8 +58,8 @@ async def history(request: Request) -> Response:
     """The transfers table alone (htmx polls it while a transfer is moving)."""
     page = Page(request)
     page.require_login()
-    balance = await page.call("GET", "/api/v1/balance")
-    return page.render("funds/_history.html", balance=balance, **(await _history(page)))
+    balance, transfers = await page.gather(page.call("GET", "/api/v1/balance"), _history(page))
+    return page.render("funds/_history.html", balance=balance, **transfers)
 
 
 @router.get("/funds/link")

@@ -24,19 +24,21 @@ async def markets(
 ) -> Response:
     page = Page(request)
     page.require_login()
-    series = await page.call("GET", "/api/v1/series")
-    categories = sorted({s["category"] for s in series if s.get("category")})
-    found = await page.call(
-        "GET",
-        "/api/v1/markets",
-        params={
-            "q": q.strip(),
-            "category": category,
-            "status": status if status != "all" else None,
-            "cursor": cursor,
-            "limit": 30,
-        },
+    series, found = await page.gather(
+        page.call("GET", "/api/v1/series"),
+        page.call(
+            "GET",
+            "/api/v1/markets",
+            params={
+                "q": q.strip(),
+                "category": category,
+                "status": status if status != "all" else None,
+                "cursor": cursor,
+                "limit": 30,
+            },
+        ),
     )
+    categories = sorted({s["category"] for s in series if s.get("category")})
     template = "markets/_list.html" if page.htmx else "markets/index.html"
     return page.render(
         template,
@@ -68,21 +70,22 @@ def _ladder(book: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
 async def market(request: Request, ticker: str, range: str = "6h") -> Response:
     page = Page(request)
     page.require_login()
-    m = await page.call("GET", f"/api/v1/markets/{ticker}")
-    book = await _book(page, ticker)
     span, interval = RANGES.get(range, RANGES["6h"])
     now = int(time.time())
-    try:
-        candles = await page.call(
-            "GET",
-            f"/api/v1/markets/{ticker}/candlesticks",
-            params={"start_ts": now - span, "end_ts": now, "period_interval": interval},
-        )
-        chart = price_chart(candles["candlesticks"])
-    except ApiError:
-        chart = price_chart([])
-    positions = await page.call("GET", "/api/v1/positions", params={"ticker": ticker})
-    fills = await page.call("GET", "/api/v1/fills", params={"ticker": ticker, "limit": 10})
+    m, book, candles, positions, fills = await page.gather(
+        page.call("GET", f"/api/v1/markets/{ticker}"),
+        _book(page, ticker),
+        page.optional(
+            page.call(
+                "GET",
+                f"/api/v1/markets/{ticker}/candlesticks",
+                params={"start_ts": now - span, "end_ts": now, "period_interval": interval},
+            )
+        ),
+        page.call("GET", "/api/v1/positions", params={"ticker": ticker}),
+        page.call("GET", "/api/v1/fills", params={"ticker": ticker, "limit": 10}),
+    )
+    chart = price_chart(candles["candlesticks"] if candles else [])
     return page.render(
         "markets/market.html",
         m=m,
@@ -100,8 +103,8 @@ async def market(request: Request, ticker: str, range: str = "6h") -> Response:
 async def book_fragment(request: Request, ticker: str) -> Response:
     page = Page(request)
     page.require_login()
-    m = await page.call("GET", f"/api/v1/markets/{ticker}")
-    return page.render("markets/_book.html", m=m, ladder=_ladder(await _book(page, ticker)))
+    m, book = await page.gather(page.call("GET", f"/api/v1/markets/{ticker}"), _book(page, ticker))
+    return page.render("markets/_book.html", m=m, ladder=_ladder(book))
 
 
 def _order_fields(form: dict[str, str]) -> tuple[str, str, int, int | None, str]:
@@ -183,10 +186,12 @@ async def place(request: Request, ticker: str) -> Response:
 async def orders(request: Request, status: str = "") -> Response:
     page = Page(request)
     page.require_login()
-    found = await page.call("GET", "/api/v1/orders", params={"status": status or None, "limit": 50})
-    fills = await page.call("GET", "/api/v1/fills", params={"limit": 50})
-    positions = await page.call("GET", "/api/v1/positions", params={"limit": 50})
-    settlements = await page.call("GET", "/api/v1/settlements", params={"limit": 20})
+    found, fills, positions, settlements = await page.gather(
+        page.call("GET", "/api/v1/orders", params={"status": status or None, "limit": 50}),
+        page.call("GET", "/api/v1/fills", params={"limit": 50}),
+        page.call("GET", "/api/v1/positions", params={"limit": 50}),
+        page.call("GET", "/api/v1/settlements", params={"limit": 20}),
+    )
     return page.render(
         "markets/orders.html",
         orders=found["items"],

@@ -15,19 +15,16 @@ router = APIRouter(include_in_schema=False)
 async def rewards(request: Request, period: str = "monthly") -> Response:
     page = Page(request)
     page.require_login()
-    balance = await page.call("GET", "/api/v1/rewards/balance")
-    catalog = (await page.call("GET", "/api/v1/rewards/catalog"))["items"]
-    history = (await page.call("GET", "/api/v1/rewards/history", params={"limit": 10}))["items"]
-    redemptions = (await page.call("GET", "/api/v1/rewards/redemptions", params={"limit": 5}))[
-        "items"
-    ]
-    try:
-        board = await page.call(
-            "GET", "/api/v1/rewards/leaderboard", params={"period": period, "limit": 10}
-        )
-    except ApiError:
-        board = None
-    referrals = await page.call("GET", "/api/v1/rewards/referrals")
+    balance, catalog, history, redemptions, board, referrals = await page.gather(
+        page.call("GET", "/api/v1/rewards/balance"),
+        page.call("GET", "/api/v1/rewards/catalog"),
+        page.call("GET", "/api/v1/rewards/history", params={"limit": 10}),
+        page.call("GET", "/api/v1/rewards/redemptions", params={"limit": 5}),
+        page.optional(
+            page.call("GET", "/api/v1/rewards/leaderboard", params={"period": period, "limit": 10})
+        ),
+        page.call("GET", "/api/v1/rewards/referrals"),
+    )
     progress = None
     if balance.get("points_to_next_tier"):
         have = balance["qualifying_points"]
@@ -35,9 +32,9 @@ async def rewards(request: Request, period: str = "monthly") -> Response:
     return page.render(
         "rewards.html",
         balance=balance,
-        catalog=catalog,
-        history=history,
-        redemptions=redemptions,
+        catalog=catalog["items"],
+        history=history["items"],
+        redemptions=redemptions["items"],
         board=board,
         period=period,
         referrals=referrals,

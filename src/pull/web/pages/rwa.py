@@ -46,22 +46,17 @@ async def collectibles(request: Request, q: str = "") -> Response:
 async def asset(request: Request, asset_id: str) -> Response:
     page = Page(request)
     page.require_login()
-    a = await page.call("GET", f"/api/v1/rwa/assets/{asset_id}")
-    book = await page.call("GET", f"/api/v1/rwa/assets/{asset_id}/orderbook", params={"depth": 10})
-    trades = (
-        await page.call("GET", f"/api/v1/rwa/assets/{asset_id}/trades", params={"limit": 10})
-    )["items"]
-    buyouts = await page.call("GET", f"/api/v1/rwa/assets/{asset_id}/buyouts")
-    orders = (
-        await page.call("GET", "/api/v1/rwa/orders", params={"asset_id": asset_id, "limit": 20})
-    )["items"]
+    a, book, trades, buyouts, orders, ownership = await page.gather(
+        page.call("GET", f"/api/v1/rwa/assets/{asset_id}"),
+        page.call("GET", f"/api/v1/rwa/assets/{asset_id}/orderbook", params={"depth": 10}),
+        page.call("GET", f"/api/v1/rwa/assets/{asset_id}/trades", params={"limit": 10}),
+        page.call("GET", f"/api/v1/rwa/assets/{asset_id}/buyouts"),
+        page.call("GET", "/api/v1/rwa/orders", params={"asset_id": asset_id, "limit": 20}),
+        page.call("GET", "/api/v1/rwa/ownership"),
+    )
+    trades, orders = trades["items"], orders["items"]
     holding: dict[str, Any] | None = next(
-        (
-            h
-            for h in (await page.call("GET", "/api/v1/rwa/ownership"))["items"]
-            if h["asset_id"] == asset_id
-        ),
-        None,
+        (h for h in ownership["items"] if h["asset_id"] == asset_id), None
     )
     offering = next((o for o in a.get("offerings", []) if o["status"] == "open"), None)
     return page.render(

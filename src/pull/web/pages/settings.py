@@ -14,10 +14,13 @@ router = APIRouter(include_in_schema=False)
 
 
 async def _settings(page: Page, **extra: Any) -> Response:
-    me = await page.call("GET", "/api/auth/me")
+    me, keys, sessions = await page.gather(
+        page.call("GET", "/api/auth/me"),
+        page.call("GET", "/api/v1/api-keys"),
+        page.call("GET", "/api/auth/sessions"),
+    )
     page.session.remember(me)
-    keys = (await page.call("GET", "/api/v1/api-keys"))["items"]
-    sessions = await page.call("GET", "/api/auth/sessions")
+    keys = keys["items"]
     sessions = sessions.get("items", sessions) if isinstance(sessions, dict) else sessions
     return page.render(
         "settings.html", me=me, keys=keys, sessions=sessions, title="Settings", **extra
