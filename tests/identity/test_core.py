@@ -14,6 +14,7 @@ from pull.config import Settings
 from pull.identity import service
 from pull.identity.deps import ActiveUser, AdminUser, CurrentUser
 from pull.identity.service import REFERRAL_ALPHABET
+from pull.kit.db import commit as db_commit
 from tests.conftest import (
     AppRunner,
     Services,
@@ -330,7 +331,10 @@ async def test_admin_dependency(services: Services, settings: Settings) -> None:
         maker = app.state.sessionmaker
         async with maker() as s:
             await service.set_role(session=s, user_id=uuid.UUID(str(reg["id"])), role="admin")
-            await s.commit()
+            # the unit of work's own commit: its before-commit hook tells every process's auth
+            # cache before the change commits (a bare session.commit() tells them only after,
+            # from a task, so the next request could still be answered from the cache)
+            await db_commit(s)
         # An admin without two-factor authentication is refused until it is on.
         r = await c.get("/test/admin", headers=reg["headers"])
         assert r.status_code == 403
