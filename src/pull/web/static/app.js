@@ -1,5 +1,5 @@
 // PULL web: the little script there is. Pages work without it (forms post, htmx polls the
-// ladder every 10 s).
+// ladder every 3 s).
 //
 // The same-origin live stream (/stream, the API's Server-Sent Events for this session) is
 // served and tested, but this page script does not open it yet: with an EventSource open on
