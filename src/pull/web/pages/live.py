@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -23,20 +23,18 @@ router = APIRouter(include_in_schema=False)
 _MARKETS = re.compile(r"^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64}){0,15}$")
 
 
-async def _open(page: Page, markets: str) -> httpx.Response:
-    http = page.api.http
-    request = http.build_request(
-        "GET",
-        "/api/v1/stream",
+async def _open(page: Page, markets: str) -> aiohttp.ClientResponse:
+    return await page.api.http.get(
+        page.api.base_url + "/api/v1/stream",
         params={"markets": markets} if markets else None,
         headers={
             "Accept": "text/event-stream",
             "Authorization": f"Bearer {page.session.access}",
             "X-Forwarded-For": page.client_ip,
         },
-        timeout=httpx.Timeout(10.0, read=None),  # the API pings every 15 s
+        # No overall deadline: the stream lasts as long as the page; the API pings every 15 s.
+        timeout=aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=None),
     )
-    return await http.send(request, stream=True)
 
 
 @router.get("/stream")
@@ -46,25 +44,29 @@ async def stream(request: Request, markets: str = "") -> Response:
         return Response(status_code=401)
     if markets and not _MARKETS.match(markets):
         return Response("markets: up to 16 tickers, comma-separated", status_code=400)
-    upstream = await _open(page, markets)
-    if upstream.status_code == 401 and page.session.refresh:
-        await upstream.aclose()
-        if not await page.refresh_once():
-            return Response(status_code=401)
+    try:
         upstream = await _open(page, markets)
-    if upstream.status_code != 200:
-        await upstream.aclose()
+        if upstream.status == 401 and page.session.refresh:
+            upstream.release()
+            if not await page.refresh_once():
+                return Response(status_code=401)
+            upstream = await _open(page, markets)
+    except (aiohttp.ClientError, TimeoutError):
+        return Response(status_code=503)
+    if upstream.status != 200:
+        status = upstream.status
+        upstream.release()
         # EventSource retries on its own; 204 tells it to stop (no stream for this session).
-        return Response(status_code=204 if upstream.status_code in (401, 403) else 503)
+        return Response(status_code=204 if status in (401, 403) else 503)
 
     async def relay() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in upstream.content.iter_any():
                 yield chunk
-        except httpx.HTTPError:
+        except (aiohttp.ClientError, TimeoutError):
             return
         finally:
-            await upstream.aclose()
+            upstream.close()
 
     return StreamingResponse(
         relay(),
