@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pull.analytics import relay, warehouse
+from pull.analytics import chschema, relay, warehouse
 from pull.analytics.client import Target, Warehouse, target_for
 from pull.analytics.errors import AnalyticsUnavailable
 from pull.analytics.normalize import COLUMNS, TYPES, EventColumns
@@ -81,12 +81,16 @@ async def test_a_relay_reads_and_writes_through_the_owner(
         batch.add(f"t:{i}", "signed_up", "outbox", "t", f"u{i}", "", now, 0, 0, 0, "", "", "", "{}")
     other.insert("events", batch.columns(now), COLUMNS, column_oriented=True, types=TYPES)
     assert warehouse.count_events(wh) == 3
+    # an outbox batch as the ingester sends it: its raw row and its sign-up
+    line = b'9\t%d\t%s\t{"user_id": "u9"}\n' % (now, b"identity.user_registered".hex().encode())
+    other.insert_raw("outbox_in", line, chschema.OUTBOX_IN_COLUMNS)
+    assert warehouse.count_events(wh) == 5
     today = dt.datetime.now(dt.UTC).date()
     assert other.rows(
         f"SELECT toDate(ts), count() FROM {wh.database}.events "
         "WHERE toDate(ts) = {d:Date} GROUP BY 1",
         {"d": today},
-    ) == [(today, 3)]
+    ) == [(today, 5)]
     assert warehouse.daily_facts(other, today, today) == warehouse.daily_facts(wh, today, today)
     with pytest.raises(relay.RemoteError):
         other.rows("SELECT no_such_column FROM system.one")

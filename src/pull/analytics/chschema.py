@@ -48,6 +48,142 @@ _FUNNEL_SELECT = (
     + ") AND source IN ('outbox', 'backfill') AND user_id != '') GROUP BY uid"
 )
 
+
+# --- migration 5: ClickHouse turns outbox and inbox rows into `events` rows -----------------
+# The ingester hands ClickHouse PostgreSQL's COPY output as it is (TabSeparated) into two Null
+# tables; materialized views parse the JSON and write the raw row and the business facts
+# (the rules of normalize.from_outbox, which tests check these views against).
+OUTBOX_IN_COLUMNS = ("id", "ts_ms", "topic_hex", "payload")
+INBOX_IN_COLUMNS = ("id", "message_id", "kind", "payload", "received_ms")
+
+
+# Each JSON document is parsed once: its top-level fields become a Map of their raw JSON
+# texts (a missing field is ''), and the fields are read from those short texts.
+_FIELDS = "CAST(JSONExtractKeysAndValuesRaw({}), 'Map(String, String)')"
+
+
+def _text(raw: str) -> str:
+    """normalize._text in SQL, of a field's raw JSON: a string as it is, a non-zero integer as
+    its digits, else ''."""
+    return (
+        f"multiIf(startsWith({raw}, '\"'), JSONExtractString({raw}), "
+        f"match({raw}, '^-?[0-9]+$') AND {raw} != '0', {raw}, '')"
+    )
+
+
+def _int(raw: str) -> str:
+    """normalize._int in SQL, of a field's raw JSON: an integer, a boolean as 0/1, a string
+    of digits, else 0."""
+    return (
+        f"multiIf(match({raw}, '^-?[0-9]+$'), toInt64OrZero({raw}), {raw} = 'true', toInt64(1), "
+        f"startsWith({raw}, '\"') AND match(JSONExtractString({raw}), '^-?[0-9]{{{{1,18}}}}$'), "
+        f"toInt64OrZero(JSONExtractString({raw})), toInt64(0))"
+    )
+
+
+def _row(
+    event_id: str,
+    event: str,
+    user: str,
+    amount: str = "0",
+    fee: str = "0",
+    contracts: str = "0",
+    product: str = "''",
+    market: str = "''",
+    role: str = "''",
+    properties: str = "'{{}}'",
+) -> str:
+    """One `events` row of the outbox view as a tuple (the view arrayJoins a list of them)."""
+    return (
+        f"tuple({event_id}, toString({event}), {user}, toInt64({amount}), toInt64({fee}), "
+        f"toInt64({contracts}), toString({product}), {market}, toString({role}), {properties})"
+    )
+
+
+_IDENTITY_NAME = (
+    "multiIf(topic = 'identity.user_registered', 'signed_up', "
+    "topic = 'identity.email_verified', 'email_verified', 'phone_verified')"
+)
+_KYC = (
+    "user != '' AND (topic = 'kyc.approved' OR (topic = 'kyc.tier_changed' "
+    "AND m['from'] = '\"none\"' AND m['to'] NOT IN ('', 'null', '\"none\"')))"
+)
+# per fill: (its fields, whether it is an object, its index)
+_FILL_COUNT = _int("fm['count']")
+_FILL_PRICE = _int("fm['yes_price']")
+_TRADE_COMMON = (
+    "concat('{{\"side\": ', toJSONString(side), ', \"action\": ', "
+    "if(mapContains(m, 'action'), m['action'], 'null'), "
+    f"', \"yes_price\": ', toString({_FILL_PRICE}), '}}}}')"
+)
+_TRADE_ROWS = (
+    "arrayFlatten(arrayMap((fm, obj, n) -> if(obj, ["
+    + _row(
+        "concat('trade:', toString(id), ':', toString(n), ':taker')", "'trade'", "user",
+        amount=f"({_FILL_COUNT}) * if(side = 'yes', {_FILL_PRICE}, 100 - {_FILL_PRICE})",
+        fee=_int("fm['taker_fee']"), contracts=_FILL_COUNT, product="'exchange'",
+        market="ticker", role="'taker'", properties=_TRADE_COMMON,
+    ) + ", " + _row(
+        "concat('trade:', toString(id), ':', toString(n), ':maker')", "'trade'",
+        _text("fm['maker_user_id']"), fee=_int("fm['maker_fee']"), contracts=_FILL_COUNT,
+        product="'exchange'", market="ticker", role="'maker'", properties=_TRADE_COMMON,
+    ) + "], []), "
+    "arrayMap(f -> if(startsWith(f, '{{'), " + _FIELDS.format("f") + ", map()), fills), "
+    "arrayMap(f -> startsWith(f, '{{'), fills), range(length(fills))))"
+)  # fmt: skip
+_FACTS = (
+    "multiIf("
+    "topic IN ('identity.user_registered', 'identity.email_verified', 'identity.phone_verified')"
+    " AND user != '', [" + _row(f"concat({_IDENTITY_NAME}, ':', user)", _IDENTITY_NAME, "user")
+    + "], " + _KYC + ", [" + _row(
+        "concat('kyc_approved:', user)", "'kyc_approved'", "user",
+        properties="concat('{{\"tier\": ', toJSONString(if(" + _text("m['tier']") + " != '', "
+        + _text("m['tier']") + ", " + _text("m['to']") + ")), '}}')",
+    ) + "], topic = 'funding.deposit_settled' AND " + _text("m['deposit_id']") + " != '', ["
+    + _row(
+        "concat('deposit_settled:', " + _text("m['deposit_id']") + ")", "'deposit_settled'",
+        "user", amount=_int("m['amount']"), product="'funding'",
+    ) + "], topic = 'funding.withdrawal_completed' AND " + _text("m['withdrawal_id']")
+    + " != '', [" + _row(
+        "concat('withdrawal_completed:', " + _text("m['withdrawal_id']") + ")",
+        "'withdrawal_completed'", "user", amount=_int("m['amount']"), fee=_int("m['fee']"),
+        product="'funding'",
+    ) + "], topic = 'exchange.trade', " + _TRADE_ROWS + ", [])"
+)  # fmt: skip
+_OUTBOX_VIEW = (
+    "SELECT r.1 AS event_id, r.2 AS event, 'outbox' AS source, topic, r.3 AS user_id, "  # noqa: S608 - constants only
+    "'' AS anonymous_id, fromUnixTimestamp64Milli(ts_ms, 'UTC') AS ts, r.4 AS amount_cents, "
+    "r.5 AS fee_cents, r.6 AS contracts, r.7 AS product, r.8 AS market, r.9 AS role, "
+    "r.10 AS properties, now64(3, 'UTC') AS ingested_at, "
+    "toUInt64(4611686018427387904 - ts_ms) AS ver "
+    "FROM (SELECT ts_ms, topic, arrayJoin(arrayConcat(["
+    + _row("concat('outbox:', toString(id))", "topic", "user", properties="j")
+    + "], " + _FACTS + ")) AS r FROM ("
+    "SELECT id, ts_ms, topic, j, m, " + _text("m['user_id']") + " AS user, "
+    + _text("m['ticker']") + " AS ticker, "
+    "if(" + _text("m['side']") + " != '', " + _text("m['side']") + ", 'yes') AS side, "
+    "if(topic = 'exchange.trade', JSONExtractArrayRaw(m['fills']), []) AS fills "
+    "FROM (SELECT id, ts_ms, unhex(topic_hex) AS topic, "
+    "if(startsWith(payload, '{{'), payload, concat('{{\"value\": ', payload, '}}')) AS j, "
+    + _FIELDS.format("j") + " AS m FROM {db}.outbox_in)))"
+)  # fmt: skip
+_INBOX_SELECT = (
+    "SELECT concat('m:', message_id) AS event_id, "  # noqa: S608 - constants only
+    "if(kind = 'identify', 'identify', " + _text("m['event']") + ") AS event, "
+    "if(kind = 'identify', 'identify', 'track') AS source, source AS topic, "
+    + _text("m['user_id']") + " AS user_id, " + _text("m['anonymous_id']") + " AS anonymous_id, "
+    "coalesce(parseDateTime64BestEffortOrNull(JSONExtractString(m['timestamp']), 3, 'UTC'), "
+    "fromUnixTimestamp64Milli(received_ms, 'UTC')) AS ts, "
+    "toInt64(0) AS amount_cents, toInt64(0) AS fee_cents, toInt64(0) AS contracts, "
+    "'' AS product, '' AS market, '' AS role, "
+    "if(startsWith(m[if(kind = 'identify', 'traits', 'properties')], '{{'), "
+    "m[if(kind = 'identify', 'traits', 'properties')], '{{}}') AS properties, "
+    "now64(3, 'UTC') AS ingested_at, "
+    "toUInt64(4611686018427387904 - toUnixTimestamp64Milli(ts)) AS ver, kind "
+    "FROM (SELECT *, " + _FIELDS.format("payload") + " AS m FROM {db}.inbox_in)"
+)  # fmt: skip
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -143,6 +279,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.user_funnel_mv TO {db}.user_funnel AS "
             + _FUNNEL_SELECT,
             "INSERT INTO {db}.user_funnel " + _FUNNEL_SELECT,
+        ),
+    ),
+    Migration(
+        5,
+        "ingest_views",
+        (
+            # what the ingester inserts: PostgreSQL's COPY output, nothing stored (Null)
+            "CREATE TABLE IF NOT EXISTS {db}.outbox_in (id UInt64, ts_ms Int64, "
+            "topic_hex String, payload String) ENGINE = Null",
+            "CREATE TABLE IF NOT EXISTS {db}.inbox_in (id UInt64, message_id String, "
+            "kind String, payload String, received_ms Int64) ENGINE = Null",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.outbox_in_mv TO {db}.events AS "
+            + _OUTBOX_VIEW,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.inbox_in_mv TO {db}.events AS "  # noqa: S608
+            "SELECT * EXCEPT kind FROM (" + _INBOX_SELECT + ")",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.inbox_identities_mv TO {db}.identities "  # noqa: S608
+            "AS SELECT anonymous_id, user_id, ts, ingested_at FROM (" + _INBOX_SELECT + ") "
+            "WHERE kind = 'identify' AND user_id != '' AND anonymous_id != ''",
         ),
     ),
 )

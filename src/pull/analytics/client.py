@@ -46,6 +46,9 @@ class Warehouse(Protocol):
         """`rows` are rows, or with `column_oriented` one sequence per column; `types` (the
         columns' ClickHouse types) spares the client a DESCRIBE of the table per insert."""
 
+    def insert_raw(self, table: str, data: bytes, columns: Sequence[str]) -> None:
+        """Rows as TabSeparated text (PostgreSQL's COPY text format), parsed by ClickHouse."""
+
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
     def close(self) -> None: ...
@@ -152,6 +155,17 @@ class ConnectWarehouse:
                 column_names=list(columns),
                 column_type_names=list(types) if types is not None else None,
                 column_oriented=column_oriented,
+            )
+
+    def insert_raw(self, table: str, data: bytes, columns: Sequence[str]) -> None:
+        if not data:
+            return
+        with self._lock:
+            self._client.raw_insert(
+                f"{self.database}.{table}",
+                column_names=list(columns),
+                insert_block=data,
+                fmt="TabSeparated",
             )
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

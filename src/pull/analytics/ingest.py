@@ -21,16 +21,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pull.analytics import chschema, warehouse
 from pull.analytics import repository as repo
-from pull.analytics import warehouse
 from pull.analytics.client import Warehouse, run
-from pull.analytics.normalize import EventColumns, client_rows, epoch_ms
+from pull.analytics.normalize import epoch_ms
+from pull.analytics.pii import clean_outbox_tsv
 from pull.config import Settings
 from pull.kit.db import utcnow
 
 log = logging.getLogger("pull.analytics")
 
 OUTBOX_CURSOR = "outbox"
+# batches of one pass: read the next from PostgreSQL while ClickHouse inserts the last
+PIPELINE_BATCHES = 8
 
 
 @dataclass
@@ -43,13 +46,54 @@ class PassResult:
         return self.outbox + self.inbox
 
 
-def outbox_columns(rows: Sequence[repo.RawOutbox]) -> EventColumns:
-    """The `events` rows of a batch of outbox events, column by column."""
-    batch = EventColumns()
-    add = batch.add_outbox
-    for r in rows:
-        add(r.id, r.topic, r.payload_json, r.ts_ms)
-    return batch
+class OutboxBatch:
+    """Outbox rows as PostgreSQL's COPY printed them (chschema.OUTBOX_IN_COLUMNS, one line
+    each, in id order). Only the first and last ids are read when the ids run without a hole
+    (the usual case); every id otherwise."""
+
+    __slots__ = ("count", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.count = data.count(b"\n")
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def first(self) -> int:
+        return int(self.data[: self.data.index(b"\t")])
+
+    def last(self) -> int:
+        start = self.data.rfind(b"\n", 0, len(self.data) - 1) + 1
+        return int(self.data[start : self.data.index(b"\t", start)])
+
+    def contiguous(self) -> bool:
+        return self.count > 0 and self.last() - self.first() + 1 == self.count
+
+    def ids(self) -> list[int]:
+        if self.contiguous():
+            return list(range(self.first(), self.last() + 1))
+        return [i for i, _ in self.ids_and_times()]
+
+    def ids_and_times(self) -> list[tuple[int, int]]:
+        """(id, created_at in epoch ms) of every row."""
+        if not self.count:
+            return []
+        fields = (line.split(b"\t", 2) for line in self.data[:-1].split(b"\n"))
+        return [(int(f[0]), int(f[1])) for f in fields]
+
+
+def send_outbox(wh: Warehouse, data: bytes) -> None:
+    """One insert of an outbox batch: personal data scrubbed from the text (pii), then
+    ClickHouse parses it and its views write the `events` rows (chschema migration 5)."""
+    if data:
+        wh.insert_raw("outbox_in", clean_outbox_tsv(data), chschema.OUTBOX_IN_COLUMNS)
+
+
+def send_inbox(wh: Warehouse, data: bytes) -> None:
+    """One insert of client events (scrubbed on arrival, service.accept_messages)."""
+    if data:
+        wh.insert_raw("inbox_in", data, chschema.INBOX_IN_COLUMNS)
 
 
 @dataclass
@@ -125,56 +169,92 @@ class Ingestor:
             await warehouse.ensure_schema(self.wh)
             self._schema_ready = True
 
-    async def ingest_outbox(self) -> int:
-        """One batch of outbox events; returns how many outbox rows were sent.
+    def _advance(self, high: int, gaps: list[Gap], fresh: OutboxBatch) -> tuple[int, list[Gap]]:
+        """The highest id sent and the open gaps after a batch of new rows."""
+        if not fresh or (fresh.contiguous() and fresh.first() == high + 1):
+            return (fresh.last() if fresh else high), gaps  # no hole: nothing to remember
+        gaps = list(gaps)
+        for i, ts_ms in fresh.ids_and_times():
+            if i > high + 1:
+                gaps.append(Gap(high + 1, i - 1, ts_ms))
+            high = i
+        return high, gaps
 
-        Per batch: one read of the new rows after the highest id sent, one read of the ids in
-        the open gaps (usually none), one insert, one cursor update. Nothing is read back from
-        ClickHouse: a row sent twice (a restart, two ingesters) is collapsed there by id."""
+    async def ingest_outbox(self) -> int:
+        """One pass over the outbox; returns how many outbox rows were sent.
+
+        A pass reads the rows committed in the open gaps (an index probe per gap, usually
+        none) and the new rows after the highest id sent, in batches: while ClickHouse inserts
+        one batch (in a thread: chDB and the HTTP client release the GIL), the next is read
+        from PostgreSQL, up to PIPELINE_BATCHES a pass; then one cursor update and the commit.
+        Nothing is read back from ClickHouse: a row sent twice (a failed pass, a restart, two
+        ingesters) is collapsed there by id, and this ingester's memory of what it sent
+        changes only once every insert of the pass has succeeded."""
         await self._ensure_schema()
+        sent = 0
         async with self.maker() as session, session.begin():
             if not await repo.try_lock(session, repo.LOCK_OUTBOX):
                 return 0
             pos = await repo.cursor(session, OUTBOX_CURSOR)
-            if self._high < pos:  # first pass, or another ingester went further
-                self._high = pos
-            self._gaps = [
-                Gap(max(g.low, pos + 1), g.high, g.seen_ms) for g in self._gaps if g.high > pos
-            ]
-            late = await repo.raw_outbox_gaps(session, [(g.low, g.high) for g in self._gaps])
-            fresh = await repo.raw_outbox_after(session, self._high, self.batch_size)
-            batch = late + fresh
-            if batch:
-                cols = await run(outbox_columns, batch)
-                await run(warehouse.insert_columns, self.wh, cols, utcnow())
-            self._gaps = fill_gaps(self._gaps, [r.id for r in late])
-            for r in fresh:
-                if r.id > self._high + 1:
-                    self._gaps.append(Gap(self._high + 1, r.id - 1, r.ts_ms))
-                self._high = r.id
+            high = max(self._high, pos)  # another ingester may have gone further
+            gaps = [Gap(max(g.low, pos + 1), g.high, g.seen_ms) for g in self._gaps if g.high > pos]
+            late = OutboxBatch(
+                await repo.copy_outbox_gaps(session, [(g.low, g.high) for g in gaps])
+            )
+            if late:
+                gaps = fill_gaps(gaps, late.ids())
+            fresh = OutboxBatch(await repo.copy_outbox_after(session, high, self.batch_size))
+            high, gaps = self._advance(high, gaps, fresh)
+            data = late.data + fresh.data
+            sent = late.count + fresh.count
+            for round_ in range(1, PIPELINE_BATCHES + 1):
+                if not data:
+                    break
+                insert = asyncio.ensure_future(run(send_outbox, self.wh, data))
+                data = b""
+                try:
+                    if fresh.count == self.batch_size and round_ < PIPELINE_BATCHES:
+                        fresh = OutboxBatch(
+                            await repo.copy_outbox_after(session, high, self.batch_size)
+                        )
+                        data = fresh.data
+                finally:
+                    await insert
+                high, gaps = self._advance(high, gaps, OutboxBatch(data))
+                sent += data.count(b"\n")
+            self._high = high
             now_ms = epoch_ms(utcnow())
-            self._gaps = [g for g in self._gaps if now_ms - g.seen_ms < self.gap_ms]
+            self._gaps = [g for g in gaps if now_ms - g.seen_ms < self.gap_ms]
             new_pos = self._gaps[0].low - 1 if self._gaps else self._high
             if new_pos != pos:
                 await repo.set_cursor(session, OUTBOX_CURSOR, new_pos)
-        return len(batch)
+        return sent
 
     async def ingest_inbox(self) -> int:
-        """One batch of client events; returns how many were sent."""
+        """One pass over the client events; returns how many were sent. Claims the next batch
+        while ClickHouse inserts the last (up to PIPELINE_BATCHES), in one transaction that
+        commits the claims once every insert has succeeded."""
         await self._ensure_schema()
+        sent = 0
         async with self.maker() as session, session.begin():
-            msgs = await repo.claim_inbox(session, self.batch_size)
-            if msgs:
-                rows, identities = client_rows(msgs)
-                now = utcnow()
-                await run(warehouse.insert_rows, self.wh, rows, now)
-                await run(warehouse.insert_identities, self.wh, identities, now)
-                await repo.mark_inbox(session, [m.id for m in msgs], now)
+            data = await repo.copy_claim_inbox(session, self.batch_size)
+            for round_ in range(1, PIPELINE_BATCHES + 1):
+                if not data:
+                    break
+                count = data.count(b"\n")
+                sent += count
+                insert = asyncio.ensure_future(run(send_inbox, self.wh, data))
+                data = b""
+                try:
+                    if count == self.batch_size and round_ < PIPELINE_BATCHES:
+                        data = await repo.copy_claim_inbox(session, self.batch_size)
+                finally:
+                    await insert
             now = utcnow()
             if now - self._last_prune > dt.timedelta(hours=1):
                 self._last_prune = now
                 await repo.prune_inbox(session, now - self.retention)
-        return len(msgs)
+        return sent
 
     async def ingest_once(self) -> PassResult:
         return PassResult(outbox=await self.ingest_outbox(), inbox=await self.ingest_inbox())

@@ -19,14 +19,13 @@ Client events (track, identify) keep their own name with id `m:<message_id>`.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from pull.analytics.pii import is_clean_json, scrub
+from pull.analytics.pii import scrub
 
 COLUMNS = (
     "event_id",
@@ -193,47 +192,35 @@ class EventColumns:
             text,
         )
 
-    def add_outbox(self, outbox_id: int, topic: str, payload_json: str, ts_ms: int) -> None:
-        """One outbox event straight from PostgreSQL (`payload::text`): its raw row, and its
-        business facts for the topics that have them. A payload that provably holds no
-        personal data (pii.is_clean_json) is stored as it is, without a scrub and a dump."""
-        try:
-            p = orjson.loads(payload_json)
-        except orjson.JSONDecodeError:  # what orjson refuses (integers past 64 bits)
-            p = json.loads(payload_json)
-            payload_json = ""
-        if not isinstance(p, dict):
-            p = {"value": p}
-            payload_json = ""
-        user = p.get("user_id")
-        user = str(user) if user else ""
-        if payload_json and is_clean_json(payload_json):
-            props = payload_json
-        else:
-            props = orjson.dumps(scrub(p), default=str).decode()
-        self.add(
-            f"outbox:{outbox_id}", topic, "outbox", topic, user, "", ts_ms, 0, 0, 0, "", "", "",
-            props,
-        )  # fmt: skip
-        if topic in FACT_TOPICS:
-            for r in facts(outbox_id=outbox_id, topic=topic, payload=p, ts=ts_ms, user=user):
-                self.add_row(r)
-
     def columns(self, ingested_ms: int) -> list[list[Any]]:
         c = list(self.cols)
         c[14] = [ingested_ms] * len(self)
         return c
 
 
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
+
+
 def _int(value: Any) -> int:
+    """An amount from a payload: an integer, a boolean as 0/1, a string of digits, else 0
+    (chschema._int says the same in SQL)."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
         return value
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return 0
+
+
+def _text(value: Any) -> str:
+    """An id or a name from a payload: a string as it is, a non-zero integer as its digits,
+    else '' (chschema._text says the same in SQL)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
+        return str(value)
+    return ""
 
 
 FACT_TOPICS = frozenset(
@@ -252,8 +239,8 @@ def from_outbox(
     *, outbox_id: int, topic: str, payload: dict[str, Any], created_at: dt.datetime | int
 ) -> list[Row]:
     """The rows of one outbox event: its raw row and its business facts."""
-    p = payload if isinstance(payload, dict) else {"value": payload}
-    user = str(p.get("user_id") or "")
+    p = scrub(payload if isinstance(payload, dict) else {"value": payload})
+    user = _text(p.get("user_id"))
     raw = Row(
         event_id=f"outbox:{outbox_id}",
         event=topic,
@@ -262,6 +249,7 @@ def from_outbox(
         ts=created_at,
         user_id=user,
         properties=p,
+        trusted=True,  # scrubbed above
     )
     return [raw, *facts(outbox_id=outbox_id, topic=topic, payload=p, ts=created_at, user=user)]
 
@@ -282,7 +270,7 @@ def facts(
         and p.get("to") not in (None, "none")
     ):
         if user:
-            tier = str(p.get("tier") or p.get("to") or "")
+            tier = _text(p.get("tier")) or _text(p.get("to"))
             rows.append(
                 Row(
                     f"kyc_approved:{user}",
@@ -295,10 +283,10 @@ def facts(
                     trusted=True,
                 )
             )
-    elif topic == "funding.deposit_settled" and p.get("deposit_id"):
+    elif topic == "funding.deposit_settled" and _text(p.get("deposit_id")):
         rows.append(
             Row(
-                f"deposit_settled:{p['deposit_id']}",
+                f"deposit_settled:{_text(p['deposit_id'])}",
                 "deposit_settled",
                 "outbox",
                 topic,
@@ -308,10 +296,10 @@ def facts(
                 product="funding",
             )
         )
-    elif topic == "funding.withdrawal_completed" and p.get("withdrawal_id"):
+    elif topic == "funding.withdrawal_completed" and _text(p.get("withdrawal_id")):
         rows.append(
             Row(
-                f"withdrawal_completed:{p['withdrawal_id']}",
+                f"withdrawal_completed:{_text(p['withdrawal_id'])}",
                 "withdrawal_completed",
                 "outbox",
                 topic,
@@ -329,8 +317,8 @@ def facts(
 
 def _trade_rows(outbox_id: int, p: dict[str, Any], ts: dt.datetime | int) -> list[Row]:
     rows: list[Row] = []
-    ticker = str(p.get("ticker") or "")
-    side = str(p.get("side") or "yes")
+    ticker = _text(p.get("ticker"))
+    side = _text(p.get("side")) or "yes"
     for n, fill in enumerate(p.get("fills") or []):
         if not isinstance(fill, dict):
             continue
@@ -345,7 +333,7 @@ def _trade_rows(outbox_id: int, p: dict[str, Any], ts: dt.datetime | int) -> lis
                 "outbox",
                 "exchange.trade",
                 ts,
-                user_id=str(p.get("user_id") or ""),
+                user_id=_text(p.get("user_id")),
                 amount_cents=count * price,
                 fee_cents=_int(fill.get("taker_fee")),
                 contracts=count,
@@ -363,7 +351,7 @@ def _trade_rows(outbox_id: int, p: dict[str, Any], ts: dt.datetime | int) -> lis
                 "outbox",
                 "exchange.trade",
                 ts,
-                user_id=str(fill.get("maker_user_id") or ""),
+                user_id=_text(fill.get("maker_user_id")),
                 fee_cents=_int(fill.get("maker_fee")),
                 contracts=count,
                 product="exchange",
@@ -408,73 +396,3 @@ def identity_milestones(
             )
         )
     return rows
-
-
-@dataclass(frozen=True)
-class Identity:
-    anonymous_id: str
-    user_id: str
-    ts: dt.datetime
-
-
-class _Message(Protocol):
-    @property
-    def message_id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def payload(self) -> dict[str, Any]: ...
-    @property
-    def received_at(self) -> dt.datetime: ...
-
-
-def client_rows(messages: Sequence[_Message]) -> tuple[list[Row], list[Identity]]:
-    """Rows of client track/identify messages (their payloads were scrubbed on arrival)."""
-    rows: list[Row] = []
-    identities: list[Identity] = []
-    for m in messages:
-        p = m.payload
-        ts = _parse_ts(p.get("timestamp")) or m.received_at
-        user = str(p.get("user_id") or "")
-        anon = str(p.get("anonymous_id") or "")
-        if m.kind == "identify":
-            rows.append(
-                Row(
-                    f"m:{m.message_id}",
-                    "identify",
-                    "identify",
-                    "identify",
-                    ts,
-                    user_id=user,
-                    anonymous_id=anon,
-                    properties=p.get("traits") or {},
-                    trusted=True,  # scrubbed on arrival (service.accept_messages)
-                )
-            )
-            if user and anon:
-                identities.append(Identity(anon, user, ts))
-        else:
-            rows.append(
-                Row(
-                    f"m:{m.message_id}",
-                    str(p.get("event") or ""),
-                    "track",
-                    "track",
-                    ts,
-                    user_id=user,
-                    anonymous_id=anon,
-                    properties=p.get("properties") or {},
-                    trusted=True,  # scrubbed on arrival (service.accept_messages)
-                )
-            )
-    return rows, identities
-
-
-def _parse_ts(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -184,3 +184,103 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, bool | int | float):  # subclasses (enums, ...)
         return value
     return scrub_text(str(value))
+
+
+# --- a whole outbox batch at once (PostgreSQL's COPY text: id, ts_ms, topic hex, payload) ---
+
+_COPY_ESCAPES = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r", b"b": b"\b",
+                 b"f": b"\f", b"v": b"\v"}  # fmt: skip
+_COPY_ESCAPE = re.compile(rb"\\(.)", re.S)
+# Every byte but the two that open a JSON container and the line end (is_clean_json's depth
+# rule, counted per line after deleting these).
+_NOT_OPENING = bytes(b for b in range(256) if b not in b"{[\n")
+# The three shapes of _PHONE: the first two start with a literal (fast to search); the third's
+# digits and separators are mapped to D and S first and searched as one literal.
+_PHONE_PLUS = re.compile(rb"\+\d[\d \-().]{6,18}\d")
+_PHONE_PARENS = re.compile(rb"\(\d{3}\)\s?\d{3}[\- .]\d{4}")
+_PHONE_B = re.compile(_PHONE.pattern.encode())
+_DIGITS_SEPARATORS = bytes.maketrans(b"0123456789- .", b"DDDDDDDDDDSSS")
+# A key that is not one of _known_keys (clean keys seen before, at most _KNOWN_MAX): one
+# search of the batch, no object per key. Recompiled when a new clean key is seen.
+_KNOWN_MAX = 512
+_known_keys: list[bytes] = []
+_unknown_key = re.compile(rb'"([^"\\]*)"\s*:')
+
+
+def _compile_unknown_key() -> re.Pattern[bytes]:
+    known = b"|".join(re.escape(k) for k in _known_keys)
+    return re.compile(rb'"(?!(?:' + known + rb')"\s*:)([^"\\]*)"\s*:')
+
+
+def _keys_clean(data: bytes) -> bool:
+    """No key of any payload (at any depth) names personal data (data has no backslash)."""
+    global _unknown_key
+    pos = 0
+    while (m := _unknown_key.search(data, pos)) is not None:
+        key = m.group(1)
+        if is_pii_key(key.decode()):
+            return False
+        if len(_known_keys) < _KNOWN_MAX:
+            _known_keys.append(key)
+            _unknown_key = _compile_unknown_key()
+        pos = m.end()
+    return True
+
+
+def _phone_free(data: bytes) -> bool:
+    if _PHONE_PLUS.search(data) is not None or _PHONE_PARENS.search(data) is not None:
+        return False
+    shapes = data.translate(_DIGITS_SEPARATORS)
+    return shapes.find(b"DDDSDDDSDDDD") == -1 or _PHONE_B.search(data) is None
+
+
+def _batch_clean(data: bytes) -> bool:
+    """True when no payload of the batch holds anything `scrub` removes: is_clean_json of
+    every payload at once. Exact because the other fields hold no `"`, `@`, backslash or
+    phone-shaped text (digits without separators, hex), and fields and lines are separated
+    by tabs and newlines, which no key, email or phone pattern spans. Non-ASCII text (where
+    `\\d` also means other scripts' digits) is checked payload by payload instead."""
+    if b"@" in data or b"\\" in data or not data.isascii():
+        return False
+    opening = data.translate(None, _NOT_OPENING).split(b"\n")
+    if max(map(len, opening)) > MAX_DEPTH:  # is_clean_json's depth rule, per payload
+        return False
+    return _keys_clean(data) and _phone_free(data)
+
+
+def _unescape_copy(field: bytes) -> bytes:
+    if b"\\" not in field:
+        return field
+    return _COPY_ESCAPE.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), field)
+
+
+def scrubbed_payload(text: str) -> str:
+    """The stored form of one outbox payload: its text when `is_clean_json` (a non-object
+    wrapped as {"value": ...} by ClickHouse's view), else the scrub of it, as JSON."""
+    if is_clean_json(text):
+        return text
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        value = {"value": value}
+    return json.dumps(scrub(value), ensure_ascii=False, default=str)
+
+
+def clean_outbox_tsv(data: bytes) -> bytes:
+    """An outbox batch in COPY text format with personal data scrubbed from its payloads: the
+    same bytes when nothing is to be scrubbed (the usual case: nothing is parsed or rebuilt),
+    else with the payloads that need it replaced by their scrub."""
+    if not data:
+        return data
+    if _batch_clean(data):
+        return data
+    lines = data[:-1].split(b"\n") if data.endswith(b"\n") else data.split(b"\n")
+    out = []
+    for line in lines:
+        head, sep, payload = line.rpartition(b"\t")
+        text = _unescape_copy(payload).decode()
+        clean = scrubbed_payload(text)
+        if clean is text:
+            out.append(line)
+        else:  # json.dumps escapes control characters: only backslashes need COPY's escape
+            out.append(head + sep + clean.encode().replace(b"\\", b"\\\\"))
+    return b"\n".join(out) + b"\n"

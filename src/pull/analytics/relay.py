@@ -3,8 +3,8 @@
 chDB is one engine per process and one process per data directory. So that every API worker
 (and `pull analytics backfill` or `pull migrate` while the API runs) can use the same data,
 the first process to take an exclusive `flock` on `<CLICKHOUSE_CHDB_PATH>.owner.lock` opens
-the engine and answers the `Warehouse` calls (`command`, `insert`, `rows`) of the others on a
-Unix socket (`<CLICKHOUSE_CHDB_PATH>.owner.sock`, mode 0600, each request carrying
+the engine and answers the `Warehouse` calls (`command`, `insert`, `insert_raw`, `rows`) of
+the others on a Unix socket (`<CLICKHOUSE_CHDB_PATH>.owner.sock`, mode 0600, each request carrying
 INTERNAL_API_KEY). Every other process gets a `RelayWarehouse`, which sends those calls there.
 When the owner goes away (the kernel drops its lock with the process), the next call of a
 relaying process takes the lock and becomes the owner. A ClickHouse server needs none of this.
@@ -216,6 +216,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 types=[str(t) for t in types] if types is not None else None,
             )
             return None
+        if op == "insert_raw":
+            self.wh.insert_raw(
+                str(request["table"]),
+                base64.b64decode(request["data"]),
+                [str(c) for c in request["columns"]],
+            )
+            return None
         if op == "ping":
             return os.getpid()
         raise ValueError(f"unknown operation {op!r}")
@@ -365,6 +372,23 @@ class RelayWarehouse:
                 pass
         assert self._local is not None
         self._local.insert(table, rows, columns, column_oriented=column_oriented, types=types)
+
+    def insert_raw(self, table: str, data: bytes, columns: Sequence[str]) -> None:
+        if self._local is None:
+            try:
+                self._call(
+                    {
+                        "op": "insert_raw",
+                        "table": table,
+                        "data": base64.b64encode(data).decode(),
+                        "columns": list(columns),
+                    }
+                )
+                return
+            except _Promoted:
+                pass
+        assert self._local is not None
+        self._local.insert_raw(table, data, columns)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         if self._local is None:

@@ -19,7 +19,7 @@ from pull.analytics import chschema, warehouse
 from pull.analytics import repository as repo
 from pull.analytics.client import Warehouse, briefly, run, target_for, warehouse_for
 from pull.analytics.errors import AnalyticsUnavailable
-from pull.analytics.ingest import Ingestor, outbox_columns
+from pull.analytics.ingest import Ingestor, OutboxBatch, send_outbox
 from pull.analytics.normalize import identity_milestones
 from pull.analytics.pii import scrub
 from pull.analytics.schemas import IdentifyMessage, TrackMessage, TrackResponse
@@ -205,11 +205,12 @@ async def backfill(
         top = await repo.outbox_max_id(session)
     while last < top:
         async with maker() as session:
-            rows = await repo.raw_outbox_between(session, last, min(last + batch_size, top))
-        if rows:
-            cols = await run(outbox_columns, rows)
-            await run(warehouse.insert_columns, wh, cols, utcnow())
-            result.outbox_events += len(rows)
+            batch = OutboxBatch(
+                await repo.copy_outbox_between(session, last, min(last + batch_size, top))
+            )
+        if batch:
+            await run(send_outbox, wh, batch.data)
+            result.outbox_events += batch.count
         last = min(last + batch_size, top)
     after: uuid.UUID | None = None
     while True:

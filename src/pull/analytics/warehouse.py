@@ -19,7 +19,6 @@ from pull.analytics.normalize import (
     COLUMNS,
     TYPES,
     EventColumns,
-    Identity,
     Row,
     epoch_ms,
 )
@@ -59,22 +58,6 @@ def insert_columns(wh: Warehouse, batch: EventColumns, ingested_at: dt.datetime)
             column_oriented=True,
             types=TYPES,
         )
-
-
-def insert_identities(
-    wh: Warehouse, identities: Sequence[Identity], ingested_at: dt.datetime
-) -> None:
-    if not identities:
-        return
-    at = ingested_at.astimezone(dt.UTC).replace(tzinfo=None)
-    wh.insert(
-        "identities",
-        [
-            [i.anonymous_id, i.user_id, i.ts.astimezone(dt.UTC).replace(tzinfo=None), at]
-            for i in identities
-        ],
-        ["anonymous_id", "user_id", "ts", "ingested_at"],
-    )
 
 
 def truncate(wh: Warehouse) -> None:
