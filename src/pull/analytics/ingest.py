@@ -14,6 +14,7 @@ ANALYTICS_GAP_SECONDS have passed, then treats it as rolled back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -169,6 +170,9 @@ class Ingestor:
             await warehouse.ensure_schema(self.wh)
             self._schema_ready = True
 
+    def _insert_outbox(self, clean: bytes) -> None:
+        self.wh.insert_raw("outbox_in", clean, chschema.OUTBOX_IN_COLUMNS)
+
     def _advance(self, high: int, gaps: list[Gap], fresh: OutboxBatch) -> tuple[int, list[Gap]]:
         """The highest id sent and the open gaps after a batch of new rows."""
         if not fresh or (fresh.contiguous() and fresh.first() == high + 1):
@@ -207,21 +211,29 @@ class Ingestor:
             high, gaps = self._advance(high, gaps, fresh)
             data = late.data + fresh.data
             sent = late.count + fresh.count
-            for round_ in range(1, PIPELINE_BATCHES + 1):
-                if not data:
-                    break
-                insert = asyncio.ensure_future(run(send_outbox, self.wh, data))
-                data = b""
-                try:
+            pending: asyncio.Future[None] | None = None
+            try:
+                for round_ in range(1, PIPELINE_BATCHES + 1):
+                    if not data:
+                        break
+                    clean = await run(clean_outbox_tsv, data)  # beside the last insert
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(run(self._insert_outbox, clean))
+                    data = b""
                     if fresh.count == self.batch_size and round_ < PIPELINE_BATCHES:
                         fresh = OutboxBatch(
                             await repo.copy_outbox_after(session, high, self.batch_size)
                         )
                         data = fresh.data
-                finally:
-                    await insert
-                high, gaps = self._advance(high, gaps, OutboxBatch(data))
-                sent += data.count(b"\n")
+                        high, gaps = self._advance(high, gaps, fresh)
+                        sent += fresh.count
+                if pending is not None:
+                    await pending
+            finally:
+                if pending is not None and not pending.done():
+                    with contextlib.suppress(Exception):
+                        await pending
             self._high = high
             now_ms = epoch_ms(utcnow())
             self._gaps = [g for g in gaps if now_ms - g.seen_ms < self.gap_ms]
