@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.analytics import chschema, warehouse
@@ -89,7 +89,7 @@ async def accept_messages(
                 "user_id (signed in) or anonymous_id is required", code="MISSING_IDENTITY"
             )
         body = m.properties if isinstance(m, TrackMessage) else m.traits
-        if len(json.dumps(body, default=str)) > MAX_PROPERTIES_BYTES:
+        if len(orjson.dumps(body, default=str)) > MAX_PROPERTIES_BYTES:
             raise Unprocessable(
                 f"properties larger than {MAX_PROPERTIES_BYTES} bytes", code="PROPERTIES_TOO_LARGE"
             )
