@@ -198,6 +198,9 @@ class Settings(BaseSettings):
         2, alias="EXCHANGE_SETTLEMENT_PARALLELISM", ge=1, le=16
     )
     exchange_clock_seconds: float = Field(1.0, alias="EXCHANGE_CLOCK_SECONDS", gt=0)
+    # Orders for one market placed together in one transaction per API process (group commit,
+    # pull.exchange.book_commands); 1 places every order in its own transaction.
+    exchange_order_batch_max: int = Field(64, alias="EXCHANGE_ORDER_BATCH_MAX", ge=1, le=500)
 
     # KYC (docs/kyc.md)
     # JSON overrides of the tier limits in cents, e.g. {"basic": {"daily_deposit": 50000}}.

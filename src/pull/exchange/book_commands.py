@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from pull.config import get_settings
 from pull.exchange import book_events, read_cache, service
 from pull.exchange.errors import InvalidOrder
 from pull.exchange.schemas import (
@@ -52,6 +53,7 @@ from pull.exchange.schemas import (
 from pull.identity.errors import AccountRestricted
 from pull.identity.schemas import AuthUser
 from pull.kit.errors import AppError, TooManyRequests
+from pull.kit.group_commit import GroupCommit
 from pull.kit.idempotency import InvalidIdempotencyKey, check_key, run_idempotent
 
 __all__ = [
@@ -204,30 +206,100 @@ def _order_key(data: OrderCreate, header_key: str | None) -> str | None:
     return key
 
 
+async def _place_once(
+    session: AsyncSession, user: AuthUser, data: OrderCreate, key: str | None
+) -> Placed:
+    """One placement in the session's transaction; with a key, the kit's idempotency record
+    makes a replay of the same order return the first result and any other order under the
+    key 409."""
+    if key is None:
+        return Placed(await service.create_order(session=session, user_id=user.id, data=data))
+    result = await run_idempotent(
+        session,
+        owner=str(user.id),
+        scope=ORDER_KEY_SCOPE,
+        key=key,
+        request=data.model_dump(mode="json", exclude={"client_order_id"}),
+        status_code=201,
+        handler=lambda: service.create_order(
+            session=session, user_id=user.id, data=data, idempotency_key=key
+        ),
+    )
+    return Placed(OrderRead.model_validate(result.body), replayed=result.replayed)
+
+
 async def _place(
     session: AsyncSession, user: AuthUser, data: OrderCreate, key: str | None
 ) -> Placed:
-    """One placement; with a key, the kit's idempotency record makes a replay of the same
-    order return the first result and any other order under the key 409."""
-
-    async def attempt() -> Placed:
-        if key is None:
-            return Placed(await service.create_order(session=session, user_id=user.id, data=data))
-        result = await run_idempotent(
-            session,
-            owner=str(user.id),
-            scope=ORDER_KEY_SCOPE,
-            key=key,
-            request=data.model_dump(mode="json", exclude={"client_order_id"}),
-            status_code=201,
-            handler=lambda: service.create_order(
-                session=session, user_id=user.id, data=data, idempotency_key=key
-            ),
-        )
-        return Placed(OrderRead.model_validate(result.body), replayed=result.replayed)
-
+    """One placement, its own transaction."""
     async with _gate(data.ticker):
-        return await _transaction(session, attempt, data.ticker)
+        return await _transaction(
+            session, lambda: _place_once(session, user, data, key), data.ticker
+        )
+
+
+# --- group commit ------------------------------------------------------------------------------
+# Orders for one market that arrive in this process while its transaction is in flight go
+# together into the next one (pull.kit.group_commit): one BEGIN/COMMIT, one market lock and one
+# book-event record for the batch. Each order runs in a savepoint of its own, so an order that
+# is refused (its error goes to its caller alone) leaves its batch-mates as they were; a
+# retryable database error (deadlock) rolls the whole batch back and runs it again. Every caller
+# is answered after the commit that holds its order. Two processes on one market stay correct
+# because every batch, like every single order, holds the market's row lock to its commit.
+
+_Order = tuple[AuthUser, OrderCreate, str | None]
+_BATCHERS: dict[tuple[int, int], tuple[Any, GroupCommit[str, _Order, Placed]]] = {}
+
+
+def _batcher(session: AsyncSession) -> GroupCommit[str, _Order, Placed] | None:
+    """This process's group commit for the session's database (None: batching is off)."""
+    max_batch = get_settings().exchange_order_batch_max
+    bind = session.bind
+    if max_batch <= 1 or not isinstance(bind, AsyncEngine):
+        return None
+    redis = session.info.get("redis")
+    ident = (id(bind), id(redis))
+    found = _BATCHERS.get(ident)
+    if found is None:
+
+        async def run(ticker: str, items: Sequence[_Order]) -> list[Placed | BaseException]:
+            return await _place_many(bind, redis, ticker, items)
+
+        # The engine and Redis client are kept with it, so their ids are not reused.
+        found = _BATCHERS[ident] = ((bind, redis), GroupCommit(run, max_batch=max_batch))
+    return found[1]
+
+
+async def _place_many(
+    bind: AsyncEngine, redis: Any, ticker: str, items: Sequence[_Order]
+) -> list[Placed | BaseException]:
+    """Place `items` (all on `ticker`) in one transaction, in arrival order."""
+    async with AsyncSession(
+        bind=bind, expire_on_commit=False, autoflush=False, info={"redis": redis}
+    ) as session:
+        if len(items) == 1:  # alone: no savepoint needed, its error is the transaction's
+            user, data, key = items[0]
+            try:
+                return [await _place(session, user, data, key)]
+            except Exception as exc:
+                return [exc]
+
+        async def attempt() -> list[Placed | BaseException]:
+            out: list[Placed | BaseException] = []
+            for user, data, key in items:
+                try:
+                    async with session.begin_nested():
+                        out.append(await _place_once(session, user, data, key))
+                except DBAPIError as exc:
+                    if _retryable(exc):
+                        raise  # the whole batch again (_transaction)
+                    out.append(exc)
+                except Exception as exc:  # refused (or broken): this caller's answer alone
+                    out.append(exc)
+            return out
+
+        async with _gate(ticker):
+            return await _transaction(session, attempt, ticker)
 
 
 async def place(
@@ -239,9 +311,14 @@ async def place(
 ) -> Placed:
     """Place one order. Its key is `client_order_id`, else `idempotency_key` (the app API's
     header; both given must agree): the same order again returns the first result
-    (`replayed`), another order under the same key is 409 IDEMPOTENCY_KEY_REUSED."""
+    (`replayed`), another order under the same key is 409 IDEMPOTENCY_KEY_REUSED. It goes
+    into its market's next group commit (above); the answer comes after that commit."""
     _require_active(user)
-    return await _place(session, user, data, _order_key(data, idempotency_key))
+    key = _order_key(data, idempotency_key)
+    batcher = _batcher(session)
+    if batcher is None:
+        return await _place(session, user, data, key)
+    return await batcher.submit(data.ticker, (user, data, key))
 
 
 async def place_batch(

@@ -63,7 +63,10 @@ def orders_changed(session: AsyncSession, order_ids: Iterable[uuid.UUID]) -> Non
 
 def _orders_of(result: Any) -> tuple[list[OrderRead], bool]:
     """The orders a command's result names (Placed, Changed, Canceled, OrderRead), and whether
-    it was an idempotent replay (which changed nothing)."""
+    it was an idempotent replay (which changed nothing). A list is a group commit's outcomes
+    (refused orders are exceptions, and name nothing)."""
+    if isinstance(result, list):
+        return [o for r in result for o in _orders_of(r)[0]], False
     if getattr(result, "replayed", False):
         return [], True
     if isinstance(result, OrderRead):
