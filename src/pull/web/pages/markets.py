@@ -54,16 +54,26 @@ async def markets(
 
 async def _book(page: Page, ticker: str) -> dict[str, Any]:
     book: dict[str, Any] = await page.call(
-        "GET", f"/api/v1/markets/{ticker}/orderbook", params={"depth": 10}
+        "GET", f"/api/v1/markets/{ticker}/orderbook", params={"depth": DEPTH}
     )
     return book
 
 
-def _ladder(book: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
-    """YES asks above (from NO bids), YES bids below: the ladder a trader reads."""
-    asks = sorted(((100 - p, c) for p, c in book.get("no", [])), reverse=True)
-    bids = [(p, c) for p, c in book.get("yes", [])]
-    return {"asks": asks, "bids": bids}
+DEPTH = 10
+
+
+def _ladder(book: dict[str, Any]) -> dict[str, Any]:
+    """YES asks above (from NO bids), YES bids below: the ladder a trader reads. `pad_asks` and
+    `pad_bids` are the empty rows that keep the ladder DEPTH rows a side, so a live update
+    never moves the order ticket under a finger (or a click) by changing the ladder's height."""
+    asks = sorted(((100 - p, c) for p, c in book.get("no", [])[:DEPTH]), reverse=True)
+    bids = [(p, c) for p, c in book.get("yes", [])[:DEPTH]]
+    return {
+        "asks": asks,
+        "bids": bids,
+        "pad_asks": [None] * (DEPTH - len(asks)),
+        "pad_bids": [None] * (DEPTH - len(bids)),
+    }
 
 
 @router.get("/markets/{ticker}")
@@ -105,6 +115,15 @@ async def book_fragment(request: Request, ticker: str) -> Response:
     page.require_login()
     m, book = await page.gather(page.call("GET", f"/api/v1/markets/{ticker}"), _book(page, ticker))
     return page.render("markets/_book.html", m=m, ladder=_ladder(book))
+
+
+@router.get("/markets/{ticker}/fills")
+async def fills_fragment(request: Request, ticker: str) -> Response:
+    """The caller's fills in this market (the live stream asks for it after a fill)."""
+    page = Page(request)
+    page.require_login()
+    fills = await page.call("GET", "/api/v1/fills", params={"ticker": ticker, "limit": 20})
+    return page.render("markets/_fills.html", fills=fills["items"])
 
 
 def _order_fields(form: dict[str, str]) -> tuple[str, str, int, int | None, str]:
