@@ -1,7 +1,8 @@
 """Group commit of order placement, through a real `pull api` process: orders for one market
 sent at once share transactions (the market's published book moves once per transaction
-that changed it, so fewer times than there are resting orders), a refused order is answered its own error without failing its batch-mates, and
-every acknowledged order is in the database with the invariants intact."""
+that changed it, so fewer times than there are resting orders), a refused order is answered
+its own error without failing its batch-mates, and every acknowledged order is in the
+database with the invariants intact."""
 
 from __future__ import annotations
 
