@@ -19,6 +19,7 @@ from kalshi_python.models import CreateOrderRequest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.exchange import service
+from pull.kit.db import session_scope
 from tests.conftest import Services, TestUser, UserFactory, start_api_process, stop_process
 from tests.exchange.kalshi_support import (
     PREFIX,
@@ -196,7 +197,9 @@ async def test_kalshi_sdk_end_to_end(
     )
     assert r.status_code == 200, r.text
     assert anon.get_market(A).market.status == "determined"
-    async with sessionmaker() as s, s.begin():
+    # kit.db.session_scope, as the settlement activity: its commit returns once the market's
+    # new version is published, so the Trade API process cannot answer from its cache
+    async with session_scope(sessionmaker) as s:
         while not (await service.settle_batch(session=s, ticker=A)).done:
             pass
         await service.finalize_settlement(session=s, ticker=A)

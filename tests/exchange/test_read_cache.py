@@ -3,6 +3,7 @@ read on one `pull api` process reflect an order answered by another process at o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.exchange import read_cache
+from pull.kit.db import session_scope
 from tests.conftest import Services, start_api_process, stop_process
 
 
@@ -91,3 +93,23 @@ async def test_a_redis_that_restarts_empty_revives_no_cached_answer(
         await redis.flushdb()
         await read_cache.committed(session, {ticker})
         assert await read_cache.read(session, "t", ticker, None, load) == "after-flush"
+
+
+async def test_a_unit_of_work_returns_after_its_new_version_is_published(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: Any
+) -> None:
+    """`kit.db.session_scope` (the settlement activities) awaits the version bump, so a caller
+    that blocks its event loop next (a sync SDK asking another process) reads fresh answers.
+    The bump is slowed here: without the after-commit hook it is still a pending task."""
+    real_bump = read_cache._bump
+
+    async def slow_bump(r: Redis, tickers: set[str]) -> None:
+        await asyncio.sleep(0.3)
+        await real_bump(r, tickers)
+
+    monkeypatch.setattr(read_cache, "_bump", slow_bump)
+    ticker = "RC-SCOPE-TEST"
+    await redis.set(read_cache.version_key(ticker), b"old")
+    async with session_scope(sessionmaker) as s:
+        read_cache.touch(s, ticker)
+    assert await redis.get(read_cache.version_key(ticker)) != b"old"

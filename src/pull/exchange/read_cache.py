@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from pull.kit import invalidation
+from pull.kit import db, invalidation
 from pull.kit.invalidation import Invalidations
 
 T = TypeVar("T")
@@ -45,6 +45,7 @@ MAX_AGE = 1.0  # seconds
 MAX_ENTRIES = 20_000
 CHANNEL = "exchange:changed"
 _TOUCHED = "pull.exchange.touched"
+_BUMPING = "pull.exchange.bumping"
 _entries: dict[tuple[str, str, Any], tuple[Any, float, Any]] = {}
 _tasks: set[asyncio.Task[None]] = set()
 
@@ -108,8 +109,11 @@ def touched(session: AsyncSession) -> set[str]:
 
 async def committed(session: AsyncSession, tickers: set[str]) -> None:
     """After a book command's commit, before its answer: the new version is visible to every
-    process by the time the caller hears back (the commit listener's bump is the net for
-    the other paths)."""
+    process by the time the caller hears back (the commit listener's bump, awaited)."""
+    task = session.info.pop(_BUMPING, None)
+    if isinstance(task, asyncio.Task):
+        await task  # _bump swallows Redis errors
+        return
     redis = session.info.get("redis")
     if tickers and isinstance(redis, Redis):
         await _bump(redis, tickers)
@@ -130,6 +134,17 @@ def _on_commit(session: Session) -> None:
         return
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+    session.info[_BUMPING] = task
+
+
+async def _after_commit(session: AsyncSession) -> None:
+    """A unit of work that ends through `kit.db.commit` returns only once the new versions
+    are published: a caller that reads next (a settlement activity's workflow, a test that
+    asks another process) never sees an answer cached before its own commit."""
+    await committed(session, set())
+
+
+db.register_after_commit(_after_commit)
 
 
 @event.listens_for(Session, "after_rollback")
