@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.exchange import service
+from pull.kit.db import session_scope
 from tests.conftest import REPO, Services, UserFactory, start_api_process, stop_process
 from tests.exchange.kalshi_support import make_structure, new_key, private_pem, register_key
 
@@ -127,7 +128,7 @@ async def test_current_kalshi_sdks_trade_unchanged(
         f"/api/admin/markets/{ticker}/resolve", headers=admin.headers, json={"result": "yes"}
     )
     assert r.status_code == 200, r.text
-    async with sessionmaker() as s, s.begin():
+    async with session_scope(sessionmaker) as s:  # as the activity: returns once published
         while not (await service.settle_batch(session=s, ticker=ticker)).done:
             pass
         await service.finalize_settlement(session=s, ticker=ticker)
