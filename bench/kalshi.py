@@ -48,7 +48,7 @@ from bench.common import Result, machine, pull_api, stack, table, write, wrk
 from pull import devstack
 from pull.exchange import service
 from pull.exchange.schemas import EventCreate, MarketCreate, SeriesCreate
-from pull.identity import service as identity
+from pull.identity import api_keys as identity_api_keys
 from pull.identity import signing
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kyc import service as kyc
@@ -241,7 +241,7 @@ async def signed_check_cost(database_url: str, trader: Trader, n: int = 500) -> 
         for _ in range(n):
             async with maker() as s:
                 start = time.perf_counter()
-                await identity.authenticate_signed(
+                await identity_api_keys.authenticate_signed(
                     session=s,
                     key_id=headers[signing.HEADER_KEY],
                     timestamp=headers[signing.HEADER_TIMESTAMP],

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pull.brokerage import accounts
 from pull.brokerage.errors import BrokerageUnavailable, KycDataMissing
 from pull.brokerage.providers.factory import make_broker
-from pull.identity import service as identity
+from pull.identity import account as identity_account
 from pull.kit.crypto import FieldCipher
 from pull.kit.db import session_scope
 from pull.kit.outbox import Handler, OutboxEvent
@@ -78,7 +78,7 @@ async def open_on_approval(event: OutboxEvent) -> None:
 async def _last_ip(*, session: AsyncSession, user_id: uuid.UUID) -> str:
     """The IP of the customer's most recently used session: Alpaca records the agreements'
     signing IP; the approval event itself has none."""
-    sessions = await identity.list_sessions(
+    sessions = await identity_account.list_sessions(
         session=session, user_id=user_id, current_session_id=None
     )
     used = [s for s in sessions if s.ip]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.identity import messages, phone, service
+from pull.identity import account, api_keys, auth, messages, phone, service, two_factor
 from pull.identity.deps import CurrentUser, identity_env, request_meta
 from pull.identity.errors import must_persist
 from pull.identity.schemas import (
@@ -87,7 +87,7 @@ async def _limit_account(request: Request, email: str) -> None:
 async def register(
     data: RegisterRequest, session: SessionDep, env: Env, meta: Meta
 ) -> AuthResponse:
-    return await service.register(session=session, data=data, env=env, meta=meta)
+    return await auth.register(session=session, data=data, env=env, meta=meta)
 
 
 @router.post(
@@ -101,7 +101,7 @@ async def login(
 ) -> AuthResponse:
     await _limit_account(request, data.email)
     async with _keep_on_error(session):
-        return await service.login(
+        return await auth.login(
             session=session,
             env=env,
             email=data.email,
@@ -118,7 +118,7 @@ async def login(
 )
 async def refresh(data: RefreshRequest, session: SessionDep, env: Env, meta: Meta) -> TokenPair:
     async with _keep_on_error(session):
-        return await service.refresh(
+        return await auth.refresh(
             session=session, env=env, refresh_token=data.refresh_token, meta=meta
         )
 
@@ -126,9 +126,7 @@ async def refresh(data: RefreshRequest, session: SessionDep, env: Env, meta: Met
 @router.post("/logout", dependencies=relaxed, summary="End this session at once")
 async def logout(user: CurrentUser, session: SessionDep, meta: Meta) -> StatusResponse:
     if user.session_id is not None:
-        await service.logout(
-            session=session, user_id=user.id, session_id=user.session_id, meta=meta
-        )
+        await auth.logout(session=session, user_id=user.id, session_id=user.session_id, meta=meta)
     return StatusResponse(message="Logged out")
 
 
@@ -138,7 +136,7 @@ async def logout(user: CurrentUser, session: SessionDep, meta: Meta) -> StatusRe
     summary="Log out everywhere: every session (this one too) and every API key are revoked",
 )
 async def logout_all(user: CurrentUser, session: SessionDep, meta: Meta) -> StatusResponse:
-    await service.logout_all(session=session, user_id=user.id, meta=meta)
+    await auth.logout_all(session=session, user_id=user.id, meta=meta)
     return StatusResponse(message="Logged out everywhere; API keys were revoked")
 
 
@@ -158,7 +156,7 @@ async def reauthenticate(
 ) -> StatusResponse:
     await _limit_user(request, user.id)
     async with _keep_on_error(session):
-        await service.reauthenticate(
+        await auth.reauthenticate(
             session=session,
             env=env,
             caller=user,
@@ -184,7 +182,7 @@ async def me(user: CurrentUser, session: SessionDep) -> UserRead:
 
 @router.patch("/me", dependencies=relaxed, summary="Change display name or phone")
 async def update_me(user: CurrentUser, data: UserUpdate, session: SessionDep) -> UserRead:
-    return await service.update_me(session=session, user_id=user.id, data=data)
+    return await account.update_me(session=session, user_id=user.id, data=data)
 
 
 @router.post(
@@ -196,7 +194,7 @@ async def change_password(
     data: ChangePasswordRequest, user: CurrentUser, session: SessionDep, env: Env, meta: Meta
 ) -> StatusResponse:
     async with _keep_on_error(session):
-        await service.change_password(
+        await account.change_password(
             session=session,
             env=env,
             user_id=user.id,
@@ -212,7 +210,7 @@ async def change_password(
 
 @router.get("/sessions", dependencies=relaxed, summary="The caller's live sessions")
 async def sessions(user: CurrentUser, session: SessionDep) -> list[SessionRead]:
-    return await service.list_sessions(
+    return await account.list_sessions(
         session=session, user_id=user.id, current_session_id=user.session_id
     )
 
@@ -226,7 +224,7 @@ async def sessions(user: CurrentUser, session: SessionDep) -> list[SessionRead]:
 async def revoke_session(
     session_id: uuid.UUID, user: CurrentUser, session: SessionDep, meta: Meta
 ) -> Response:
-    await service.revoke_own_session(
+    await account.revoke_own_session(
         session=session, user_id=user.id, session_id=session_id, meta=meta
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -234,7 +232,7 @@ async def revoke_session(
 
 @router.post("/verify-email", dependencies=strict, summary="Confirm the email address")
 async def verify_email(data: TokenRequest, session: SessionDep, meta: Meta) -> UserRead:
-    return await service.verify_email(session=session, token=data.token, meta=meta)
+    return await account.verify_email(session=session, token=data.token, meta=meta)
 
 
 _SENT = "If the address belongs to an account that needs it, an email is on its way"
@@ -248,7 +246,7 @@ _SENT = "If the address belongs to an account that needs it, an email is on its 
 async def resend_verification(
     data: EmailRequest, session: SessionDep, env: Env, meta: Meta
 ) -> StatusResponse:
-    await service.resend_verification(session=session, env=env, email=data.email, meta=meta)
+    await account.resend_verification(session=session, env=env, email=data.email, meta=meta)
     return StatusResponse(message=_SENT)
 
 
@@ -256,7 +254,7 @@ async def resend_verification(
 async def forgot_password(
     data: EmailRequest, session: SessionDep, env: Env, meta: Meta
 ) -> StatusResponse:
-    await service.forgot_password(session=session, env=env, email=data.email, meta=meta)
+    await account.forgot_password(session=session, env=env, email=data.email, meta=meta)
     return StatusResponse(message=_SENT)
 
 
@@ -268,7 +266,7 @@ async def forgot_password(
 async def reset_password(
     data: ResetPasswordRequest, session: SessionDep, env: Env, meta: Meta
 ) -> StatusResponse:
-    await service.reset_password(
+    await account.reset_password(
         session=session, env=env, token=data.token, password=data.password, meta=meta
     )
     return StatusResponse(message="Password reset; sign in with the new password")
@@ -292,7 +290,7 @@ async def _limit_user(request: Request, user_id: uuid.UUID) -> None:
 async def totp_setup(
     user: CurrentUser, session: SessionDep, env: Env, meta: Meta
 ) -> TotpSetupResponse:
-    return await service.totp_setup(session=session, env=env, user_id=user.id, meta=meta)
+    return await two_factor.totp_setup(session=session, env=env, user_id=user.id, meta=meta)
 
 
 @router.post(
@@ -309,7 +307,7 @@ async def totp_enable(
     meta: Meta,
 ) -> RecoveryCodesResponse:
     await _limit_user(request, user.id)
-    return await service.totp_enable(
+    return await two_factor.totp_enable(
         session=session, env=env, user_id=user.id, code=data.code, meta=meta
     )
 
@@ -328,7 +326,9 @@ async def totp_disable(
     meta: Meta,
 ) -> StatusResponse:
     await _limit_user(request, user.id)
-    await service.totp_disable(session=session, env=env, user_id=user.id, code=data.code, meta=meta)
+    await two_factor.totp_disable(
+        session=session, env=env, user_id=user.id, code=data.code, meta=meta
+    )
     return StatusResponse(message="Two-factor authentication is off")
 
 
@@ -346,7 +346,7 @@ async def recovery_codes(
     meta: Meta,
 ) -> RecoveryCodesResponse:
     await _limit_user(request, user.id)
-    return await service.regenerate_recovery_codes(
+    return await two_factor.regenerate_recovery_codes(
         session=session, env=env, user_id=user.id, code=data.code, meta=meta
     )
 
@@ -446,7 +446,7 @@ async def create_api_key(
     data: ApiKeyCreate, user: CurrentUser, session: SessionDep, meta: Meta
 ) -> ApiKeyRead:
     async with _keep_on_error(session):
-        return await service.create_api_key(session=session, caller=user, data=data, meta=meta)
+        return await api_keys.create_api_key(session=session, caller=user, data=data, meta=meta)
 
 
 @api_keys_router.get(
@@ -456,7 +456,7 @@ async def list_api_keys(
     user: CurrentUser, session: SessionDep, include_revoked: bool = False
 ) -> ApiKeyList:
     return ApiKeyList(
-        items=await service.list_api_keys(
+        items=await api_keys.list_api_keys(
             session=session, user_id=user.id, include_revoked=include_revoked
         )
     )
@@ -468,7 +468,7 @@ async def list_api_keys(
 async def revoke_api_key(
     key_id: uuid.UUID, user: CurrentUser, session: SessionDep, meta: Meta
 ) -> Response:
-    await service.revoke_api_key(session=session, user_id=user.id, key_id=key_id, meta=meta)
+    await api_keys.revoke_api_key(session=session, user_id=user.id, key_id=key_id, meta=meta)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

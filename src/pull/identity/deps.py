@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
-from pull.identity import auth_cache, service, signing
+from pull.identity import api_keys, auth, auth_cache, service, signing
 from pull.identity.errors import AccountRestricted, AdminTotpRequired
 from pull.identity.local_auth import LocalAuthCache
 from pull.identity.schemas import AuthUser, RequestMeta
@@ -93,7 +93,7 @@ async def current_user(request: Request) -> AuthUser:
             local.put(key, user_id, found.value, stamp)
     if user is None:
         async with session_scope(request.app.state.sessionmaker) as session:
-            checked = await service.check_access(session=session, claims=claims)
+            checked = await auth.check_access(session=session, claims=claims)
         if checked is None:
             raise Unauthorized("Session has ended", code="INVALID_TOKEN", headers=_BEARER)
         user, until = checked
@@ -142,18 +142,18 @@ async def signed_request_user(request: Request) -> AuthUser:
             f"and {signing.HEADER_SIGNATURE} headers"
         )
     signing.check_timestamp(timestamp)
-    kid = service.parse_key_id(key_id)
+    kid = api_keys.parse_key_id(key_id)
     redis: Redis | None = getattr(request.app.state, "redis", None)
     local: LocalAuthCache | None = getattr(request.app.state, "auth_local", None)
     owner = auth_cache.key_owner(kid)
     found = None
-    key: service.KeyAuth | None = None
+    key: api_keys.KeyAuth | None = None
     token = None
     if owner is not None and local is not None:
         value = local.get(auth_cache.api_key_key(owner, kid))
         cached = auth_cache.user_from(value, None) if value is not None else None
         if value is not None and cached is not None:
-            key = service.KeyAuth(kid, cached, value["pem"])
+            key = api_keys.KeyAuth(kid, cached, value["pem"])
         else:
             token = local.token(owner)
     if key is None and redis is not None and owner is not None:
@@ -161,19 +161,19 @@ async def signed_request_user(request: Request) -> AuthUser:
         if found.value is not None:
             cached = auth_cache.user_from(found.value, None)
             if cached is not None:
-                key = service.KeyAuth(kid, cached, found.value["pem"])
+                key = api_keys.KeyAuth(kid, cached, found.value["pem"])
                 if local is not None:
                     local.put(auth_cache.api_key_key(owner, kid), owner, found.value, token)
     check = {"timestamp": timestamp, "signature": signature}
     where = {"method": request.method, "path": request.url.path}
     if key is not None:
-        user = service.check_signed(key, **check, **where)
+        user = api_keys.check_signed(key, **check, **where)
     else:
         async with session_scope(request.app.state.sessionmaker) as session:
-            key = await service.api_key_auth(session=session, key_id=kid)
-            user = service.check_signed(key, **check, **where)
+            key = await api_keys.api_key_auth(session=session, key_id=kid)
+            user = api_keys.check_signed(key, **check, **where)
             assert key is not None
-            await service.touch_api_key(session=session, key=key)
+            await api_keys.touch_api_key(session=session, key=key)
         auth_cache.remember_owner(kid, user.id)
         if redis is not None and found is not None and found.gen is not None:
             value = {**auth_cache.user_value(user, _FAR), "pem": key.public_key_pem}

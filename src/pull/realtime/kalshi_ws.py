@@ -15,7 +15,7 @@ import orjson
 from fastapi import WebSocket
 from starlette.responses import JSONResponse
 
-from pull.identity import service as identity
+from pull.identity import api_keys as identity_api_keys
 from pull.identity import signing
 from pull.kit.errors import AppError
 from pull.realtime import metrics
@@ -289,7 +289,7 @@ async def kalshi_ws(websocket: WebSocket) -> None:
         return
     try:
         async with websocket.app.state.sessionmaker() as session:
-            user = await identity.authenticate_signed(
+            user = await identity_api_keys.authenticate_signed(
                 session=session,
                 key_id=key_id,
                 timestamp=timestamp,

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
-from pull.identity import service as identity
+from pull.identity import auth as identity_auth
 from pull.identity.schemas import AuthUser
 from pull.kit.errors import ServiceUnavailable, Unauthorized
 from pull.kit.tokens import InvalidToken, decode_access_token
@@ -229,7 +229,7 @@ async def _user(app: Any, token: str | None) -> AuthUser:
     except InvalidToken:
         raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from None
     async with app.state.sessionmaker() as session:
-        user = await identity.authenticate_access(session=session, claims=claims)
+        user = await identity_auth.authenticate_access(session=session, claims=claims)
         await session.commit()
     if user is None:
         raise Unauthorized("Session has ended", code="INVALID_TOKEN")

@@ -20,7 +20,7 @@ from pull.exchange.kalshi.schemas import (
     GetApiKeysResponse,
 )
 from pull.exchange.kalshi.units import WRITE_COST
-from pull.identity import service as identity
+from pull.identity import api_keys as identity_api_keys
 from pull.identity.deps import request_meta
 from pull.identity.errors import must_persist
 from pull.identity.schemas import ApiKeyCreate, AuthUser
@@ -34,7 +34,7 @@ api_keys = APIRouter(prefix="/api_keys", tags=["api keys"])
 
 @api_keys.get("", summary="The caller's API keys")
 async def list_api_keys(user: Reader, session: SessionDep) -> GetApiKeysResponse:
-    keys = await identity.list_api_keys(session=session, user_id=user.id)
+    keys = await identity_api_keys.list_api_keys(session=session, user_id=user.id)
     return GetApiKeysResponse(
         api_keys=[
             ApiKey(
@@ -54,7 +54,7 @@ async def _create_key(
     """identity refuses (and audits) key creation by a signed request: the refusal's audit entry
     is committed before the error answers."""
     try:
-        created = await identity.create_api_key(
+        created = await identity_api_keys.create_api_key(
             session=session,
             caller=user,
             data=ApiKeyCreate(name=name, public_key_pem=public_pem),
@@ -116,7 +116,9 @@ async def generate_api_key(
     # RSA generation is expensive: a write, and only after the caller may create a key at all.
     await charge_write(request, response, user, WRITE_COST)
     try:
-        identity.check_can_create_api_key(session=session, caller=user, meta=request_meta(request))
+        identity_api_keys.check_can_create_api_key(
+            session=session, caller=user, meta=request_meta(request)
+        )
     except Exception as exc:
         if must_persist(exc):
             await session.commit()
@@ -134,7 +136,7 @@ async def delete_api_key(
         key_id = uuid.UUID(api_key)
     except ValueError:
         raise NotFound("API key not found", code="API_KEY_NOT_FOUND") from None
-    await identity.revoke_api_key(
+    await identity_api_keys.revoke_api_key(
         session=session, user_id=user.id, key_id=key_id, meta=request_meta(request)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
