@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
-from pull.funding import service
+from pull.funding import deposits, service, withdrawals
 from pull.funding.providers.sandbox import PlaidSandbox
 from pull.kit.crypto import FieldCipher
 from pull.kit.errors import AppError
@@ -61,7 +61,7 @@ async def test_four_deposits_started_at_once_share_the_allowance(
     made = [
         await _run(
             sessionmaker,
-            lambda s: service.create_deposit(
+            lambda s: deposits.create_deposit(
                 session=s, settings=settings, user_id=user.id, bank_account_id=bank, amount=25_000
             ),
         )
@@ -70,7 +70,7 @@ async def test_four_deposits_started_at_once_share_the_allowance(
 
     async def start(deposit_id: uuid.UUID) -> None:
         async with sessionmaker() as s, s.begin():
-            await service.start_deposit(
+            await deposits.start_deposit(
                 session=s, provider=plaid, cipher=cipher, deposit_id=deposit_id
             )
 
@@ -159,21 +159,21 @@ async def test_outstanding_instant_credit_never_exceeds_the_allowance(
     user = await user_factory()
     await kyc_tier(user.id, "standard")
     plaid, cipher, bank = await _bank(sessionmaker, settings, redis, user)
-    deposits: list[uuid.UUID] = []
-    withdrawals: list[uuid.UUID] = []
+    deposit_ids: list[uuid.UUID] = []
+    withdrawal_ids: list[uuid.UUID] = []
 
     async def deposit(amount: int) -> None:
         made = await _run(
             sessionmaker,
-            lambda s: service.create_deposit(
+            lambda s: deposits.create_deposit(
                 session=s, settings=settings, user_id=user.id, bank_account_id=bank, amount=amount
             ),
         )
         if made is not None:
-            deposits.append(made.id)
+            deposit_ids.append(made.id)
             await _run(
                 sessionmaker,
-                lambda s: service.start_deposit(
+                lambda s: deposits.start_deposit(
                     session=s, provider=plaid, cipher=cipher, deposit_id=made.id
                 ),
             )
@@ -183,7 +183,7 @@ async def test_outstanding_instant_credit_never_exceeds_the_allowance(
             withdrawable = (await get_balance(session=s, user_id=user.id)).withdrawable
         made = await _run(
             sessionmaker,
-            lambda s: service.create_withdrawal(
+            lambda s: withdrawals.create_withdrawal(
                 session=s,
                 settings=settings,
                 user_id=user.id,
@@ -193,10 +193,10 @@ async def test_outstanding_instant_credit_never_exceeds_the_allowance(
             ),
         )
         if made is not None:
-            withdrawals.append(made.id)
+            withdrawal_ids.append(made.id)
             await _run(
                 sessionmaker,
-                lambda s: service.start_withdrawal(
+                lambda s: withdrawals.start_withdrawal(
                     session=s, provider=plaid, cipher=cipher, withdrawal_id=made.id
                 ),
             )
@@ -206,19 +206,19 @@ async def test_outstanding_instant_credit_never_exceeds_the_allowance(
             return deposit(op[1])
         if op[0] == "withdraw":
             return withdraw(op[1])
-        if op[0] == "deposit_event" and deposits:
-            d = deposits[op[1] % len(deposits)]
+        if op[0] == "deposit_event" and deposit_ids:
+            d = deposit_ids[op[1] % len(deposit_ids)]
             return _run(
                 sessionmaker,
-                lambda s: service.apply_deposit_event(
+                lambda s: deposits.apply_deposit_event(
                     session=s, deposit_id=d, event_type=op[2], failure_reason=None
                 ),
             )
-        if op[0] == "withdrawal_event" and withdrawals:
-            w = withdrawals[op[1] % len(withdrawals)]
+        if op[0] == "withdrawal_event" and withdrawal_ids:
+            w = withdrawal_ids[op[1] % len(withdrawal_ids)]
             return _run(
                 sessionmaker,
-                lambda s: service.apply_withdrawal_event(
+                lambda s: withdrawals.apply_withdrawal_event(
                     session=s, withdrawal_id=w, event_type=op[2], failure_reason=None
                 ),
             )

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pull.config import Settings
 from pull.exchange import service as exchange
 from pull.exchange.schemas import OrderCreate
-from pull.funding import service
+from pull.funding import deposits, service
 from pull.funding.events import with_recovery
 from pull.funding.providers.sandbox import PlaidSandbox
 from pull.funding.recovery import owed, recovery_account
@@ -67,7 +67,7 @@ class Bank:
     async def deposit(self, amount: int, *events: str) -> uuid.UUID:
         assert self.id is not None
         async with self.maker() as s, s.begin():
-            made = await service.create_deposit(
+            made = await deposits.create_deposit(
                 session=s,
                 settings=self.settings,
                 user_id=self.user.id,
@@ -75,7 +75,7 @@ class Bank:
                 amount=amount,
             )
         async with self.maker() as s, s.begin():
-            await service.start_deposit(
+            await deposits.start_deposit(
                 session=s, provider=self.plaid, cipher=self.cipher, deposit_id=made.id
             )
         for event in events:
@@ -84,7 +84,7 @@ class Bank:
 
     async def event(self, deposit_id: uuid.UUID, event: str) -> None:
         async with self.maker() as s, s.begin():
-            await service.apply_deposit_event(
+            await deposits.apply_deposit_event(
                 session=s, deposit_id=deposit_id, event_type=event, failure_reason=None
             )
 

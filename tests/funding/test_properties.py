@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.config import Settings
-from pull.funding import service
+from pull.funding import deposits, service, withdrawals
 from pull.funding.providers.sandbox import PlaidSandbox
 from pull.kit.crypto import FieldCipher
 from pull.kit.errors import AppError
@@ -125,8 +125,8 @@ async def test_random_funding_interleavings_keep_every_cent(
         ),
     )
     assert bank is not None
-    deposits: list[uuid.UUID] = []
-    withdrawals: list[uuid.UUID] = []
+    deposit_ids: list[uuid.UUID] = []
+    withdrawal_ids: list[uuid.UUID] = []
     spent = 0
 
     for op in ops:
@@ -134,30 +134,32 @@ async def test_random_funding_interleavings_keep_every_cent(
         if name == "deposit":
             made = await _run(
                 sessionmaker,
-                lambda s, a=op[1]: service.create_deposit(
+                lambda s, a=op[1]: deposits.create_deposit(
                     session=s, settings=settings, user_id=user.id, bank_account_id=bank.id, amount=a
                 ),
             )
             if made is not None:
-                deposits.append(made.id)
+                deposit_ids.append(made.id)
                 await _run(
                     sessionmaker,
-                    lambda s, d=made.id: service.start_deposit(
+                    lambda s, d=made.id: deposits.start_deposit(
                         session=s, provider=plaid, cipher=cipher, deposit_id=d
                     ),
                 )
-        elif name == "deposit_event" and deposits:
+        elif name == "deposit_event" and deposit_ids:
             await _run(
                 sessionmaker,
-                lambda s, d=deposits[op[1] % len(deposits)], e=op[2]: service.apply_deposit_event(
-                    session=s, deposit_id=d, event_type=e, failure_reason=None
+                lambda s, d=deposit_ids[op[1] % len(deposit_ids)], e=op[2]: (
+                    deposits.apply_deposit_event(
+                        session=s, deposit_id=d, event_type=e, failure_reason=None
+                    )
                 ),
             )
         elif name == "withdraw":
             wanted = max(1, (await _balance(sessionmaker, user.id)).withdrawable * op[1] // 100)
             made = await _run(
                 sessionmaker,
-                lambda s, a=wanted, sp=op[2]: service.create_withdrawal(
+                lambda s, a=wanted, sp=op[2]: withdrawals.create_withdrawal(
                     session=s,
                     settings=settings,
                     user_id=user.id,
@@ -167,18 +169,18 @@ async def test_random_funding_interleavings_keep_every_cent(
                 ),
             )
             if made is not None:
-                withdrawals.append(made.id)
+                withdrawal_ids.append(made.id)
                 await _run(
                     sessionmaker,
-                    lambda s, w=made.id: service.start_withdrawal(
+                    lambda s, w=made.id: withdrawals.start_withdrawal(
                         session=s, provider=plaid, cipher=cipher, withdrawal_id=w
                     ),
                 )
-        elif name == "withdrawal_event" and withdrawals:
+        elif name == "withdrawal_event" and withdrawal_ids:
             await _run(
                 sessionmaker,
-                lambda s, w=withdrawals[op[1] % len(withdrawals)], e=op[2]: (
-                    service.apply_withdrawal_event(
+                lambda s, w=withdrawal_ids[op[1] % len(withdrawal_ids)], e=op[2]: (
+                    withdrawals.apply_withdrawal_event(
                         session=s, withdrawal_id=w, event_type=e, failure_reason=None
                     )
                 ),
@@ -198,20 +200,20 @@ async def test_random_funding_interleavings_keep_every_cent(
                 ),
             )
             spent += wanted if done is not None else 0
-        elif name == "replay_start" and (deposits or withdrawals):
-            everything = deposits + withdrawals
+        elif name == "replay_start" and (deposit_ids or withdrawal_ids):
+            everything = deposit_ids + withdrawal_ids
             subject = everything[op[1] % len(everything)]
-            if subject in deposits:
+            if subject in deposit_ids:
                 await _run(
                     sessionmaker,
-                    lambda s, d=subject: service.start_deposit(
+                    lambda s, d=subject: deposits.start_deposit(
                         session=s, provider=plaid, cipher=cipher, deposit_id=d
                     ),
                 )
             else:
                 await _run(
                     sessionmaker,
-                    lambda s, w=subject: service.start_withdrawal(
+                    lambda s, w=subject: withdrawals.start_withdrawal(
                         session=s, provider=plaid, cipher=cipher, withdrawal_id=w
                     ),
                 )

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from pull.funding import service
+from pull.funding import deposits, service, withdrawals
 from pull.funding.providers import signing
 from pull.funding.providers.base import PlaidError, PlaidProvider
 from pull.funding.providers.factory import make_provider
@@ -86,7 +86,7 @@ class TransferEventInput:
 async def start_deposit(inp: SubjectRef) -> str:
     try:
         async with session_scope(worker_runtime().sessionmaker) as session:
-            return await service.start_deposit(
+            return await deposits.start_deposit(
                 session=session,
                 provider=_provider(),
                 cipher=_cipher(),
@@ -101,7 +101,7 @@ async def start_deposit(inp: SubjectRef) -> str:
 @activity.defn(name="funding_apply_deposit_event")
 async def apply_deposit_event(inp: TransferEventInput) -> str:
     async with session_scope(worker_runtime().sessionmaker) as session:
-        return await service.apply_deposit_event(
+        return await deposits.apply_deposit_event(
             session=session,
             deposit_id=uuid.UUID(inp.subject_id),
             event_type=inp.event_type,
@@ -113,7 +113,7 @@ async def apply_deposit_event(inp: TransferEventInput) -> str:
 async def start_withdrawal(inp: SubjectRef) -> str:
     try:
         async with session_scope(worker_runtime().sessionmaker) as session:
-            return await service.start_withdrawal(
+            return await withdrawals.start_withdrawal(
                 session=session,
                 provider=_provider(),
                 cipher=_cipher(),
@@ -128,7 +128,7 @@ async def start_withdrawal(inp: SubjectRef) -> str:
 @activity.defn(name="funding_apply_withdrawal_event")
 async def apply_withdrawal_event(inp: TransferEventInput) -> str:
     async with session_scope(worker_runtime().sessionmaker) as session:
-        return await service.apply_withdrawal_event(
+        return await withdrawals.apply_withdrawal_event(
             session=session,
             withdrawal_id=uuid.UUID(inp.subject_id),
             event_type=inp.event_type,
@@ -145,7 +145,7 @@ class StartFailedInput:
 @activity.defn(name="funding_fail_deposit_start")
 async def fail_deposit_start(inp: StartFailedInput) -> str:
     async with session_scope(worker_runtime().sessionmaker) as session:
-        return await service.fail_deposit_start(
+        return await deposits.fail_deposit_start(
             session=session, deposit_id=uuid.UUID(inp.subject_id), reason=inp.reason
         )
 
@@ -153,7 +153,7 @@ async def fail_deposit_start(inp: StartFailedInput) -> str:
 @activity.defn(name="funding_fail_withdrawal_start")
 async def fail_withdrawal_start(inp: StartFailedInput) -> str:
     async with session_scope(worker_runtime().sessionmaker) as session:
-        return await service.fail_withdrawal_start(
+        return await withdrawals.fail_withdrawal_start(
             session=session, withdrawal_id=uuid.UUID(inp.subject_id), reason=inp.reason
         )
 

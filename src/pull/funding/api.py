@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from pull.funding import recovery, service
+from pull.funding import deposits, recovery, service, webhook, withdrawals
 from pull.funding.providers.base import PlaidProvider
 from pull.funding.providers.factory import make_provider
 from pull.funding.providers.signing import HEADER
@@ -207,7 +207,7 @@ async def create_deposit(
         key=key,
         request=body.model_dump(mode="json"),
         status_code=201,
-        handler=lambda: service.create_deposit(
+        handler=lambda: deposits.create_deposit(
             session=session,
             settings=request.app.state.settings,
             user_id=user.id,
@@ -272,7 +272,7 @@ async def create_withdrawal(
         key=key,
         request=body.model_dump(mode="json"),
         status_code=201,
-        handler=lambda: service.create_withdrawal(
+        handler=lambda: withdrawals.create_withdrawal(
             session=session,
             settings=request.app.state.settings,
             user_id=user.id,
@@ -333,7 +333,7 @@ async def awaiting_approval(admin: AdminUser, session: SessionDep) -> Withdrawal
 async def approve(
     withdrawal_id: uuid.UUID, admin: AdminUser, session: SessionDep
 ) -> WithdrawalRead:
-    return await service.decide_withdrawal(
+    return await withdrawals.decide_withdrawal(
         session=session, withdrawal_id=withdrawal_id, admin_id=admin.id, approve=True
     )
 
@@ -346,7 +346,7 @@ async def approve(
 async def reject(
     withdrawal_id: uuid.UUID, body: RejectRequest, admin: AdminUser, session: SessionDep
 ) -> WithdrawalRead:
-    return await service.decide_withdrawal(
+    return await withdrawals.decide_withdrawal(
         session=session,
         withdrawal_id=withdrawal_id,
         admin_id=admin.id,
@@ -367,7 +367,7 @@ async def reject(
 )
 async def plaid_webhook(request: Request, session: SessionDep, plaid: Provider) -> WebhookAck:
     body = await request.body()
-    result = await service.handle_plaid_webhook(
+    result = await webhook.handle_plaid_webhook(
         session=session,
         provider=plaid,
         settings=request.app.state.settings,
