@@ -103,6 +103,12 @@ def test_connect_sync_triage_search_reply(email_stack: EmailStack) -> None:
         truth = {(r["subject"], r["from_email"]): r["category"] for r in mailbox()}
         hits = sum(truth.get((m["subject"], m["from_email"])) == m["category"] for m in items)
         assert hits / len(items) >= 0.85, hits
+        # and a priority: bulk mail is low, the rest high or normal (docs/email.md, "Priority")
+        assert {m["priority"] for m in items} == {"high", "normal", "low"}
+        assert all(
+            (m["priority"] == "low") == (m["category"] in {"promotions", "social", "forums"})
+            for m in items
+        )
         alerts = _all_messages(c, alice, category="trading alerts")
         assert alerts and all(m["category"] == "trading alerts" for m in alerts)
         by_cat = sum(
@@ -156,6 +162,7 @@ def test_connect_sync_triage_search_reply(email_stack: EmailStack) -> None:
         assert r.status_code == 200, r.text
         top = r.json()["items"]
         assert top and "margin call" in top[0]["message"]["subject"].lower()
+        assert top[0]["message"]["priority"] == "high"  # a risk to the reader's money, now
         assert top[0]["semantic_rank"] is not None and top[0]["keyword_rank"] is not None
         sem = c.get("/api/v1/email/search", params={"q": "discount sale"}, headers=alice).json()
         assert sum(h["message"]["category"] == "promotions" for h in sem["items"][:10]) >= 7
@@ -173,6 +180,7 @@ def test_connect_sync_triage_search_reply(email_stack: EmailStack) -> None:
             for m in items
             if m["category"] == "primary" and ("Dinner" in m["subject"] or "1:1" in m["subject"])
         )
+        assert ask["priority"] == "high"  # a person asking the reader something
         s = c.get(f"/api/v1/email/messages/{ask['id']}/suggestions", headers=alice).json()
         assert s["suggest"] is True and len(s["replies"]) == 3, s
         promo = next(m for m in items if m["category"] == "promotions")

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pull.email.textmodel import CATEGORIES, TextModel, load_arrays, model, save_arrays
+from pull.email.textmodel import (
+    CATEGORIES,
+    PRIORITIES,
+    TextModel,
+    load_arrays,
+    model,
+    save_arrays,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,21 +52,23 @@ def _macro_f1(truth: list[str], pred: list[str]) -> float:
     return sum(scores) / len(scores)
 
 
-def test_held_out_category_macro_f1() -> None:
-    """Scored here with the numpy serving path on templates the model never saw."""
+@pytest.mark.parametrize(("label", "allowed"), [("category", CATEGORIES), ("priority", PRIORITIES)])
+def test_held_out_macro_f1(label: str, allowed: tuple[str, ...]) -> None:
+    """Scored here with the numpy serving path on templates the model never saw: category from
+    its head; priority as served (bulk category -> low, else the attention head with its two
+    question inputs and threshold), so it also checks serving composes what training scored."""
     test = _rows("test")
     m = model()
-    pred = [
-        m.triage(
-            subject=str(r["subject"]), body=str(r["body"]), sender=str(r["from_email"])
-        ).category
+    triaged = [
+        m.triage(subject=str(r["subject"]), body=str(r["body"]), sender=str(r["from_email"]))
         for r in test
     ]
-    assert set(pred) <= set(CATEGORIES)
-    f1 = _macro_f1([str(r["category"]) for r in test], pred)
-    assert f1 >= 0.85, f1
+    pred = [str(getattr(t, label)) for t in triaged]
+    assert set(pred) <= set(allowed)
+    f1 = _macro_f1([str(r[label]) for r in test], pred)
+    assert f1 >= 0.85, f1  # the issue's goal, for both
     shipped = json.loads(files("pull.email").joinpath("data/metrics.json").read_text())
-    assert abs(shipped["category"]["macro_f1"] - f1) < 0.01  # docs/email.md quotes this file
+    assert abs(shipped[label]["macro_f1"] - f1) < 0.01  # docs/email.md quotes this file
 
 
 @pytest.fixture(scope="module")
