@@ -11,12 +11,17 @@ percentile. Client-side latencies (including the load generator's own queueing o
 cores) are printed beside it, and a bare Starlette page driven by the same 50 clients is the
 same-run baseline. The machine is shared with other work: absolute figures are pessimistic.
 Results go to bench/results/web.json.
+
+THINK seconds (default 0): each user pauses a random 0.5-1.5 x THINK between pages, as a person
+reading a page does (Locust's and k6's users wait too). THINK=0 is the closed loop: 50 users
+asking back to back, which on two cores measures throughput more than a page's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -33,20 +38,25 @@ from pull import devstack
 
 USERS = 50
 DURATION = float(os.environ.get("DURATION", "15"))
+THINK = float(os.environ.get("THINK", "0"))
 PAGES = ["/markets", "/markets/KXFED-27JAN-CUT", "/funds", "/account"]
 
 
-def buckets(metrics_url: str) -> dict[float, float]:
-    """Cumulative counts of web_request_duration_seconds over all routes, by upper bound."""
+def buckets(
+    metrics_url: str, name: str = "web_request_duration_seconds"
+) -> dict[str, dict[float, float]]:
+    """Cumulative counts of histogram `name` by route ("*": all), by upper bound."""
     text = httpx.get(metrics_url, timeout=10).text
-    out: dict[float, float] = {}
+    out: dict[str, dict[float, float]] = {"*": {}}
     for family in text_string_to_metric_families(text):
-        if family.name != "web_request_duration_seconds":
+        if family.name != name:
             continue
         for s in family.samples:
             if s.name.endswith("_bucket"):
                 le = float(s.labels["le"])
-                out[le] = out.get(le, 0.0) + s.value
+                for route in ("*", s.labels.get("route", "?")):
+                    per = out.setdefault(route, {})
+                    per[le] = per.get(le, 0.0) + s.value
     return out
 
 
@@ -76,7 +86,9 @@ async def sign_up(web: str) -> httpx.AsyncClient:
     return c
 
 
-async def browse(clients: list[httpx.AsyncClient], pages: list[str]) -> dict[str, Any]:
+async def browse(
+    clients: list[httpx.AsyncClient], pages: list[str], think: float = 0.0
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + DURATION
@@ -84,6 +96,8 @@ async def browse(clients: list[httpx.AsyncClient], pages: list[str]) -> dict[str
     async def user(c: httpx.AsyncClient, offset: int) -> None:
         nonlocal errors
         i = offset
+        if think:  # arrivals spread over one think time, not 50 pages at the same instant
+            await asyncio.sleep(random.uniform(0, think))
         while time.monotonic() < deadline:
             started = time.perf_counter()
             try:
@@ -94,6 +108,8 @@ async def browse(clients: list[httpx.AsyncClient], pages: list[str]) -> dict[str
                 errors += 1
             latencies.append(time.perf_counter() - started)
             i += 1
+            if think:
+                await asyncio.sleep(think * random.uniform(0.5, 1.5))
 
     await asyncio.gather(*(user(c, n) for n, c in enumerate(clients)))
     latencies.sort()
@@ -106,24 +122,45 @@ async def browse(clients: list[httpx.AsyncClient], pages: list[str]) -> dict[str
     }
 
 
-async def run_web(web: str) -> dict[str, Any]:
+def p99_by_route(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+) -> dict[str, float]:
+    out = {}
+    for route, per in after.items():
+        p99, counted = server_p99(before.get(route, {}), per)
+        if route != "*" and counted:
+            out[route] = p99
+    return out
+
+
+async def run_web(web: str, api: str) -> dict[str, Any]:
     clients = [await sign_up(web) for _ in range(USERS)]
+    api_name = "http_request_duration_seconds"
     try:
         await browse(clients[:5], PAGES)  # warm-up
-        before = buckets(f"{web}/metrics")
-        result = await browse(clients, PAGES)
-        after = buckets(f"{web}/metrics")
+        before, api_before = buckets(f"{web}/metrics"), buckets(f"{api}/metrics", api_name)
+        result = await browse(clients, PAGES, THINK)
+        after, api_after = buckets(f"{web}/metrics"), buckets(f"{api}/metrics", api_name)
     finally:
         for c in clients:
             await c.aclose()
-    p99, counted = server_p99(before, after)
-    return {**result, "server_p99_le_s": p99, "server_requests": counted}
+    p99, counted = server_p99(before["*"], after["*"])
+    api_p99, api_counted = server_p99(api_before["*"], api_after["*"])
+    return {
+        **result,
+        "server_p99_le_s": p99,
+        "server_requests": counted,
+        "server_p99_le_s_by_route": p99_by_route(before, after),
+        "api_p99_le_s": api_p99,
+        "api_requests": api_counted,
+        "api_p99_le_s_by_route": p99_by_route(api_before, api_after),
+    }
 
 
 async def run_baseline(url: str) -> dict[str, Any]:
     clients = [httpx.AsyncClient(base_url=url, timeout=30) for _ in range(USERS)]
     try:
-        return await browse(clients, ["/"])
+        return await browse(clients, ["/"], THINK)
     finally:
         for c in clients:
             await c.aclose()
@@ -157,11 +194,14 @@ def main() -> None:
                 web_env,
                 f"http://127.0.0.1:{web_port}/health",
             ):
-                web = asyncio.run(run_web(f"http://127.0.0.1:{web_port}"))
+                web = asyncio.run(
+                    run_web(f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{api_port}")
+                )
     payload = {
         "machine": machine(),
         "users": USERS,
         "seconds": DURATION,
+        "think_seconds": THINK,
         "pages": PAGES,
         "baseline_bare_starlette": baseline,
         "web": web,
