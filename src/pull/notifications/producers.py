@@ -178,6 +178,8 @@ def rewards_earned(event_id: int, p: dict[str, Any]) -> list[Notice]:
 
 
 def points_expiring(event_id: int, p: dict[str, Any]) -> list[Notice]:
+    """`emailed: true` means the rewards module has e-mailed the warning itself (with the
+    lots listed): the notification keeps its other channels, not a second e-mail."""
     points = int(p.get("points", 0))
     return [
         Notice(
@@ -187,6 +189,7 @@ def points_expiring(event_id: int, p: dict[str, Any]) -> list[Notice]:
             body=f"{points:,} of your points expire soon: redeem them in Rewards.",
             dedupe_key=f"rewards.points_expiring:{event_id}",
             data={"points": points},
+            done_channels=frozenset({"email"}) if p.get("emailed") is True else frozenset(),
         )
     ]
 

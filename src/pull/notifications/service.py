@@ -61,6 +61,9 @@ class Notice:
     body: str
     dedupe_key: str
     data: dict[str, Any] = field(default_factory=dict)
+    # Channels the producer has already covered itself (e.g. the rewards module e-mails its
+    # expiry warning): written `skipped` whatever the preferences say, never sent again.
+    done_channels: frozenset[str] = frozenset()
 
 
 def _enabled_map(
@@ -95,6 +98,7 @@ async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uu
     if not created:
         return []
     by_id = {uuid.UUID(str(r["id"])): r for r in rows}
+    done = {uuid.UUID(str(r["id"])): n.done_channels for r, n in zip(rows, notices, strict=True)}
     enabled = _enabled_map(await repo.preferences(session, user_ids=list({u for _, u in created})))
     now = dt.datetime.now(dt.UTC)
     deliveries: list[dict[str, Any]] = []
@@ -113,7 +117,8 @@ async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uu
                 "detail": None if on["in_app"] else "disabled",
             }
         )
-        outbound = [ch for ch in OUTBOUND if on[ch]]
+        covered = [ch for ch in OUTBOUND if on[ch] and ch in done[nid]]
+        outbound = [ch for ch in OUTBOUND if on[ch] and ch not in done[nid]]
         deliveries.extend(
             {
                 "notification_id": nid,
@@ -123,6 +128,16 @@ async def notify(*, session: AsyncSession, notices: Sequence[Notice]) -> list[uu
                 "detail": None,
             }
             for ch in outbound
+        )
+        deliveries.extend(
+            {
+                "notification_id": nid,
+                "channel": ch,
+                "status": "skipped",
+                "sent_at": None,
+                "detail": "sent by the producer",
+            }
+            for ch in covered
         )
         if on["in_app"]:
             events.append(
