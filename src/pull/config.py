@@ -319,6 +319,9 @@ class Settings(BaseSettings):
     )
     rwa_buyout_vote_seconds: int = Field(259_200, alias="RWA_BUYOUT_VOTE_SECONDS", ge=1)
     rwa_buyout_pass_bps: int = Field(5000, alias="RWA_BUYOUT_PASS_BPS", ge=1, le=10_000)
+    # "Closing soon" is announced this long before an offering closes (0: never), when the
+    # offering was open longer than that (docs/messaging.md).
+    rwa_closing_soon_seconds: int = Field(86_400, alias="RWA_CLOSING_SOON_SECONDS", ge=0)
     # Brokerage (docs/brokerage.md). The real broker (Alpaca's Broker API) is used when both
     # ALPACA_BROKER_KEY and ALPACA_BROKER_SECRET are set; otherwise the sandbox broker.
     alpaca_broker_key: str = Field("", alias="ALPACA_BROKER_KEY")

@@ -31,6 +31,17 @@ async def profile(
     return (await session.scalars(stmt)).one_or_none()
 
 
+async def profiles_tiers(
+    session: AsyncSession, user_ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, dt.datetime | None]]:
+    if not user_ids:
+        return []
+    stmt = select(KycProfile.user_id, KycProfile.tier, KycProfile.expires_at).where(
+        KycProfile.user_id.in_(user_ids)
+    )
+    return [(r[0], r[1], r[2]) for r in (await session.execute(stmt)).all()]
+
+
 async def ensure_profile(session: AsyncSession, user_id: uuid.UUID) -> KycProfile:
     """The user's profile row, created at tier none if absent, locked FOR UPDATE."""
     await session.execute(

@@ -36,6 +36,7 @@ __all__ = [
     "consume_limit",
     "current_policy",
     "get_tier",
+    "get_tiers",
     "instant_credit_cents",
     "release_limit",
     "set_tier",
@@ -67,6 +68,17 @@ async def get_tier(
     if row is None:
         return Tier.none
     return _effective_tier(row.tier, row.expires_at, now or utcnow())
+
+
+async def get_tiers(
+    *, session: AsyncSession, user_ids: list[uuid.UUID], now: dt.datetime | None = None
+) -> dict[uuid.UUID, Tier]:
+    """`get_tier` for many users in one query (a fan-out's eligibility); absent: none."""
+    at = now or utcnow()
+    rows = await repo.profiles_tiers(session, user_ids)
+    out = {u: Tier.none for u in user_ids}
+    out.update({u: _effective_tier(t, exp, at) for u, t, exp in rows})
+    return out
 
 
 async def set_tier(

@@ -17,6 +17,7 @@ NotificationType = Literal[
     "rewards",
     "rwa_offering",
     "rwa_vote",
+    "rwa_listing",
     "price_alert",
 ]
 Channel = Literal["in_app", "email", "push", "matrix"]
@@ -30,6 +31,7 @@ TYPES: Final[tuple[NotificationType, ...]] = (
     "rewards",
     "rwa_offering",
     "rwa_vote",
+    "rwa_listing",
     "price_alert",
 )
 CHANNELS: Final[tuple[Channel, ...]] = ("in_app", "email", "push", "matrix")
@@ -37,13 +39,18 @@ CHANNELS: Final[tuple[Channel, ...]] = ("in_app", "email", "push", "matrix")
 OUTBOUND: Final[tuple[Channel, ...]] = ("email", "push", "matrix")
 INTERRUPTING: Final[frozenset[str]] = frozenset({"push", "matrix"})
 
-# (type, channel) -> on by default. In-app is always on by default; email for money and KYC;
-# push for what a trader acts on; the Matrix alerts room is opt-in.
+# (type, channel) -> on by default. In-app is always on by default (but for the opt-in types);
+# email for money and KYC; push for what a trader acts on; the Matrix alerts room is opt-in.
 _EMAIL_DEFAULT = {"settlement", "deposit", "withdrawal", "kyc", "rwa_vote"}
 _PUSH_DEFAULT = {"fill", "settlement", "price_alert", "rwa_vote", "deposit", "withdrawal"}
+# Opt-in types: off on every channel until the customer turns one on; turning any channel on
+# is what puts them on the type's recipient list (an RWA offering opening or closing soon).
+OPT_IN: Final[frozenset[str]] = frozenset({"rwa_listing"})
 
 
 def default_enabled(type_: str, channel: str) -> bool:
+    if type_ in OPT_IN:
+        return False
     if channel == "in_app":
         return True
     if channel == "email":

@@ -10,15 +10,18 @@ by dedupe key) and, for `exchange.trade`, firing the price alerts the trades cro
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.kit.db import session_scope
 from pull.kit.outbox import Handler, OutboxEvent
 from pull.kit.runtime import worker_runtime
+from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 from pull.notifications import producers, service
 from pull.realtime.publish import publish_user_event
+from pull.rwa import service as rwa
 
 
 async def _buyout_holders(session: AsyncSession, currency: str) -> list[tuple[uuid.UUID, int]]:
@@ -34,11 +37,39 @@ async def _buyout_holders(session: AsyncSession, currency: str) -> list[tuple[uu
         after = page[-1][0]
 
 
+async def _offering_audience(
+    session: AsyncSession, topic: str, p: dict[str, Any]
+) -> list[uuid.UUID]:
+    """Who hears of an offering opening or closing soon: the customers who turned on a channel
+    of `rwa_listing` and whose KYC tier may subscribe to it; for "closing soon", not those
+    who have subscribed already. Pages of OFFERING_PAGE users, three queries a page."""
+    required = kyc.Tier(str(p.get("kyc_tier", "basic")))
+    offering_id = uuid.UUID(str(p["offering_id"]))
+    out: list[uuid.UUID] = []
+    after: uuid.UUID | None = None
+    while True:
+        page = await service.opted_in(session=session, type_="rwa_listing", after=after)
+        tiers = await kyc.get_tiers(session=session, user_ids=page)
+        eligible = [u for u in page if tiers[u].rank >= required.rank]
+        if topic == "rwa.offering_closing_soon" and eligible:
+            done = await rwa.offering_investors(
+                session=session, offering_id=offering_id, user_ids=eligible
+            )
+            eligible = [u for u in eligible if u not in done]
+        out.extend(eligible)
+        if len(page) < service.OPTED_IN_PAGE:
+            return out
+        after = page[-1]
+
+
 async def consume(event: OutboxEvent) -> None:
     async with session_scope(worker_runtime().sessionmaker) as session:
         if event.topic == "rwa.buyout_opened":  # trading is halted: the holders stand still
             holders = await _buyout_holders(session, str(event.payload["currency"]))
             notices = producers.buyout_vote(event.payload, holders)
+        elif event.topic in ("rwa.offering_opened", "rwa.offering_closing_soon"):
+            users = await _offering_audience(session, event.topic, event.payload)
+            notices = producers.offering_notice(event.topic, event.payload, users)
         else:
             notices = producers.BUILDERS[event.topic](event.id, event.payload)
         await service.notify(session=session, notices=notices)

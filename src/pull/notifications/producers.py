@@ -241,6 +241,42 @@ def buyout_vote(p: dict[str, Any], holders: list[tuple[uuid.UUID, int]]) -> list
     ]
 
 
+def offering_notice(topic: str, p: dict[str, Any], users: list[uuid.UUID]) -> list[Notice]:
+    """`rwa.offering_opened` / `rwa.offering_closing_soon` for the recipients the consumer
+    chose; one per customer and offering whatever is redelivered (the dedupe key)."""
+    title, price = str(p.get("title", "an asset")), int(p["price_cents"])
+    total, left = int(p["total_shares"]), int(p["shares_remaining"])
+    closes = str(p.get("closes_at", ""))[:16].replace("T", " ")
+    if topic == "rwa.offering_opened":
+        head = f"New offering: {title}"
+        body = (
+            f"{total:,} shares of {title} at {dollars(price)} each are open for subscription "
+            f"until {closes} UTC."
+        )
+    else:
+        head = f"Closing soon: {title}"
+        body = (
+            f"The offering of {title} closes at {closes} UTC; {left:,} of {total:,} shares "
+            f"are left at {dollars(price)} each."
+        )
+    return [
+        Notice(
+            user_id=user_id,
+            type="rwa_listing",
+            title=head,
+            body=body,
+            dedupe_key=f"{topic}:{p['offering_id']}",
+            data={
+                "offering_id": p["offering_id"],
+                "asset_id": p.get("asset_id"),
+                "kind": topic.removeprefix("rwa.offering_"),
+                "closes_at": p.get("closes_at"),
+            },
+        )
+        for user_id in users
+    ]
+
+
 BUILDERS: dict[str, Builder] = {
     "exchange.trade": trade,
     "exchange.settlement": settlement,
@@ -252,4 +288,4 @@ BUILDERS: dict[str, Builder] = {
     "rwa.subscription_settled": rwa_subscription,
 }
 # Topics whose recipients the consumer looks up (events.consume).
-RESOLVED_TOPICS = ("rwa.buyout_opened",)
+RESOLVED_TOPICS = ("rwa.buyout_opened", "rwa.offering_opened", "rwa.offering_closing_soon")

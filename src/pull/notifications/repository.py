@@ -161,6 +161,22 @@ async def preferences(
     return list((await session.scalars(q)).all())
 
 
+async def opted_in(
+    session: AsyncSession, *, type_: str, after: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """Users with any channel of `type_` turned on, in id order from `after` (a page)."""
+    q = (
+        select(NotificationPreference.user_id)
+        .where(NotificationPreference.type == type_, NotificationPreference.enabled.is_(True))
+        .group_by(NotificationPreference.user_id)
+        .order_by(NotificationPreference.user_id)
+        .limit(limit)
+    )
+    if after is not None:
+        q = q.where(NotificationPreference.user_id > after)
+    return list((await session.scalars(q)).all())
+
+
 async def upsert_preferences(
     session: AsyncSession, *, user_id: uuid.UUID, values: Sequence[tuple[str, str, bool]]
 ) -> None:

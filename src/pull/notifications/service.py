@@ -266,6 +266,17 @@ async def put_preferences(
     return await get_preferences(session=session, user_id=user_id)
 
 
+OPTED_IN_PAGE = 1000
+
+
+async def opted_in(
+    *, session: AsyncSession, type_: str, after: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """A page (OPTED_IN_PAGE, id order) of the customers who turned on a channel of an opt-in
+    type (catalog.OPT_IN): its recipient list."""
+    return await repo.opted_in(session, type_=type_, after=after, limit=OPTED_IN_PAGE)
+
+
 # --- devices ----------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from temporalio import activity
 from pull.kit.db import session_scope
 from pull.kit.runtime import worker_runtime
 from pull.rwa import service
+from pull.rwa.offerings import NoticeKind
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,23 @@ class Finalized:
 @dataclass(frozen=True)
 class AssetRef:
     asset_id: str
+
+
+@dataclass(frozen=True)
+class NoticeInput:
+    offering_id: str
+    kind: str  # "opened" | "closing_soon"
+
+
+@activity.defn(name="rwa_announce_offering")
+async def announce_offering(inp: NoticeInput) -> bool:
+    """The offering's opening or closing-soon event for the notifications (idempotent there:
+    one notification per customer and offering)."""
+    kind: NoticeKind = "opened" if inp.kind == "opened" else "closing_soon"
+    async with session_scope(worker_runtime().sessionmaker) as session:
+        return await service.announce_offering(
+            session=session, offering_id=uuid.UUID(inp.offering_id), kind=kind
+        )
 
 
 @activity.defn(name="rwa_close_offering")
@@ -113,4 +131,5 @@ ACTIVITIES: list[Callable[..., Any]] = [
     settle_subscriptions,
     finalize_offering,
     start_trading,
+    announce_offering,
 ]

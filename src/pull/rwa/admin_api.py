@@ -91,9 +91,14 @@ async def create_offering(
     },
 )
 async def open_offering(
-    offering_id: uuid.UUID, admin: AdminUser, session: SessionDep
+    offering_id: uuid.UUID, admin: AdminUser, session: SessionDep, request: Request
 ) -> OfferingRead:
-    return await service.open_offering(session=session, actor_id=admin.id, offering_id=offering_id)
+    return await service.open_offering(
+        session=session,
+        actor_id=admin.id,
+        offering_id=offering_id,
+        closing_soon_seconds=request.app.state.settings.rwa_closing_soon_seconds,
+    )
 
 
 @router.post(

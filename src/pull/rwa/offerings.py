@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -122,9 +122,11 @@ async def open_offering(
     actor_id: uuid.UUID,
     offering_id: uuid.UUID,
     now: dt.datetime | None = None,
+    closing_soon_seconds: int = 0,
 ) -> OfferingRead:
     """Open a draft offering (four-eyes: not by the admin who created it) and start its
-    OfferingWorkflow (through the outbox, after commit)."""
+    OfferingWorkflow (through the outbox, after commit). The workflow announces the opening
+    at `opens_at` and, `closing_soon_seconds` before the close, that it closes soon."""
     now = now or utcnow()
     row = await offering_repo.get_offering(session, offering_id, lock=True)
     if row is None:
@@ -146,7 +148,12 @@ async def open_offering(
         session,
         workflow=WORKFLOW,
         workflow_id=workflow_id(row.id),
-        arg={"offering_id": str(row.id), "closes_at": row.closes_at.isoformat()},
+        arg={
+            "offering_id": str(row.id),
+            "opens_at": row.opens_at.isoformat(),
+            "closes_at": row.closes_at.isoformat(),
+            "closing_soon_seconds": closing_soon_seconds,
+        },
     )
     identity.record_audit(
         session,
@@ -311,6 +318,58 @@ async def list_subscriptions(
 
 
 # --- the OfferingWorkflow's steps (each its own transaction, idempotent) ---------------------
+
+NoticeKind = Literal["opened", "closing_soon"]
+
+
+async def announce_offering(
+    *,
+    session: AsyncSession,
+    offering_id: uuid.UUID,
+    kind: NoticeKind,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Emit `rwa.offering_opened` / `rwa.offering_closing_soon` for the notifications module
+    (its consumer picks the recipients), only while the offering is open and, for "closing
+    soon", not sold out. A repeat emits again; the notifications' dedupe key (per customer
+    and offering) makes that no second notification."""
+    now = now or utcnow()
+    row = await offering_repo.get_offering(session, offering_id)
+    if row is None:
+        raise OfferingNotFound()
+    remaining = row.total_shares - row.shares_subscribed
+    if row.status != "open" or now >= row.closes_at:
+        return False
+    if kind == "closing_soon" and remaining <= 0:
+        return False
+    asset = await asset_repo.get_asset(session, row.asset_id)
+    assert asset is not None
+    emit(  # notifications: opted-in eligible customers (docs/messaging.md)
+        session,
+        topic=f"rwa.offering_{kind}",
+        key=str(row.id),
+        payload={
+            "offering_id": str(row.id),
+            "asset_id": str(asset.id),
+            "title": asset.title,
+            "price_cents": row.price_cents,
+            "total_shares": row.total_shares,
+            "shares_remaining": remaining,
+            "kyc_tier": row.kyc_tier,
+            "opens_at": row.opens_at.isoformat(),
+            "closes_at": row.closes_at.isoformat(),
+        },
+    )
+    await session.flush()
+    return True
+
+
+async def offering_investors(
+    *, session: AsyncSession, offering_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `user_ids` have subscribed to the offering (one query)."""
+    return await offering_repo.investors_among(session, offering_id, list(user_ids))
+
 
 CloseOutcome = Literal["funded", "failed", "canceled"]
 

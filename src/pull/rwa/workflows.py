@@ -21,8 +21,10 @@ with workflow.unsafe.imports_passed_through():
         AssetRef,
         BuyoutRef,
         DistributeInput,
+        NoticeInput,
         OfferingRef,
         SettleInput,
+        announce_offering,
         close_offering,
         decide_buyout,
         distribute,
@@ -55,10 +57,47 @@ class OfferingWorkflow:
     def current(self) -> dict[str, Any]:
         return {"status": self.status, "resolved": self.resolved}
 
+    async def _wait_until(self, at: dt.datetime) -> None:
+        """Sleep until `at`, or until the offering is canceled."""
+        wait = (at - workflow.now()).total_seconds()
+        if wait > 0 and not self.canceled:
+            try:
+                await workflow.wait_condition(
+                    lambda: self.canceled, timeout=timedelta(seconds=wait)
+                )
+            except TimeoutError:
+                pass
+
+    async def _announce(self, offering_id: str, kind: str) -> None:
+        if not self.canceled:
+            await workflow.execute_activity(
+                announce_offering,
+                NoticeInput(offering_id, kind),
+                start_to_close_timeout=TIMEOUT,
+                retry_policy=RETRY,
+            )
+
+    async def _notices(self, arg: dict[str, Any], closes_at: dt.datetime) -> None:
+        """The notifications' "opened" at `opens_at` and "closing soon" `closing_soon_seconds`
+        before the close, unless the offering opened inside that window (the opening notice
+        says when it closes; docs/messaging.md)."""
+        offering_id = str(arg["offering_id"])
+        opens_at = dt.datetime.fromisoformat(str(arg.get("opens_at") or workflow.now()))
+        await self._wait_until(opens_at)
+        await self._announce(offering_id, "opened")
+        soon = int(arg.get("closing_soon_seconds") or 0)
+        notice_at = closes_at - timedelta(seconds=soon)
+        if soon > 0 and notice_at > workflow.now():
+            await self._wait_until(notice_at)
+            await self._announce(offering_id, "closing_soon")
+
     @workflow.run
     async def run(self, arg: dict[str, Any]) -> str:
         offering_id = str(arg["offering_id"])
         closes_at = dt.datetime.fromisoformat(str(arg["closes_at"]))
+        # Offerings opened before the notices existed replay without them.
+        if workflow.patched("offering-notices"):
+            await self._notices(arg, closes_at)
         wait = (closes_at - workflow.now()).total_seconds()
         if wait > 0:
             try:

@@ -143,6 +143,22 @@ async def investor_shares(session: AsyncSession, offering_id: uuid.UUID, user_id
     return int(value or 0)
 
 
+async def investors_among(
+    session: AsyncSession, offering_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `user_ids` hold a subscription to the offering (one query)."""
+    if not user_ids:
+        return set()
+    rows = await session.execute(
+        text(
+            "SELECT user_id FROM rwa_offering_investors "
+            "WHERE offering_id = :o AND user_id = ANY(:u) AND shares > 0"
+        ),
+        {"o": offering_id, "u": list(user_ids)},
+    )
+    return {r[0] for r in rows}
+
+
 # --- subscriptions --------------------------------------------------------------------------
 
 
