@@ -12,6 +12,7 @@ import asyncio
 import logging
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -36,6 +37,12 @@ class Email:
 class EmailSender(Protocol):
     async def send(self, *, session: AsyncSession, email: Email) -> None: ...
 
+    async def send_many(
+        self, *, session: AsyncSession, emails: Sequence[Email]
+    ) -> list[Exception | None]:
+        """Send each; per email, None when sent or the error it raised (the others go on)."""
+        ...
+
 
 class TableEmailSender:
     """Development and test delivery: a row per message."""
@@ -53,6 +60,17 @@ class TableEmailSender:
         if self.echo:
             # Development only: the message is the developer's way to click the link.
             log.info("dev mail to %s: %s\n%s", email.to, email.subject, email.body)
+
+    async def send_many(
+        self, *, session: AsyncSession, emails: Sequence[Email]
+    ) -> list[Exception | None]:
+        """One INSERT for all of them (a notification fan-out's chunk), in the caller's
+        transaction: they are all written or, if it rolls back, none."""
+        await repo.add_outbound_emails(session, [(e.to, e.subject, e.body, e.kind) for e in emails])
+        if self.echo:
+            for email in emails:
+                log.info("dev mail to %s: %s\n%s", email.to, email.subject, email.body)
+        return [None] * len(emails)
 
 
 class SmtpEmailSender:
@@ -98,10 +116,30 @@ class SmtpEmailSender:
         await asyncio.to_thread(self._send_sync, message)
         log.info("mail sent", extra={"kind": email.kind})
 
+    async def send_many(
+        self, *, session: AsyncSession, emails: Sequence[Email]
+    ) -> list[Exception | None]:
+        out: list[Exception | None] = []
+        for email in emails:
+            try:
+                await self.send(session=session, email=email)
+            except Exception as exc:  # this one failed; the ones sent stay sent
+                out.append(exc)
+            else:
+                out.append(None)
+        return out
+
 
 class DisabledEmailSender:
     async def send(self, *, session: AsyncSession, email: Email) -> None:
         log.warning("mail not sent: SMTP_HOST is not set", extra={"kind": email.kind})
+
+    async def send_many(
+        self, *, session: AsyncSession, emails: Sequence[Email]
+    ) -> list[Exception | None]:
+        for email in emails:
+            await self.send(session=session, email=email)
+        return [None] * len(emails)
 
 
 def sender_for(settings: Settings) -> EmailSender:

@@ -406,6 +406,28 @@ def add_outbound_email(session: AsyncSession, email: OutboundEmail) -> None:
     session.add(email)
 
 
+async def add_outbound_emails(
+    session: AsyncSession, rows: Sequence[tuple[str, str, str, str]]
+) -> None:
+    """(to, subject, body, kind) rows in one statement over arrays (a fixed text asyncpg
+    prepares once)."""
+    if not rows:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO outbound_emails (to_address, subject, body, kind) "
+            "SELECT * FROM unnest(CAST(:to AS text[]), CAST(:subject AS text[]), "
+            "CAST(:body AS text[]), CAST(:kind AS text[]))"
+        ),
+        {
+            "to": [r[0] for r in rows],
+            "subject": [r[1][:200] for r in rows],
+            "body": [r[2] for r in rows],
+            "kind": [r[3][:40] for r in rows],
+        },
+    )
+
+
 async def outbound_emails(
     session: AsyncSession, *, to_address: str | None = None, after_id: int = 0, limit: int = 100
 ) -> Sequence[OutboundEmail]:

@@ -110,12 +110,14 @@ async def deliver_many(
     The pending rows are locked, each sent and marked in this transaction, so a concurrent or
     repeated attempt skips them. A send that raises leaves its row pending with the error
     (the others go on); what it changed before raising (a dead token removed, an alerts room
-    created) is true and kept. Recipients (users, devices) are loaded once for the batch."""
+    created) is true and kept. Set-based: one locking read, one read each of the
+    notifications and their recipients (users, devices), the e-mails of the chunk in one
+    `send_many` (one INSERT in the sandbox) and every row's mark in one UPDATE."""
     out = BatchResult()
-    rows = await repo.pending_deliveries(
+    ids = await repo.pending_delivery_ids(
         session, notification_ids=notification_ids, channel=channel
     )
-    notes = await repo.notifications_by_id(session, [r.notification_id for r in rows])
+    notes = await repo.notifications_by_id(session, ids)
     user_ids = list({n.user_id for n in notes.values()})
     who = _Recipients()
     if channel == "email":
@@ -123,28 +125,65 @@ async def deliver_many(
     elif channel == "push":
         who.devices = await repo.devices_for(session, user_ids=user_ids)
     now = utcnow()
-    for row in rows:
-        note = notes[row.notification_id]
-        row.attempts += 1
+    marks: list[tuple[uuid.UUID, str, str | None, dt.datetime | None]] = []
+    if channel == "email":
+        sent = await _send_emails(session, [notes[i] for i in ids], senders, who)
+    for nid in ids:
         try:
-            detail = await _send(session, note, channel, senders, who)
+            if channel == "email":
+                result = sent[nid]
+                if isinstance(result, Exception):
+                    raise result
+                detail = result
+            else:
+                detail = await _send(session, notes[nid], channel, senders, who)
         except PushRejected as exc:
-            row.status, row.detail = "failed", str(exc)[:500]
+            marks.append((nid, "failed", str(exc)[:500], None))
         except Exception as exc:
             log.warning(
                 "notification send failed",
                 extra={"channel": channel, "error": type(exc).__name__},
             )
-            row.detail = f"{type(exc).__name__}: {exc}"[:500]
-            out.errors[row.notification_id] = row.detail
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            marks.append((nid, "pending", error, None))
+            out.errors[nid] = error
         else:
             if detail is None:
-                row.status, row.detail = "skipped", _skip_reason(channel)
+                marks.append((nid, "skipped", _skip_reason(channel), None))
             else:
-                row.status, row.detail, row.sent_at = "sent", detail[:500], now
-        out.statuses[row.notification_id] = row.status
-    await session.flush()
+                marks.append((nid, "sent", detail[:500], now))
+    await session.flush()  # what the senders changed through the ORM (dead tokens) first
+    await repo.mark_deliveries(session, channel=channel, rows=marks)
+    out.statuses = {nid: status for nid, status, _, _ in marks}
     return out
+
+
+async def _send_emails(
+    session: AsyncSession, notes: Sequence[Notification], senders: Senders, who: _Recipients
+) -> dict[uuid.UUID, str | Exception | None]:
+    """Per notification: "email queued", None (no verified address) or the send's error."""
+    out: dict[uuid.UUID, str | Exception | None] = {}
+    batch: list[tuple[uuid.UUID, Email]] = []
+    for note in notes:
+        user = who.users.get(note.user_id)
+        if user is None or not user.email_verified:
+            out[note.id] = None
+            continue
+        batch.append((note.id, _email(note, user.email, senders.app_url)))
+    results = await senders.email.send_many(session=session, emails=[e for _, e in batch])
+    for (nid, _), error in zip(batch, results, strict=True):
+        out[nid] = error if error is not None else "email queued"
+    return out
+
+
+def _email(note: Notification, to: str, app_url: str) -> Email:
+    return Email(
+        to=to,
+        subject=note.title,
+        body=f"{note.body}\n\n{app_url}/notifications\n\n"
+        "You can choose what PULL emails you about in Settings > Notifications.",
+        kind=f"notification.{note.type}",
+    )
 
 
 async def deliver(
@@ -177,16 +216,7 @@ async def _send(
         user = who.users.get(note.user_id)
         if user is None or not user.email_verified:
             return None
-        await senders.email.send(
-            session=session,
-            email=Email(
-                to=user.email,
-                subject=note.title,
-                body=f"{note.body}\n\n{senders.app_url}/notifications\n\n"
-                "You can choose what PULL emails you about in Settings > Notifications.",
-                kind=f"notification.{note.type}",
-            ),
-        )
+        await senders.email.send(session=session, email=_email(note, user.email, senders.app_url))
         return "email queued"
     if channel == "push":
         sent = []

@@ -7,12 +7,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+import orjson
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.kit.db import utcnow
-from pull.kit.outbox import OutboxEvent
 from pull.notifications.models import (
     Notification,
     NotificationDelivery,
@@ -23,6 +23,40 @@ from pull.notifications.models import (
     SandboxPush,
 )
 
+# Fan-out writes are one statement per batch over arrays (`unnest`): a fixed SQL text that
+# asyncpg prepares once, where a multi-row VALUES of N rows made SQLAlchemy compile N x columns
+# bind parameters on every call (most of `notify`'s CPU; docs/performance.md).
+_INSERT_NOTIFICATIONS = text(
+    "INSERT INTO notifications (id, user_id, type, title, body, data, dedupe_key) "
+    "SELECT i, u, t, ti, b, d::jsonb, k FROM unnest("
+    "CAST(:ids AS uuid[]), CAST(:users AS uuid[]), CAST(:types AS text[]), "
+    "CAST(:titles AS text[]), CAST(:bodies AS text[]), CAST(:data AS text[]), "
+    "CAST(:keys AS text[])) AS x(i, u, t, ti, b, d, k) "
+    "ON CONFLICT ON CONSTRAINT uq_notifications_user_dedupe DO NOTHING "
+    "RETURNING id, user_id"
+)
+_INSERT_DELIVERIES = text(
+    "INSERT INTO notification_deliveries (notification_id, channel, status, sent_at, detail) "
+    "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:channels AS text[]), "
+    "CAST(:statuses AS text[]), CAST(:sent AS timestamptz[]), CAST(:details AS text[]))"
+)
+_INSERT_OUTBOX = text(
+    "INSERT INTO outbox_events (topic, key, payload) "
+    "SELECT t, k, p::jsonb FROM unnest(CAST(:topics AS text[]), CAST(:keys AS text[]), "
+    "CAST(:payloads AS text[])) AS x(t, k, p)"
+)
+_MARK_DELIVERIES = text(
+    "UPDATE notification_deliveries d SET status = x.s, detail = x.detail, "
+    "sent_at = x.sent, attempts = d.attempts + 1 "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:details AS text[]), "
+    "CAST(:sent AS timestamptz[])) AS x(i, s, detail, sent) "
+    "WHERE d.notification_id = x.i AND d.channel = :channel AND d.status = 'pending'"
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
 
 async def insert_notifications(
     session: AsyncSession, rows: Sequence[dict[str, Any]]
@@ -31,24 +65,85 @@ async def insert_notifications(
     the new ones."""
     if not rows:
         return []
-    stmt = (
-        insert(Notification)
-        .values(list(rows))
-        .on_conflict_do_nothing(constraint="uq_notifications_user_dedupe")
-        .returning(Notification.id, Notification.user_id)
-    )
-    return [(r[0], r[1]) for r in (await session.execute(stmt)).all()]
+    params = {
+        "ids": [r["id"] for r in rows],
+        "users": [r["user_id"] for r in rows],
+        "types": [r["type"] for r in rows],
+        "titles": [r["title"] for r in rows],
+        "bodies": [r["body"] for r in rows],
+        "data": [_json(r["data"]) for r in rows],
+        "keys": [r["dedupe_key"] for r in rows],
+    }
+    return [(r[0], r[1]) for r in (await session.execute(_INSERT_NOTIFICATIONS, params)).all()]
 
 
 async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(NotificationDelivery).values(list(rows)))
+        await session.execute(
+            _INSERT_DELIVERIES,
+            {
+                "ids": [r["notification_id"] for r in rows],
+                "channels": [r["channel"] for r in rows],
+                "statuses": [r["status"] for r in rows],
+                "sent": [r["sent_at"] for r in rows],
+                "details": [r["detail"] for r in rows],
+            },
+        )
 
 
 async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Outbox events ({topic, key, payload}) in one statement, in the caller's transaction."""
     if rows:
-        await session.execute(insert(OutboxEvent).values(list(rows)))
+        await session.execute(
+            _INSERT_OUTBOX,
+            {
+                "topics": [r["topic"] for r in rows],
+                "keys": [r["key"] for r in rows],
+                "payloads": [_json(r["payload"]) for r in rows],
+            },
+        )
+
+
+async def mark_deliveries(
+    session: AsyncSession,
+    *,
+    channel: str,
+    rows: Sequence[tuple[uuid.UUID, str, str | None, dt.datetime | None]],
+) -> None:
+    """(notification id, status, detail, sent_at) for rows of `channel` this transaction has
+    locked pending (`pending_delivery_keys`), attempts + 1: one statement for a chunk."""
+    if rows:
+        await session.execute(
+            _MARK_DELIVERIES,
+            {
+                "channel": channel,
+                "ids": [r[0] for r in rows],
+                "statuses": [r[1] for r in rows],
+                "details": [r[2] for r in rows],
+                "sent": [r[3] for r in rows],
+            },
+        )
+
+
+async def pending_delivery_ids(
+    session: AsyncSession, *, notification_ids: Sequence[uuid.UUID], channel: str
+) -> list[uuid.UUID]:
+    """The notifications among these still pending on `channel`, their delivery rows locked
+    for the transaction in key order (two batches never deadlock), skipping none: a
+    concurrent attempt waits, then sees them sent."""
+    if not notification_ids:
+        return []
+    q = (
+        select(NotificationDelivery.notification_id)
+        .where(
+            NotificationDelivery.notification_id.in_(list(notification_ids)),
+            NotificationDelivery.channel == channel,
+            NotificationDelivery.status == "pending",
+        )
+        .order_by(NotificationDelivery.notification_id)
+        .with_for_update()
+    )
+    return list((await session.scalars(q)).all())
 
 
 async def notifications_by_id(
