@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -72,8 +73,8 @@ def postmaster(port: int | None) -> int | None:
         if (p.info["name"] or "").startswith("postgres") and f"port={port}" in cmd.replace(" ", ""):
             return int(p.pid)
     for p in psutil.process_iter(["name", "cmdline"]):
-        cmd = p.info["cmdline"] or []
-        if (p.info["name"] or "").startswith("postgres") and str(port) in cmd:
+        args = p.info["cmdline"] or []
+        if (p.info["name"] or "").startswith("postgres") and str(port) in args:
             return int(p.pid)
     return None
 
@@ -310,8 +311,13 @@ async def redemption_race(
     engine = make_engine(db_url, pool_size=1, max_overflow=0)
     maker = make_sessionmaker(engine)
     async with maker() as s:
-        stock = await s.scalar(text("SELECT stock FROM rewards_catalog"))
-        pending = await s.scalar(text("SELECT count(*) FROM rewards_redemptions"))
+        stock = await s.scalar(
+            text("SELECT stock FROM rewards_catalog WHERE id = :i"), {"i": uuid.UUID(item_id)}
+        )
+        pending = await s.scalar(
+            text("SELECT count(*) FROM rewards_redemptions WHERE item_id = :i"),
+            {"i": uuid.UUID(item_id)},
+        )
     await engine.dispose()
     return {
         "buyers": BUYERS,
@@ -344,6 +350,14 @@ CPU: dict[str, dict[str, float]] = {}
 
 
 def main() -> None:
+    """`python -m bench.rewards [consumer] [http] [race]`: the named phases only (all by
+    default); a partial run writes bench/results/rewards-partial.json and leaves the docs."""
+    phases = set(sys.argv[1:]) or {"consumer", "http", "race"}
+    if phases - {"consumer", "http", "race"}:
+        raise SystemExit("phases: consumer, http, race")
+    if phases != {"consumer", "http", "race"}:
+        partial(phases)
+        return
     with stack() as s:
         assert s.postgres_port is not None
         pg_pid = postmaster(s.postgres_port)
@@ -396,6 +410,56 @@ def main() -> None:
     print(payload)
     doc = update_docs(payload, http, host)
     print(f"written to {path} and {doc}")
+
+
+def partial(phases: set[str]) -> None:
+    payload: dict[str, Any] = {"machine": machine(), "phases": sorted(phases)}
+    with stack() as s:
+        pg_pid = postmaster(s.postgres_port)
+        if "consumer" in phases:
+            assert s.postgres_port is not None
+            payload["pgbench_tps"] = pgbench(s.postgres_port, SECONDS).transactions_per_s
+            payload["consumer"] = asyncio.run(
+                consumer_figures(s.database_url, mode="relay", events=EVENTS, pg_pid=pg_pid)
+            )
+        # BASELINE_SRC=/path/to/other/checkout/src: the same phases first on that code's API
+        # (same stack and database, the minute before): a same-run baseline of a change
+        variants: list[tuple[str, dict[str, str]]] = [("this", {})]
+        if os.environ.get("BASELINE_SRC"):
+            variants.insert(0, ("baseline", {"PYTHONPATH": os.environ["BASELINE_SRC"]}))
+        for label, extra in variants if phases & {"http", "race"} else []:
+            port = devstack.free_port()
+            env = {"RATE_LIMIT_ENABLED": "false", "DB_POOL_SIZE": "20", "DB_MAX_OVERFLOW": "20"}
+            out: dict[str, Any] = payload.setdefault(label, {})
+            with pull_api(s, port, **env, **FAST_HASH, **extra) as api:
+                base = f"http://127.0.0.1:{port}"
+                if "http" in phases:
+                    (user,) = asyncio.run(_register_one(base))
+                    script = _auth_script(user["access_token"])
+                    wrk("warm-up", f"{base}/health/live", seconds=2)
+                    CPU.clear()
+                    out["uptime_before"] = os.getloadavg()
+                    out["http"] = [
+                        _measured(api.pid, pg_pid, name, f"{base}{path}", script=script)
+                        for name, path in (
+                            ("GET /health/live (baseline, same process)", "/health/live"),
+                            ("GET /api/v1/rewards/balance", "/api/v1/rewards/balance"),
+                            (
+                                "GET /api/v1/rewards/leaderboard?period=weekly",
+                                "/api/v1/rewards/leaderboard?period=weekly",
+                            ),
+                        )
+                    ]
+                    out["http_cpu"] = dict(CPU)
+                    os.unlink(script)
+                if "race" in phases:
+                    out["redemption_race"] = asyncio.run(
+                        redemption_race(base, s.database_url, api.pid, pg_pid)
+                    )
+            out["load_average"] = os.getloadavg()
+    payload["load_average"] = os.getloadavg()
+    print(payload)
+    print(f"written to {write('rewards-partial', payload)}")
 
 
 async def _register_one(base: str) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ from pull.portfolio.api import routers as portfolio_routers
 from pull.realtime.api import install_live_routes
 from pull.realtime.state import LiveState
 from pull.rewards.api import routers as rewards_routers
+from pull.rewards.read_cache import install as install_rewards_cache
 from pull.rwa.api import routers as rwa_routers
 from pull.system.api import router as system_router
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.invalidations = Invalidations(app.state.redis)
         app.state.auth_local = LocalAuthCache(app.state.invalidations)
         install_read_cache(app.state.invalidations)
+        install_rewards_cache(app.state.invalidations)  # balances and boards (rewards.read_cache)
         app.state.invalidations.start()
         set_stream_publisher(app.state.redis)  # book commands publish to the live feeds
         app.state.live = LiveState(settings, app.state.sessionmaker)

@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from pull.identity.deps import ActiveUser, CurrentUser
 from pull.kit.db import SessionDep, commit, utcnow
@@ -17,7 +17,7 @@ from pull.kit.errors import BadRequest
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
 from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
 from pull.kit.ratelimit import general, payment_routes
-from pull.rewards import leaderboard, redemption, referrals, service, streaks, tiers
+from pull.rewards import leaderboard, read_cache, redemption, referrals, service, streaks, tiers
 from pull.rewards.admin_api import router as admin_router
 from pull.rewards.errors import OutOfStock
 from pull.rewards.schemas import (
@@ -81,14 +81,27 @@ async def _device(session: Any, request: Request, user_id: uuid.UUID, device: st
         )
 
 
+def _json(body: bytes) -> Response:
+    """An answer serialized once (and cached so): no response-model pass per request."""
+    return Response(content=body, media_type="application/json")
+
+
 @router.get("/balance", response_model=BalanceRead, dependencies=relaxed, summary="Points")
 async def balance(
     user: CurrentUser, session: SessionDep, request: Request, device: DeviceHeader = None
-) -> BalanceRead:
-    await _device(session, request, user.id, device)
-    return await service.balance(
-        session=session, user_id=user.id, settings=request.app.state.settings, now=utcnow()
-    )
+) -> Response:
+    async def load() -> tuple[bytes, float | None]:
+        found = await service.balance(
+            session=session, user_id=user.id, settings=request.app.state.settings, now=utcnow()
+        )
+        first = found.expiring[0].expires_at.timestamp() if found.expiring else None
+        return found.model_dump_json().encode(), first
+
+    if device:  # this request writes (the device): answered from the database
+        await _device(session, request, user.id, device)
+        return _json((await load())[0])
+    # from memory while no commit changed the user's points (pull.rewards.read_cache)
+    return _json(await read_cache.balance(request.app.state.redis, user.id, load))
 
 
 @router.get(
@@ -257,15 +270,26 @@ async def get_leaderboard(
     request: Request,
     period: Period = "weekly",
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> LeaderboardRead:
+) -> Response:
     now = utcnow()
+
+    async def load() -> bytes:
+        return (await _board(user.id, request, period, limit, now)).model_dump_json().encode()
+
+    key = (leaderboard.redis_key(period, now), limit, user.id.bytes)
+    return _json(await read_cache.board(request.app.state.redis, key, load))
+
+
+async def _board(
+    me: uuid.UUID, request: Request, period: Period, limit: int, now: dt.datetime
+) -> LeaderboardRead:
     board = await leaderboard.read(
-        request.app.state.redis, period=period, now=now, limit=limit, me=user.id
+        request.app.state.redis, period=period, now=now, limit=limit, me=me
     )
     secret = request.app.state.settings.jwt_secret
 
     def entry(rank: int, user_id: uuid.UUID, points: int, name: str | None) -> LeaderboardEntry:
-        mine = user_id == user.id
+        mine = user_id == me
         return LeaderboardEntry(
             rank=rank,
             display_name=name or leaderboard.alias(user_id, secret),
@@ -281,9 +305,9 @@ async def get_leaderboard(
         if row.points != last:
             rank, last = i, row.points
         items.append(entry(rank, row.user_id, row.points, row.name))
-    me = entry(board.me[0], user.id, board.me[1], board.my_name) if board.me else None
+    mine = entry(board.me[0], me, board.me[1], board.my_name) if board.me else None
     return LeaderboardRead(
-        period=period, period_key=leaderboard.period_key(period, now), items=items, me=me
+        period=period, period_key=leaderboard.period_key(period, now), items=items, me=mine
     )
 
 

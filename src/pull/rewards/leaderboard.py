@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.identity import service as identity
 from pull.ledger import service as ledger
+from pull.rewards import read_cache
 from pull.rewards import repository as repo
 from pull.rewards.points import EARNED_KINDS
 
@@ -42,6 +43,7 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
   redis.call('ZINCRBY', KEYS[2], ARGV[3], ARGV[2])
   redis.call('ZINCRBY', KEYS[3], ARGV[3], ARGV[2])
   redis.call('ZINCRBY', KEYS[4], ARGV[3], ARGV[2])
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
   return 1
 end
 return 0
@@ -116,10 +118,14 @@ async def public_names(*, session: AsyncSession, user_ids: list[uuid.UUID]) -> d
 async def refresh_name(*, session: AsyncSession, redis: Redis, user_id: uuid.UUID) -> None:
     """Put the user's current choice (and display name) on the boards."""
     found = (await public_names(session=session, user_ids=[user_id])).get(user_id)
-    if found:
-        await redis.hset(NAMES, str(user_id), found)
-    else:
-        await redis.hdel(NAMES, str(user_id))
+    async with redis.pipeline(transaction=True) as pipe:
+        if found:
+            pipe.hset(NAMES, str(user_id), found)
+        else:
+            pipe.hdel(NAMES, str(user_id))
+        pipe.publish(read_cache.CHANNEL, read_cache.BOARD)
+        await pipe.execute()
+    read_cache.boards_changed()
 
 
 def week_key(at: dt.datetime) -> str:
@@ -172,8 +178,17 @@ async def apply_earned(
         redis_key("monthly", at),
     ]
     done = await redis.eval(
-        _APPLY, len(keys), *keys, str(lot_id), user_id, str(points), str(APPLIED_TTL)
+        _APPLY,
+        len(keys),
+        *keys,
+        str(lot_id),
+        user_id,
+        str(points),
+        str(APPLIED_TTL),
+        read_cache.CHANNEL,
+        read_cache.BOARD,
     )
+    read_cache.boards_changed()
     return bool(done)
 
 
@@ -213,5 +228,7 @@ async def rebuild(*, session: AsyncSession, redis: Redis, now: dt.datetime) -> d
             pipe.rename(f"{NAMES}:rebuild", NAMES)
         else:
             pipe.delete(NAMES)
+        pipe.publish(read_cache.CHANNEL, read_cache.BOARD)  # the API processes' answers die
         await pipe.execute()
+    read_cache.boards_changed()
     return sizes

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.rewards import read_cache
 from pull.rewards.models import (
     Adjustment,
     Redemption,
@@ -34,6 +35,7 @@ class Spendable:
 
 async def insert_lot(session: AsyncSession, **values: Any) -> int | None:
     """Insert a lot unless its key exists; the new id, or None for a replay."""
+    read_cache.touch(session, [values["user_id"]])
     stmt = (
         insert(RewardLot)
         .values(**values)
@@ -83,6 +85,7 @@ async def lock_spendable(
 ) -> list[Spendable]:
     """The user's unexpired lots with points left, soonest-expiring first, locked (in that
     order, everywhere). `first` also includes that lot even if it is past its date."""
+    read_cache.touch(session, [user_id])
     return await spendable(session, user_id, now, first=first, lock=True)
 
 
@@ -167,9 +170,12 @@ async def lots_by_source(session: AsyncSession, source_ref: str) -> list[RewardL
 
 
 async def lot_for_update(session: AsyncSession, lot_id: int) -> RewardLot | None:
-    return (
+    lot = (
         await session.scalars(select(RewardLot).where(RewardLot.id == lot_id).with_for_update())
     ).one_or_none()
+    if lot is not None:
+        read_cache.touch(session, [lot.user_id])
+    return lot
 
 
 async def mark_reversed(session: AsyncSession, lot_id: int, now: dt.datetime) -> None:
@@ -186,7 +192,9 @@ async def due_lots(session: AsyncSession, now: dt.datetime, limit: int) -> list[
         ),
         {"now": now, "limit": limit},
     )
-    return [tuple(r) for r in rows]
+    out = [tuple(r) for r in rows]
+    read_cache.touch(session, [r[1] for r in out])
+    return out
 
 
 async def expire_lot(session: AsyncSession, lot_id: int, points: int) -> None:
@@ -435,7 +443,10 @@ async def redemption(
     stmt = select(Redemption).where(Redemption.id == redemption_id)
     if lock:
         stmt = stmt.with_for_update()
-    return (await session.scalars(stmt)).one_or_none()
+    row = (await session.scalars(stmt)).one_or_none()
+    if lock and row is not None:
+        read_cache.touch(session, [row.user_id])
+    return row
 
 
 async def redemptions(
@@ -464,10 +475,12 @@ async def profile(
     stmt = select(RewardProfile).where(RewardProfile.user_id == user_id)
     if lock:
         stmt = stmt.with_for_update()
+        read_cache.touch(session, [user_id])
     return (await session.scalars(stmt)).one_or_none()
 
 
 async def ensure_profile(session: AsyncSession, user_id: uuid.UUID, tier: str) -> None:
+    read_cache.touch(session, [user_id])
     await session.execute(
         insert(RewardProfile)
         .values(user_id=user_id, tier=tier)
@@ -478,7 +491,7 @@ async def ensure_profile(session: AsyncSession, user_id: uuid.UUID, tier: str) -
 async def profiles_due_review(
     session: AsyncSession, before: dt.datetime, limit: int
 ) -> list[RewardProfile]:
-    return list(
+    rows = list(
         (
             await session.scalars(
                 select(RewardProfile)
@@ -489,6 +502,8 @@ async def profiles_due_review(
             )
         ).all()
     )
+    read_cache.touch(session, [r.user_id for r in rows])
+    return rows
 
 
 async def public_profiles(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pull.rewards import read_cache
 from pull.rewards.models import RewardRule
 
 
@@ -62,6 +63,7 @@ async def lock_profiles(
     if not user_ids:
         return {}
     ids = sorted(set(user_ids))
+    read_cache.touch(session, ids)
     await session.execute(
         text(
             "INSERT INTO rewards_profiles (user_id, tier) "
@@ -82,6 +84,7 @@ async def lock_profiles(
 async def set_tiers(session: AsyncSession, tiers: dict[uuid.UUID, str]) -> None:
     if not tiers:
         return
+    read_cache.touch(session, tiers)
     await session.execute(
         text(
             "UPDATE rewards_profiles p SET tier = x.t "
@@ -175,6 +178,7 @@ async def insert_lots(
     those inserted."""
     if not lots:
         return {}
+    read_cache.touch(session, {x.user_id for x in lots})
     rows = await session.execute(
         text(
             "WITH ins AS ("
