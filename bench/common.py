@@ -53,7 +53,7 @@ def stack() -> Iterator[Stack]:
             started.append(svc)
         temporal = os.environ.get("TEMPORAL_ADDRESS")
         if not temporal:
-            svc, temporal = devstack.start_temporal(data, devstack.free_port(), None)
+            svc, temporal = devstack.start_temporal(data, devstack.quiet_free_port(), None)
             started.append(svc)
         upgrade(db)
         yield Stack(db, redis, temporal, port)

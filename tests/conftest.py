@@ -87,7 +87,7 @@ def services() -> Iterator[Services]:
             rd, redis_url = devstack.start_redis(data_dir, devstack.free_port())
             started.append(rd)
         if not temporal:
-            tp, temporal = devstack.start_temporal(data_dir, devstack.free_port(), None)
+            tp, temporal = devstack.start_temporal(data_dir, devstack.quiet_free_port(), None)
             started.append(tp)
         upgrade(db_url)
         svc = Services(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,6 +37,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# Ports this machine's kernel never hands out for a bind to port 0 (below Linux's default
+# ephemeral range, 32768-60999, and above the registered services we might meet here).
+_QUIET_PORTS = (20000, 32767)
+
+
+def quiet_free_port() -> int:
+    """A free port outside the kernel's ephemeral range, for a server that picks ports of its
+    own with bind-to-0: Temporal's dev server binds its internal services that way, and a
+    port from `free_port` that we had only probed (not held) was once handed to one of them
+    too (its worker service died: "bind: address already in use", then a nil-pointer panic,
+    and every Temporal test of the run failed)."""
+    lo, hi = _QUIET_PORTS
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -296,9 +320,9 @@ def start_temporal(data_dir: Path, port: int, ui_port: int | None) -> tuple[Serv
         "--port",
         str(port),
         "--http-port",
-        str(free_port()),
+        str(quiet_free_port()),
         "--metrics-port",
-        str(free_port()),
+        str(quiet_free_port()),
         "--log-level",
         "warn",
     ]
