@@ -99,7 +99,10 @@ async def _bump(redis: Redis, tickers: set[str]) -> None:
                 pipe.publish(CHANNEL, t)  # the processes' local versions (kit.invalidation)
             await pipe.execute()
     except RedisError:
-        pass  # answers die by age (MAX_AGE)
+        return  # answers die by age (MAX_AGE)
+    inv = invalidation.of(redis)
+    if inv is not None:
+        await inv.fence()  # published is delivered: in every API process's socket
 
 
 def touched(session: AsyncSession) -> set[str]:

@@ -11,6 +11,15 @@ true only until LEASE_SECONDS after the last reply. When the connection is lost,
 silent, `live()` turns false, `epoch` moves and every `on_dead` callback runs (the caches drop
 everything): a cache must not answer from memory while not live, and must not keep an answer
 made across an epoch change.
+
+`fence()` is what a publisher awaits so that "published" means "delivered": it publishes a
+token of its own on this process's fence channel, *after* its messages' PUBLISH has been
+answered, and returns when the token comes back on this process's subscription. Redis writes a
+message to every subscriber's socket before it reads the publisher's next command, so by then
+the messages sit in every other subscribed process's socket, ahead of any request a caller
+could send there next, and they are applied before that request is handled (above). Without
+the fence, a publisher's caller that asks another process at once can get there before the
+message does (seen in CI on a loaded machine: an answer cached before the commit).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import time
 import weakref
@@ -26,12 +36,14 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import RedisError
 
 log = logging.getLogger("pull.kit.invalidation")
 
 PING_SECONDS = 0.5
 LEASE_SECONDS = 1.5
 _PING = b"pull-lease"
+FENCE_SECONDS = 0.5  # a fence not back by then: the caller goes on (the lease decides the rest)
 _BY_REDIS: weakref.WeakKeyDictionary[Redis, Invalidations] = weakref.WeakKeyDictionary()
 
 
@@ -48,6 +60,9 @@ class Invalidations:
         self.epoch = 0
         self._alive_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._fence_channel = f"pull:fence:{os.getpid()}:{id(self):x}".encode()
+        self._fences: dict[bytes, asyncio.Future[None]] = {}
+        self._fence_seq = 0
 
     def handle(self, channel: str, handler: Callable[[bytes], None]) -> None:
         """Call `handler(message)` for each message on `channel` (before `start`)."""
@@ -82,18 +97,45 @@ class Invalidations:
         self.epoch += 1
         for callback in self._on_dead:
             callback()
+        for waiter in self._fences.values():  # nothing more will come back on this connection
+            if not waiter.done():
+                waiter.set_result(None)
+        self._fences.clear()
 
     def message(self, channel: bytes, data: bytes) -> None:
+        if channel == self._fence_channel:
+            waiter = self._fences.pop(data, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return
         handler = self._handlers.get(channel)
         if handler is not None:
             handler(data)
+
+    async def fence(self) -> None:
+        """Return once every message this process has had answered by Redis is in every
+        subscriber's socket (see the module docstring). Call it after the PUBLISH's reply."""
+        if not self.live():
+            return  # no subscription to come back on: the other processes' leases decide
+        self._fence_seq += 1
+        token = b"%d" % self._fence_seq
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fences[token] = waiter
+        try:
+            await self._redis.publish(self._fence_channel.decode(), token)
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=FENCE_SECONDS)
+        except (TimeoutError, RedisError, OSError):
+            log.warning("invalidations: fence not back in time")
+        finally:
+            self._fences.pop(token, None)
 
     async def _run(self) -> None:
         while True:
             transport: asyncio.Transport | None = None
             try:
                 lost: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
-                protocol = _Subscriber(self, lost, list(self._handlers))
+                channels = [*self._handlers, self._fence_channel]
+                protocol = _Subscriber(self, lost, channels)
                 transport = await _connect(self._redis, protocol)
                 while not lost.done():
                     transport.write(_command(b"PING", _PING))

@@ -11,7 +11,8 @@ I/O callback before any later request is handled, and a lease.
   SQLAlchemy after-commit event) and publishes the user's id; every API process's local
   version of the user moves on that message. A unit of work that ends through
   `kit.db.commit` (requests, activities, `session_scope`) returns only after the message is
-  published, so whoever hears back from it never reads an older answer on any process.
+  delivered (published, then `Invalidations.fence`: it is in every subscribed process's
+  socket), so whoever hears back from it never reads an older answer on any process.
 - Leaderboard. The boards' Lua scripts (`leaderboard`) publish `BOARD` in the same script
   that changes a sorted set, and the rebuild after its swap; every board answer dies.
 
@@ -122,7 +123,10 @@ async def _publish(redis: Redis, users: set[bytes]) -> None:
                 pipe.publish(CHANNEL, u)
             await pipe.execute()
     except RedisError:
-        pass  # the answers die by age (MAX_AGE)
+        return  # the answers die by age (MAX_AGE)
+    inv = invalidation.of(redis)
+    if inv is not None:
+        await inv.fence()  # published is delivered: in every API process's socket
 
 
 @event.listens_for(Session, "after_commit")
