@@ -3,7 +3,8 @@
 1. Fan-out: NOTES notifications (type `kyc`: in-app and email by default) for USERS customers
    through `notify` in batches of BATCH (the in-app channel: stored rows, delivery rows,
    outbox), then relayed and delivered by a real worker (one NotificationBatchDeliveryWorkflow
-   per batch; the email sandbox = the outbound_emails table). Baselines: a plain multi-row
+   per batch; the email sandbox = the outbound_emails table; in-app = stored, and pushed on
+   the live stream by the relay: the run ends when both are done). Baselines: a plain multi-row
    INSERT of as many rows into a scratch table (the database's floor), and as many no-op
    Temporal workflows started and completed on the same server (the ceiling of a workflow per
    notification).
@@ -43,9 +44,10 @@ from bench.common import machine, stack, write
 from pull import devstack
 from pull.config import Settings
 from pull.kit.outbox import OutboxRelay
+from pull.kit.streams import USER_STREAM
 from pull.messaging.service import Messaging, close_homeservers
 from pull.notifications.service import Notice, notify
-from pull.worker import build_worker, init_runtime, outbox_handlers
+from pull.worker import build_worker, init_runtime, outbox_batch_handlers, outbox_handlers
 
 USERS = 500
 # Short runs on the shared machine: BENCH_NOTES / BENCH_NOOPS (the empty-workflow baseline,
@@ -127,10 +129,10 @@ class BenchNoopWorkflow:
 async def _relay_until(relay: OutboxRelay, done: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        await relay.relay_once()
-        if await done():
-            return
-        await asyncio.sleep(0.05)
+        if await relay.relay_once() == 0:  # as `OutboxRelay.run`: a pause only when idle
+            if await done():
+                return
+            await asyncio.sleep(0.05)
     raise TimeoutError("deliveries not finished")
 
 
@@ -182,21 +184,34 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
         insert_cpu = tree_cpu() - c1
 
     client = await Client.connect(settings.temporal_address)
-    relay = OutboxRelay(maker, outbox_handlers(client, settings), batch_size=500)
+    relay = OutboxRelay(
+        maker,
+        outbox_handlers(client, settings),
+        batch_size=500,
+        batch_handlers=outbox_batch_handlers(),
+    )
 
-    async def emails_done() -> bool:
+    async def delivered() -> bool:
+        """Both channels: every e-mail row written and every in-app push relayed (the
+        `notifications.created` events delivered to the live stream)."""
         async with maker() as s:
             n = await s.scalar(
                 text("SELECT count(*) FROM outbound_emails WHERE kind = 'notification.kyc'")
             )
-        return int(n or 0) >= NOTES
+            pending = await s.scalar(
+                text(
+                    "SELECT count(*) FROM outbox_events "
+                    "WHERE topic = 'notifications.created' AND delivered_at IS NULL"
+                )
+            )
+        return int(n or 0) >= NOTES and int(pending or 0) == 0
 
     # Built before the clock starts: Temporal's Worker() hashes every loaded module's code for
     # its default build id, seconds of CPU that are the worker's start-up, not delivery.
     worker = build_worker(client, settings)
     c2, t2, by2 = tree_cpu(), time.perf_counter(), tree_cpu_by_name()
     async with worker:
-        await _relay_until(relay, emails_done, timeout=900)
+        await _relay_until(relay, delivered, timeout=900)
     delivered_s = time.perf_counter() - t2
     delivered_cpu = tree_cpu() - c2
     delivered_split = _split_ms(by2, NOTES)
@@ -218,6 +233,9 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
                 "FROM outbound_emails WHERE kind = 'notification.kyc'"
             )
         )
+
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await runtime.redis.xrange(USER_STREAM)  # type: ignore[assignment]
+    pushes = sum(1 for _, f in entries if b'"type":"notification"' in f[b"e"])
 
     # Temporal's floor: as many no-op workflows started and completed on the same server
     queue = f"bench-noop-{uuid.uuid4().hex[:8]}"
@@ -253,6 +271,7 @@ async def fan_out(settings: Settings) -> dict[str, Any]:
         "baseline_plain_insert_rows_per_s": round(NOTES / insert_s),
         "delivered_in_app_and_email_per_s": round(NOTES / (created_s + delivered_s)),
         "email_rows": int(emails or 0),
+        "in_app_pushes": pushes,
         "emails_first_to_last_s": round(float(email_span or 0), 2),
         "duplicate_deliveries": int(dup or 0),
         "baseline_noop_workflows_per_s": round(NOOPS / noop_s),

@@ -53,6 +53,7 @@ from pull.kyc.events import outbox_handlers as kyc_outbox_handlers
 from pull.kyc.workflows import KycWorkflow
 from pull.ledger.service import invariant_report as ledger_invariant_report
 from pull.notifications.activities import ACTIVITIES as NOTIFICATION_ACTIVITIES
+from pull.notifications.events import batch_handlers as notification_batch_handlers
 from pull.notifications.events import with_notifications
 from pull.notifications.workflows import WORKFLOWS as NOTIFICATION_WORKFLOWS
 from pull.portfolio.activities import ACTIVITIES as PORTFOLIO_ACTIVITIES
@@ -142,15 +143,36 @@ def outbox_handlers(client: Client, settings: Settings) -> dict[str, Handler]:
     }
     # negative-balance recovery runs before each publish; the broker account opens after
     # KYC's own publish; the notifications consumer last; the user's live stream after
-    # everything. The rewards earning consumer is a batch handler (outbox_batch_handlers),
-    # run after all of them once per relay batch.
+    # everything. The rewards earning consumer and the live-stream push of new notifications
+    # are batch handlers (outbox_batch_handlers), run after all of them once per relay batch.
     return with_user_stream(
         with_notifications(with_rewards(with_recovery(with_brokerage(handlers))))
     )
 
 
 def outbox_batch_handlers() -> dict[str, BatchHandler]:
-    return {**rewards_batch_handlers()}
+    rewards, notifications = rewards_batch_handlers(), notification_batch_handlers()
+    if rewards.keys() & notifications.keys():
+        raise ValueError("one batch handler per topic")
+    return {**rewards, **notifications}
+
+
+def outbox_relay(
+    maker: async_sessionmaker[AsyncSession],
+    client: Client,
+    settings: Settings,
+    *,
+    batch_size: int = 100,
+) -> OutboxRelay:
+    """The worker's relay: every per-event and batch handler (tests and benches build theirs
+    here too, so they run what production runs)."""
+    return OutboxRelay(
+        maker,
+        outbox_handlers(client, settings),
+        batch_size=batch_size,
+        poll_seconds=settings.outbox_poll_seconds,
+        batch_handlers=outbox_batch_handlers(),
+    )
 
 
 class _ActivityMetrics(ActivityInboundInterceptor):
@@ -328,12 +350,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    relay = OutboxRelay(
-        runtime.sessionmaker,
-        outbox_handlers(client, settings),
-        poll_seconds=settings.outbox_poll_seconds,
-        batch_handlers=outbox_batch_handlers(),
-    )
+    relay = outbox_relay(runtime.sessionmaker, client, settings)
     worker = build_worker(client, settings)
     email_worker = build_email_worker(client, settings)
     analytics = IngestRunner(settings, runtime.sessionmaker)

@@ -10,12 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from pull.app import create_app
-from pull.kit.outbox import OutboxRelay
 from pull.messaging.alerts import AlertsRoomSender
 from pull.notifications import delivery
 from pull.notifications.activities import set_senders
 from pull.notifications.senders import make_senders
-from pull.worker import outbox_handlers
+from pull.worker import outbox_relay
 from tests.conftest import AppRunner, MatrixServer, Services, asgi_client
 from tests.exchange.conftest import create_market, fund
 from tests.messaging.conftest import matrix_settings
@@ -41,7 +40,7 @@ async def test_a_fill_reaches_the_alerts_room_once(
     try:
         app = await stack.enter_async_context(AppRunner(create_app(settings)))
         http = await stack.enter_async_context(asgi_client(app))
-        relay = OutboxRelay(sessionmaker, outbox_handlers(temporal_client, settings))
+        relay = outbox_relay(sessionmaker, temporal_client, settings)
         env = NotifyEnv(http, sessionmaker, relay, temporal_client, settings, task_queue)
         maker_user, taker = await user_factory(), await user_factory()
         for u in (maker_user, taker):

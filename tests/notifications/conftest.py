@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from pull.app import create_app
 from pull.config import Settings
 from pull.kit.outbox import OutboxRelay
-from pull.worker import build_worker, outbox_handlers
+from pull.worker import build_worker, outbox_relay
 from tests.conftest import AppRunner, Services, TestUser, asgi_client, make_settings
 from tests.exchange.conftest import create_market, fund
 
@@ -108,7 +108,7 @@ async def nenv(
     stack = contextlib.AsyncExitStack()
     app = await stack.enter_async_context(AppRunner(create_app(settings)))
     client = await stack.enter_async_context(asgi_client(app))
-    relay = OutboxRelay(sessionmaker, outbox_handlers(temporal_client, settings))
+    relay = outbox_relay(sessionmaker, temporal_client, settings)
     try:
         yield NotifyEnv(client, sessionmaker, relay, temporal_client, settings, task_queue)
     finally:

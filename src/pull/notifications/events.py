@@ -4,7 +4,8 @@ For each topic in `producers.BUILDERS` the relay runs `consume` after the topic'
 handler (the Redis publish, rewards): one transaction creating the notifications (idempotent
 by dedupe key) and, for `exchange.trade`, firing the price alerts the trades crossed.
 `notifications.created` pushes a new in-app notification on the customer's live stream
-(`pull.realtime.publish.publish_user_event`, type `notification`).
+(type `notification`): a batch handler (`batch_handlers`), the relay batch's pushes in one
+Redis pipeline (`pull.realtime.publish.publish_user_events`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.kit.db import session_scope
-from pull.kit.outbox import Handler, OutboxEvent
+from pull.kit.outbox import BatchHandler, Handler, OutboxEvent
 from pull.kit.runtime import worker_runtime
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 from pull.notifications import producers, service
-from pull.realtime.publish import publish_user_event
+from pull.realtime.publish import UserEvent, publish_user_events
 from pull.rwa import service as rwa
 
 
@@ -83,17 +84,24 @@ async def consume(event: OutboxEvent) -> None:
             )
 
 
-async def push_live(event: OutboxEvent) -> None:
-    """The in-app notification on the customer's live stream (best effort: the inbox has it);
-    the notification id as event id makes a redelivered event one push."""
-    p = event.payload
-    await publish_user_event(
-        worker_runtime().redis,
-        user_id=uuid.UUID(str(p["user_id"])),
-        type="notification",
-        data=p,
-        event_id=f"notification-{p['notification_id']}",
-    )
+async def push_live(events: list[OutboxEvent]) -> dict[int, str]:
+    """The relay batch's in-app notifications on their customers' live streams, in one Redis
+    pipeline (best effort: the inbox has them). The notification id is the stream event's id,
+    so a notification pushed twice (a redelivered event, a duplicate in the batch) is appended
+    once. Returns the events that could not be read, by id, with their error."""
+    failed: dict[int, str] = {}
+    out: dict[str, UserEvent] = {}
+    for event in events:
+        p = event.payload
+        try:
+            eid = f"notification-{uuid.UUID(str(p['notification_id']))}"
+            user_id = uuid.UUID(str(p["user_id"]))
+        except (KeyError, ValueError) as exc:
+            failed[event.id] = f"{type(exc).__name__}: {exc}"
+            continue
+        out.setdefault(eid, UserEvent(user_id, "notification", p, eid))
+    await publish_user_events(worker_runtime().redis, list(out.values()))
+    return failed
 
 
 def _chain(first: Handler | None, then: Handler) -> Handler:
@@ -109,5 +117,9 @@ def with_notifications(handlers: dict[str, Handler]) -> dict[str, Handler]:
     out = dict(handlers)
     for topic in (*producers.BUILDERS, *producers.RESOLVED_TOPICS):
         out[topic] = _chain(handlers.get(topic), consume)
-    out[service.CREATED_TOPIC] = push_live
     return out
+
+
+def batch_handlers() -> dict[str, BatchHandler]:
+    """The live-stream push of `notifications.created`, once per relay batch."""
+    return {service.CREATED_TOPIC: push_live}

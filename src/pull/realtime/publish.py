@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
-from pull.kit.streams import publish_user
+from pull.kit.streams import publish_many, publish_user
 
 
 async def publish_user_event(
@@ -32,3 +34,27 @@ async def publish_user_event(
         "ts": int(time.time() * 1000),
     }
     await publish_user(redis, str(user_id), event)
+
+
+@dataclass(frozen=True)
+class UserEvent:
+    user_id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+    event_id: str
+
+
+async def publish_user_events(redis: Redis, events: Sequence[UserEvent]) -> None:
+    """Many `publish_user_event`s in one Redis round trip (one pipeline); each event id is
+    still appended at most once, within the pipeline and across calls."""
+    if not events:
+        return
+    ts = int(time.time() * 1000)
+    await publish_many(
+        redis,
+        market=[],
+        user=[
+            (str(e.user_id), {"eid": e.event_id, "type": e.type, "data": e.data, "ts": ts})
+            for e in events
+        ],
+    )
