@@ -14,15 +14,15 @@ Contract for other modules (keyword-only):
     invariant_report(session=) -> LedgerInvariantsRead
 A transfer is one round trip to PostgreSQL (the `ledger_apply` function): accounts are created
 on first use, locked in id order, checked, and the transfer, its entries and the balances are
-written together. Errors raised here leave nothing written.
+written together. Errors raised here leave nothing written. The read side lives beside it
+(`reads`: balances and history; `checks`: trial balance and invariants; `portfolio_reads`) and
+is re-exported here, so other modules only ever import this service.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.ledger import holds
 from pull.ledger import repository as repo
+from pull.ledger.checks import invariant_report, trial_balance
 from pull.ledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -47,21 +48,24 @@ from pull.ledger.portfolio_reads import (  # the portfolio's reads (bulk, money 
     external_flows,
     user_balances,
 )
+from pull.ledger.reads import (  # balances and a user's history
+    account_available,
+    account_balance,
+    currency_holders,
+    entry_sums,
+    get_balance,
+    kind_balances,
+    share_holdings,
+    statement,
+    system_balances,
+    transactions,
+)
 from pull.ledger.schemas import (
-    MAY_GO_NEGATIVE_SYSTEM,
-    NEVER_NEGATIVE_SYSTEM,
-    AccountClassRead,
-    AccountMismatch,
     AccountRef,
     Balance,
-    CurrencyTotal,
-    LedgerInvariantsRead,
     Leg,
-    NegativeAccountRead,
-    Transaction,
     TransferRead,
     TrialBalance,
-    account_class,
     system_account,
     user_account,
 )
@@ -80,6 +84,7 @@ __all__ = [
     "TransferSpec",
     "TrialBalance",
     "UserBalances",
+    "account_available",
     "account_balance",
     "account_owners_after",
     "currency_holders",
@@ -503,215 +508,3 @@ async def get_transfer(
         session, transfer_id=transfer_id, idempotency_key=idempotency_key
     )
     return None if found is None else _read(*found, replayed=False)
-
-
-# --- balances -------------------------------------------------------------------------------
-
-
-async def get_balance(*, session: AsyncSession, user_id: uuid.UUID) -> Balance:
-    accounts = await repo.user_accounts(session, user_id, "USD")
-    zero = repo.AccountState("", 0, 0, 0)
-    cash = accounts.get("cash", zero)
-    held = accounts.get("held", zero)
-    pending = accounts.get("pending_deposits", zero)
-    instant = accounts.get("instant_credit", zero)
-    available = cash.balance - cash.pending_debits
-    held_total = held.balance + cash.pending_debits
-    return Balance(
-        available=available,
-        held=held_total,
-        pending_deposits=pending.balance,
-        withdrawable=max(0, available - instant.balance),
-        total=available + held_total + pending.balance,
-    )
-
-
-async def account_balance(*, session: AsyncSession, account: AccountRef) -> int:
-    """The account's posted balance (0 for an account never used)."""
-    state = await repo.account_state(session, account.owner_id, account.kind, account.currency)
-    return 0 if state is None else state.balance
-
-
-async def kind_balances(
-    *, session: AsyncSession, owners: Sequence[uuid.UUID], kind: str, currency: str
-) -> dict[uuid.UUID, int]:
-    """Posted balances of several users' accounts of one kind and currency, in one read (an
-    account never used reads 0)."""
-    if not owners:
-        return {}
-    found = await repo.kind_balances(session, owners, kind, currency)
-    return {o: found.get(o, 0) for o in owners}
-
-
-async def currency_holders(
-    *,
-    session: AsyncSession,
-    currency: str,
-    kind: str = "shares",
-    after: uuid.UUID | None = None,
-    limit: int = 500,
-) -> list[tuple[uuid.UUID, int]]:
-    """Users holding a positive balance of `kind` in `currency` (e.g. an asset's shares), by
-    user id, `limit` at a time after `after`: (user id, balance)."""
-    return await repo.currency_holders(session, currency, kind, after=after, limit=limit)
-
-
-async def share_holdings(
-    *, session: AsyncSession, user_id: uuid.UUID
-) -> list[tuple[str, int, int]]:
-    """The user's shares of real-world assets: (share currency, posted, reserved by holds)."""
-    return await repo.user_share_accounts(session, user_id)
-
-
-async def system_balances(
-    *, session: AsyncSession, names: Sequence[str], currency: str = "USD"
-) -> dict[str, int]:
-    """Posted balances of system accounts by name, in one query (names never used: absent)."""
-    if not names:
-        return {}
-    return await repo.system_balances(session, list(names), currency)
-
-
-async def account_available(*, session: AsyncSession, account: AccountRef) -> int:
-    """Posted balance minus the debits reserved by open holds."""
-    state = await repo.account_state(session, account.owner_id, account.kind, account.currency)
-    return 0 if state is None else state.balance - state.pending_debits
-
-
-async def trial_balance(*, session: AsyncSession) -> TrialBalance:
-    totals = [CurrencyTotal(*row) for row in await repo.currency_totals(session)]
-    mismatches = [
-        AccountMismatch(
-            account_id=r[0],
-            account=AccountRef(owner_id=r[1], kind=r[2], currency=r[3]).label()
-            + (f"#{r[4]}" if r[1] is None else ""),
-            balance=r[5],
-            entries_sum=r[6],
-            pending_debits=r[7],
-            pending_debits_from_entries=r[8],
-            pending_credits=r[9],
-            pending_credits_from_entries=r[10],
-        )
-        for r in list(await repo.account_mismatches(session))
-    ]
-    return TrialBalance(
-        currencies=totals,
-        mismatches=mismatches,
-        unbalanced_transfers=await repo.unbalanced_transfers(session),
-    )
-
-
-_MEMBERS = {
-    "user": "every user account (cash, held, pending_deposits, points, instant_credit, shares)",
-    "market_escrow": "market_escrow, market_escrow:<ticker>",
-    "fee_revenue": "fee_revenue, fee_revenue:<ticker>",
-    "rwa.escrow": "rwa.escrow:<offering>: subscription money until the consignor is paid",
-    "rwa.sale": "rwa.sale:<buyout>: a settled buyout's price until it is distributed",
-    "other": "any other system account",
-}
-
-
-async def invariant_report(*, session: AsyncSession) -> LedgerInvariantsRead:
-    """Per account class, whether its accounts may go negative, how many there are and which
-    are negative now (system accounts summed over their shards). `ok` when no account of a
-    never-negative class is. Read-only; `pull ledger check` and the admin endpoint print it,
-    the worker exports it as the `ledger_negative_accounts` gauge."""
-    users, negative_users, rows = await repo.negative_user_accounts(session)
-    classes: dict[str, AccountClassRead] = {
-        "user": AccountClassRead(
-            account_class="user",
-            members=_MEMBERS["user"],
-            never_negative=True,
-            accounts=users,
-            negative_count=negative_users,
-            negative=[
-                NegativeAccountRead(
-                    account=AccountRef(owner_id=o, kind=k, currency=c).label(),
-                    balance=b,
-                    available=a,
-                )
-                for o, k, c, b, a in rows
-            ],
-        )
-    }
-    for name in sorted(NEVER_NEGATIVE_SYSTEM) + sorted(MAY_GO_NEGATIVE_SYSTEM) + ["other"]:
-        classes[name] = AccountClassRead(
-            account_class=name,
-            members=_MEMBERS.get(name, name),
-            never_negative=name in NEVER_NEGATIVE_SYSTEM,
-            accounts=0,
-            negative_count=0,
-            negative=[],
-        )
-    for kind, currency, balance, available in await repo.system_account_totals(session):
-        entry = classes[account_class(None, kind)]
-        entry.accounts += 1
-        if available < 0:
-            entry.negative_count += 1
-            if len(entry.negative) < 100:
-                entry.negative.append(
-                    NegativeAccountRead(
-                        account=system_account(kind, currency).label(),
-                        balance=balance,
-                        available=available,
-                    )
-                )
-    out = list(classes.values())
-    return LedgerInvariantsRead(
-        ok=not any(c.never_negative and c.negative_count for c in out), classes=out
-    )
-
-
-# --- a user's history -----------------------------------------------------------------------
-
-
-def _transaction(row: Any) -> Transaction:
-    return Transaction(*row)
-
-
-async def transactions(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    before_id: int | None = None,
-    limit: int = 50,
-    kind: str | None = None,
-    account_kind: str | None = None,
-) -> list[Transaction]:
-    rows = await repo.user_entries(
-        session, user_id, before_id=before_id, limit=limit, kind=kind, account_kind=account_kind
-    )
-    return [_transaction(r) for r in rows]
-
-
-async def statement(
-    *, session: AsyncSession, user_id: uuid.UUID, start: dt.datetime, end: dt.datetime
-) -> list[Transaction]:
-    rows = await repo.user_entries_between(session, user_id, start, end)
-    return [_transaction(r) for r in rows]
-
-
-async def entry_sums(
-    *,
-    session: AsyncSession,
-    account_kind: str,
-    currency: str,
-    transfer_kinds: Sequence[str],
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    owner_id: uuid.UUID | None = None,
-    owner_ids: Sequence[uuid.UUID] | None = None,
-) -> dict[uuid.UUID, int]:
-    """Per user: what transfers of `transfer_kinds` posted on their `account_kind` account in
-    [start, end) (e.g. points earned in a period, for the rewards leaderboard and tiers)."""
-    rows = await repo.entry_sums(
-        session,
-        account_kind=account_kind,
-        currency=currency,
-        transfer_kinds=transfer_kinds,
-        start=start,
-        end=end,
-        owner_id=owner_id,
-        owner_ids=owner_ids,
-    )
-    return dict(rows)
