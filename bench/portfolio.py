@@ -2,7 +2,9 @@
 `pull api` process, and the end-of-day snapshot of 100,000 customers.
 
 Run: `uv run python -m bench.portfolio [customers] [requests]` (defaults 100000 and 300;
-customers 0 skips the snapshot run).
+customers 0 skips the snapshot run). With BASELINE_SRC=/path/to/other/checkout/src a second
+`pull api` process runs that code (PYTHONPATH) on the same database, and (a) alternates
+between the two request by request: a same-run baseline of a change.
 Embedded PostgreSQL/Redis/Temporal. The data is bulk-inserted with SQL (a read benchmark's
 fixture; the money paths are not measured here): 1,000 open markets with a quoted book and a
 trade before today, one customer holding a position in each (one fill per market); then
@@ -56,16 +58,24 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def main(customers: int, requests: int) -> dict[str, Any]:
+    extra = {
+        "RATE_LIMIT_ENABLED": "false",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST": "1024",
+        "API_WORKERS": "1",  # one process, so its CPU per request can be read
+    }
+    baseline = os.environ.get("BASELINE_SRC")
     with stack() as s:
         port = devstack.free_port()
-        extra = {
-            "RATE_LIMIT_ENABLED": "false",
-            "ARGON2_TIME_COST": "1",
-            "ARGON2_MEMORY_COST": "1024",
-            "API_WORKERS": "1",  # one process, so its CPU per request can be read
-        }
         with pull_api(s, port, **extra) as proc:
-            return asyncio.run(_run(s.database_url, port, customers, requests, proc.pid))
+            if not baseline:
+                return asyncio.run(
+                    _run(s.database_url, [("this", port, proc.pid)], customers, requests)
+                )
+            base_port = devstack.free_port()
+            with pull_api(s, base_port, **extra, PYTHONPATH=baseline) as base:
+                apis = [("baseline", base_port, base.pid), ("this", port, proc.pid)]
+                return asyncio.run(_run(s.database_url, apis, customers, requests))
 
 
 MARKETS_SQL = """
@@ -135,12 +145,72 @@ CUSTOMERS_SQL = [
 ]
 
 
+async def _get_phase(
+    apis: list[tuple[str, int, int]], headers: dict[str, str], requests: int
+) -> dict[str, Any]:
+    """`requests` GETs of the portfolio on each API, alternating (which goes first swaps every
+    request), then as many of /status; latency and the process's CPU per request."""
+    clients = {
+        name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        for name, port, _ in apis
+    }
+    out: dict[str, Any] = {}
+    try:
+        holdings = {}
+        for name, c in clients.items():  # the first view of each (a cache's miss)
+            holdings[name] = len(
+                (await c.get("/api/v1/portfolio", headers=headers)).json()["holdings"]
+            )
+        lat: dict[str, list[float]] = {name: [] for name in clients}
+        base_lat: dict[str, list[float]] = {name: [] for name in clients}
+        cpu: dict[str, float] = {}
+        base_cpu: dict[str, float] = {}
+        load_before = os.getloadavg()
+        cpu0 = {name: _cpu_seconds(pid) for name, _, pid in apis}
+        for i in range(requests):
+            for name, _, _ in apis[:: 1 if i % 2 == 0 else -1]:
+                t = time.perf_counter()
+                resp = await clients[name].get("/api/v1/portfolio", headers=headers)
+                lat[name].append((time.perf_counter() - t) * 1000)
+                resp.raise_for_status()
+        for name, _, pid in apis:
+            cpu[name] = (_cpu_seconds(pid) - cpu0[name]) * 1000 / requests
+        cpu0 = {name: _cpu_seconds(pid) for name, _, pid in apis}
+        for i in range(requests):
+            for name, _, _ in apis[:: 1 if i % 2 == 0 else -1]:
+                t = time.perf_counter()
+                (await clients[name].get("/api/v1/status")).raise_for_status()
+                base_lat[name].append((time.perf_counter() - t) * 1000)
+        for name, _, pid in apis:
+            base_cpu[name] = (_cpu_seconds(pid) - cpu0[name]) * 1000 / requests
+        load_after = os.getloadavg()
+    finally:
+        for c in clients.values():
+            await c.aclose()
+    for name, _, _ in apis:
+        out[name] = {
+            "holdings": holdings[name],
+            "requests": requests,
+            "p50_ms": round(statistics.median(lat[name]), 1),
+            "p99_ms": round(_pct(lat[name], 0.99), 1),
+            "max_ms": round(max(lat[name]), 1),
+            "api_cpu_ms_per_request": round(cpu[name], 2),
+            "baseline_status_p50_ms": round(statistics.median(base_lat[name]), 1),
+            "baseline_status_p99_ms": round(_pct(base_lat[name], 0.99), 1),
+            "baseline_status_api_cpu_ms_per_request": round(base_cpu[name], 2),
+        }
+    out["load_average_before"] = [round(x, 2) for x in load_before]
+    out["load_average_after"] = [round(x, 2) for x in load_after]
+    out["target_p99_ms"] = 50
+    return out
+
+
 async def _run(
-    database_url: str, port: int, customers: int, requests: int, api_pid: int
+    database_url: str, apis: list[tuple[str, int, int]], customers: int, requests: int
 ) -> dict[str, Any]:
     engine = make_engine(database_url, pool_size=4, max_overflow=0)
     maker = make_sessionmaker(engine)
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{apis[0][1]}"
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         r = await http.post(
             "/api/auth/register",
@@ -175,37 +245,7 @@ async def _run(
                 await s.execute(text(sql), {"n": customers})
         setup_seconds = time.perf_counter() - t0
 
-        first = (await http.get("/api/v1/portfolio", headers=headers)).json()
-        holdings = len(first["holdings"])
-        lat: list[float] = []
-        cpu0 = _cpu_seconds(api_pid)
-        for _ in range(requests):
-            t = time.perf_counter()
-            resp = await http.get("/api/v1/portfolio", headers=headers)
-            lat.append((time.perf_counter() - t) * 1000)
-            resp.raise_for_status()
-        cpu_ms = (_cpu_seconds(api_pid) - cpu0) * 1000 / requests
-        base_lat: list[float] = []
-        cpu0 = _cpu_seconds(api_pid)
-        for _ in range(requests):
-            t = time.perf_counter()
-            (await http.get("/api/v1/status")).raise_for_status()
-            base_lat.append((time.perf_counter() - t) * 1000)
-        base_cpu_ms = (_cpu_seconds(api_pid) - cpu0) * 1000 / requests
-
-    get = {
-        "holdings": holdings,
-        "requests": requests,
-        "p50_ms": round(statistics.median(lat), 1),
-        "p99_ms": round(_pct(lat, 0.99), 1),
-        "max_ms": round(max(lat), 1),
-        "api_cpu_ms_per_request": round(cpu_ms, 2),
-        "baseline_status_p50_ms": round(statistics.median(base_lat), 1),
-        "baseline_status_p99_ms": round(_pct(base_lat, 0.99), 1),
-        "baseline_status_api_cpu_ms_per_request": round(base_cpu_ms, 2),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "target_p99_ms": 50,
-    }
+    get = await _get_phase(apis, headers, requests)
     if not customers:
         await engine.dispose()
         setup = round(setup_seconds, 1)

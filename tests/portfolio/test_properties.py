@@ -6,7 +6,7 @@ prediction contracts, RWA shares and fractional stock, with deposits and withdra
 - the time-weighted return equals an independent unit-value (NAV per unit) computation.
 
 The portfolio code under test is the one the endpoint runs: `sources.binary_events`,
-`lots.replay` and `service._holding` (the HTTP view over real modules is in
+`lots.replay`, `lot_cache.book_of` and `valuation.holding` (the HTTP view over real modules is in
 test_portfolio_api.py)."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from pull.exchange.holdings import FillRow
 from pull.portfolio import history as hist
+from pull.portfolio import lot_cache, valuation
 from pull.portfolio.lots import LotEvent, replay
-from pull.portfolio.service import Valued, _holding
 from pull.portfolio.sources import Instrument, binary_events
 
 T0 = dt.datetime(2026, 1, 5, 15, tzinfo=dt.UTC)
@@ -133,8 +133,9 @@ def test_value_and_pnl_identities(
         book = replay(inst.events)
         assert book.unmatched == 0
         realized += book.realized
-        holdings.append(_holding(Valued(inst, book, marks[inst.symbol], "mid"), day))
-    qty = {h["symbol"]: h["quantity"] for h in holdings}
+        inst.mark, inst.mark_source = marks[inst.symbol], "mid"
+        holdings.append(valuation.holding(inst, lot_cache.book_of(inst.events), day))
+    qty = {h["symbol"]: Decimal(h["quantity"]) for h in holdings}
     assert qty["T:YES"] == max(yes_space, 0) and qty["T:NO"] == max(-yes_space, 0)
     assert qty["RWA1"] == rwa_held and qty["AAPL"] == stock_held
 

@@ -77,6 +77,13 @@ async def executions(*, session: AsyncSession, user_id: uuid.UUID) -> list[Execu
     return out
 
 
+async def lots_version(*, session: AsyncSession, user_id: uuid.UUID) -> tuple[int, ...]:
+    """A version of `executions` for the user: it changes whenever they would (executions are
+    insert-only; busts and corrections are rows of their own). Read it before them and a cache
+    keyed by it is never stale."""
+    return await repo.executions_version(session, user_id)
+
+
 async def open_positions(
     *, session: AsyncSession, user_ids: Sequence[uuid.UUID]
 ) -> list[StockPosition]:

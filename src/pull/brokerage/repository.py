@@ -428,6 +428,17 @@ async def user_executions(session: AsyncSession, user_id: uuid.UUID) -> list[Bro
     return list((await session.scalars(stmt)).all())
 
 
+async def executions_version(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+    """(count, max id) of the user's executions: the table is insert-only (a bust or a
+    correction is a new `correction` row), so a change to `user_executions` changes the count
+    even when its row commits under a lower id."""
+    stmt = select(func.count(), func.coalesce(func.max(BrokerageExecution.id), 0)).where(
+        BrokerageExecution.user_id == user_id
+    )
+    count, top = (await session.execute(stmt)).one()
+    return int(count), int(top)
+
+
 async def positions_of(
     session: AsyncSession, user_ids: Sequence[uuid.UUID]
 ) -> list[BrokeragePosition]:

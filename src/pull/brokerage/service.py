@@ -21,6 +21,7 @@ from pull.brokerage.holdings import (  # the portfolio's reads
     StockMark,
     StockPosition,
     executions,
+    lots_version,
     marks,
     open_positions,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "fills",
     "get_order",
     "list_orders",
+    "lots_version",
     "make_broker",
     "marks",
     "open_positions",

@@ -76,6 +76,13 @@ async def user_fills(*, session: AsyncSession, user_id: uuid.UUID) -> list[FillR
     return [FillRow(*r) for r in await repo.user_fills(session, user_id)]
 
 
+async def lots_version(*, session: AsyncSession, user_id: uuid.UUID) -> tuple[int, ...]:
+    """A version of what `user_fills` and `user_settlements` return for the user: it changes
+    whenever either would (both tables are insert-only; fills are never busted or corrected on
+    the exchange). Read it before the rows and a cache keyed by it is never stale."""
+    return await repo.lots_version(session, user_id)
+
+
 async def user_settlements(*, session: AsyncSession, user_id: uuid.UUID) -> list[SettlementRow]:
     return [SettlementRow(*r) for r in await repo.user_settlements(session, user_id)]
 

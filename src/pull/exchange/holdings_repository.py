@@ -22,6 +22,23 @@ async def user_fills(session: AsyncSession, user_id: uuid.UUID) -> list[Any]:
     return list(rows.all())
 
 
+async def lots_version(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, ...]:
+    """(count, max id) of the user's fills and of their settlements: both tables are insert
+    only, so a new row changes the count even when it commits under a lower id."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM exchange_fills WHERE user_id = :u), "
+                "       (SELECT coalesce(max(id), 0) FROM exchange_fills WHERE user_id = :u), "
+                "       (SELECT count(*) FROM exchange_settlements WHERE user_id = :u), "
+                "       (SELECT coalesce(max(id), 0) FROM exchange_settlements WHERE user_id = :u)"
+            ),
+            {"u": user_id},
+        )
+    ).one()
+    return tuple(int(v) for v in row)
+
+
 async def user_settlements(session: AsyncSession, user_id: uuid.UUID) -> list[Any]:
     rows = await session.execute(
         text(

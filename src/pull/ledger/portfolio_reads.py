@@ -52,6 +52,15 @@ async def external_flows(
     return [ExternalFlow(*r) for r in await repo.external_flows(session, user_id, start, end)]
 
 
+async def entries_version(
+    *, session: AsyncSession, user_id: uuid.UUID, account_kind: str, transfer_kind: str
+) -> tuple[int, int]:
+    """A version of the user's entries of `transfer_kind` transfers on their `account_kind`
+    accounts: entries are insert-only, so it changes whenever a new one is visible (read it
+    before the entries and a cache keyed by it is never stale)."""
+    return await repo.entries_version(session, user_id, account_kind, transfer_kind)
+
+
 async def external_flow_totals(
     *,
     session: AsyncSession,

@@ -91,3 +91,22 @@ async def users_after(
         {"after": after, "n": limit},
     )
     return [r[0] for r in rows.all()]
+
+
+async def entries_version(
+    session: AsyncSession, user_id: uuid.UUID, account_kind: str, transfer_kind: str
+) -> tuple[int, int]:
+    """(count, max id) of the entries of `transfer_kind` transfers on the user's
+    `account_kind` accounts (entries are insert-only)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*), coalesce(max(e.id), 0) "
+                "  FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id "
+                "  JOIN ledger_transfers t ON t.id = e.transfer_id "
+                " WHERE a.owner_id = :owner AND a.kind = :akind AND t.kind = :tkind"
+            ),
+            {"owner": user_id, "akind": account_kind, "tkind": transfer_kind},
+        )
+    ).one()
+    return int(row[0]), int(row[1])

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,15 +17,15 @@ from pull.brokerage import service as brokerage
 from pull.config import Settings
 from pull.ledger import service as ledger
 from pull.portfolio import history as hist
+from pull.portfolio import lot_cache, snapshots, sources, valuation
 from pull.portfolio import repository as repo
-from pull.portfolio import snapshots, sources
 from pull.portfolio.errors import (
     InvalidPeriod,
     InvalidTimeframe,
     StatementNotFound,
     TimeframeNotAllowed,
 )
-from pull.portfolio.lots import ZERO, ClosedLot, LotBook, day_change, replay
+from pull.portfolio.lots import ClosedLot, LotBook, replay
 from pull.portfolio.schemas import HistoryRead, PortfolioRead, StatementRead
 from pull.rewards import service as rewards
 
@@ -34,8 +35,7 @@ def day_start_of(now: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
 
 
-def _cents(value: Decimal) -> int:
-    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+K = TypeVar("K")
 
 
 @dataclass(slots=True)
@@ -78,49 +78,40 @@ async def gather(
 _FOUR = Decimal("0.0001")
 
 
-def _holding(v: Valued, day: dt.datetime) -> dict[str, Any]:
-    """One instrument's view as the plain data of a `HoldingRead` (written straight to JSON by
-    `to_json`; 1,000 pydantic models cost more than the rest of the view). Quantity and cost
-    are summed in the one pass over the open lots (as `LotBook.quantity` / `.cost` and
-    `average_cost` compute them)."""
-    mark = v.mark
-    lots = []
-    value = 0
-    quantity = ZERO
-    cost = 0
-    for lot in v.book.open:
-        mv = _cents(lot.quantity * mark)
-        value += mv
-        quantity += lot.quantity
-        cost += lot.cost
-        lots.append(
-            {
-                "acquired_at": lot.acquired,
-                "quantity": lot.quantity,
-                "cost": lot.cost,
-                "market_value": mv,
-                "unrealized_pnl": mv - lot.cost,
-            }
-        )
-    return {
-        "kind": v.inst.kind,
-        "symbol": v.inst.symbol,
-        "name": v.inst.name,
-        "quantity": quantity,
-        "mark": mark.quantize(_FOUR),
-        "mark_source": v.mark_source,
-        "market_value": value,
-        "cost_basis": cost,
-        "average_cost": (Decimal(cost) / quantity).quantize(_FOUR) if quantity else None,
-        "unrealized_pnl": value - cost,
-        "realized_pnl": v.book.realized,
-        "day_change": (
-            day_change(v.book, mark=mark, previous_close=v.inst.previous_close, day_start=day)
-            if v.mark_source != "cost"
-            else 0
+async def holdings(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    now: dt.datetime,
+    broker: brokerage.Broker | None,
+) -> tuple[list[dict[str, Any]], int]:
+    """The open holdings as plain data (predictions, RWA shares, stocks and crypto, in that
+    order) and the realized P&L of every lot the user ever closed: the lots from the
+    per-user cache (`lot_cache`), the marks read now."""
+    day = day_start_of(now)
+    books = await lot_cache.user_lots(session=session, user_id=user_id)
+    parts: list[tuple[dict[Any, sources.Instrument], Mapping[Any, lot_cache.Book]]] = [
+        (
+            await sources.prediction_marks(session, _open(books.predictions), day),
+            books.predictions,
         ),
-        "lots": lots,
-    }
+        (await sources.rwa_marks(session, _open(books.rwa), day), books.rwa),
+        (
+            await sources.stock_marks(session, user_id, _open(books.stocks), day, broker),
+            books.stocks,
+        ),
+    ]
+    out = [
+        valuation.holding(inst, part[key], day)
+        for found, part in parts
+        for key, inst in found.items()
+    ]
+    realized = sum(b.realized for _, part in parts for b in part.values())
+    return out, realized
+
+
+def _open(books: Mapping[K, lot_cache.Book]) -> list[K]:
+    return [key for key, b in books.items() if b.lots]
 
 
 # The ledger transfer that pays a points redemption into cash (rewards.redemption): the points'
@@ -160,10 +151,8 @@ async def view(
     """The portfolio as the plain data of a `PortfolioRead` (what `portfolio` validates and
     `portfolio_json` serializes directly: for 1,000 holdings, building the models costs more
     than everything else)."""
-    day = day_start_of(now)
     balances = (await ledger.user_balances(session=session, user_ids=[user_id]))[user_id]
-    valued = await gather(session=session, user_id=user_id, now=now, broker=broker)
-    holdings = [_holding(v, day) for v in valued if v.book.open]
+    held, realized = await holdings(session=session, user_id=user_id, now=now, broker=broker)
     flows = await ledger.external_flows(session=session, user_id=user_id)
     points_value = rewards.points_cash_value(points=balances.points_posted, settings=settings)
     points_cash = (
@@ -176,10 +165,10 @@ async def view(
         )
     ).get(user_id, 0)
     if balances.points_posted:
-        holdings.append(_points(balances.points_posted, points_value, points_cash, settings))
-    realized = sum(v.book.realized for v in valued) + points_cash
-    holdings_value = sum(h["market_value"] for h in holdings)
-    cost = sum(h["cost_basis"] for h in holdings)
+        held.append(_points(balances.points_posted, points_value, points_cash, settings))
+    realized += points_cash
+    holdings_value = sum(h["market_value"] for h in held)
+    cost = sum(h["cost_basis"] for h in held)
     value = balances.cash_total + holdings_value
     net_deposits = sum(f.amount for f in flows)
     unrealized = holdings_value - cost
@@ -197,14 +186,14 @@ async def view(
             "available": balances.points_available,
             "cash_value": points_value,
         },
-        "holdings": holdings,
+        "holdings": held,
         "totals": {
             "value": value,
             "holdings_value": holdings_value,
             "cost_basis": cost,
             "unrealized_pnl": unrealized,
             "realized_pnl": realized,
-            "day_change": sum(h["day_change"] or 0 for h in holdings),
+            "day_change": sum(h["day_change"] or 0 for h in held),
             "net_deposits": net_deposits,
             "total_pnl": total_pnl,
             "other_pnl": total_pnl - realized - unrealized,

@@ -18,6 +18,8 @@ from pull.ledger import service as ledger
 from pull.portfolio.lots import LotEvent
 from pull.rwa import service as rwa
 
+# The ledger transfer of a buyout's payout: a sale of the holder's shares
+DISTRIBUTION = "rwa_distribution"
 # A buyout's distribution sorts after every trade at the same instant
 _DISTRIBUTION_SEQ = 1 << 61
 
@@ -88,52 +90,92 @@ def binary_events(
     return out
 
 
-async def predictions(
-    session: AsyncSession, user_id: uuid.UUID, day_start: dt.datetime
-) -> list[Instrument]:
+async def prediction_events(
+    session: AsyncSession, user_id: uuid.UUID
+) -> dict[tuple[str, str], list[LotEvent]]:
+    """Per (ticker, side): the user's lot events from the exchange's fills and settlements."""
     fills = await exchange.user_fills(session=session, user_id=user_id)
     settlements = await exchange.user_settlements(session=session, user_id=user_id)
-    by_ticker = binary_events(fills, settlements)
-    marks = await exchange.marks(session=session, tickers=list(by_ticker), day_start=day_start)
-    out = []
-    for ticker, sides in sorted(by_ticker.items()):
+    return {
+        (ticker, side): events
+        for ticker, sides in binary_events(fills, settlements).items()
+        for side, events in sides.items()
+        if events
+    }
+
+
+async def prediction_marks(
+    session: AsyncSession, keys: Iterable[tuple[str, str]], day_start: dt.datetime
+) -> dict[tuple[str, str], Instrument]:
+    """Per (ticker, side): the instrument with its mark and previous close (no events), by
+    ticker, YES before NO."""
+    wanted = sorted(set(keys), key=lambda k: (k[0], k[1] != "YES"))
+    marks = await exchange.marks(
+        session=session, tickers=sorted({t for t, _ in wanted}), day_start=day_start
+    )
+    out = {}
+    for ticker, side in wanted:
         m = marks.get(ticker)
-        yes, source = m.yes_mark() if m else (None, "none")
-        prev = m.previous_close if m else None
-        for side, events in sides.items():
-            if not events:
-                continue
-            inst = Instrument("prediction", f"{ticker}:{side}", m.title if m else ticker, events)
+        inst = Instrument("prediction", f"{ticker}:{side}", m.title if m else ticker)
+        if m is not None:
+            yes, source = m.yes_mark()
             if yes is not None:
                 inst.mark = Decimal(yes if side == "YES" else 100 - yes)
                 inst.mark_source = source
+            prev = m.previous_close
             if prev is not None:
                 inst.previous_close = Decimal(prev if side == "YES" else 100 - prev)
-            out.append(inst)
+        out[(ticker, side)] = inst
     return out
 
 
-async def rwa_shares(
+async def predictions(
     session: AsyncSession, user_id: uuid.UUID, day_start: dt.datetime
 ) -> list[Instrument]:
+    events = await prediction_events(session, user_id)
+    found = await prediction_marks(session, events, day_start)
+    for key, inst in found.items():
+        inst.events = events[key]
+    return list(found.values())
+
+
+async def rwa_events(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[LotEvent]]:
+    """Per share currency: subscriptions, secondary trades and buyout distributions."""
     events: dict[str, list[LotEvent]] = defaultdict(list)
     for e in await rwa.share_events(session=session, user_id=user_id):
         events[e.currency].append(LotEvent(e.at, Decimal(e.shares), e.cents, 0, e.seq))
     for currency, ev in (await buyout_sales(session, user_id)).items():
         events[currency].extend(ev)
-    marks = await rwa.share_marks(session=session, currencies=list(events), day_start=day_start)
-    out = []
-    for currency, evs in sorted(events.items()):
+    return dict(events)
+
+
+async def rwa_marks(
+    session: AsyncSession, currencies: Iterable[str], day_start: dt.datetime
+) -> dict[str, Instrument]:
+    wanted = sorted(set(currencies))
+    marks = await rwa.share_marks(session=session, currencies=wanted, day_start=day_start)
+    out = {}
+    for currency in wanted:
         m = marks.get(currency)
-        inst = Instrument("rwa", currency, m.title if m else currency, evs)
+        inst = Instrument("rwa", currency, m.title if m else currency)
         if m is not None:
             price, source = m.price()
             if price is not None:
                 inst.mark, inst.mark_source = Decimal(price), source
             close = m.close_before_today()
             inst.previous_close = None if close is None else Decimal(close)
-        out.append(inst)
+        out[currency] = inst
     return out
+
+
+async def rwa_shares(
+    session: AsyncSession, user_id: uuid.UUID, day_start: dt.datetime
+) -> list[Instrument]:
+    events = await rwa_events(session, user_id)
+    found = await rwa_marks(session, events, day_start)
+    for key, inst in found.items():
+        inst.events = events[key]
+    return list(found.values())
 
 
 @dataclass(slots=True)
@@ -152,7 +194,7 @@ async def buyout_sales(session: AsyncSession, user_id: uuid.UUID) -> dict[str, l
     before: int | None = None
     while True:
         page = await ledger.transactions(
-            session=session, user_id=user_id, before_id=before, limit=500, kind="rwa_distribution"
+            session=session, user_id=user_id, before_id=before, limit=500, kind=DISTRIBUTION
         )
         for t in page:
             d = found.setdefault(t.transfer_id, _Distribution(t.created_at))
@@ -171,31 +213,53 @@ async def buyout_sales(session: AsyncSession, user_id: uuid.UUID) -> dict[str, l
     return out
 
 
+async def stock_events(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[LotEvent]]:
+    """Per symbol: the brokerage's applied executions (as corrected)."""
+    events: dict[str, list[LotEvent]] = defaultdict(list)
+    for e in await brokerage.executions(session=session, user_id=user_id):
+        q = e.qty if e.side == "buy" else -e.qty
+        events[e.symbol].append(LotEvent(e.at, q, e.cents, 0, e.seq))
+    return dict(events)
+
+
+async def stock_marks(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    symbols: Iterable[str],
+    day_start: dt.datetime,
+    broker: brokerage.Broker | None,
+) -> dict[str, Instrument]:
+    wanted = sorted(set(symbols))
+    if not wanted:
+        return {}
+    classes = {
+        p.symbol: p.asset_class
+        for p in await brokerage.open_positions(session=session, user_ids=[user_id])
+    }
+    marks = await brokerage.marks(
+        session=session, broker=broker, symbols=wanted, day_start=day_start
+    )
+    out = {}
+    for symbol in wanted:
+        kind = "crypto" if classes.get(symbol) == "crypto" or "/" in symbol else "stock"
+        inst = Instrument(kind, symbol, symbol)
+        m = marks.get(symbol)
+        if m is not None and m.price is not None:
+            inst.mark, inst.mark_source = m.price * 100, m.source
+        if m is not None and m.previous_close is not None:
+            inst.previous_close = m.previous_close * 100
+        out[symbol] = inst
+    return out
+
+
 async def stocks(
     session: AsyncSession,
     user_id: uuid.UUID,
     day_start: dt.datetime,
     broker: brokerage.Broker | None,
 ) -> list[Instrument]:
-    events: dict[str, list[LotEvent]] = defaultdict(list)
-    for e in await brokerage.executions(session=session, user_id=user_id):
-        q = e.qty if e.side == "buy" else -e.qty
-        events[e.symbol].append(LotEvent(e.at, q, e.cents, 0, e.seq))
-    classes = {
-        p.symbol: p.asset_class
-        for p in await brokerage.open_positions(session=session, user_ids=[user_id])
-    }
-    marks = await brokerage.marks(
-        session=session, broker=broker, symbols=list(events), day_start=day_start
-    )
-    out = []
-    for symbol, evs in sorted(events.items()):
-        kind = "crypto" if classes.get(symbol) == "crypto" or "/" in symbol else "stock"
-        inst = Instrument(kind, symbol, symbol, evs)
-        m = marks.get(symbol)
-        if m is not None and m.price is not None:
-            inst.mark, inst.mark_source = m.price * 100, m.source
-        if m is not None and m.previous_close is not None:
-            inst.previous_close = m.previous_close * 100
-        out.append(inst)
-    return out
+    events = await stock_events(session, user_id)
+    found = await stock_marks(session, user_id, events, day_start, broker)
+    for key, inst in found.items():
+        inst.events = events[key]
+    return list(found.values())

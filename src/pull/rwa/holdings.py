@@ -63,6 +63,12 @@ async def share_events(*, session: AsyncSession, user_id: uuid.UUID) -> list[Sha
     return out
 
 
+async def lots_version(*, session: AsyncSession, user_id: uuid.UUID) -> tuple[int, ...]:
+    """A version of `share_events` for the user: it changes whenever they would (read it
+    before them and a cache keyed by it is never stale)."""
+    return await holding_repo.lots_version(session, user_id)
+
+
 async def share_marks(
     *, session: AsyncSession, currencies: Sequence[str], day_start: dt.datetime
 ) -> dict[str, ShareMark]:

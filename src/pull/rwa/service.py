@@ -38,6 +38,7 @@ from pull.rwa.errors import AssetNotFound, InvalidState
 from pull.rwa.holdings import (
     ShareEvent,
     ShareMark,
+    lots_version,
     reserved_by_sells,
     share_events,
     share_marks,
@@ -117,6 +118,7 @@ __all__ = [
     "list_orders",
     "list_subscriptions",
     "listings",
+    "lots_version",
     "market_open",
     "offering_investors",
     "open_offering",

@@ -34,6 +34,28 @@ async def user_lot_events(session: AsyncSession, user_id: uuid.UUID) -> list[tup
     return [tuple(r) for r in rows.all()]
 
 
+async def lots_version(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, ...]:
+    """(count of issued subscriptions, count and max id of secondary trades) of the user.
+    `issued` is a subscription's final state (held -> issued | voided, never back), and trades
+    are insert-only, so both counts only grow when `user_lot_events` would change."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM rwa_subscriptions "
+                "         WHERE user_id = :u AND status = 'issued'), "
+                "       (SELECT count(*) FROM rwa_trades t "
+                "         WHERE (t.buyer_id = :u OR t.seller_id = :u) "
+                "           AND t.buyer_id <> t.seller_id), "
+                "       (SELECT coalesce(max(id), 0) FROM rwa_trades t "
+                "         WHERE (t.buyer_id = :u OR t.seller_id = :u) "
+                "           AND t.buyer_id <> t.seller_id)"
+            ),
+            {"u": user_id},
+        )
+    ).one()
+    return tuple(int(v) for v in row)
+
+
 async def share_marks(
     session: AsyncSession, currencies: Sequence[str], day_start: dt.datetime
 ) -> list[tuple[object, ...]]:
