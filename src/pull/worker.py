@@ -25,6 +25,7 @@ from temporalio.worker import (
     Worker,
 )
 
+from pull import __version__
 from pull.analytics.service import IngestRunner, ingest_process
 from pull.brokerage.activities import ACTIVITIES as BROKERAGE_ACTIVITIES
 from pull.brokerage.activities import ensure_schedule as ensure_brokerage_schedule
@@ -94,6 +95,10 @@ LEDGER_NEGATIVE = Gauge(
     "Ledger accounts that are negative now, per account class (docs/money.md)",
     ["account_class", "never_negative"],
 )
+# Named, not left to Temporal's default, which hashes the bytecode of every loaded module
+# (about 6 s of CPU at each worker process's start). Worker versioning is not used, so it only
+# identifies the release in the server's view of the task queue's pollers.
+BUILD_ID = f"pull-{__version__}"
 LEDGER_CHECK_EVERY = 12  # metric polls (5 s each): the invariant report once a minute
 ACTIVITY_FAILED = Counter(
     "temporal_activity_execution_failed", "Activity executions that failed", ["activity_type"]
@@ -282,6 +287,7 @@ def build_worker(
         max_concurrent_workflow_tasks=settings.worker_concurrency,
         interceptors=[MetricsInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=20),
+        build_id=BUILD_ID,
     )
 
 
@@ -298,6 +304,7 @@ def build_email_worker(client: Client, settings: Settings) -> Worker | None:
         max_concurrent_activities=settings.worker_concurrency,
         interceptors=[MetricsInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=20),
+        build_id=BUILD_ID,
     )
 
 
