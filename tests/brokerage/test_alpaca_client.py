@@ -182,6 +182,27 @@ async def test_account_journal_orders_positions_through_alpaca_py(
         await alpaca.get_order(account_id=account.id, order_id=str(uuid.uuid4()))
 
 
+async def test_snapshots_previous_close_through_alpaca_py(
+    alpaca: AlpacaBroker, settings: Settings
+) -> None:
+    """`GET /v2/stocks/snapshots` (symbols at the top level) and `/v1beta3/crypto/us/snapshots`
+    (under `snapshots`) through the SDK's data clients: the previous daily bar's close."""
+    from pull.brokerage.providers.sandbox import SandboxBroker
+
+    sandbox = SandboxBroker(settings_maker(settings))
+    await sandbox.set_quote(
+        symbol="AAPL", bid=Decimal("210.00"), ask=Decimal("212.00"), previous_close=Decimal("205.5")
+    )
+    snaps = await alpaca.get_snapshots(symbols=["AAPL", "BTC/USD", "NOPE"])
+    assert set(snaps) == {"AAPL", "BTC/USD"}
+    assert snaps["AAPL"].previous_close == Decimal("205.5")
+    at = snaps["AAPL"].previous_close_at
+    assert at is not None and at.date() == dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    btc = snaps["BTC/USD"].previous_close
+    assert btc is not None and btc > 0  # the reference price: nobody set it
+    assert await alpaca.get_snapshots(symbols=[]) == {}
+
+
 async def test_wire_json_parses_as_the_sdks_own_order_model(
     base_url: str, settings: Settings, alpaca: AlpacaBroker, market_open: None
 ) -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from tests.portfolio.conftest import call
 
 
@@ -52,3 +55,40 @@ async def test_stock_lots_marked_at_the_quote_midpoint(
     totals = body["totals"]
     assert totals["total_pnl"] == totals["value"] - 200_000
     assert totals["realized_pnl"] + totals["unrealized_pnl"] == totals["total_pnl"]
+
+
+async def test_day_change_is_from_the_brokers_previous_close(
+    api_server: str,
+    trader_factory: Any,
+    drain: Any,
+    market_open: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Shares held since before today change by quantity x (mark - the broker's previous
+    close: its snapshot's previous daily bar), not from PULL's last fill before today."""
+    t = await trader_factory(cash=200_000)
+    quote = {"bid": "199.00", "ask": "200.00", "ask_size": "100", "bid_size": "100"}
+    r = await t.http.put("/api/v1/trading/sandbox/quotes/MSFT", json=quote, headers=t.headers)
+    assert r.status_code == 200, r.text
+    buy = await t.order(symbol="MSFT", side="buy", type="market", qty="2")
+    await drain()
+    assert (await t.get(f"/orders/{buy['id']}"))["status"] == "filled"
+    async with sessionmaker() as s, s.begin():  # bought two days ago
+        await s.execute(
+            text(
+                "UPDATE brokerage_executions SET created_at = now() - interval '2 days' "
+                "WHERE user_id = :u"
+            ),
+            {"u": t.user.id},
+        )
+    quote = {**quote, "bid": "210.00", "ask": "212.00", "previous_close": "205.25"}
+    r = await t.http.put("/api/v1/trading/sandbox/quotes/MSFT", json=quote, headers=t.headers)
+    assert r.status_code == 200, r.text
+
+    view = await call(api_server, t.user, "GET", "/api/v1/portfolio")
+    assert view.status_code == 200, view.text
+    [h] = [h for h in view.json()["holdings"] if h["symbol"] == "MSFT"]
+    assert h["mark_source"] == "quote_mid" and Decimal(h["mark"]) == 21100
+    # 2 x (211.00 - 205.25) dollars; from the last fill (200.00) it would be 2 x 11.00
+    assert h["day_change"] == 2 * (21100 - 20525) == 1150, h
+    assert view.json()["totals"]["day_change"] == 1150

@@ -336,6 +336,7 @@ async def sandbox_quote(
             ask=body.ask,
             bid_size=body.bid_size,
             ask_size=body.ask_size,
+            previous_close=body.previous_close,
         )
     except BrokerNotFound as exc:
         raise NotFound(exc.message, code="ASSET_NOT_FOUND") from exc

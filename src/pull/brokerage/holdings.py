@@ -41,7 +41,8 @@ class StockMark:
     symbol: str
     price: Decimal | None  # dollars per share
     source: str  # quote_mid | last_fill | none
-    previous_close: Decimal | None
+    previous_close: Decimal | None  # dollars per share
+    previous_close_source: str | None = None  # broker | last_fill
 
 
 async def executions(*, session: AsyncSession, user_id: uuid.UUID) -> list[ExecutionRow]:
@@ -103,12 +104,14 @@ async def marks(
     day_start: dt.datetime,
 ) -> dict[str, StockMark]:
     """The broker's quote midpoint; when the broker cannot quote (or none is given, as in
-    the end-of-day batch), the last execution price on PULL. The previous close is the last
-    execution price on PULL before `day_start` (the broker API we use has no daily bars)."""
+    the end-of-day batch), the last execution price on PULL. The previous close is the broker's
+    (its snapshot's previous daily bar, one call for all the symbols); without one, the last
+    execution price on PULL before `day_start`."""
     wanted = sorted(set(symbols))
     if not wanted:
         return {}
     quotes: dict[str, Decimal] = {}
+    closes: dict[str, Decimal] = {}
     if broker is not None:
         for symbol in wanted:
             try:
@@ -116,8 +119,14 @@ async def marks(
             except BrokerError:
                 continue
             quotes[symbol] = (q.bid + q.ask) / 2
+        try:
+            snaps = await broker.get_snapshots(symbols=wanted)
+        except BrokerError:
+            snaps = {}
+        closes = {s: v.previous_close for s, v in snaps.items() if v.previous_close is not None}
     last = await repo.last_prices(session, [s for s in wanted if s not in quotes])
-    before = await repo.last_prices_before(session, wanted, day_start)
+    missing = [s for s in wanted if s not in closes]
+    before = await repo.last_prices_before(session, missing, day_start) if missing else {}
     out = {}
     for s in wanted:
         if s in quotes:
@@ -126,5 +135,9 @@ async def marks(
             price, source = last[s], "last_fill"
         else:
             price, source = None, "none"
-        out[s] = StockMark(s, price, source, before.get(s))
+        if s in closes:
+            out[s] = StockMark(s, price, source, closes[s], "broker")
+        else:
+            close = before.get(s)
+            out[s] = StockMark(s, price, source, close, None if close is None else "last_fill")
     return out

@@ -158,6 +158,9 @@ class SandboxQuoteSet(BaseModel):
     ask: Decimal = Field(gt=0, le=MAX_PRICE)
     bid_size: Decimal = Field(Decimal(1_000_000), ge=0, le=MAX_QTY)
     ask_size: Decimal = Field(Decimal(1_000_000), ge=0, le=MAX_QTY)
+    previous_close: Decimal | None = Field(
+        None, gt=0, le=MAX_PRICE, description="The close the snapshots report as the previous day's"
+    )
 
 
 class SandboxClockSet(BaseModel):

@@ -4,8 +4,9 @@ The SDK's REST transport (HTTP Basic auth, 429 retries, `APIError`) carries ever
 with `raw_data=True` and request bodies are built here with decimal strings, because the SDK's
 typed request models turn amounts into floats. Accounts are created with its typed
 `CreateAccountRequest`. The trade events stream is read with httpx: the SDK only knows the
-removed `/v1/events/trades` and blocks a thread per stream. Market data (latest quotes) uses
-the SDK's historical data clients with Basic auth. Synchronous SDK calls run in a thread.
+removed `/v1/events/trades` and blocks a thread per stream. Market data (latest quotes,
+snapshots) uses the SDK's historical data clients with Basic auth. Synchronous SDK calls run
+in a thread.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -24,7 +25,12 @@ from alpaca.broker.requests import CreateAccountRequest
 from alpaca.common.exceptions import APIError
 from alpaca.data.historical.crypto import CryptoHistoricalDataClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
-from alpaca.data.requests import CryptoLatestQuoteRequest, StockLatestQuoteRequest
+from alpaca.data.requests import (
+    CryptoLatestQuoteRequest,
+    CryptoSnapshotRequest,
+    StockLatestQuoteRequest,
+    StockSnapshotRequest,
+)
 
 from pull.brokerage import hours
 from pull.brokerage.money import fmt
@@ -44,6 +50,7 @@ from pull.brokerage.providers.base import (
     Person,
     Quote,
     ReplaceRequest,
+    Snapshot,
     TradeEvent,
 )
 
@@ -285,6 +292,33 @@ class AlpacaBroker:
             raise BrokerNotFound(f"no quote for {symbol}", status=404)
         values = {k: str(v) if isinstance(v, (int, float)) else v for k, v in raw[symbol].items()}
         return wire.parse_quote(symbol, values, market_open=market_open)
+
+    async def get_snapshots(self, *, symbols: Sequence[str]) -> dict[str, Snapshot]:
+        """Market data snapshots, one call for the stocks (`GET /v2/stocks/snapshots`) and one
+        for the crypto pairs (`GET /v1beta3/crypto/us/snapshots`); the previous daily bar's
+        close is what PULL takes of them (the base of the day change)."""
+        stocks = sorted({s for s in symbols if "/" not in s})
+        pairs = sorted({s for s in symbols if "/" in s})
+        raw: dict[str, Any] = {}
+        if stocks:
+            found: Any = await self._call(
+                lambda: self._stocks.get_stock_snapshot(
+                    StockSnapshotRequest(symbol_or_symbols=stocks)
+                )
+            )
+            raw.update(found or {})
+        if pairs:
+            found = await self._call(
+                lambda: self._crypto.get_crypto_snapshot(
+                    CryptoSnapshotRequest(symbol_or_symbols=pairs)
+                )
+            )
+            raw.update(found or {})
+        return {
+            symbol: wire.parse_snapshot(symbol, body)
+            for symbol, body in raw.items()
+            if isinstance(body, dict)
+        }
 
     async def trade_events(
         self, *, since_id: str | None, since: dt.datetime | None = None

@@ -325,6 +325,32 @@ async def crypto_quotes(request: Request) -> Response:
     return await _run(request, lambda b: _latest_quotes(request, b))
 
 
+async def _snapshots(request: Request, b: SandboxBroker) -> dict[str, Any]:
+    symbols = [s for s in request.query_params.get("symbols", "").split(",") if s]
+    out: dict[str, Any] = {}
+    for symbol, snap in (await b.get_snapshots(symbols=symbols)).items():
+        assert snap.previous_close is not None and snap.previous_close_at is not None
+        q = await b.get_quote(symbol=symbol)
+        out[symbol] = wire.snapshot_json(q, snap.previous_close, snap.previous_close_at)
+    return out
+
+
+@router.get("/v2/stocks/snapshots")
+async def stock_snapshots(request: Request) -> Response:
+    """Alpaca's stock snapshots: keyed by symbol at the top level."""
+    return await _run(request, lambda b: _snapshots(request, b))
+
+
+@router.get("/v1beta3/crypto/us/snapshots")
+async def crypto_snapshots(request: Request) -> Response:
+    """Alpaca's crypto snapshots: under `snapshots`."""
+
+    async def act(b: SandboxBroker) -> Any:
+        return {"snapshots": await _snapshots(request, b)}
+
+    return await _run(request, act)
+
+
 @router.get("/v2/events/trades")
 async def trade_events(request: Request) -> Response:
     """Server-Sent Events: `data: {event}` per trade event, `:heartbeat` when idle."""

@@ -9,7 +9,7 @@ which behaves like Alpaca's sandbox and keeps its state in its own tables.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -221,6 +221,16 @@ class Quote:
     market_open: bool = True
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What PULL reads of a market data snapshot (Alpaca's `GET /v2/stocks/snapshots`,
+    `/v1beta3/crypto/us/snapshots`): the previous daily bar's close, the day change's base."""
+
+    symbol: str
+    previous_close: Decimal | None  # prevDailyBar.c, dollars per share
+    previous_close_at: dt.datetime | None = None  # prevDailyBar.t, the bar's start
+
+
 @dataclass
 class Heartbeat:
     """Yielded by `trade_events` when the stream is idle (an SSE `:heartbeat` comment, or the
@@ -275,6 +285,11 @@ class Broker(Protocol):
     async def get_asset(self, *, symbol: str) -> Asset | None: ...
 
     async def get_quote(self, *, symbol: str) -> Quote: ...
+
+    async def get_snapshots(self, *, symbols: Sequence[str]) -> dict[str, Snapshot]:
+        """The snapshots of these symbols (stocks and crypto in one call each); a symbol the
+        broker has no data for is absent."""
+        ...
 
     def trade_events(
         self, *, since_id: str | None, since: dt.datetime | None = None

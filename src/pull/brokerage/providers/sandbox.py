@@ -12,7 +12,8 @@
   the end of its transaction under an advisory lock held until commit, so events commit in
   seq order and `since_id` never skips one (the locks: sandbox_repository).
 Quotes default to each asset's reference price with a 0.02% spread; `set_quote` changes them
-(and fills what now crosses).
+(and fills what now crosses) and can set the previous close that snapshots report (default:
+the reference price; the previous day's bar).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -53,6 +54,7 @@ from pull.brokerage.providers.base import (
     Person,
     Quote,
     ReplaceRequest,
+    Snapshot,
     TradeEvent,
 )
 from pull.brokerage.providers.sandbox_engine import (
@@ -66,6 +68,7 @@ from pull.brokerage.providers.sandbox_engine import (
     _uuid,
     catalog,
     default_quote,
+    previous_close_key,
     snapshot,
     ulid,
 )
@@ -130,6 +133,18 @@ class SandboxBroker(SandboxEngine):
                 market_open=is_open,
             )
 
+    async def get_snapshots(self, *, symbols: Sequence[str]) -> dict[str, Snapshot]:
+        """Each known symbol's previous close (set with `set_quote`, else its reference
+        price), as the bar of the day before the sandbox clock's."""
+        day = dt.datetime.combine(self._clock().astimezone(dt.UTC).date(), dt.time(), dt.UTC)
+        out = {}
+        async with self._tx(write=False) as s:
+            for symbol in sorted(set(symbols) & set(catalog())):
+                close = await repo.state(s, previous_close_key(symbol))
+                price = Decimal(close) if close is not None else catalog()[symbol][1]
+                out[symbol] = Snapshot(symbol, price, day - dt.timedelta(days=1))
+        return out
+
     async def correct_fill(
         self,
         *,
@@ -152,6 +167,7 @@ class SandboxBroker(SandboxEngine):
         ask: Decimal,
         bid_size: Decimal = DEFAULT_SIZE,
         ask_size: Decimal = DEFAULT_SIZE,
+        previous_close: Decimal | None = None,
     ) -> Quote:
         if symbol not in catalog():
             raise BrokerNotFound(f"symbol {symbol} not found", status=404, code=40410000)
@@ -161,6 +177,8 @@ class SandboxBroker(SandboxEngine):
             row = await self._quote_row(s, symbol)
             row.bid, row.ask, row.bid_size, row.ask_size = bid, ask, bid_size, ask_size
             row.updated_at = self._clock()
+            if previous_close is not None:
+                await repo.set_state(s, previous_close_key(symbol), str(previous_close))
             await repo.flush(s)
             await self._tick(s, symbol=symbol)
         return await self.get_quote(symbol=symbol)

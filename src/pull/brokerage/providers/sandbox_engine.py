@@ -124,6 +124,11 @@ def snapshot(o: SandboxOrder) -> BrokerOrder:
     )
 
 
+def previous_close_key(symbol: str) -> str:
+    """The sandbox state key of a symbol's previous close (`set_quote`, snapshots)."""
+    return f"prev_close:{symbol}"
+
+
 def default_quote(symbol: str, at: dt.datetime) -> SandboxQuote:
     """The quote of a symbol nobody set: its reference price with a 0.02% spread."""
     ref = catalog()[symbol][1]

@@ -20,6 +20,7 @@ from pull.brokerage.providers.base import (
     BrokerPosition,
     Journal,
     Quote,
+    Snapshot,
     TradeEvent,
 )
 
@@ -319,6 +320,42 @@ def parse_quote(symbol: str, body: dict[str, Any], *, market_open: bool) -> Quot
         bid_size=_dec(quote.get("bs")) or Decimal(0),
         at=parse_ts(quote.get("t") or dt.datetime.now(dt.UTC)),
         market_open=market_open,
+    )
+
+
+def snapshot_json(q: Quote, previous_close: Decimal, previous_at: dt.datetime) -> dict[str, Any]:
+    """Market data's snapshot of one symbol: latestQuote and prevDailyBar (o/h/l/c, v volume,
+    n trades, vw VWAP, t the bar's start), numbers as JSON numbers as Alpaca sends them."""
+    close = float(previous_close)
+    return {
+        "latestQuote": {
+            "ap": float(q.ask),
+            "as": float(q.ask_size),
+            "bp": float(q.bid),
+            "bs": float(q.bid_size),
+            "t": ts(q.at),
+        },
+        "prevDailyBar": {
+            "t": ts(previous_at),
+            "o": close,
+            "h": close,
+            "l": close,
+            "c": close,
+            "v": 0,
+            "n": 0,
+            "vw": close,
+        },
+    }
+
+
+def parse_snapshot(symbol: str, body: dict[str, Any]) -> Snapshot:
+    bar = body.get("prevDailyBar") or body.get("prev_daily_bar") or {}
+    close = bar.get("c")
+    at = bar.get("t")
+    return Snapshot(
+        symbol=symbol,
+        previous_close=None if close is None else Decimal(str(close)),
+        previous_close_at=None if at is None else parse_ts(at),
     )
 
 
