@@ -11,6 +11,8 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     String,
+    any_,
+    bindparam,
     delete,
     func,
     literal,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.identity import auth_cache
@@ -52,7 +55,10 @@ async def user_by_id(
 async def users_by_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[User]:
     if not user_ids:
         return []
-    return list((await session.scalars(select(User).where(User.id.in_(list(user_ids))))).all())
+    # one uuid[] parameter (`= ANY`), not an IN of a bind parameter per id (the fan-out's
+    # chunks of 100 recipients)
+    ids = bindparam(None, list(user_ids), type_=ARRAY(UUID(as_uuid=True)))
+    return list((await session.scalars(select(User).where(User.id == any_(ids)))).all())
 
 
 async def user_by_email(session: AsyncSession, email: str, *, lock: bool = False) -> User | None:

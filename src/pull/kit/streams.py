@@ -30,6 +30,23 @@ end
 return false
 """
 
+# `_XADD_ONCE` for many events of one stream in one call: KEYS = the events' claim keys, then
+# the stream; ARGV = claim seconds, MAXLEN, then per event its field count and fields.
+_XADD_ONCE_MANY = """
+local stream = KEYS[#KEYS]
+local at = 3
+for i = 1, #KEYS - 1 do
+  local n = tonumber(ARGV[at])
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, at + 1, at + n))
+  end
+  at = at + n + 1
+end
+return 1
+"""
+# Events per `_XADD_ONCE_MANY` call (Lua's unpack and the call's argument list stay small).
+_MANY_CHUNK = 500
+
 _publisher: Redis | None = None
 
 
@@ -71,6 +88,20 @@ async def xadd_once(redis: Redis, stream: str, eid: str, fields: dict[str, bytes
     """Append `fields` to `stream` unless event `eid` was appended already; True if appended."""
     added = await redis.eval(_XADD_ONCE, 2, f"rt:claim:{eid}", stream, *_args(fields))
     return bool(added)
+
+
+async def publish_users(redis: Redis, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """(user id, event) pairs on the user stream, each appended once (as `publish_user`), in
+    one round trip: one script call per _MANY_CHUNK events, not a command each."""
+    pipe = redis.pipeline(transaction=False)
+    for i in range(0, len(events), _MANY_CHUNK):
+        chunk = events[i : i + _MANY_CHUNK]
+        keys = [f"rt:claim:{event['eid']}" for _, event in chunk]
+        args: list[bytes | str | int] = [CLAIM_SECONDS, MAXLEN]
+        for user_id, event in chunk:
+            args.extend((4, "u", user_id, "e", encode(event)))
+        pipe.eval(_XADD_ONCE_MANY, len(keys) + 1, *keys, USER_STREAM, *args)
+    await pipe.execute()
 
 
 async def publish_market(redis: Redis, event: dict[str, Any]) -> bool:

@@ -53,13 +53,10 @@ async def plan_many(
 ) -> list[tuple[str, int, list[uuid.UUID]]]:
     """The pending channels of these notifications grouped by (channel, whole seconds to
     wait): quiet hours hold push and Matrix until they end in each customer's zone."""
-    pending = await repo.pending_deliveries(
-        session, notification_ids=notification_ids, channel=None
-    )
+    pending = await repo.pending_with_user(session, notification_ids=notification_ids)
     if not pending:
         return []
-    notes = await repo.notifications_by_id(session, list({d.notification_id for d in pending}))
-    users = list({n.user_id for n in notes.values()})
+    users = list({user_id for _, _, user_id in pending})
     quiet = await repo.settings_for(session, user_ids=users)
     holds: dict[uuid.UUID, int] = {}
     for user_id in users:
@@ -74,12 +71,9 @@ async def plan_many(
             )
         )
     groups: dict[tuple[str, int], list[uuid.UUID]] = {}
-    for d in pending:
-        note = notes.get(d.notification_id)
-        if note is None:
-            continue
-        wait = holds[note.user_id] if d.channel in INTERRUPTING else 0
-        groups.setdefault((d.channel, wait), []).append(d.notification_id)
+    for nid, channel, user_id in pending:
+        wait = holds[user_id] if channel in INTERRUPTING else 0
+        groups.setdefault((channel, wait), []).append(nid)
     return [(c, w, ids) for (c, w), ids in sorted(groups.items())]
 
 

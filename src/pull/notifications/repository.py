@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, and_, any_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.kit.db import utcnow
@@ -52,6 +52,27 @@ _MARK_DELIVERIES = text(
     "CAST(:sent AS timestamptz[])) AS x(i, s, detail, sent) "
     "WHERE d.notification_id = x.i AND d.channel = :channel AND d.status = 'pending'"
 )
+
+# The delivery path's reads take their ids as one array (`= ANY(:ids)`): an `IN` of N ids
+# built N bind parameters per call (a share of the delivery's CPU; docs/performance.md).
+_PENDING_WITH_USER = text(
+    "SELECT d.notification_id, d.channel, n.user_id FROM notification_deliveries d "
+    "JOIN notifications n ON n.id = d.notification_id "
+    "WHERE d.notification_id = ANY(CAST(:ids AS uuid[])) AND d.status = 'pending' "
+    "ORDER BY d.notification_id, d.channel"
+)
+_LOCK_PENDING = text(
+    "SELECT notification_id FROM notification_deliveries "
+    "WHERE notification_id = ANY(CAST(:ids AS uuid[])) AND channel = :channel "
+    "AND status = 'pending' ORDER BY notification_id FOR UPDATE"
+)
+
+
+def _any_id(column: Any, ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
+    """`column = ANY(:ids)`, the ids bound as one uuid[]."""
+    return column == any_(  # type: ignore[no-any-return]
+        bindparam(None, list(ids), type_=ARRAY(UUID(as_uuid=True)))
+    )
 
 
 def _json(value: Any) -> str:
@@ -133,17 +154,10 @@ async def pending_delivery_ids(
     concurrent attempt waits, then sees them sent."""
     if not notification_ids:
         return []
-    q = (
-        select(NotificationDelivery.notification_id)
-        .where(
-            NotificationDelivery.notification_id.in_(list(notification_ids)),
-            NotificationDelivery.channel == channel,
-            NotificationDelivery.status == "pending",
-        )
-        .order_by(NotificationDelivery.notification_id)
-        .with_for_update()
+    result = await session.execute(
+        _LOCK_PENDING, {"ids": list(notification_ids), "channel": channel}
     )
-    return list((await session.scalars(q)).all())
+    return [r[0] for r in result.all()]
 
 
 async def notifications_by_id(
@@ -151,8 +165,19 @@ async def notifications_by_id(
 ) -> dict[uuid.UUID, Notification]:
     if not ids:
         return {}
-    q = select(Notification).where(Notification.id.in_(list(ids)))
+    q = select(Notification).where(_any_id(Notification.id, ids))
     return {n.id: n for n in (await session.scalars(q)).all()}
+
+
+async def pending_with_user(
+    session: AsyncSession, *, notification_ids: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, uuid.UUID]]:
+    """(notification id, channel, its user) of every pending delivery of these notifications,
+    in key order, unlocked (the delivery plan: each send locks its rows again)."""
+    if not notification_ids:
+        return []
+    result = await session.execute(_PENDING_WITH_USER, {"ids": list(notification_ids)})
+    return [(r[0], r[1], r[2]) for r in result.all()]
 
 
 async def pending_deliveries(
@@ -163,7 +188,7 @@ async def pending_deliveries(
     if not notification_ids:
         return []
     q = select(NotificationDelivery).where(
-        NotificationDelivery.notification_id.in_(list(notification_ids)),
+        _any_id(NotificationDelivery.notification_id, notification_ids),
         NotificationDelivery.status == "pending",
     )
     if channel is not None:
@@ -177,7 +202,7 @@ async def settings_for(
 ) -> dict[uuid.UUID, NotificationSettings]:
     if not user_ids:
         return {}
-    q = select(NotificationSettings).where(NotificationSettings.user_id.in_(list(user_ids)))
+    q = select(NotificationSettings).where(_any_id(NotificationSettings.user_id, user_ids))
     return {s.user_id: s for s in (await session.scalars(q)).all()}
 
 
@@ -189,7 +214,7 @@ async def devices_for(
         return out
     q = (
         select(PushDevice)
-        .where(PushDevice.user_id.in_(list(user_ids)))
+        .where(_any_id(PushDevice.user_id, user_ids))
         .order_by(PushDevice.created_at)
     )
     for d in (await session.scalars(q)).all():

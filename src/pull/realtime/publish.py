@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from pull.kit.streams import publish_many, publish_user
+from pull.kit.streams import publish_user, publish_users
 
 
 async def publish_user_event(
@@ -50,10 +50,9 @@ async def publish_user_events(redis: Redis, events: Sequence[UserEvent]) -> None
     if not events:
         return
     ts = int(time.time() * 1000)
-    await publish_many(
+    await publish_users(
         redis,
-        market=[],
-        user=[
+        [
             (str(e.user_id), {"eid": e.event_id, "type": e.type, "data": e.data, "ts": ts})
             for e in events
         ],
