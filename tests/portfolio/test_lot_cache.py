@@ -98,11 +98,23 @@ async def test_a_repeat_view_does_not_replay(
         assert _yes(await view(), ticker)["quantity"] == "10"
     assert calls == {"fills": 1, "replay": 1}  # three repeats: no read, no replay
 
+    # the mark moves (others trade at 70) while a's lots do not: revalued, not replayed
+    c = await user_factory()
+    await kyc_tier(c.id, "standard")
+    await fund(sessionmaker, c.id, 100_000)
+    await place(b, ticker=ticker, side="yes", action="buy", count=1, yes_price=70)
+    await place(c, ticker=ticker, side="no", action="buy", count=1, no_price=30)
+    yes = _yes(await view(), ticker)
+    assert yes["mark"] == "70.0000" and yes["market_value"] == 700, yes
+    assert yes["unrealized_pnl"] == 700 - 400 and yes["quantity"] == "10"
+    assert calls == {"fills": 1, "replay": 1}
+
     # a's sale of 4 fills: the next view replays and shows it
     await place(a, ticker=ticker, side="yes", action="sell", count=4, yes_price=50)
     await place(b, ticker=ticker, side="yes", action="buy", count=4, yes_price=50)
     yes = _yes(await view(), ticker)
     assert yes["quantity"] == "6" and yes["realized_pnl"] == 4 * 50 - 4 * 40, yes
+    assert yes["mark"] == "50.0000" and yes["market_value"] == 300
     assert calls == {"fills": 2, "replay": 2}
     await view()
     assert calls == {"fills": 2, "replay": 2}

@@ -23,9 +23,9 @@ import datetime as dt
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,11 +63,13 @@ class UserLots:
     predictions: Mapping[tuple[str, str], Book]
     rwa: Mapping[str, Book]
     stocks: Mapping[str, Book]
+    # the holdings valued at the last marks seen, by source and key (service._valued)
+    valued: dict[Any, tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def weight(self) -> int:
         return sum(
-            1 + len(b.lots)
+            2 + 2 * len(b.lots)  # the book, its lots and (when valued) their data
             for part in (self.predictions, self.rwa, self.stocks)
             for b in part.values()
         )
@@ -116,7 +118,7 @@ async def version(*, session: AsyncSession, user_id: uuid.UUID) -> Version:
 
 
 # At most this many lots and instruments across all cached users (a 1,000-holding customer
-# weighs ~2,000); the least recently used users go first
+# weighs ~4,000); the least recently used users go first
 MAX_WEIGHT = 200_000
 _cache: OrderedDict[uuid.UUID, tuple[Version, UserLots, int]] = OrderedDict()
 _weight = 0

@@ -102,12 +102,32 @@ async def holdings(
         ),
     ]
     out = [
-        valuation.holding(inst, part[key], day)
-        for found, part in parts
+        _valued(books.valued, (i, key), inst, part[key], day)
+        for i, (found, part) in enumerate(parts)
         for key, inst in found.items()
     ]
     realized = sum(b.realized for _, part in parts for b in part.values())
     return out, realized
+
+
+def _valued(
+    memo: dict[Any, tuple[tuple[Any, ...], dict[str, Any]]],
+    key: Any,
+    inst: sources.Instrument,
+    book: lot_cache.Book,
+    day: dt.datetime,
+) -> dict[str, Any]:
+    """`valuation.holding`, a pure function of the instrument (mark, previous close, names),
+    the book and the day: kept with the user's cached books and reused while all three are
+    unchanged (the book is the cache entry's own; a new version brings new books and an empty
+    memo). The data is shared by the responses that reuse it: it is only ever read."""
+    sig = (inst.kind, inst.symbol, inst.name, inst.mark, inst.mark_source, inst.previous_close, day)
+    hit = memo.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    value = valuation.holding(inst, book, day)
+    memo[key] = (sig, value)
+    return value
 
 
 def _open(books: Mapping[K, lot_cache.Book]) -> list[K]:
