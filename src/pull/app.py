@@ -36,6 +36,7 @@ from pull.kit.logging import configure_sentry
 from pull.kit.middleware import RequestContextMiddleware
 from pull.kit.ratelimit import RateLimiter
 from pull.kit.redis import make_redis
+from pull.kit.routing import index_routes
 from pull.kit.streams import clear_publisher as clear_stream_publisher
 from pull.kit.streams import set_publisher as set_stream_publisher
 from pull.kit.temporal import TemporalConnector
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=RATE_HEADERS,
         max_age=600,
     )
+    index_routes(app.router)  # dispatch cost independent of the number of routes (kit.routing)
     return app
 
 

@@ -29,6 +29,7 @@ from pull.exchange.kalshi.schemas import (
     ErrorResponse,
 )
 from pull.exchange.kalshi.units import PREFIX
+from pull.kit.routing import index_routes
 from pull.kit.text import reject_unsafe_text
 
 # --- what PULL does not offer ------------------------------------------------------------------
@@ -118,6 +119,7 @@ def create_trade_api(parent: FastAPI) -> FastAPI:
     sub.include_router(portfolio)
     sub.include_router(orders_v2_router)
     sub.include_router(api_keys)
+    index_routes(sub.router)
     return sub
 
 
