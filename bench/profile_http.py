@@ -2,7 +2,7 @@
 
 Run: `uv run python -m bench.profile_http /api/v1/rewards/balance [seconds]` (needs wrk and
 py-spy). Prints the API's CPU per request and writes a py-spy "raw" (collapsed stacks) file
-to bench/results/profile-http.txt; `PROFILE=0` skips py-spy for a CPU-only figure.
+to $PROFILE_OUT (default /tmp/profile-http.txt); `PROFILE=0` skips py-spy for a CPU-only figure.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from bench.common import ROOT, pull_api, stack, wrk
+from bench.common import pull_api, stack, wrk
 from bench.rewards import FAST_HASH, _auth_script, _register_one, cpu_seconds
 from pull import devstack
 
@@ -20,7 +21,7 @@ from pull import devstack
 def main() -> None:
     path = sys.argv[1] if len(sys.argv) > 1 else "/api/v1/rewards/balance"
     seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    out = ROOT / "bench" / "results" / "profile-http.txt"
+    out = Path(os.environ.get("PROFILE_OUT", "/tmp/profile-http.txt"))
     with stack() as s:
         port = devstack.free_port()
         env = {"RATE_LIMIT_ENABLED": "false", **FAST_HASH}
@@ -32,9 +33,23 @@ def main() -> None:
             spy = None
             if os.environ.get("PROFILE", "1") != "0":
                 spy = subprocess.Popen(
-                    [os.environ.get("PY_SPY", "py-spy"), "record", "-p", str(api.pid), "-d", str(seconds), "-r", "200",
-                     "-f", "raw", "-o", str(out), "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        os.environ.get("PY_SPY", "py-spy"),
+                        "record",
+                        "-p",
+                        str(api.pid),
+                        "-d",
+                        str(seconds),
+                        "-r",
+                        "200",
+                        "-f",
+                        "raw",
+                        "-o",
+                        str(out),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
             a0 = cpu_seconds(api.pid)
             r = wrk(path, f"{base}{path}", seconds=seconds, script=script)
@@ -43,8 +58,10 @@ def main() -> None:
                 spy.wait()
             os.unlink(script)
     n = r.requests_per_s * seconds
-    print(f"{path}: {r.requests_per_s:,.0f} req/s, API CPU {cpu * 1000 / n:.3f} ms/req, "
-          f"non-2xx {r.non_2xx}, load {os.getloadavg()}")
+    print(
+        f"{path}: {r.requests_per_s:,.0f} req/s, API CPU {cpu * 1000 / n:.3f} ms/req, "
+        f"non-2xx {r.non_2xx}, load {os.getloadavg()}"
+    )
     print(f"profile: {out}")
 
 
