@@ -104,6 +104,11 @@ def pull_api(s: Stack, port: int, **extra: str) -> Any:
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "warning",
+        # As in production, where the worker feeds a ClickHouse server: with chDB (these
+        # benches' embedded default) `auto` makes the API process the ingester, and each chDB
+        # insert costs ~80-100 ms of its CPU (about half the API CPU per order measured at
+        # 13-45 orders/s). bench/analytics_http.py measures the ingester (ANALYTICS_INGEST=api).
+        "ANALYTICS_INGEST": "off",
         **extra,
     }
     return server(
