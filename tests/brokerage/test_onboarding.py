@@ -15,7 +15,7 @@ from temporalio.client import Client
 from pull.brokerage.models import BrokerageAccount
 from pull.config import Settings
 from pull.kit.outbox import OutboxRelay, emit
-from pull.worker import outbox_handlers
+from pull.worker import outbox_relay
 from tests.brokerage.conftest import approve_kyc
 from tests.conftest import KycTierSetter, UserFactory
 
@@ -53,7 +53,7 @@ async def test_kyc_approval_opens_the_broker_account_once(
     worker_runtime: Any,
     temporal_client: Client,
 ) -> None:
-    relay = OutboxRelay(sessionmaker, outbox_handlers(temporal_client, settings))
+    relay = outbox_relay(sessionmaker, temporal_client, settings)
     user = await user_factory()
     before = await http.get("/api/v1/trading/account", headers=user.headers)
     assert before.status_code == 403, before.text
@@ -97,7 +97,7 @@ async def test_events_that_grant_no_opening_tier_open_nothing(
     worker_runtime: Any,
     temporal_client: Client,
 ) -> None:
-    relay = OutboxRelay(sessionmaker, outbox_handlers(temporal_client, settings))
+    relay = outbox_relay(sessionmaker, temporal_client, settings)
     basic = await user_factory()
     await approve_kyc(sessionmaker, settings, basic.id)
     await kyc_tier(basic.id, "basic")  # below standard

@@ -25,10 +25,9 @@ from temporalio.worker import Worker
 from pull import devstack
 from pull.app import create_app
 from pull.config import Settings
-from pull.kit.outbox import OutboxRelay
 from pull.kit.runtime import set_worker_runtime, worker_runtime
 from pull.kyc.providers import signing
-from pull.worker import build_worker, init_runtime, outbox_handlers
+from pull.worker import build_worker, init_runtime, outbox_relay
 from tests.conftest import Services, TestUser, make_settings
 
 VALID = {
@@ -149,11 +148,7 @@ async def kyc_env(
         )
         url = await stack.enter_async_context(serve(create_app(settings), port))
         runtime = init_runtime(settings)
-        relay = OutboxRelay(
-            runtime.sessionmaker,
-            outbox_handlers(temporal_client, settings),
-            poll_seconds=settings.outbox_poll_seconds,
-        )
+        relay = outbox_relay(runtime.sessionmaker, temporal_client, settings)
         stop = asyncio.Event()
         relay_task = asyncio.create_task(relay.run(stop))
 

@@ -23,11 +23,10 @@ from temporalio.worker import Worker
 from pull import devstack
 from pull.app import create_app
 from pull.config import Settings
-from pull.kit.outbox import OutboxRelay
 from pull.kit.runtime import set_worker_runtime, worker_runtime
 from pull.ledger import service as ledger
 from pull.rwa import service as rwa_service
-from pull.worker import build_worker, init_runtime, outbox_handlers
+from pull.worker import build_worker, init_runtime, outbox_relay
 from tests.conftest import KycTierSetter, Services, TestUser, UserFactory, make_settings
 from tests.funding.conftest import serve
 
@@ -287,11 +286,7 @@ async def rwa_env(
         settings = make_settings(services, TEMPORAL_TASK_QUEUE=task_queue, **{**FAST, **overrides})
         url = await stack.enter_async_context(serve(create_app(settings), port))
         runtime = init_runtime(settings)
-        relay = OutboxRelay(
-            runtime.sessionmaker,
-            outbox_handlers(temporal_client, settings),
-            poll_seconds=settings.outbox_poll_seconds,
-        )
+        relay = outbox_relay(runtime.sessionmaker, temporal_client, settings)
         stop = asyncio.Event()
         relay_task = asyncio.create_task(relay.run(stop))
 
