@@ -6,9 +6,11 @@ import asyncio
 import datetime as dt
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from pull.ledger.service import get_balance
+from pull.rewards import sold_out
 from tests.conftest import UserFactory
 from tests.rewards.conftest import RewardsEnv
 
@@ -194,10 +196,12 @@ async def test_concurrent_redemptions_never_oversell(
 
 
 async def test_sold_out_is_answered_at_once_and_a_restock_lifts_it(
-    rw: RewardsEnv, user_factory: UserFactory
+    rw: RewardsEnv, user_factory: UserFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After the last unit, the process refuses the item for a second without database work
-    (nothing is written for the refused ones); an admin restock lifts that at once."""
+    """After the last unit, the process refuses the item without database work (nothing is
+    written for the refused ones); an admin restock lifts that at once (the stock generation
+    moved: the marks' own age limit is out of the way here)."""
+    monkeypatch.setattr(sold_out, "MAX_AGE", 3_600.0)
     first, late = await user_factory(), await user_factory()
     for u in (first, late):
         await rw.grant(u, 100)
@@ -224,4 +228,35 @@ async def test_sold_out_is_answered_at_once_and_a_restock_lifts_it(
     r = await rw.redeem(late, item["id"])
     assert r.status_code == 201, r.text
     assert (await rw.balance(late))["available"] == 0
+    await rw.assert_books()
+
+
+async def test_stock_given_back_by_a_failed_redemption_lifts_sold_out_at_once(
+    rw: RewardsEnv, user_factory: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's failed fulfilment gives the unit back and moves the item's stock
+    generation before its activity returns: the next buyer gets it at once, never a stale
+    OUT_OF_STOCK while stock remains (with the marks' age limit out of the way)."""
+    monkeypatch.setattr(sold_out, "MAX_AGE", 3_600.0)
+    first, late = await user_factory(), await user_factory()
+    for u in (first, late):
+        await rw.grant(u, 200)
+    item = await rw.item(
+        name="Last card",
+        kind="gift_card",
+        points_price=200,
+        stock=1,
+        provider_product_id="sandbox-decline",
+        face_value_cents=2_000,
+    )
+    r = await rw.redeem(first, item["id"])
+    assert r.status_code == 201, r.text
+    for _ in range(2):  # the second from the mark
+        refused = await rw.redeem(late, item["id"])
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "OUT_OF_STOCK"
+    async with rw.worker():
+        await rw.wait_redemption(first, r.json()["id"], "failed")
+    again = await rw.redeem(late, item["id"])
+    assert again.status_code == 201, again.text
     await rw.assert_books()

@@ -163,10 +163,8 @@ async def change_stock(
     admin: AdminUser,
     session: SessionDep,
     meta: Meta,
-    request: Request,
 ) -> ItemRead:
     row = await redemption.change_stock(session=session, item_id=item_id, delta=body.delta)
-    redemption.sold_out(request.app.state).clear(item_id)
     _audit(session, meta, admin.id, "stock_changed", f"rewards_item:{row.id}", delta=body.delta)
     return ItemRead.model_validate(row)
 

@@ -17,7 +17,16 @@ from pull.kit.errors import BadRequest
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
 from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
 from pull.kit.ratelimit import general, payment_routes
-from pull.rewards import leaderboard, read_cache, redemption, referrals, service, streaks, tiers
+from pull.rewards import (
+    leaderboard,
+    read_cache,
+    redemption,
+    referrals,
+    service,
+    sold_out,
+    streaks,
+    tiers,
+)
 from pull.rewards.admin_api import router as admin_router
 from pull.rewards.errors import OutOfStock
 from pull.rewards.schemas import (
@@ -169,11 +178,12 @@ async def redeem(
     key: IdempotencyKeyHeader,
     request: Request,
 ) -> JSONResponse:
-    gone = redemption.sold_out(request.app.state)
-    # An item this process saw sold out within the last second is refused before any
-    # database work or wait (a burst of 1,000 buyers for 100 units: 900 cheap 409s); the
-    # conditional UPDATE of `reserve` is what guarantees it is never oversold.
-    gone.check(body.reward_id)
+    gone = sold_out.of(request.app.state)
+    # An item this process saw sold out under the stock generation read here is refused before
+    # any database work or wait (a burst of 1,000 buyers for 100 units: 900 cheap 409s); the
+    # conditional UPDATE of `reserve` is what guarantees it is never oversold (see sold_out).
+    gen = await sold_out.generation(request.app.state.redis, body.reward_id)
+    gone.check(body.reward_id, gen)
     prepared: list[redemption.Prepared] = []
 
     async def handler() -> RedemptionRead:
@@ -193,6 +203,8 @@ async def redeem(
 
     # Waiting here holds no database connection (the session connects on first use).
     async with _gate(request):
+        # Marked while this request waited its turn: refused without touching the database.
+        gone.check(body.reward_id, gen)
         try:
             result = await run_idempotent(
                 session,
@@ -206,7 +218,7 @@ async def redeem(
             )
         except OutOfStock:
             if body.quantity == 1:  # then none is left (a larger ask may still fit less)
-                gone.mark(body.reward_id)
+                gone.mark(body.reward_id, gen)
             raise
         # Commit before the next redemption enters: the item's row lock ends here.
         await commit(session)

@@ -13,7 +13,6 @@ States: pending -> fulfilled | failed;  fulfilled -> refunded.
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pull.identity import service as identity
 from pull.kit.db import utcnow
 from pull.kit.outbox import start_workflow_event
 from pull.ledger import service as ledger
-from pull.rewards import points
+from pull.rewards import points, sold_out
 from pull.rewards import repository as repo
 from pull.rewards.errors import (
     InvalidRedemption,
@@ -80,6 +79,7 @@ async def update_item(*, session: AsyncSession, item_id: uuid.UUID, data: ItemUp
         raise RewardNotFound()
     for name, value in data.model_dump(exclude_unset=True).items():
         setattr(row, name, value)
+    sold_out.raised(session, [item_id])
     row.updated_at = utcnow()
     await repo.flush(session)
     return row
@@ -95,43 +95,6 @@ async def change_stock(*, session: AsyncSession, item_id: uuid.UUID, delta: int)
         raise InvalidState("Stock cannot go below zero", code="STOCK_NEGATIVE")
     await session.refresh(row)
     return row
-
-
-class SoldOut:
-    """Items seen out of stock, remembered for `SOLD_OUT_SECONDS` per process: a burst of
-    buyers after the last unit is refused (409 OUT_OF_STOCK) without a database round trip.
-    A restock or a failed redemption that gives stock back shows at most that long later;
-    an admin stock change in the same process clears it at once."""
-
-    SECONDS = 1.0
-
-    def __init__(self) -> None:
-        self._until: dict[uuid.UUID, float] = {}
-
-    def check(self, item_id: uuid.UUID) -> None:
-        until = self._until.get(item_id)
-        if until is None:
-            return
-        if time.monotonic() < until:
-            raise OutOfStock(details={"reward_id": str(item_id)})
-        self._until.pop(item_id, None)
-
-    def mark(self, item_id: uuid.UUID) -> None:
-        if len(self._until) > 10_000:  # bounded: forget the oldest marks
-            self._until.clear()
-        self._until[item_id] = time.monotonic() + self.SECONDS
-
-    def clear(self, item_id: uuid.UUID) -> None:
-        self._until.pop(item_id, None)
-
-
-def sold_out(state: Any) -> SoldOut:
-    """The app's registry (one per app, on `app.state`: never process-global)."""
-    found: SoldOut | None = getattr(state, "rewards_sold_out", None)
-    if found is None:
-        found = SoldOut()
-        state.rewards_sold_out = found
-    return found
 
 
 def cash_cents(points_total: int, settings: Settings) -> int:

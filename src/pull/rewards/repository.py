@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pull.rewards import read_cache
+from pull.rewards import read_cache, sold_out
 from pull.rewards.models import (
     Adjustment,
     Redemption,
@@ -426,6 +426,8 @@ async def reserve_stock(session: AsyncSession, item_id: uuid.UUID, quantity: int
 
 async def add_stock(session: AsyncSession, item_id: uuid.UUID, delta: int) -> int | None:
     """Change a limited stock by delta (never below zero); the new stock, None if refused."""
+    if delta > 0:
+        sold_out.raised(session, [item_id])
     row = await session.execute(
         text(
             "UPDATE rewards_catalog SET stock = stock + :d, updated_at = now() "
