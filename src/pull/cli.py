@@ -64,6 +64,7 @@ def api(
         access_log=False,
         proxy_headers=settings.trust_proxy,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        timeout_keep_alive=settings.http_keepalive_seconds,
         server_header=False,
         # live feeds: small JSON messages, so no compression (~4x less memory per socket);
         # pings (body `heartbeat`, as Kalshi's) every STREAM_PING_SECONDS close clients that

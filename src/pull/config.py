@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Off only for benchmarks that measure the handler alone; deployed environments keep it on.
     rate_limit_enabled: bool = Field(True, alias="RATE_LIMIT_ENABLED")
     shutdown_grace_seconds: int = Field(30, alias="SHUTDOWN_GRACE_SECONDS")
+    # An idle keep-alive connection is closed by the server only after its clients (load
+    # balancers keep 60 s, httpx 5 s) have stopped reusing it: a server that closes first races
+    # a request sent on the connection at that moment (the client reads a closed socket).
+    http_keepalive_seconds: int = Field(75, alias="HTTP_KEEPALIVE_SECONDS", ge=1, le=3600)
     internal_api_key: str = Field(DEV_INTERNAL_KEY, alias="INTERNAL_API_KEY")
 
     # Auth

@@ -53,7 +53,11 @@ def application(**overrides: Any) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def serve(app: Starlette | FastAPI, port: int) -> AsyncIterator[str]:
     """Run `app` with uvicorn on 127.0.0.1:`port` inside this event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    # (keep-alive longer than httpx's 5 s: a worker's start can hold the loop past it, and a
+    # server that closes an idle connection first races the client's next request on it)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_keep_alive=60
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 15

@@ -165,9 +165,16 @@ async def status(
     *, session: AsyncSession, user_id: uuid.UUID, cipher: FieldCipher
 ) -> KycStatusRead:
     now = utcnow()
-    profile = await repo.profile(session, user_id)
-    tier = await service.get_tier(session=session, user_id=user_id, now=now)
+    # The application first: a decision commits the application's status and the tier in one
+    # transaction, so a profile read after it is at least as new (the other order, under READ
+    # COMMITTED, could show "approved" beside the tier from before: seen in a CI run).
     app = await repo.latest_application(session, user_id)
+    profile = await repo.profile(session, user_id, fresh=True)
+    tier = (
+        Tier.none
+        if profile is None
+        else service.effective_tier(profile.tier, profile.expires_at, now)
+    )
     read = application_read(app, cipher) if app is not None else None
     waiting_identity = (
         app is not None

@@ -23,11 +23,14 @@ from pull.kyc.models import (
 
 
 async def profile(
-    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False, fresh: bool = False
 ) -> KycProfile | None:
+    """`fresh`: the row as this statement reads it, even if the session holds it already."""
     stmt = select(KycProfile).where(KycProfile.user_id == user_id)
     if lock:
         stmt = stmt.with_for_update()
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
     return (await session.scalars(stmt)).one_or_none()
 
 

@@ -54,7 +54,7 @@ def current_policy() -> LimitPolicy:
     return _policy_for(get_settings().kyc_limits)
 
 
-def _effective_tier(tier: str, expires_at: dt.datetime | None, now: dt.datetime) -> Tier:
+def effective_tier(tier: str, expires_at: dt.datetime | None, now: dt.datetime) -> Tier:
     if expires_at is not None and expires_at <= now:
         return Tier.none
     return Tier(tier)
@@ -67,7 +67,7 @@ async def get_tier(
     row = await repo.profile(session, user_id)
     if row is None:
         return Tier.none
-    return _effective_tier(row.tier, row.expires_at, now or utcnow())
+    return effective_tier(row.tier, row.expires_at, now or utcnow())
 
 
 async def get_tiers(
@@ -77,7 +77,7 @@ async def get_tiers(
     at = now or utcnow()
     rows = await repo.profiles_tiers(session, user_ids)
     out = {u: Tier.none for u in user_ids}
-    out.update({u: _effective_tier(t, exp, at) for u, t, exp in rows})
+    out.update({u: effective_tier(t, exp, at) for u, t, exp in rows})
     return out
 
 
@@ -98,7 +98,7 @@ async def set_tier(
     new = Tier(tier)
     now = now or utcnow()
     row = await repo.ensure_profile(session, user_id)
-    previous = _effective_tier(row.tier, row.expires_at, now)
+    previous = effective_tier(row.tier, row.expires_at, now)
     row.tier = new.value
     if new is Tier.none:
         row.approved_at = None
