@@ -125,7 +125,9 @@ async def take(
         text(
             "UPDATE rewards_lots l SET remaining = l.remaining - x.p "
             "FROM unnest(CAST(:ids AS bigint[]), CAST(:pts AS bigint[])) AS x(id, p) "
-            "WHERE l.id = x.id"
+            # (the ANY is what the planner sees: unnest alone has no statistics, and at 1,000
+            # lots of a table without them it scanned all of rewards_lots: 215-279 ms -> 10 ms)
+            "WHERE l.id = x.id AND l.id = ANY(CAST(:ids AS bigint[]))"
         ),
         {"ids": ids, "pts": pts},
     )

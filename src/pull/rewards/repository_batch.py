@@ -89,7 +89,9 @@ async def set_tiers(session: AsyncSession, tiers: dict[uuid.UUID, str]) -> None:
         text(
             "UPDATE rewards_profiles p SET tier = x.t "
             "FROM unnest(CAST(:us AS uuid[]), CAST(:ts AS text[])) AS x(u, t) "
-            "WHERE p.user_id = x.u"
+            # (the ANY lets the planner use the key: at 1,000 users it scanned all 100,000
+            # profiles, 81-106 ms, with or without statistics; 12-14 ms with it)
+            "WHERE p.user_id = x.u AND p.user_id = ANY(CAST(:us AS uuid[]))"
         ),
         {"us": list(tiers), "ts": list(tiers.values())},
     )
