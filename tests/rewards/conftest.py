@@ -39,6 +39,7 @@ class RewardsEnv:
     task_queue: str
     services: Services
     workflow_ids: list[str] = field(default_factory=list)
+    app: Any = None
 
     def worker(self) -> Worker:
         return build_worker(self.temporal, self.settings, task_queue=self.task_queue)
@@ -156,6 +157,7 @@ async def rw(
     env = RewardsEnv(
         client, sessionmaker, admin, admin2, relay, temporal_client, settings, task_queue, services
     )
+    env.app = app
     try:
         yield env
     finally:

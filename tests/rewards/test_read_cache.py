@@ -111,3 +111,36 @@ async def test_another_api_process_sees_a_commit_at_once(
             assert await available() == 35
     finally:
         stop_process(proc)
+
+
+async def test_a_balance_from_memory_opens_no_database_session(
+    rw: RewardsEnv, user_factory: UserFactory
+) -> None:
+    """A cached /balance costs what /leaderboard costs: no session built, closed or committed
+    per request (only the miss, and a request that records a device, open one)."""
+    user = await user_factory()
+    state = rw.app.state
+    real = state.sessionmaker
+    opened = 0
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        nonlocal opened
+        opened += 1
+        return real(*args, **kw)
+
+    await rw.grant(user, 30)
+    assert (await rw.balance(user))["available"] == 30  # the miss: read and kept
+    state.sessionmaker = counting  # (starlette's State: monkeypatch cannot undo it)
+    try:
+        for _ in range(5):
+            assert (await rw.balance(user))["available"] == 30
+        assert opened == 0
+        r = await rw.http.get(
+            "/api/v1/rewards/balance", headers={**user.headers, "X-Device-Fingerprint": "dev-1"}
+        )
+        assert r.status_code == 200 and r.json()["available"] == 30
+        assert opened >= 1  # the device is written through a session of its own
+    finally:
+        state.sessionmaker = real
+    await rw.grant(user, 5)  # a change after the device write still shows at once
+    assert (await rw.balance(user))["available"] == 35

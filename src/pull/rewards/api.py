@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from pull.identity.deps import ActiveUser, CurrentUser
-from pull.kit.db import SessionDep, commit, utcnow
+from pull.kit.db import SessionDep, commit, session_scope, utcnow
 from pull.kit.errors import BadRequest
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
 from pull.kit.pagination import clamp_limit, decode_cursor, encode_cursor
@@ -96,18 +96,23 @@ def _json(body: bytes) -> Response:
 
 
 @router.get("/balance", response_model=BalanceRead, dependencies=relaxed, summary="Points")
-async def balance(
-    user: CurrentUser, session: SessionDep, request: Request, device: DeviceHeader = None
-) -> Response:
+async def balance(user: CurrentUser, request: Request, device: DeviceHeader = None) -> Response:
+    # No SessionDep: an answer from memory opens no session (its construction, the request's
+    # exit stack and the close were most of what /balance cost beyond /leaderboard); a miss
+    # or a device write opens one here, committed before the answer.
+    settings = request.app.state.settings
+
     async def load() -> tuple[bytes, float | None]:
-        found = await service.balance(
-            session=session, user_id=user.id, settings=request.app.state.settings, now=utcnow()
-        )
+        async with session_scope(request.app.state.sessionmaker) as session:
+            found = await service.balance(
+                session=session, user_id=user.id, settings=settings, now=utcnow()
+            )
         first = found.expiring[0].expires_at.timestamp() if found.expiring else None
         return found.model_dump_json().encode(), first
 
     if device:  # this request writes (the device): answered from the database
-        await _device(session, request, user.id, device)
+        async with session_scope(request.app.state.sessionmaker) as session:
+            await _device(session, request, user.id, device)
         return _json((await load())[0])
     # from memory while no commit changed the user's points (pull.rewards.read_cache)
     return _json(await read_cache.balance(request.app.state.redis, user.id, load))
