@@ -4,6 +4,7 @@ referrals. Admin routes are in `admin_api`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from typing import Annotated, Any
@@ -190,6 +191,18 @@ async def redeem(
     gen = await sold_out.generation(request.app.state.redis, body.reward_id)
     gone.check(body.reward_id, gen)
     prepared: list[redemption.Prepared] = []
+    holds: list[uuid.UUID] = []
+    maker = request.app.state.sessionmaker
+
+    async def take(item_id: uuid.UUID, quantity: int) -> uuid.UUID | None:
+        # The units in a transaction of their own: the item's row lock never waits on us.
+        async with session_scope(maker) as own:
+            hold = await redemption.take_stock(
+                session=own, item_id=item_id, quantity=quantity, now=utcnow()
+            )
+        if hold is not None:
+            holds.append(hold)
+        return hold
 
     async def handler() -> RedemptionRead:
         found = await redemption.prepare(
@@ -198,12 +211,13 @@ async def redeem(
             data=body,
             settings=request.app.state.settings,
             now=utcnow(),
+            take=take,
         )
         prepared.append(found)
         return redemption.read(found.row)
 
     async def reserve() -> None:
-        # Last, after the stored response: the item's row lock is held only to the commit.
+        # Last, after the stored response: the hold is taken and spent just before the commit.
         await prepared[0].reserve()
 
     # Waiting here holds no database connection (the session connects on first use).
@@ -221,13 +235,31 @@ async def redeem(
                 handler=handler,
                 finish=reserve,
             )
+            await commit(session)
         except OutOfStock:
             if body.quantity == 1:  # then none is left (a larger ask may still fit less)
                 gone.mark(body.reward_id, gen)
+            await _give_back(session, maker, holds)
             raise
-        # Commit before the next redemption enters: the item's row lock ends here.
-        await commit(session)
+        except BaseException:
+            await _give_back(session, maker, holds)
+            raise
     return result.response()
+
+
+async def _give_back(session: Any, maker: Any, holds: list[uuid.UUID]) -> None:
+    """A redemption that took units and did not commit: its transaction ends first (its
+    uncommitted delete of the hold would block the give-back), then the units go back."""
+    if not holds:
+        return
+    await asyncio.shield(_give_back_now(session, maker, list(holds)))
+
+
+async def _give_back_now(session: Any, maker: Any, holds: list[uuid.UUID]) -> None:
+    with contextlib.suppress(Exception):  # (cancelled: the request's own rollback ends it)
+        await session.rollback()
+    async with session_scope(maker) as own:
+        await redemption.give_back(session=own, hold_ids=holds)
 
 
 @router.get(

@@ -187,6 +187,27 @@ class RewardItem(Base):
     )
 
 
+class StockHold(Base):
+    """Units taken from an item's stock in a short transaction of their own, before the
+    redemption's transaction (so the item's row lock is held only inside PostgreSQL, never
+    across the API's round trips). That redemption deletes its hold in its own transaction:
+    committed, the units are sold; rolled back or never committed, the hold stays and is
+    given back (at once by the API, or by the sweep of holds older than HOLD_MAX_AGE)."""
+
+    __tablename__ = "rewards_stock_holds"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_rewards_stock_holds_item_created", "item_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    item_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rewards_catalog.id", ondelete="RESTRICT")
+    )
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(_TS, server_default=func.now())
+
+
 class Redemption(Base):
     __tablename__ = "rewards_redemptions"
     __table_args__ = (

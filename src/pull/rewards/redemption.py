@@ -3,7 +3,17 @@
 `redeem` holds the points (a pending ledger transfer, soonest-expiring lots first) and then
 reserves the stock with one conditional UPDATE (`stock >= quantity`), in one transaction: an
 item is never oversold, and a refused reservation rolls the hold back with it. The stock row is
-touched last so its lock is held as briefly as possible. The RedemptionWorkflow (started
+touched last so its lock is held as briefly as possible.
+
+`POST /redeem` (`prepare` with `take`) goes further: the units of a limited stock are taken
+by `take_stock` in a short transaction of its own (the conditional UPDATE and a hold row,
+`StockHold`), so the item's row lock lives only inside PostgreSQL and a burst's winners no
+longer queue on it across the API's round trips; the redemption's transaction then deletes
+the hold (`settle_hold`). Committed, the units are sold; otherwise the hold is still there
+and `give_back` returns it to stock: the API does at once when the transaction fails, and a
+hold left by a crash is given back by the next `take_stock` that finds the item sold out once
+it is older than HOLD_MAX_AGE (a redemption that deletes its hold after that finds it gone and
+fails OUT_OF_STOCK: a unit is never both given back and sold). The RedemptionWorkflow (started
 through the outbox on commit) fulfils it: success posts the hold, failure voids it and
 restores the stock; a fulfilled redemption can be refunded (points back into their lots).
 
@@ -27,6 +37,7 @@ from pull.kit.outbox import start_workflow_event
 from pull.ledger import service as ledger
 from pull.rewards import points, sold_out
 from pull.rewards import repository as repo
+from pull.rewards import repository_stock as stock_repo
 from pull.rewards.errors import (
     InvalidRedemption,
     InvalidState,
@@ -40,6 +51,9 @@ from pull.rewards.providers.base import GiftCardOrder
 from pull.rewards.schemas import ItemUpdate, ItemWrite, RedeemRequest, RedemptionRead
 
 CASH_POOL = ledger.system_account("rewards_cash")
+HOLD_MAX_AGE = dt.timedelta(minutes=5)
+# (item id, quantity) -> the id of a committed hold of that many units, None: not enough left
+StockTaker = Callable[[uuid.UUID, int], Awaitable[uuid.UUID | None]]
 
 
 def is_live(item: RewardItem, now: dt.datetime) -> bool:
@@ -117,11 +131,14 @@ async def prepare(
     settings: Settings,
     now: dt.datetime,
     start_workflow: bool = True,
+    take: StockTaker | None = None,
 ) -> Prepared:
     """Check the item, hold the points, write the redemption and the event that starts its
     workflow; the stock is reserved by `reserve()`, to be called last in the transaction (the
     item's row is the hot one: its lock is then held only to the commit). A reservation that
-    does not fit raises OUT_OF_STOCK and the transaction rolls back whole."""
+    does not fit raises OUT_OF_STOCK and the transaction rolls back whole. With `take`, a
+    limited stock is taken through it (a hold committed on its own, see the module docstring)
+    and the hold is spent in this transaction."""
     item = await repo.item(session, data.reward_id)
     if item is None:
         raise RewardNotFound()
@@ -131,10 +148,15 @@ async def prepare(
         raise InvalidRedemption("A physical reward needs a shipping_address")
     if item.kind != "physical" and data.shipping_address is not None:
         raise InvalidRedemption("Only a physical reward takes a shipping_address")
+    early: uuid.UUID | None = None
     if item.stock is not None and item.stock < data.quantity:
-        # Fail fast (no hold) when the stock is visibly gone; the conditional UPDATE of
-        # `reserve` is what guarantees it is never oversold.
-        raise OutOfStock(details={"reward_id": str(item.id)})
+        # Fail fast (no points held) when the stock is visibly gone, unless `take` finds
+        # units given back from stale holds; the conditional UPDATE (of `reserve` or
+        # `take_stock`) is what guarantees it is never oversold.
+        if take is not None:
+            early = await take(item.id, data.quantity)
+        if early is None:
+            raise OutOfStock(details={"reward_id": str(item.id)})
     total = item.points_price * data.quantity
     rid = uuid.uuid4()
     await points.hold(session=session, user_id=user_id, points=total, ref=str(rid), now=now)
@@ -164,8 +186,14 @@ async def prepare(
     await repo.flush(session)
     item_id, quantity = item.id, data.quantity
 
+    limited = item.stock is not None
+
     async def reserve() -> None:
-        if not await repo.reserve_stock(session, item_id, quantity):
+        if take is not None and limited:
+            hold = early if early is not None else await take(item_id, quantity)
+            if hold is None or not await stock_repo.settle_hold(session, hold):
+                raise OutOfStock(details={"reward_id": str(item_id)})
+        elif not await repo.reserve_stock(session, item_id, quantity):
             raise OutOfStock(details={"reward_id": str(item_id)})
 
     return Prepared(row, reserve)
@@ -191,6 +219,27 @@ async def redeem(
     )
     await prepared.reserve()
     return prepared.row
+
+
+async def take_stock(
+    *, session: AsyncSession, item_id: uuid.UUID, quantity: int, now: dt.datetime
+) -> uuid.UUID | None:
+    """A hold of `quantity` units of a limited stock, in this (short, own) transaction; None
+    if not that many are left, after giving back the item's holds older than HOLD_MAX_AGE
+    (left by a crash) and trying once more."""
+    hold = uuid.uuid4()
+    if await stock_repo.take_stock(session, hold, item_id, quantity):
+        return hold
+    stale = await stock_repo.stale_holds(session, item_id, now - HOLD_MAX_AGE)
+    if stale and await stock_repo.give_back_holds(session, stale):
+        if await stock_repo.take_stock(session, hold, item_id, quantity):
+            return hold
+    return None
+
+
+async def give_back(*, session: AsyncSession, hold_ids: list[uuid.UUID]) -> None:
+    """Holds whose redemption did not commit back into stock (a spent hold is gone: no-op)."""
+    await stock_repo.give_back_holds(session, hold_ids)
 
 
 async def get(
