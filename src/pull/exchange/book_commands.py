@@ -41,7 +41,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pull.config import get_settings
 from pull.exchange import book_events, read_cache, service
-from pull.exchange.errors import InvalidOrder
+from pull.exchange import book_repository as book_repo
+from pull.exchange.book_repository import LockedMarket
+from pull.exchange.errors import InvalidOrder, MarketNotFound
+from pull.exchange.placement import WROTE
 from pull.exchange.schemas import (
     BatchError,
     BatchItem,
@@ -207,13 +210,19 @@ def _order_key(data: OrderCreate, header_key: str | None) -> str | None:
 
 
 async def _place_once(
-    session: AsyncSession, user: AuthUser, data: OrderCreate, key: str | None
+    session: AsyncSession,
+    user: AuthUser,
+    data: OrderCreate,
+    key: str | None,
+    market: LockedMarket | None = None,
 ) -> Placed:
-    """One placement in the session's transaction; with a key, the kit's idempotency record
-    makes a replay of the same order return the first result and any other order under the
-    key 409."""
+    """One placement in the session's transaction (on `market` when the caller locked it);
+    with a key, the kit's idempotency record makes a replay of the same order return the
+    first result and any other order under the key 409."""
     if key is None:
-        return Placed(await service.create_order(session=session, user_id=user.id, data=data))
+        return Placed(
+            await service.create_order(session=session, user_id=user.id, data=data, market=market)
+        )
     result = await run_idempotent(
         session,
         owner=str(user.id),
@@ -222,7 +231,7 @@ async def _place_once(
         request=data.model_dump(mode="json", exclude={"client_order_id"}),
         status_code=201,
         handler=lambda: service.create_order(
-            session=session, user_id=user.id, data=data, idempotency_key=key
+            session=session, user_id=user.id, data=data, idempotency_key=key, market=market
         ),
     )
     return Placed(OrderRead.model_validate(result.body), replayed=result.replayed)
@@ -240,10 +249,12 @@ async def _place(
 
 # --- group commit ------------------------------------------------------------------------------
 # Orders for one market that arrive in this process while its transaction is in flight go
-# together into the next one (pull.kit.group_commit): one BEGIN/COMMIT, one market lock and one
-# book-event record for the batch. Each order runs in a savepoint of its own, so an order that
-# is refused (its error goes to its caller alone) leaves its batch-mates as they were; a
-# retryable database error (deadlock) rolls the whole batch back and runs it again. Every caller
+# together into the next one (pull.kit.group_commit): one BEGIN/COMMIT, one market lock (one
+# round trip, a sequence number per order) and one book-event record for the batch. An order
+# refused before it wrote anything gets its error alone; one refused after writing makes the
+# batch run again with a savepoint per order (_run_batch), so its batch-mates stay as they
+# were either way; a retryable database error (deadlock) rolls the whole batch back and runs
+# it again. Every caller
 # is answered after the commit that holds its order. Two processes on one market stay correct
 # because every batch, like every single order, holds the market's row lock to its commit.
 
@@ -285,21 +296,57 @@ async def _place_many(
                 return [exc]
 
         async def attempt() -> list[Placed | BaseException]:
-            out: list[Placed | BaseException] = []
-            for user, data, key in items:
-                try:
-                    async with session.begin_nested():
-                        out.append(await _place_once(session, user, data, key))
-                except DBAPIError as exc:
-                    if _retryable(exc):
-                        raise  # the whole batch again (_transaction)
-                    out.append(exc)
-                except Exception as exc:  # refused (or broken): this caller's answer alone
-                    out.append(exc)
-            return out
+            done = await _run_batch(session, ticker, items, savepoints=False)
+            if done is None:  # an order was refused after writing: again, each in a savepoint
+                await session.rollback()
+                done = await _run_batch(session, ticker, items, savepoints=True)
+            assert done is not None
+            return done
 
         async with _gate(ticker):
             return await _transaction(session, attempt, ticker)
+
+
+async def _run_batch(
+    session: AsyncSession, ticker: str, items: Sequence[_Order], *, savepoints: bool
+) -> list[Placed | BaseException] | None:
+    """The batch's orders on the market locked once for all of them (one round trip takes
+    the lock and a sequence number per order). Without `savepoints` an order refused before
+    it wrote anything (validation, a closed market, its limit, matching) gets its error and
+    the others go on; one refused after writing (or any database error) makes this return
+    None: the caller rolls the transaction back and runs the batch again with `savepoints`,
+    where each order runs in a savepoint of its own (so it is undone alone, and the market's
+    top of book as known here is restored). Orders with an idempotency key always run in a
+    savepoint (their key's record is written first)."""
+    market = await book_repo.lock_market(session, ticker, count=len(items))
+    out: list[Placed | BaseException] = []
+    for user, data, key in items:
+        if market is None:
+            out.append(MarketNotFound())
+            continue
+        before = (market.yes_bid, market.yes_ask)
+        session.info[WROTE] = False
+        try:
+            if savepoints or key is not None:
+                async with session.begin_nested():
+                    out.append(await _place_once(session, user, data, key, market))
+            else:
+                out.append(await _place_once(session, user, data, key, market))
+        except DBAPIError as exc:
+            if _retryable(exc):
+                raise  # the whole batch again (_transaction)
+            if not (savepoints or key is not None):
+                return None  # the transaction is aborted: again with savepoints
+            market.yes_bid, market.yes_ask = before
+            out.append(exc)
+        except Exception as exc:  # refused (or broken): this caller's answer alone
+            if savepoints or key is not None:
+                market.yes_bid, market.yes_ask = before
+            elif session.info[WROTE]:
+                return None
+            out.append(exc)
+        market.seq += 1
+    return out
 
 
 async def place(

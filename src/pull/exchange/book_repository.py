@@ -41,20 +41,19 @@ class LockedMarket:
     yes_ask: int | None = None
 
 
-async def lock_market(session: AsyncSession, ticker: str) -> LockedMarket | None:
-    """Serialize on the market row and take the next order sequence number (one round trip).
-    The market's cached reads die when this transaction commits (read_cache)."""
+_LOCK = text(
+    "UPDATE exchange_markets SET order_seq = order_seq + :n WHERE ticker = :t "
+    "RETURNING id, ticker, status, taker_fee_bps, maker_fee_bps, order_seq - :n + 1, "
+    "close_time, yes_bid, yes_ask"
+)
+
+
+async def lock_market(session: AsyncSession, ticker: str, count: int = 1) -> LockedMarket | None:
+    """Serialize on the market row and take the next `count` order sequence numbers (one
+    round trip); `seq` is the first of them. The market's cached reads die when this
+    transaction commits (read_cache)."""
     read_cache.touch(session, ticker)
-    row = (
-        await session.execute(
-            text(
-                "UPDATE exchange_markets SET order_seq = order_seq + 1 WHERE ticker = :t "
-                "RETURNING id, ticker, status, taker_fee_bps, maker_fee_bps, order_seq, "
-                "close_time, yes_bid, yes_ask"
-            ),
-            {"t": ticker},
-        )
-    ).first()
+    row = (await session.execute(_LOCK, {"t": ticker, "n": count})).first()
     return LockedMarket(*row) if row else None
 
 
@@ -350,6 +349,7 @@ ON CONFLICT (market_id, start_ts) DO UPDATE SET
     ask_close = EXCLUDED.ask_close,
     volume = exchange_candles.volume + EXCLUDED.volume,
     open_interest = EXCLUDED.open_interest
+RETURNING bid_close, ask_close
 """
 )
 
@@ -362,11 +362,11 @@ async def refresh_top(
     prices: Sequence[int] = (),
     volume: int = 0,
     pairs_delta: int = 0,
-) -> None:
+) -> tuple[int | None, int | None]:
     """Top of book, last price, volume and open interest on the market row, and this minute's
-    candle (trade OHLC and best bid/ask)."""
+    candle (trade OHLC and best bid/ask); returns the best YES bid and ask written."""
     minute = now.replace(second=0, microsecond=0)
-    await session.execute(
+    row = await session.execute(
         _TOP,
         {
             "m": market_id,
@@ -380,6 +380,8 @@ async def refresh_top(
             "now": now,
         },
     )
+    top = row.first()
+    return (top[0], top[1]) if top else (None, None)
 
 
 _FIT_SELLS = text(

@@ -46,6 +46,11 @@ from pull.exchange.views import book_order, order_read, order_values, position_s
 from pull.kit.db import utcnow
 from pull.kyc import service as kyc
 
+# Set in the session's info once a placement has written anything (its trading limit use or
+# more): a group commit that runs orders without savepoints (book_commands) knows from it
+# whether a refused order left its transaction as it was.
+WROTE = "exchange.placement_wrote"
+
 
 def check_open(market: book_repo.LockedMarket, now: dt.datetime) -> None:
     if market.status == "paused":
@@ -198,6 +203,7 @@ async def enter(
             )
     else:
         values["limit_consumed"] = 0
+    session.info[WROTE] = True
 
     # makers canceled on the way give back their trading limit
     for mid, upd in result.makers.items():
@@ -310,7 +316,11 @@ async def enter(
     if result.shrink_sells:
         await book_repo.fit_sells(session, market.id, list(result.shrink_sells))
     if top is None:
-        await book_repo.refresh_top(session, market_id=market.id, now=now)
+        market.yes_bid, market.yes_ask = await book_repo.refresh_top(
+            session, market_id=market.id, now=now
+        )
+    else:
+        market.yes_bid, market.yes_ask = top[1], top[2]
     return values
 
 
@@ -342,15 +352,21 @@ async def create_order(
     data: OrderCreate,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
+    market: book_repo.LockedMarket | None = None,
 ) -> OrderRead:
     """Place an order: one serialized unit of work on its market. A repeated client_order_id
-    (or Idempotency-Key) returns the order it first created."""
+    (or Idempotency-Key) returns the order it first created. `market`: the order's market as
+    already locked in this transaction by the caller (a group commit), `market.seq` the
+    sequence number this order takes; the market's top of book is kept up to date in it."""
     now = now or utcnow()
     client_order_id = data.client_order_id or idempotency_key
     if client_order_id is not None and len(client_order_id) > 64:
         raise InvalidOrder("client_order_id (or Idempotency-Key) is at most 64 characters")
     yes_price, expiration = _validate_create(data, now)
-    market = await book_repo.lock_market(session, data.ticker)
+    if market is None:
+        market = await book_repo.lock_market(session, data.ticker)
+    elif market.ticker != data.ticker:  # pragma: no cover - a caller's mistake
+        raise ValueError("the locked market is not the order's")
     if market is None:
         raise MarketNotFound()
     if client_order_id is not None:
