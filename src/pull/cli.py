@@ -93,7 +93,7 @@ def web(
         typer.echo(refusal, err=True)
         raise typer.Exit(1)
     uvicorn.run(
-        "pull.web.app:create_web_app",
+        "pull.web.app:served_web_app",
         factory=True,
         host=settings.host,
         port=settings.port,

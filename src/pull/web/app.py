@@ -1,7 +1,8 @@
-"""The web process: `pull web` serves `create_web_app()` on WEB_PORT."""
+"""The web process: `pull web` serves `served_web_app()` on WEB_PORT."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from pull.web.cache import PublicCache
 from pull.web.client import Api, ApiError
 from pull.web.config import WebSettings, get_web_settings
 from pull.web.session import COOKIE, SessionCodec
@@ -44,6 +46,7 @@ def create_web_app(settings: WebSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.api = Api(settings.api_url, settings.api_timeout_seconds)
+        app.state.public_cache = PublicCache(settings.public_cache_seconds)
         try:
             yield
         finally:
@@ -157,4 +160,21 @@ def create_web_app(settings: WebSettings | None = None) -> FastAPI:
     from pull.web.pages import register
 
     register(app)
+    return app
+
+
+YOUNG_GC_THRESHOLD = 50_000  # as `pull api` (pull.app.served_app), in place of CPython's 700
+
+
+def served_web_app() -> FastAPI:
+    """The app `pull web` serves (uvicorn's factory, once per worker process): `create_web_app`,
+    then what start-up built (modules, templates, routes) moved out of the cyclic collector's
+    sight with `gc.freeze()` and the young generation's threshold raised, as the API does. A
+    full collection walks every tracked object while the event loop waits: in bench/web.py
+    (stop 29) one fell inside each 20 s run and held every page in flight for its length. Not in
+    `create_web_app`: tests may build apps in one process."""
+    app = create_web_app()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 20, 100)
     return app

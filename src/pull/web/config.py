@@ -32,6 +32,8 @@ class WebSettings(BaseSettings):
     # TRUST_PROXY); behind an ingress, the first X-Forwarded-For address the web process got
     trust_proxy: bool = Field(False, alias="TRUST_PROXY")
     log_level: str = Field("info", alias="LOG_LEVEL")
+    # How long market data (series, a market, its candles) is reused across users (web.cache)
+    public_cache_seconds: float = Field(2.0, alias="WEB_PUBLIC_CACHE_SECONDS", ge=0, le=60)
 
     @property
     def deployed(self) -> bool:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from pull.web import fmt
+from pull.web.cache import PublicCache
 from pull.web.client import Api, ApiError
 from pull.web.config import WebSettings
 from pull.web.session import Session
@@ -76,6 +77,14 @@ class Page:
             if not self.session.signed_in:
                 raise LoginRequired(self.request.url.path) from exc
             return await self._call(method, path, **kw)
+
+    async def public(self, path: str, **kw: Any) -> Any:
+        """A GET of market data that is the same for every user (web.cache): from the few
+        seconds' memory when another page just asked, else `call` (this user's token)."""
+        params = kw.get("params") or {}
+        key = path + "?" + "&".join(f"{k}={params[k]}" for k in sorted(params))
+        cache: PublicCache = self.request.app.state.public_cache
+        return await cache.get(key, lambda: self.call("GET", path, **kw))
 
     async def gather(self, *calls: Awaitable[Any]) -> list[Any]:
         """Run a page's independent API calls at once: a page's time is its slowest call, not

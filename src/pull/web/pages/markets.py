@@ -16,6 +16,7 @@ from pull.web.web import Page
 router = APIRouter(include_in_schema=False)
 
 RANGES = {"6h": (6 * 3600, 1), "1w": (7 * 86400, 60), "3m": (90 * 86400, 1440)}
+CANDLE_STEP = 10  # the chart's end, rounded up: pages within 10 s share their candles (web.cache)
 
 
 @router.get("/markets")
@@ -25,8 +26,8 @@ async def markets(
     page = Page(request)
     page.require_login()
     series, found = await page.gather(
-        page.call("GET", "/api/v1/series"),
-        page.call(
+        page.public("/api/v1/series"),
+        page.call(  # one call with the user's token per page (web.cache)
             "GET",
             "/api/v1/markets",
             params={
@@ -81,13 +82,12 @@ async def market(request: Request, ticker: str, range: str = "6h") -> Response:
     page = Page(request)
     page.require_login()
     span, interval = RANGES.get(range, RANGES["6h"])
-    now = int(time.time())
+    now = -(-int(time.time()) // CANDLE_STEP) * CANDLE_STEP  # one key for CANDLE_STEP seconds
     m, book, candles, positions, fills = await page.gather(
-        page.call("GET", f"/api/v1/markets/{ticker}"),
+        page.public(f"/api/v1/markets/{ticker}"),
         _book(page, ticker),
         page.optional(
-            page.call(
-                "GET",
+            page.public(
                 f"/api/v1/markets/{ticker}/candlesticks",
                 params={"start_ts": now - span, "end_ts": now, "period_interval": interval},
             )
