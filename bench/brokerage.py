@@ -11,6 +11,8 @@ first round of orders drained with batches of one event (the consumer before bat
 Results go to bench/results/brokerage.json.
 Targets (issue 17): >= 300 orders/s, >= 2,000 executions/s.
 
+Then BENCH_BROKERAGE_BREAKDOWN orders (default 100) one at a time split this process's CPU per
+order into PULL's intake, the sandbox's journal and order calls, and the rest of the send.
 Load-independent figures next to the rates: statements per operation (counted on the engine),
 this process's CPU per operation (`resource.getrusage`) and PostgreSQL's (the CPU of the
 server's processes, from /proc: approximate, a backend that exits takes its CPU with it), and
@@ -238,6 +240,67 @@ async def _submit(
     return out
 
 
+BREAKDOWN_ORDERS = int(os.environ.get("BENCH_BROKERAGE_BREAKDOWN", "100"))
+
+
+async def _breakdown(
+    maker: Any, broker: SandboxBroker, users: list[uuid.UUID], n: int
+) -> dict[str, float]:
+    """Where an order's CPU goes: `n` orders one after the other (nothing else runs), this
+    process's CPU (`time.process_time`) split into PULL's intake (prepare + commit), the
+    broker's funding journal and order calls (the sandbox runs in this process), and the
+    rest of the send (PULL's reads and writes around them, commit)."""
+    spent = {"journal": 0.0, "order": 0.0}
+
+    def timed(name: str, call: Any) -> Any:
+        async def run(**kwargs: Any) -> Any:
+            t = time.process_time()
+            try:
+                return await call(**kwargs)
+            finally:
+                spent[name] += time.process_time() - t
+
+        return run
+
+    intake_cpu = send_cpu = 0.0
+    broker.create_journal = timed("journal", broker.create_journal)  # type: ignore[method-assign]
+    broker.submit_order = timed("order", broker.submit_order)  # type: ignore[method-assign]
+    try:
+        for i in range(n):
+            t = time.process_time()
+            async with session_scope(maker) as s:
+                intake = await orders.prepare(
+                    session=s,
+                    broker=broker,
+                    user_id=users[i % len(users)],
+                    data=OrderCreate(
+                        symbol="BTC/USD",
+                        side="buy",
+                        notional=500,
+                        time_in_force="gtc",
+                        client_order_id=uuid.uuid4().hex,
+                    ),
+                    idempotency_key=None,
+                    buffer_bps=500,
+                )
+            t2 = time.process_time()
+            intake_cpu += t2 - t
+            async with session_scope(maker) as s:
+                await orders.send(session=s, broker=broker, order_id=intake.order_id)
+            send_cpu += time.process_time() - t2
+    finally:
+        del broker.create_journal, broker.submit_order
+    ms = 1000 / max(n, 1)
+    return {
+        "orders": n,
+        "intake_cpu_ms": round(intake_cpu * ms, 3),
+        "broker_journal_cpu_ms": round(spent["journal"] * ms, 3),
+        "broker_order_cpu_ms": round(spent["order"] * ms, 3),
+        "send_rest_cpu_ms": round((send_cpu - spent["journal"] - spent["order"]) * ms, 3),
+        "total_cpu_ms": round((intake_cpu + send_cpu) * ms, 3),
+    }
+
+
 async def _consume(maker: Any, broker: SandboxBroker, meter: Meter) -> dict[str, float]:
     """Drain the events not applied yet; executions = the fill events among them."""
     async with maker() as s:
@@ -285,6 +348,9 @@ async def run(database_url: str) -> tuple[dict[str, float], ...]:
         events.BATCH = batch
     submit = await _submit(maker, broker, users, SECONDS, meter)
     consume = await _consume(maker, broker, meter)
+    submit["cpu_breakdown_sequential"] = await _breakdown(  # type: ignore[assignment]
+        maker, broker, users, BREAKDOWN_ORDERS
+    )
     consume["baseline_one_event_per_transaction"] = one_by_one  # type: ignore[assignment]
     consume["baseline_orders"] = first  # type: ignore[assignment]
     await engine.dispose()
@@ -323,6 +389,7 @@ def main() -> None:
         f"{holds['process_cpu_ms_per_op']} ms, {holds['postgres_cpu_ms_per_op']} ms; "
         f"load {result['load_average']}"
     )
+    print(f"one order at a time, CPU per order (ms): {submit['cpu_breakdown_sequential']}")
 
 
 if __name__ == "__main__":

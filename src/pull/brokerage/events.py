@@ -126,9 +126,7 @@ async def apply_batch(maker: async_sessionmaker[AsyncSession], batch: list[Trade
     try:
         async with session_scope(maker) as session:
             applied = await _apply_all(session, batch)
-            cursor = await repo.cursor(session, CURSOR, lock=True)
-            cursor.last_id = batch[-1].event_id
-            cursor.updated_at = utcnow()
+            await repo.advance_cursor(session, CURSOR, batch[-1].event_id)
         return applied
     except Exception:
         if len(batch) == 1:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BindParameter, String, any_, bindparam, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage.models import (
@@ -23,6 +25,7 @@ from pull.brokerage.models import (
     BrokerageOrder,
     BrokeragePosition,
 )
+from pull.kit.db import utcnow
 
 TERMINAL = ("filled", "canceled", "expired", "rejected", "replaced")
 BATCH = "brokerage_batch"  # session.info key while the consumer applies a batch of events
@@ -217,27 +220,47 @@ async def claim_execution(session: AsyncSession, values: dict[str, Any]) -> None
     )
 
 
+_CLAIM_EVENTS = text(
+    "INSERT INTO brokerage_events (id, event, broker_order_id, payload, received_at) "
+    "SELECT u.id, u.event, u.broker_order_id, CAST(u.payload AS jsonb), :at "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:events AS text[]), CAST(:orders AS text[]), "
+    "            CAST(:payloads AS text[])) AS u(id, event, broker_order_id, payload) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
 async def claim_events(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
-    """Store received events once, in one statement; the ids that were new."""
+    """Store received events once, in one statement (arrays through unnest: one cached
+    statement whatever the batch's size); the ids that were new."""
     if not rows:
         return set()
-    stmt = (
-        insert(BrokerageEvent)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(BrokerageEvent.id)
+    found = await session.execute(
+        _CLAIM_EVENTS,
+        {
+            "ids": [r["id"] for r in rows],
+            "events": [r["event"] for r in rows],
+            "orders": [r["broker_order_id"] for r in rows],
+            "payloads": [json.dumps(r["payload"], separators=(",", ":")) for r in rows],
+            "at": utcnow(),
+        },
     )
-    return set((await session.scalars(stmt)).all())
+    return {str(i) for i in found.scalars().all()}
+
+
+def _texts(values: list[str], name: str = "ids") -> BindParameter[Any]:
+    array: Any = ARRAY(String)
+    return bindparam(name, values, array)
 
 
 async def preload_batch(
     session: AsyncSession, broker_order_ids: Sequence[str]
 ) -> tuple[dict[str, BrokerageOrder], Batch]:
     """For a batch of events: their orders locked (in id order), those orders' positions
-    locked and their journals, in three statements; the session then holds the batch."""
+    locked and their journals, in three statements (`= ANY(array)`: the same statement for
+    any number of rows); the session then holds the batch."""
     stmt = (
         select(BrokerageOrder)
-        .where(BrokerageOrder.broker_order_id.in_(sorted(set(broker_order_ids))))
+        .where(BrokerageOrder.broker_order_id == any_(_texts(sorted(set(broker_order_ids)))))
         .order_by(BrokerageOrder.id)
         .with_for_update()
     )
@@ -248,28 +271,62 @@ async def preload_batch(
     if pairs:
         held = await session.scalars(
             select(BrokeragePosition)
-            .where(tuple_(BrokeragePosition.user_id, BrokeragePosition.symbol).in_(pairs))
+            .where(
+                tuple_(BrokeragePosition.user_id, BrokeragePosition.symbol).in_(
+                    select(
+                        func.unnest(bindparam("users", [p[0] for p in pairs], ARRAY(PGUUID))),
+                        func.unnest(_texts([p[1] for p in pairs], "symbols")),
+                    )
+                )
+            )
             .order_by(BrokeragePosition.user_id, BrokeragePosition.symbol)
             .with_for_update()
         )
         batch.positions = {(p.user_id, p.symbol): p for p in held.all()}
         keys = [f"order:{o.id}:{k}" for o in orders.values() for k in ("fund", "sweep")]
         batch.journals = dict.fromkeys(keys)
-        rows = await session.scalars(select(BrokerageJournal).where(BrokerageJournal.key.in_(keys)))
+        rows = await session.scalars(
+            select(BrokerageJournal).where(BrokerageJournal.key == any_(_texts(keys, "keys")))
+        )
         batch.journals.update({j.key: j for j in rows.all()})
     session.info[BATCH] = batch
     return orders, batch
 
 
+_INSERT_EXECUTIONS = text(
+    "INSERT INTO brokerage_executions (execution_id, order_id, user_id, symbol, side, qty, "
+    " price, amount_cents, applied_qty, applied_cents, source, created_at) "
+    "SELECT u.e, u.o, u.u, u.sy, u.si, u.q, u.p, u.a, u.aq, u.ac, u.s, :at FROM unnest("
+    " CAST(:execution_id AS text[]), CAST(:order_id AS uuid[]), "
+    " CAST(:user_id AS uuid[]), CAST(:symbol AS text[]), CAST(:side AS text[]), "
+    " CAST(:qty AS numeric[]), CAST(:price AS numeric[]), CAST(:amount_cents AS bigint[]), "
+    " CAST(:applied_qty AS numeric[]), CAST(:applied_cents AS bigint[]), "
+    " CAST(:source AS text[])) AS u(e, o, u, sy, si, q, p, a, aq, ac, s) "
+    "ON CONFLICT (execution_id) DO NOTHING"
+)
+_EXECUTION_COLUMNS = (
+    "execution_id",
+    "order_id",
+    "user_id",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "amount_cents",
+    "applied_qty",
+    "applied_cents",
+    "source",
+)
+
+
 async def finish_batch(session: AsyncSession, batch: Batch) -> None:
-    """The batch's executions in one statement, then every row it changed."""
+    """The batch's executions in one statement (arrays through unnest), then every row it
+    changed."""
     session.info.pop(BATCH, None)
     if batch.executions:
-        await session.execute(
-            insert(BrokerageExecution)
-            .values(batch.executions)
-            .on_conflict_do_nothing(index_elements=["execution_id"])
-        )
+        params: dict[str, Any] = {c: [x[c] for x in batch.executions] for c in _EXECUTION_COLUMNS}
+        params["at"] = utcnow()
+        await session.execute(_INSERT_EXECUTIONS, params)
     await session.flush()
 
 
@@ -375,6 +432,18 @@ async def cursor(session: AsyncSession, name: str, *, lock: bool = False) -> Bro
     if lock:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).one()
+
+
+async def advance_cursor(session: AsyncSession, name: str, last_id: str) -> None:
+    """Move a cursor to `last_id` in one statement (created on first use; the row stays
+    locked until commit, so two consumers' batches commit one after the other)."""
+    stmt = insert(BrokerageCursor).values(name=name, last_id=last_id, updated_at=utcnow())
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"last_id": stmt.excluded.last_id, "updated_at": stmt.excluded.updated_at},
+        )
+    )
 
 
 def add_alert(

@@ -410,10 +410,11 @@ class SandboxBroker(SandboxEngine):
                 updated_at=now,
             )
             repo.add(s, row)
-            await repo.flush(s)
-            if routed:
+            if routed:  # inserted once, as matching leaves it (no autoflush before)
                 self._event(s, row, "new")
-                await self._match(s, row, quote)
+                with s.no_autoflush:
+                    await self._match(s, row, quote)
+            await repo.flush(s)
             return snapshot(row)
 
     async def _own_order(
@@ -556,7 +557,7 @@ class SandboxBroker(SandboxEngine):
     ) -> list[dict[str, Any]]:
         seq = await self._start_seq(since_id, since)
         async with self._tx(write=False) as s:
-            return [e.payload for e in await repo.events_after(s, seq, limit)]
+            return [p for _, p in await repo.payloads_after(s, seq, limit)]
 
     async def open_stream(
         self, *, since_id: str | None, since: dt.datetime | None = None
@@ -568,10 +569,11 @@ class SandboxBroker(SandboxEngine):
     async def _events_from(self, seq: int) -> AsyncIterator[TradeEvent | Heartbeat]:
         while True:
             async with self._tx(write=False) as s:
-                rows = await repo.events_after(s, seq, 500)
-            for row in rows:
-                seq = row.seq
-                yield wire.parse_event(row.payload)
+                rows = await repo.payloads_after(s, seq, 500)
+            for _, payload in rows:
+                yield wire.parse_event(payload)
+            if rows:
+                seq = rows[-1][0]
             if not rows:
                 yield Heartbeat()
                 await asyncio.sleep(self._poll)

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.brokerage import hours
 from pull.brokerage.models import (
-    SandboxEvent,
     SandboxOrder,
     SandboxPosition,
     SandboxQuote,
@@ -251,7 +250,7 @@ class SandboxEngine:
             position_qty=position_qty,
         )
         session.info.setdefault(EVENTS_KEY, []).append(
-            SandboxEvent(id=e.event_id, account_id=row.account_id, payload=wire.event_json(e))
+            (e.event_id, row.account_id, wire.event_json(e))
         )
 
     def _finish(self, row: SandboxOrder, status: str) -> None:
@@ -321,23 +320,25 @@ class SandboxEngine:
         cash = dollars(after - before)
         buy = row.side == "buy"
         await repo.move_cash(session, row.account_id, -cash if buy else cash)
-        pos = await repo.position(session, row.account_id, row.symbol, lock=True)
-        if pos is None:
-            pos = SandboxPosition(
-                account_id=row.account_id,
-                symbol=row.symbol,
-                asset_class=row.asset_class,
-                qty=Decimal(0),
-                cost=Decimal(0),
+        if buy:  # one upsert, no read (a session's loaded position row is re-read after it)
+            position_qty = await repo.add_to_position(
+                session, row.account_id, row.symbol, row.asset_class, qty=qty, cost=cash
             )
-            repo.add(session, pos)
-        if buy:
-            pos.qty += qty
-            pos.cost += cash
         else:
+            pos = await repo.position(session, row.account_id, row.symbol, lock=True)
+            if pos is None:
+                pos = SandboxPosition(
+                    account_id=row.account_id,
+                    symbol=row.symbol,
+                    asset_class=row.asset_class,
+                    qty=Decimal(0),
+                    cost=Decimal(0),
+                )
+                repo.add(session, pos)
             share = pos.cost * qty / pos.qty if pos.qty else Decimal(0)
             pos.qty -= qty
             pos.cost = Decimal(0) if pos.qty == 0 else pos.cost - share
+            position_qty = pos.qty
         total = row.qty if row.qty is not None else row.filled_qty
         done = row.filled_qty >= total
         if buy:
@@ -355,7 +356,7 @@ class SandboxEngine:
             execution_id=str(uuid.uuid4()),
             price=price,
             qty=qty,
-            position_qty=pos.qty,
+            position_qty=position_qty,
         )
 
     async def _correct(

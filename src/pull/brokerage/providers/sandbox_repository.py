@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from pull.brokerage.models import (
     SandboxQuote,
     SandboxState,
 )
+from pull.kit.db import utcnow
 
 # Two advisory locks (docs/brokerage.md, "The sandbox's locks"):
 # - WORLD: orders and journals take it shared (they lock only their own rows, in one order);
@@ -37,11 +39,31 @@ async def lock_world(session: AsyncSession, *, exclusive: bool) -> None:
     await session.execute(text(f"SELECT {fn}(:k)"), {"k": WORLD_LOCK})
 
 
-async def insert_events(session: AsyncSession, rows: list[SandboxEvent]) -> None:
-    """The transaction's events, under EVENTS_LOCK (held until commit)."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_LOCK})
-    session.add_all(rows)
-    await session.flush()
+_INSERT_EVENTS = text(
+    "WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(:k)) "
+    "INSERT INTO brokerage_sandbox_events (id, account_id, payload, created_at) "
+    "SELECT u.id, u.account_id, CAST(u.payload AS jsonb), :at FROM lock, "
+    " unnest(CAST(:ids AS text[]), CAST(:accounts AS uuid[]), CAST(:payloads AS text[])) "
+    " WITH ORDINALITY AS u(id, account_id, payload, n) "
+    "ORDER BY u.n"
+)
+
+
+async def insert_events(
+    session: AsyncSession, rows: list[tuple[str, uuid.UUID, dict[str, Any]]]
+) -> None:
+    """The transaction's events `(id, account id, payload)`, in order, under EVENTS_LOCK
+    (held until commit; taken in the same statement, before any seq is drawn)."""
+    await session.execute(
+        _INSERT_EVENTS,
+        {
+            "k": EVENTS_LOCK,
+            "ids": [r[0] for r in rows],
+            "accounts": [r[1] for r in rows],
+            "payloads": [json.dumps(r[2], separators=(",", ":")) for r in rows],
+            "at": utcnow(),
+        },
+    )
 
 
 async def accounts_locked(
@@ -97,8 +119,6 @@ async def set_state(session: AsyncSession, key: str, value: Any) -> None:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 
@@ -175,12 +195,42 @@ async def reserved_cash(session: AsyncSession, account_id: uuid.UUID) -> Decimal
 async def position(
     session: AsyncSession, account_id: uuid.UUID, symbol: str, *, lock: bool = False
 ) -> SandboxPosition | None:
+    """The position (`lock`: FOR UPDATE, its attributes re-read: `add_to_position` may have
+    changed the row under a loaded object)."""
     stmt = select(SandboxPosition).where(
         SandboxPosition.account_id == account_id, SandboxPosition.symbol == symbol
     )
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(stmt)).one_or_none()
+
+
+_ADD_TO_POSITION = text(
+    "INSERT INTO brokerage_sandbox_positions AS p (account_id, symbol, asset_class, qty, cost) "
+    "VALUES (:a, :s, :c, :q, :cost) "
+    "ON CONFLICT (account_id, symbol) DO UPDATE "
+    "SET qty = p.qty + EXCLUDED.qty, cost = p.cost + EXCLUDED.cost RETURNING p.qty"
+)
+
+
+async def add_to_position(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    symbol: str,
+    asset_class: str,
+    *,
+    qty: Decimal,
+    cost: Decimal,
+) -> Decimal:
+    """A buy's shares and cost added to the position (created on first use) in one
+    statement; the new qty. Pending changes to a loaded position are flushed first (so the
+    statement never runs under one that a later flush would write back)."""
+    if any(isinstance(o, SandboxPosition) for o in (*session.new, *session.dirty)):
+        await session.flush()
+    found = await session.execute(
+        _ADD_TO_POSITION, {"a": account_id, "s": symbol, "c": asset_class, "q": qty, "cost": cost}
+    )
+    return Decimal(found.scalar_one())
 
 
 async def positions(session: AsyncSession, account_id: uuid.UUID) -> list[SandboxPosition]:
@@ -259,11 +309,17 @@ async def last_seq(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(SandboxEvent.seq), 0))) or 0)
 
 
-async def events_after(session: AsyncSession, seq: int, limit: int) -> list[SandboxEvent]:
+async def payloads_after(
+    session: AsyncSession, seq: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """(seq, payload) of the events after `seq` (columns, no ORM objects: the stream's read)."""
     stmt = (
-        select(SandboxEvent).where(SandboxEvent.seq > seq).order_by(SandboxEvent.seq).limit(limit)
+        select(SandboxEvent.seq, SandboxEvent.payload)
+        .where(SandboxEvent.seq > seq)
+        .order_by(SandboxEvent.seq)
+        .limit(limit)
     )
-    return list((await session.scalars(stmt)).all())
+    return [(int(r[0]), r[1]) for r in (await session.execute(stmt)).all()]
 
 
 async def flush(session: AsyncSession) -> None:
