@@ -6,12 +6,12 @@ and its one-minute candle."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,8 @@ from pull.exchange.models import (
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    # orjson writes UUIDs and datetimes (RFC 3339) itself; PostgreSQL reads both
+    return orjson.dumps(value, default=str).decode()
 
 
 ORDER_COLUMNS = [c.name for c in Order.__table__.columns]
