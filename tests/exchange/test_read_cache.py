@@ -7,12 +7,14 @@ import asyncio
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pull.exchange import read_cache
 from pull.kit.db import session_scope
-from tests.conftest import Services, start_api_process, stop_process
+from tests.conftest import Services, random_client_ip, start_api_process, stop_process
+from tests.exchange.test_query_counts import statements
 
 
 async def test_reads_on_one_process_see_orders_answered_by_another_at_once(
@@ -113,3 +115,65 @@ async def test_a_unit_of_work_returns_after_its_new_version_is_published(
     async with session_scope(sessionmaker) as s:
         read_cache.touch(s, ticker)
     assert await redis.get(read_cache.version_key(ticker)) != b"old"
+
+
+async def test_concurrent_misses_of_a_market_read_the_database_once(
+    app: FastAPI, trader: Any, market_factory: Any
+) -> None:
+    """A herd of requests that miss together (a fresh market, or an answer just aged out) waits
+    for one load: the same statements as one request, not one load per request."""
+    user = await trader(cents=0)
+    engine: AsyncEngine = app.state.engine
+    paths = (
+        "/api/v1/markets/{t}",
+        "/api/v1/markets/{t}/orderbook",
+        "/trade-api/v2/markets/{t}",
+        "/trade-api/v2/markets/{t}/orderbook",
+    )
+
+    async def cost(path: str, n: int) -> int:
+        url = path.format(t=await market_factory())
+        transport = httpx.ASGITransport(app=app, client=(random_client_ip(), 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            with statements(engine) as seen:
+                rs = await asyncio.gather(*(c.get(url, headers=user.headers) for _ in range(n)))
+        assert [r.status_code for r in rs] == [200] * n, rs[0].text  # (within the rate limits)
+        assert len({r.content for r in rs}) == 1
+        return len(seen)
+
+    for path in paths:
+        one = await cost(path, 1)
+        assert one >= 1, path  # (a fresh market is read from the database)
+        assert await cost(path, 16) == one, path
+
+
+async def test_a_read_after_a_new_version_does_not_join_a_load_begun_before_it(
+    redis: Redis, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Requests that miss together share one load, but only under the version it was begun
+    at: one that arrives after a commit's new version reads for itself."""
+    ticker = "RC-SINGLE-FLIGHT"
+    gate = asyncio.Event()
+    loads: list[str] = []
+
+    async def slow() -> str:
+        loads.append("before")
+        await gate.wait()
+        return "before"
+
+    async def fresh() -> str:
+        loads.append("after")
+        return "after"
+
+    async with sessionmaker() as s1, sessionmaker() as s2, sessionmaker() as s3:
+        first = asyncio.create_task(read_cache.read(s1, "t", ticker, None, slow))
+        await asyncio.sleep(0.05)
+        joined = asyncio.create_task(read_cache.read(s2, "t", ticker, None, slow))
+        await asyncio.sleep(0.05)
+        await read_cache.committed(s3, {ticker})  # a commit's new version
+        after = read_cache.read(s3, "t", ticker, None, fresh)
+        assert await asyncio.wait_for(after, timeout=10) == "after"  # (not waiting on `slow`)
+        gate.set()
+        assert await first == "before"
+        assert await joined == "before"
+    assert loads == ["before", "after"]

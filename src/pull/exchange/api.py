@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.exchange import book_commands, read_cache, service
 from pull.exchange.read_cache import json_bytes
@@ -122,27 +123,28 @@ async def list_markets(
 
 
 @app_router.get("/markets/{ticker}", response_model=MarketRead, dependencies=reads)
-async def get_market(ticker: str, user: CurrentUser, session: SessionDep) -> Response:
-    async def load() -> bytes:
+async def get_market(ticker: str, user: CurrentUser, request: Request) -> Response:
+    async def load(session: AsyncSession) -> bytes:
         market = await service.get_market(session=session, ticker=ticker)
         return market.model_dump_json(by_alias=True).encode()
 
-    # the serialized answer is what is cached (under the market's version, see read_cache)
-    return json_bytes(await read_cache.read(session, "market.json", ticker, None, load))
+    # the serialized answer is what is cached (under the market's version, see read_cache);
+    # a hit opens no session
+    return json_bytes(await read_cache.serve(request, "market.json", ticker, None, load))
 
 
 @app_router.get("/markets/{ticker}/orderbook", response_model=OrderbookRead, dependencies=reads)
 async def get_orderbook(
     ticker: str,
     user: CurrentUser,
-    session: SessionDep,
+    request: Request,
     depth: Annotated[int | None, Query(ge=0, le=100)] = None,
 ) -> Response:
-    async def load() -> bytes:
+    async def load(session: AsyncSession) -> bytes:
         book = await service.get_orderbook(session=session, ticker=ticker, depth=depth)
         return book.model_dump_json(by_alias=True).encode()
 
-    return json_bytes(await read_cache.read(session, "orderbook.json", ticker, depth, load))
+    return json_bytes(await read_cache.serve(request, "orderbook.json", ticker, depth, load))
 
 
 @app_router.get("/markets/{ticker}/trades", response_model=Page[TradeRead], dependencies=reads)

@@ -18,6 +18,11 @@ handled. While that subscription is live, an answer is checked against the local
 round trip at all); when it is not (lost, erring or silent past its lease) the reads fall back
 to the Redis GET above, and a resubscription starts a new epoch, so nothing cached across the
 gap is used.
+
+Requests that miss one answer together (a fresh market, or an answer that just aged out under
+load) wait for one load of it instead of each reading PostgreSQL; only requests under the same
+token share it, so one that arrives after a message reads for itself. Routes read through
+`serve`, which opens a session only to load: a hit costs no session and no dependency for it.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 from starlette.responses import Response
 
 from pull.kit import db, invalidation
@@ -46,7 +52,9 @@ MAX_ENTRIES = 20_000
 CHANNEL = "exchange:changed"
 _TOUCHED = "pull.exchange.touched"
 _BUMPING = "pull.exchange.bumping"
-_entries: dict[tuple[str, str, Any], tuple[Any, float, Any]] = {}
+Key = tuple[str, str, Any]  # (kind, ticker, arg)
+_entries: dict[Key, tuple[Any, float, Any]] = {}
+_loading: dict[Key, tuple[Any, asyncio.Future[Any]]] = {}
 _tasks: set[asyncio.Task[None]] = set()
 
 
@@ -55,16 +63,18 @@ class _Versions:
 
     def __init__(self) -> None:
         self.by_ticker: dict[str, int] = {}
+        self.generation = 0  # part of every token: counters that restart never match again
 
     def changed(self, data: bytes) -> None:
         ticker = data.decode(errors="replace")
         self.by_ticker[ticker] = self.by_ticker.get(ticker, 0) + 1
         if len(self.by_ticker) > MAX_ENTRIES:
-            self.by_ticker.clear()
+            self.cleared()
             _entries.clear()
 
     def cleared(self) -> None:
         self.by_ticker.clear()
+        self.generation += 1
 
 
 _local: weakref.WeakKeyDictionary[Invalidations, _Versions] = weakref.WeakKeyDictionary()
@@ -128,9 +138,11 @@ def _on_commit(session: Session) -> None:
     redis = session.info.get("redis")
     if not tickers or not isinstance(redis, Redis):
         return
-    for t in tickers:  # this process's own answers die at once
+    for t in tickers:  # this process's own answers (and loads begun before) die at once
         for key in [k for k in _entries if k[1] == t]:
             _entries.pop(key, None)
+        for key in [k for k in _loading if k[1] == t]:
+            _loading.pop(key, None)
     try:
         task = asyncio.get_running_loop().create_task(_bump(redis, tickers))
     except RuntimeError:
@@ -169,50 +181,91 @@ async def read(
         or session.deleted
     ):
         return await load()  # no Redis, or inside a unit of work that changed something
+    return await _lookup(redis, (kind, ticker, arg), load)
+
+
+async def serve(
+    request: Request,
+    kind: str,
+    ticker: str,
+    arg: Any,
+    load: Callable[[AsyncSession], Awaitable[T]],
+) -> T:
+    """A route's cached read without a session per request: a session of its own is opened
+    only to load a missing answer (read-only, closed without a commit)."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+
+    async def loaded() -> T:
+        async with maker() as session:
+            return await load(session)
+
+    redis = getattr(request.app.state, "redis", None)
+    if not isinstance(redis, Redis):
+        return await loaded()
+    return await _lookup(redis, (kind, ticker, arg), loaded)
+
+
+async def _lookup(redis: Redis, key: Key, load: Callable[[], Awaitable[T]]) -> T:
     inv = invalidation.of(redis)
     versions = _local.get(inv) if inv is not None else None
     if inv is not None and versions is not None and inv.live():
-        return await _read_local(inv, versions, (kind, ticker, arg), load)
+        token: Any = (
+            id(versions),
+            inv.epoch,
+            versions.generation,
+            versions.by_ticker.get(key[1], 0),
+        )
+        return await _cached(key, token, load)
     try:
-        raw = await redis.get(version_key(ticker))
+        raw = await redis.get(version_key(key[1]))
         if raw is None:  # first read since Redis started: give the market a version of its own
             fresh = _new_version()
-            won = await redis.set(version_key(ticker), fresh, nx=True)
-            raw = fresh if won else await redis.get(version_key(ticker))
+            won = await redis.set(version_key(key[1]), fresh, nx=True)
+            raw = fresh if won else await redis.get(version_key(key[1]))
     except RedisError:
         return await load()
     if not isinstance(raw, bytes):
         return await load()
-    version = raw
-    key = (kind, ticker, arg)
-    now = time.monotonic()
-    hit = _entries.get(key)
-    if hit is not None and hit[0] == version and now - hit[1] < MAX_AGE:
-        value: T = hit[2]
-        return value
-    value = await load()
-    if len(_entries) >= MAX_ENTRIES:
-        _entries.clear()
-    _entries[key] = (version, now, value)
-    return value
+    return await _cached(key, raw, load)
 
 
-async def _read_local(
-    inv: Invalidations,
-    versions: _Versions,
-    key: tuple[str, str, Any],
-    load: Callable[[], Awaitable[T]],
-) -> T:
-    token = (id(versions), inv.epoch, versions.by_ticker.get(key[1], 0))
+async def _cached(key: Key, token: Any, load: Callable[[], Awaitable[T]]) -> T:
+    """The answer kept under `token` (taken before anything is read), else `load()`'s: one
+    load per key and token at a time, the requests that miss meanwhile wait for its answer
+    (a herd of misses when an answer ages out would each read PostgreSQL). An answer being
+    loaded under an older token is not handed to a request that came after a message."""
     now = time.monotonic()
     hit = _entries.get(key)
     if hit is not None and hit[0] == token and now - hit[1] < MAX_AGE:
         value: T = hit[2]
         return value
-    value = await load()  # kept under the token taken before: a message meanwhile kills it
+    running = _loading.get(key)
+    if running is not None and running[0] == token:
+        try:
+            shared: T = await asyncio.shield(running[1])
+            return shared
+        except BaseException:
+            if not running[1].done():
+                raise  # this request itself was cancelled
+            # the reader failed or was cancelled: this request reads for itself
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    _loading[key] = (token, future)
+    try:
+        value = await load()
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            future.set_exception(exc)
+            future.exception()  # (retrieved: the waiters read for themselves)
+        else:
+            future.cancel()
+        raise
+    finally:
+        if _loading.get(key, (None, None))[1] is future:
+            del _loading[key]
+    future.set_result(value)
     if len(_entries) >= MAX_ENTRIES:
         _entries.clear()
-    _entries[key] = (token, now, value)
+    _entries[key] = (token, now, value)  # a message meanwhile moved the token: dead at once
     return value
 
 

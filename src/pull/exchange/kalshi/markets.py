@@ -7,7 +7,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pull.exchange import book_events, read_cache
 from pull.exchange import service as svc
@@ -286,15 +287,16 @@ async def list_trades(
 @public.get(
     "/markets/{ticker}", tags=["markets"], summary="One market", response_model=GetMarketResponse
 )
-async def get_market(ticker: str, session: SessionDep) -> Response:
-    async def load() -> bytes:
+async def get_market(ticker: str, request: Request) -> Response:
+    async def load(session: AsyncSession) -> bytes:
         m = await svc.get_market(session=session, ticker=ticker)
         answer = GetMarketResponse(market=(await Lookups(session).markets_page([m]))[0])
         return answer.model_dump_json(by_alias=True).encode()
 
     # serialized once per market version (read_cache): the book state it reads changes only
     # in transactions that lock the market, which move that version
-    body = await read_cache.read(session, "kalshi.market.json", ticker, None, load)
+    # in memory, a hit opens no session
+    body = await read_cache.serve(request, "kalshi.market.json", ticker, None, load)
     return json_bytes(body)
 
 
@@ -306,13 +308,13 @@ async def get_market(ticker: str, session: SessionDep) -> Response:
 )
 async def get_orderbook(
     ticker: str,
-    session: SessionDep,
+    request: Request,
     depth: Annotated[int, Query(ge=0, le=100, description="Levels per side; 0 = all")] = 0,
 ) -> Response:
     """The book as last published to the live feeds (PULL extension: `X-Pull-Book-Seq` names
     its seq, the one `/trade-api/ws/v2` deltas lead to)."""
 
-    async def load() -> tuple[bytes, int | None]:
+    async def load(session: AsyncSession) -> tuple[bytes, int | None]:
         book = await svc.get_orderbook(session=session, ticker=ticker, depth=depth or None)
         yes, no = ladder(book.yes), ladder(book.no)
         state = await book_events.read_book(session, ticker=ticker)
@@ -338,7 +340,7 @@ async def get_orderbook(
         return answer.model_dump_json(by_alias=True).encode(), seq
 
     # serialized once per market version (read_cache), with the seq it was published at
-    body, seq = await read_cache.read(session, "kalshi.orderbook.json", ticker, depth, load)
+    body, seq = await read_cache.serve(request, "kalshi.orderbook.json", ticker, depth, load)
     headers = {"X-Pull-Book-Seq": str(seq)} if seq is not None else None
     return json_bytes(body, headers)
 
