@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pull.brokerage import events
 from pull.brokerage.money import cum_cents, dollars
 from pull.brokerage.providers import wire
-from pull.brokerage.providers.base import BrokerOrder, OrderRequest, TradeEvent
+from pull.brokerage.providers.base import BrokerNotFound, BrokerOrder, OrderRequest, TradeEvent
 from pull.brokerage.providers.sandbox import SandboxBroker
 from pull.ledger import service as ledger
 from tests.brokerage.conftest import Drain, Trader, TraderFactory
@@ -129,12 +129,21 @@ async def test_the_sandbox_locks_and_inserts_its_events_in_one_statement(
                 {"u": t.user.id},
             )
         )
-    await sandbox.create_journal(
-        from_account=await sandbox.firm_account_id(),
-        to_account=account,
-        amount=Decimal("50.00"),
-        description="test",
-    )
+    firm = await sandbox.firm_account_id()
+    firm_cash = (await sandbox.get_account(account_id=firm)).cash
+    with statements(engine) as journal:  # the firm funds a customer: no locking read
+        await sandbox.create_journal(
+            from_account=firm, to_account=account, amount=Decimal("50.00"), description="test"
+        )
+    assert not any("FROM brokerage_sandbox_accounts" in s for s in journal), journal
+    with pytest.raises(BrokerNotFound):
+        await sandbox.create_journal(
+            from_account=firm,
+            to_account=str(uuid.uuid4()),
+            amount=Decimal("1.00"),
+            description="nobody",
+        )
+    assert (await sandbox.get_account(account_id=firm)).cash == firm_cash - Decimal("50.00")
     with statements(engine) as seen:
         done = await sandbox.submit_order(
             account_id=account,

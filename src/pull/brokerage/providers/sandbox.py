@@ -263,14 +263,22 @@ class SandboxBroker(SandboxEngine):
             # nearly every journal, is not: its cash moves by one conditional UPDATE as the
             # transaction's last statement, so journals do not queue on it.
             src_id, dst_id = _uuid(from_account), _uuid(to_account)
-            locked = await repo.accounts_locked(s, [i for i in (src_id, dst_id) if i != firm])
-            for i in (src_id, dst_id):
-                if i != firm and i not in locked:
+            credited = False
+            if src_id == firm and dst_id != firm:
+                # the firm funds a customer (every buy order): the customer's row is locked
+                # and credited by one UPDATE, which also says whether it exists
+                if not await repo.credit_cash(s, dst_id, amount):
                     raise BrokerNotFound("account not found", status=404, code=40410000)
-            if src_id != firm:
-                src = locked[src_id]
-                if src.cash - await repo.reserved_cash(s, src.id) < amount:
-                    raise _reject("insufficient balance for journal", code=40310000, status=403)
+                credited = True
+            else:
+                locked = await repo.accounts_locked(s, [i for i in (src_id, dst_id) if i != firm])
+                for i in (src_id, dst_id):
+                    if i != firm and i not in locked:
+                        raise BrokerNotFound("account not found", status=404, code=40410000)
+                if src_id != firm:
+                    src = locked[src_id]
+                    if src.cash - await repo.reserved_cash(s, src.id) < amount:
+                        raise _reject("insufficient balance for journal", code=40310000, status=403)
             journal = SandboxJournal(
                 id=uuid.uuid4(),
                 from_account=src_id,
@@ -282,7 +290,7 @@ class SandboxBroker(SandboxEngine):
             repo.add_journal(s, journal)
             await repo.flush(s)
             for i, delta in ((src_id, -amount), (dst_id, amount)):
-                if i != firm:
+                if i != firm and not (credited and i == dst_id):
                     await repo.move_cash(s, i, delta)
             if src_id == firm:
                 if not await repo.take_cash(s, firm, amount):

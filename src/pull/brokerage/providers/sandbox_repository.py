@@ -257,6 +257,17 @@ async def move_cash(session: AsyncSession, account_id: uuid.UUID, delta: Decimal
     )
 
 
+async def credit_cash(session: AsyncSession, account_id: uuid.UUID, amount: Decimal) -> bool:
+    """Credit `amount` in one statement (the row stays locked); False if no such account."""
+    found = await session.execute(
+        update(SandboxAccount)
+        .where(SandboxAccount.id == account_id)
+        .values(cash=SandboxAccount.cash + amount)
+        .returning(SandboxAccount.id)
+    )
+    return found.first() is not None
+
+
 async def take_cash(session: AsyncSession, account_id: uuid.UUID, amount: Decimal) -> bool:
     """Debit `amount` if the account has it, in one statement; False if not (or no account)."""
     found = await session.execute(
