@@ -62,6 +62,7 @@ async def test_trading_over_http(
         headers={**a.headers, "Idempotency-Key": "first-order"},
     )
     assert r.status_code == 201, r.text
+    assert r.headers["x-ratelimit-limit"]  # the trading limit's headers stay on the answer
     order = r.json()
     assert order["status"] == "resting" and order["no_price"] == 45
     again = await client.post(

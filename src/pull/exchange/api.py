@@ -217,6 +217,7 @@ async def create_order(
     body: OrderCreate,
     user: CurrentUser,
     session: SessionDep,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Place an order. `client_order_id` (or the `Idempotency-Key` header) is its key: the same
@@ -231,6 +232,7 @@ async def create_order(
         {"Idempotent-Replayed": "true"} if placed.replayed else None,
     )
     answer.status_code = status.HTTP_201_CREATED
+    answer.headers.raw.extend(response.headers.raw)  # the dependencies' (X-RateLimit-*)
     return answer
 
 
