@@ -20,6 +20,7 @@ from pull.kit.errors import AppError
 from pull.kyc import service as kyc
 from pull.ledger import service as ledger
 from pull.rwa import service as rwa
+from pull.rwa.order_batcher import OrderBatcher, Pending
 from pull.rwa.providers.sandbox import PsaSandbox
 from pull.rwa.schemas import AssetCreate, OfferingCreate
 from tests.ledger.conftest import insert_user
@@ -272,4 +273,55 @@ async def test_http_orders_are_group_committed_and_answered_once(
     for user in sellers + buyers:
         total += (await env.shares(user, aid))[0]
     assert total == 80
+    await env.assert_books()
+
+
+async def test_batcher_refuses_traders_below_the_kyc_tier(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The batch itself reads its traders' KYC tiers (the route no longer reads one per
+    order before queuing): an order of a trader below basic is not placed by the batch
+    (answered None: the one-order path refuses it 403), the others of the batch are."""
+    asset, _, users = await _market(sessionmaker, [5_000] * USERS, [10] * USERS)
+    async with sessionmaker() as s, s.begin():
+        await kyc.set_tier(session=s, user_id=users[1], tier="none", actor_id=None, note=None)
+    batcher = OrderBatcher(sessionmaker, max_batch=32, trading_hours="")
+    answers = await asyncio.gather(
+        *(
+            batcher.place(
+                asset,
+                Pending(rwa.OrderSpec(u, "buy", 90, 1, "gtc"), uuid.uuid4().hex, {"i": i}),
+            )
+            for i, u in enumerate(users)
+        )
+    )
+    assert answers[1] is None
+    assert answers[0] is not None and answers[2] is not None
+    async with sessionmaker() as s:
+        who = (
+            await s.execute(
+                text("SELECT user_id FROM rwa_orders WHERE asset_id = :a AND price_cents = 90"),
+                {"a": asset},
+            )
+        ).scalars()
+        assert set(who) == {users[0], users[2]}
+
+
+async def test_http_order_below_the_kyc_tier_is_refused_403(rwa_env: RwaEnvFactory) -> None:
+    """Through the batched route: 403 KYC_REQUIRED, nothing placed, the key not spent."""
+    env = await rwa_env()
+    seller = await env.investor(cash=0)
+    asset = await env.trading_asset([(seller, 5)], price_cents=100)
+    unverified = await env.investor(cash=1_000, tier="none")
+    key = uuid.uuid4().hex
+    refused = await env.order(unverified, asset["id"], "buy", 100, 1, key=key)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "KYC_REQUIRED"
+    placed = await env.order(seller, asset["id"], "sell", 100, 1)
+    assert placed.status_code == 201, placed.text
+    async with env.maker() as s:
+        count = await s.scalar(
+            text("SELECT count(*) FROM rwa_orders WHERE user_id = :u"), {"u": unverified.id}
+        )
+    assert count == 0
     await env.assert_books()

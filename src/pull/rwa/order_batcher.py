@@ -3,7 +3,9 @@
 One asset's book changes one transaction at a time (its row lock), so one order per
 transaction caps an asset at one commit's worth of round trips per order. Here the orders
 that arrive for an asset while its previous batch is committing wait in the process and go
-together into the next batch: one transaction that claims their Idempotency-Keys
+together into the next batch: one transaction that reads the traders' KYC tiers (one
+statement for the batch; an order below the basic tier goes on the one-order path, which
+refuses it), claims their Idempotency-Keys
 (`claim_many`), places them in arrival order (`placement.place_orders`: one lock, one ledger
 round trip, one flush for all), stores their responses (`store_many`) and commits once. An
 answer is sent after that commit, so a 201 is durable, and the key's stored response commits
@@ -29,6 +31,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pull.kit.idempotency import claim_many, store_many
+from pull.kyc import service as kyc
 from pull.rwa.placement import OrderSpec, place_orders
 
 log = logging.getLogger(__name__)
@@ -103,12 +106,21 @@ class OrderBatcher:
         results: list[Any | None] = [None] * len(batch)
         seen: set[tuple[str, str]] = set()
         claims: list[tuple[int, Pending]] = []
-        for i, item in enumerate(batch):
-            ident = (str(item.spec.user_id), item.key)
-            if ident not in seen:  # a key twice in one batch: the second goes on its own
-                seen.add(ident)
-                claims.append((i, item))
         async with self._maker() as session, session.begin():
+            # The traders' KYC tiers, one read for the batch (trading needs basic): an order
+            # below it goes on the one-order path, which answers 403 KYC_REQUIRED.
+            tiers = await kyc.get_tiers(
+                session=session, user_ids=list({item.spec.user_id for item in batch})
+            )
+            for i, item in enumerate(batch):
+                ident = (str(item.spec.user_id), item.key)
+                if tiers[item.spec.user_id].rank < kyc.Tier.basic.rank:
+                    continue
+                if ident not in seen:  # a key twice in one batch: the second goes on its own
+                    seen.add(ident)
+                    claims.append((i, item))
+            if not claims:
+                return results
             ids = await claim_many(
                 session,
                 [(str(item.spec.user_id), SCOPE, item.key, item.request) for _, item in claims],

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from pull.identity.deps import ActiveUser, CurrentUser
-from pull.kit.db import SessionDep
+from pull.kit.db import SessionDep, session_scope
 from pull.kit.errors import BadRequest
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
 from pull.kit.pagination import (
@@ -59,16 +59,14 @@ _TRADING: dict[int | str, dict[str, Any]] = {
 async def place_order(
     body: OrderCreate,
     user: ActiveUser,
-    session: SessionDep,
     key: IdempotencyKeyHeader,
     request: Request,
 ) -> JSONResponse:
     settings = request.app.state.settings
     if settings.rwa_order_batch_max > 1:
-        # Group commit (order_batcher): the KYC tier here, then the order waits for its
-        # asset's next batch without holding this request's database connection.
-        await service.check_trader(session=session, user_id=user.id)
-        await session.rollback()
+        # Group commit (order_batcher): the order waits for its asset's next batch, which
+        # reads the KYC tiers of all its traders at once; this request holds no database
+        # connection of its own unless it is answered on the one-order path below.
         stored = await batcher_of(request.app.state).place(
             body.asset_id,
             Pending(
@@ -81,24 +79,25 @@ async def place_order(
         )
         if stored is not None:
             return JSONResponse(stored, status_code=status.HTTP_201_CREATED)
-    result = await run_idempotent(
-        session,
-        owner=str(user.id),
-        scope=SCOPE,
-        key=key,
-        request=body.model_dump(mode="json"),
-        status_code=201,
-        handler=lambda: service.place_order(
-            session=session,
-            user_id=user.id,
-            asset_id=body.asset_id,
-            side=body.side,
-            price_cents=body.price_cents,
-            quantity=body.quantity,
-            time_in_force=body.time_in_force,
-            trading_hours=request.app.state.settings.rwa_trading_hours,
-        ),
-    )
+    async with session_scope(request.app.state.sessionmaker) as session:
+        result = await run_idempotent(
+            session,
+            owner=str(user.id),
+            scope=SCOPE,
+            key=key,
+            request=body.model_dump(mode="json"),
+            status_code=201,
+            handler=lambda: service.place_order(
+                session=session,
+                user_id=user.id,
+                asset_id=body.asset_id,
+                side=body.side,
+                price_cents=body.price_cents,
+                quantity=body.quantity,
+                time_in_force=body.time_in_force,
+                trading_hours=settings.rwa_trading_hours,
+            ),
+        )
     return result.response()
 
 
