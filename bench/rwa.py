@@ -94,6 +94,11 @@ def main(subscribers: int, seconds: int) -> dict[str, Any]:
             return result
 
 
+def _phase(name: str) -> None:
+    """A marker on stderr (a profiler outside can start and stop on it)."""
+    print(f"bench.rwa phase: {name}", file=sys.stderr, flush=True)
+
+
 def _self_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -181,6 +186,7 @@ async def _run(
             latencies.append((time.perf_counter() - t) * 1000)
             codes[code] = codes.get(code, 0) + 1
 
+        _phase("hot drop")
         drop_cpu0 = cpu.sample()
         started = time.perf_counter()
         await asyncio.gather(*(subscribe(h) for _, h in users))
@@ -227,12 +233,14 @@ async def _run(
                 else:
                     errors += 1
 
+        _phase("secondary orders over HTTP")
         order_cpu0 = cpu.sample()
         t0 = time.perf_counter()
         await asyncio.gather(*(trader() for _ in range(32)))
         order_seconds = time.perf_counter() - t0
         order_cpu1 = cpu.sample()
 
+        _phase("in-process")
         # (c) the same order mix in-process (no HTTP, no auth): the service's own rate, and
         # the SQL statements per order, counted on the engine
         statements = 0
