@@ -17,7 +17,10 @@ Baseline in the same run: GET /api/v1/status (one DB read) with the same concurr
 CPU per operation beside every rate (load-independent): the API process's and PostgreSQL's
 CPU seconds over each HTTP scenario (psutil, as bench/orders.py), this process's own CPU
 (getrusage) and PostgreSQL's over the in-process ones. `BENCH_RWA_BATCH` sets the API's
-RWA_ORDER_BATCH_MAX (default 32; 1 = one order per transaction, the old path).
+RWA_ORDER_BATCH_MAX (default 32; 1 = one order per transaction, the old path). The HTTP scenarios
+use a raw HTTP/1.1 client on pre-opened connections (BENCH_RWA_CLIENT=httpx: httpx); the hot
+drop's subscribers each read the offering first (their sessions in the auth caches) and
+are released together; the client's own CPU per request is reported beside the API's.
 Results: bench/results/rwa.json.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import random
 import resource
@@ -47,6 +51,50 @@ from pull.rwa import service as rwa
 from pull.rwa.order_batcher import OrderBatcher, Pending
 from pull.rwa.providers.sandbox import PsaSandbox
 from pull.rwa.schemas import AssetCreate, OfferingCreate
+
+CLIENT = os.environ.get("BENCH_RWA_CLIENT", "raw")
+
+
+class _Raw:
+    """Pre-opened HTTP/1.1 connections, requests written as bytes and answers read by
+    Content-Length (as bench/rewards.py's race client): tens of microseconds of client CPU
+    per request. httpx with 1,000 connections costs milliseconds per request in its pool, on
+    the same 2 cores as the server (BENCH_RWA_CLIENT=httpx runs it)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def open(self, n: int) -> None:
+        sem = asyncio.Semaphore(64)
+
+        async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            async with sem:
+                return await asyncio.open_connection("127.0.0.1", self.port)
+
+        self.conns = list(await asyncio.gather(*(one() for _ in range(n))))
+
+    def request(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> bytes:
+        raw = b"" if body is None else json.dumps(body).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
+        return (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n").encode() + raw
+
+    async def send(self, i: int, wire: bytes) -> int:
+        reader, writer = self.conns[i]
+        writer.write(wire)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await reader.readexactly(length)
+        return int(head.split(b" ", 2)[1])
+
+    def close(self) -> None:
+        for _, writer in self.conns:
+            writer.close()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -171,27 +219,59 @@ async def _run(
         _, drop = await asset("10000010", total)
         latencies: list[float] = []
         codes: dict[int | str, int] = {}
+        # Every subscriber's session in the API's auth caches, as for users in the app when
+        # the drop opens (each reads the offering first).
+        sem = asyncio.Semaphore(64)
 
-        async def subscribe(headers: dict[str, str]) -> None:
+        async def look(headers: dict[str, str]) -> None:
+            async with sem:
+                r = await http.get(f"/api/v1/rwa/offerings/{drop}", headers=headers)
+                r.raise_for_status()
+
+        await asyncio.gather(*(look(h) for _, h in users))
+        raw = _Raw(port)
+        if CLIENT == "raw":
+            await raw.open(len(users))
+        wire = [
+            raw.request(
+                "POST",
+                f"/api/v1/rwa/offerings/{drop}/subscribe",
+                {**h, "Idempotency-Key": uuid.uuid4().hex},
+                {"shares": 1},
+            )
+            for _, h in users
+        ]
+        gate = asyncio.Event()
+
+        async def subscribe(i: int, headers: dict[str, str]) -> None:
+            await gate.wait()
             t = time.perf_counter()
-            try:
-                r = await http.post(
-                    f"/api/v1/rwa/offerings/{drop}/subscribe",
-                    json={"shares": 1},
-                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                )
-                code: int | str = r.status_code
-            except httpx.TimeoutException:
-                code = "client timeout"
+            code: int | str
+            if CLIENT == "raw":
+                code = await raw.send(i, wire[i])
+            else:
+                try:
+                    r = await http.post(
+                        f"/api/v1/rwa/offerings/{drop}/subscribe",
+                        json={"shares": 1},
+                        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                    )
+                    code = r.status_code
+                except httpx.TimeoutException:
+                    code = "client timeout"
             latencies.append((time.perf_counter() - t) * 1000)
             codes[code] = codes.get(code, 0) + 1
 
+        tasks = [asyncio.create_task(subscribe(i, h)) for i, (_, h) in enumerate(users)]
+        await asyncio.sleep(0.2)
         _phase("hot drop")
-        drop_cpu0 = cpu.sample()
+        drop_cpu0, drop_self0 = cpu.sample(), _self_cpu()
         started = time.perf_counter()
-        await asyncio.gather(*(subscribe(h) for _, h in users))
+        gate.set()
+        await asyncio.gather(*tasks)
         drop_seconds = time.perf_counter() - started
-        drop_cpu1 = cpu.sample()
+        drop_cpu1, drop_self = cpu.sample(), _self_cpu() - drop_self0
+        raw.close()
         state = (await http.get(f"/api/v1/rwa/offerings/{drop}", headers=users[0][1])).json()
 
         # (b) secondary orders on one asset (holders: the first 200 users, 50 shares each)
@@ -210,37 +290,46 @@ async def _run(
         order_lat: list[float] = []
         deadline = time.perf_counter() + seconds
 
-        async def trader() -> None:
+        traders = 32
+        raw = _Raw(port)
+        if CLIENT == "raw":
+            await raw.open(traders)
+
+        async def trader(i: int) -> None:
             nonlocal placed, errors
             rng = random.Random()
             while time.perf_counter() < deadline:
                 _, headers = rng.choice(holders)
+                body = {
+                    "asset_id": str(traded),
+                    "side": rng.choice(["buy", "sell"]),
+                    "price_cents": rng.randint(95, 105),
+                    "quantity": rng.randint(1, 3),
+                    "time_in_force": rng.choice(["gtc", "ioc"]),
+                }
+                headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
                 t = time.perf_counter()
-                r = await http.post(
-                    "/api/v1/rwa/orders",
-                    json={
-                        "asset_id": str(traded),
-                        "side": rng.choice(["buy", "sell"]),
-                        "price_cents": rng.randint(95, 105),
-                        "quantity": rng.randint(1, 3),
-                        "time_in_force": rng.choice(["gtc", "ioc"]),
-                    },
-                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                )
+                if CLIENT == "raw":
+                    code = await raw.send(
+                        i, raw.request("POST", "/api/v1/rwa/orders", headers, body)
+                    )
+                else:
+                    code = (
+                        await http.post("/api/v1/rwa/orders", json=body, headers=headers)
+                    ).status_code
                 order_lat.append((time.perf_counter() - t) * 1000)
-                if r.status_code == 201:
+                if code == 201:
                     placed += 1
                 else:
                     errors += 1
 
         _phase("secondary orders over HTTP")
-        order_cpu0 = cpu.sample()
+        order_cpu0, order_self0 = cpu.sample(), _self_cpu()
         t0 = time.perf_counter()
-        await asyncio.gather(*(trader() for _ in range(32)))
+        await asyncio.gather(*(trader(i) for i in range(traders)))
         order_seconds = time.perf_counter() - t0
-        order_cpu1 = cpu.sample()
+        order_cpu1, order_self = cpu.sample(), _self_cpu() - order_self0
 
-        _phase("in-process")
         # (c) the same order mix in-process (no HTTP, no auth): the service's own rate, and
         # the SQL statements per order, counted on the engine
         statements = 0
@@ -333,17 +422,23 @@ async def _run(
         done = 0
         base_deadline = time.perf_counter() + min(seconds, 5)
 
-        async def reader() -> None:
+        status_wire = raw.request("GET", "/api/v1/status", {})
+
+        async def reader(i: int) -> None:
             nonlocal done
             while time.perf_counter() < base_deadline:
-                await http.get("/api/v1/status")
+                if CLIENT == "raw":
+                    await raw.send(i, status_wire)
+                else:
+                    await http.get("/api/v1/status")
                 done += 1
 
-        base_cpu0 = cpu.sample()
+        base_cpu0, base_self0 = cpu.sample(), _self_cpu()
         t1 = time.perf_counter()
-        await asyncio.gather(*(reader() for _ in range(32)))
+        await asyncio.gather(*(reader(i) for i in range(traders)))
         base_seconds = time.perf_counter() - t1
-        base_cpu1 = cpu.sample()
+        base_cpu1, base_self = cpu.sample(), _self_cpu() - base_self0
+        raw.close()
     await engine.dispose()
     return {
         "machine": machine(),
@@ -358,6 +453,7 @@ async def _run(
             "seconds": round(drop_seconds, 2),
             "api_cpu_ms_per_request": _per(drop_cpu1[0] - drop_cpu0[0], subscribers),
             "pg_cpu_ms_per_request": _per(drop_cpu1[1] - drop_cpu0[1], subscribers),
+            "client_cpu_ms_per_request": _per(drop_self, subscribers),
         },
         "secondary_orders": {
             "orders_per_s": round(placed / order_seconds, 1),
@@ -366,6 +462,7 @@ async def _run(
             "p99_ms": round(_pct(order_lat, 0.99), 1) if order_lat else None,
             "api_cpu_ms_per_order": _per(order_cpu1[0] - order_cpu0[0], placed + errors),
             "pg_cpu_ms_per_order": _per(order_cpu1[1] - order_cpu0[1], placed + errors),
+            "client_cpu_ms_per_order": _per(order_self, placed + errors),
         },
         "secondary_orders_in_process": {
             "orders_per_s": round(inproc / inproc_seconds, 1),
@@ -387,6 +484,8 @@ async def _run(
         },
         "baseline_status_per_s": round(done / base_seconds, 1),
         "baseline_status_api_cpu_ms": _per(base_cpu1[0] - base_cpu0[0], done),
+        "baseline_status_client_cpu_ms": _per(base_self, done),
+        "client": CLIENT,
     }
 
 

@@ -311,6 +311,9 @@ class Settings(BaseSettings):
     # Subscriptions in flight per API process (a hot drop queues in the process, not for a
     # database connection).
     rwa_subscribe_concurrency: int = Field(16, alias="RWA_SUBSCRIBE_CONCURRENCY", ge=1)
+    # Subscriptions to one offering counted together in one transaction per API process
+    # (group commit, pull.rwa.subscription_batcher); 1 subscribes each in its own.
+    rwa_subscribe_batch_max: int = Field(64, alias="RWA_SUBSCRIBE_BATCH_MAX", ge=1, le=500)
     # Orders for one asset placed together in one transaction per API process (group commit,
     # pull.rwa.order_batcher); 1 places every order in its own.
     rwa_order_batch_max: int = Field(32, alias="RWA_ORDER_BATCH_MAX", ge=1, le=500)

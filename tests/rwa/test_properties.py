@@ -1,4 +1,5 @@
-"""Property: any sequence of subscriptions (accepted or refused) followed by a close (funded,
+"""Property: any sequence of subscriptions (accepted or refused; one at a time, or in
+concurrent chunks through the HTTP route's group commit) followed by a close (funded,
 under the minimum, or canceled), settled in batches of any size, keeps cash and shares
 conserved: every user's cash + holds equals what it had less what it paid, shares outstanding
 equal the sum of holdings, the offering escrow ends empty, the consignor and fee revenue get
@@ -6,6 +7,7 @@ exactly the raise less and the fee, no user goes below zero, and the trial balan
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -22,6 +24,7 @@ from pull.rwa import service as rwa
 from pull.rwa.offerings import escrow_account, sourcing_fee
 from pull.rwa.providers.sandbox import PsaSandbox
 from pull.rwa.schemas import AssetCreate, BuyoutCreate, OfferingCreate
+from pull.rwa.subscription_batcher import SubscriptionBatcher, SubscriptionRequest
 from tests.ledger.conftest import insert_user
 
 USERS = 3
@@ -60,13 +63,23 @@ async def _books(maker: async_sessionmaker[AsyncSession]) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(t=terms, subs=subscriptions, money=cash, end=ending, size=batch)
+@given(
+    t=terms,
+    subs=subscriptions,
+    money=cash,
+    end=ending,
+    size=batch,
+    batched=st.booleans(),
+    cuts=st.lists(st.integers(1, 8), min_size=1, max_size=10),
+)
 async def test_offerings_conserve_cash_and_shares(
     t: dict[str, int],
     subs: list[tuple[int, int]],
     money: list[int],
     end: str,
     size: int,
+    batched: bool,
+    cuts: list[int],
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     now = dt.datetime.now(dt.UTC)
@@ -120,7 +133,8 @@ async def test_offerings_conserve_cash_and_shares(
         )
     paid = dict.fromkeys(users, 0)
     shares = dict.fromkeys(users, 0)
-    for who, n in subs:
+
+    async def one(who: int, n: int) -> None:
         try:
             async with sessionmaker() as s, s.begin():
                 sub = await rwa.subscribe(
@@ -132,10 +146,61 @@ async def test_offerings_conserve_cash_and_shares(
                 "INVESTOR_CAP_EXCEEDED",
                 "OFFERING_SOLD_OUT",
             }, exc.code
-            continue
+            return
         paid[users[who]] += sub.amount_cents
         shares[users[who]] += n
-        await _books(sessionmaker)
+
+    if not batched:
+        for who, n in subs:
+            await one(who, n)
+            await _books(sessionmaker)
+    else:
+        # The HTTP route's group commit: chunks of concurrent subscriptions, one batch each
+        # (split when refused); what a batch does not take goes on the one-at-a-time path.
+        batcher = SubscriptionBatcher(sessionmaker, max_batch=64)
+        start = 0
+        for cut in range(len(subs)):
+            chunk = subs[start : start + cuts[cut % len(cuts)]]
+            start += len(chunk)
+            if not chunk:
+                break
+            answers = await asyncio.gather(
+                *(
+                    batcher.subscribe(
+                        offering.id,
+                        SubscriptionRequest(users[who], n, uuid.uuid4().hex, {"shares": n}),
+                    )
+                    for who, n in chunk
+                )
+            )
+            for (who, n), body in zip(chunk, answers, strict=True):
+                if body is None:
+                    await one(who, n)
+                else:
+                    assert body["shares"] == n and body["status"] == "held"
+                    paid[users[who]] += body["amount_cents"]
+                    shares[users[who]] += n
+            await _books(sessionmaker)
+        async with sessionmaker() as s:
+            row = (
+                await s.execute(
+                    text(
+                        "SELECT shares_subscribed, investors, "
+                        "(SELECT coalesce(sum(shares), 0) FROM rwa_offering_investors "
+                        " WHERE offering_id = :o), "
+                        "(SELECT coalesce(sum(shares), 0) FROM rwa_subscriptions "
+                        " WHERE offering_id = :o AND status = 'held'), "
+                        "(SELECT count(*) FROM rwa_offering_investors "
+                        " WHERE offering_id = :o AND shares > 0) "
+                        "FROM rwa_offerings WHERE id = :o"
+                    ),
+                    {"o": offering.id},
+                )
+            ).one()
+        assert row[0] == row[2] == row[3] == sum(shares.values())
+        assert row[1] == row[4] == sum(1 for u in users if shares[u])
+        cap = max(1, t["total_shares"] * t["cap_bps"] // 10_000)
+        assert all(v <= cap for v in shares.values())
     subscribed = sum(shares.values())
     assert subscribed <= t["total_shares"]
     async with sessionmaker() as s, s.begin():

@@ -7,11 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from pull.identity.deps import ActiveUser, CurrentUser
-from pull.kit.db import SessionDep
+from pull.kit.db import SessionDep, session_scope
 from pull.kit.idempotency import IdempotencyKeyHeader, run_idempotent
 from pull.kit.pagination import (
     clamp_limit,
@@ -37,6 +37,7 @@ from pull.rwa.schemas import (
     SubscriptionRead,
     VoteRequest,
 )
+from pull.rwa.subscription_batcher import SubscriptionRequest, scope_of, subscription_batcher_of
 from pull.rwa.trading_api import router as trading_router
 
 router = APIRouter(prefix="/api/v1/rwa", tags=["rwa"], responses=ERRORS)
@@ -154,7 +155,7 @@ async def list_subscriptions(
     "/offerings/{offering_id}/subscribe",
     response_model=SubscriptionRead,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(subscribe_gate, scope="function"), *money],
+    dependencies=money,
     summary="Subscribe to whole shares of an open offering (Idempotency-Key); holds the cash",
     responses=MONEY,
 )
@@ -162,32 +163,45 @@ async def subscribe(
     offering_id: uuid.UUID,
     body: SubscribeRequest,
     user: ActiveUser,
-    session: SessionDep,
     key: IdempotencyKeyHeader,
+    request: Request,
 ) -> JSONResponse:
-    prepared: list[service.PreparedSubscription] = []
-
-    async def handler() -> SubscriptionRead:
-        found = await service.prepare_subscription(
-            session=session, user_id=user.id, offering_id=offering_id, shares=body.shares
+    state = request.app.state
+    if state.settings.rwa_subscribe_batch_max > 1:
+        # Group commit (subscription_batcher): the request waits for its offering's next
+        # batch without a database connection; what the batch does not take (sold out,
+        # refused, a replay) is answered on the one-subscription path below.
+        stored = await subscription_batcher_of(state).subscribe(
+            offering_id,
+            SubscriptionRequest(user.id, body.shares, key, body.model_dump(mode="json")),
         )
-        prepared.append(found)
-        return found.read
+        if stored is not None:
+            return JSONResponse(stored, status_code=status.HTTP_201_CREATED)
+    async with subscribe_gate(state), session_scope(state.sessionmaker) as session:
+        prepared: list[service.PreparedSubscription] = []
 
-    async def reserve() -> None:
-        # Last, after the stored response: the offering's row lock is held only to the commit.
-        await prepared[0].reserve()
+        async def handler() -> SubscriptionRead:
+            found = await service.prepare_subscription(
+                session=session, user_id=user.id, offering_id=offering_id, shares=body.shares
+            )
+            prepared.append(found)
+            return found.read
 
-    result = await run_idempotent(
-        session,
-        owner=str(user.id),
-        scope=f"POST /api/v1/rwa/offerings/{offering_id}/subscribe",
-        key=key,
-        request=body.model_dump(mode="json"),
-        status_code=201,
-        handler=handler,
-        finish=reserve,
-    )
+        async def reserve() -> None:
+            # Last, after the stored response: the offering's row lock is held only to the
+            # commit.
+            await prepared[0].reserve()
+
+        result = await run_idempotent(
+            session,
+            owner=str(user.id),
+            scope=scope_of(offering_id),
+            key=key,
+            request=body.model_dump(mode="json"),
+            status_code=201,
+            handler=handler,
+            finish=reserve,
+        )
     return result.response()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -45,13 +46,14 @@ Graders = Annotated[dict[str, Grader], Depends(graders)]
 # --- public reads -------------------------------------------------------------------------------
 
 
-async def subscribe_gate(request: Request) -> AsyncIterator[None]:
-    """At most RWA_SUBSCRIBE_CONCURRENCY subscriptions at once per process. Resolved before
-    the session and the caller (route dependencies come first), so a hot drop queues here
-    instead of holding database connections while it waits for the offering's row."""
-    gate: asyncio.Semaphore | None = getattr(request.app.state, "rwa_subscribe_gate", None)
+@contextlib.asynccontextmanager
+async def subscribe_gate(state: Any) -> AsyncIterator[None]:
+    """At most RWA_SUBSCRIBE_CONCURRENCY subscriptions at once per process on the
+    one-subscription path, entered before its session: a burst queues here instead of
+    holding database connections while it waits for the offering's row."""
+    gate: asyncio.Semaphore | None = getattr(state, "rwa_subscribe_gate", None)
     if gate is None:
-        gate = asyncio.Semaphore(request.app.state.settings.rwa_subscribe_concurrency)
-        request.app.state.rwa_subscribe_gate = gate
+        gate = asyncio.Semaphore(state.settings.rwa_subscribe_concurrency)
+        state.rwa_subscribe_gate = gate
     async with gate:
         yield

@@ -134,6 +134,60 @@ async def reserve_subscription(
     return "refused" if row[1] else "cap"
 
 
+# Many subscriptions of a batch (subscription_batcher) counted in one round trip, as one
+# `_RESERVE` each would, or none of them: the investors' rows in user order (each within the
+# cap), the offering's count if every investor's row took the shares and the total fits, the
+# subscription rows. Fewer rows written than given: the caller raises and rolls back.
+_RESERVE_MANY = text(
+    "WITH x AS (SELECT * FROM unnest(CAST(:users AS uuid[]), CAST(:shares AS bigint[]), "
+    "  CAST(:sids AS uuid[]), CAST(:amounts AS bigint[])) AS x(u, n, sid, amount)), "
+    "inv AS (INSERT INTO rwa_offering_investors AS i (offering_id, user_id, shares) "
+    "  SELECT :id, u, n FROM x ORDER BY u ON CONFLICT (offering_id, user_id) DO UPDATE "
+    "  SET shares = i.shares + EXCLUDED.shares WHERE i.shares + EXCLUDED.shares <= :cap "
+    "  RETURNING (i.xmax = 0) AS first), "
+    "upd AS (UPDATE rwa_offerings o SET shares_subscribed = o.shares_subscribed + :total, "
+    "  investors = o.investors + (SELECT count(*) FILTER (WHERE first) FROM inv) "
+    "  WHERE o.id = :id AND (SELECT count(*) FROM inv) = :count AND o.status = 'open' "
+    "  AND o.opens_at <= :now AND o.closes_at > :now "
+    "  AND o.shares_subscribed + :total <= o.total_shares RETURNING o.id), "
+    "sub AS (INSERT INTO rwa_subscriptions "
+    "  (id, offering_id, user_id, shares, amount_cents, status, created_at) "
+    "  SELECT sid, :id, u, n, amount, 'held', :now FROM x WHERE EXISTS (SELECT 1 FROM upd) "
+    "  RETURNING id) "
+    "SELECT count(*) FROM sub"
+)
+
+
+async def reserve_subscriptions(
+    session: AsyncSession,
+    offering_id: uuid.UUID,
+    items: Sequence[tuple[uuid.UUID, uuid.UUID, int, int]],
+    *,
+    cap: int,
+    now: dt.datetime,
+) -> bool:
+    """Count (subscription id, user, shares, amount) items into the offering, one statement
+    (`_RESERVE_MANY`), users distinct: True if all were counted; False if none was (an
+    investor over the cap, not open, or they do not fit) and the caller must roll back."""
+    if not items:
+        return True
+    written = await session.scalar(
+        _RESERVE_MANY,
+        {
+            "id": offering_id,
+            "users": [i[1] for i in items],
+            "shares": [i[2] for i in items],
+            "sids": [i[0] for i in items],
+            "amounts": [i[3] for i in items],
+            "total": sum(i[2] for i in items),
+            "count": len(items),
+            "cap": cap,
+            "now": now,
+        },
+    )
+    return int(written or 0) == len(items)
+
+
 async def investor_shares(session: AsyncSession, offering_id: uuid.UUID, user_id: uuid.UUID) -> int:
     """What an investor has subscribed to an offering (voided subscriptions excluded)."""
     value = await session.scalar(
