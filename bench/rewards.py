@@ -226,6 +226,21 @@ async def consumer_figures(
     }
 
 
+def _sold_out_script(token: str, item_id: str) -> Path:
+    """POST /redeem of a sold-out item: the race's loser request, on one warm session (the
+    mark is checked before the idempotency claim, so one key serves every request)."""
+    path = Path(tempfile.mkstemp(suffix=".lua")[1])
+    body = json.dumps({"reward_id": item_id, "quantity": 1})
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{body}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        'wrk.headers["Idempotency-Key"] = "bench-sold-out"\n'
+    )
+    return path
+
+
 def _auth_script(token: str) -> Path:
     path = Path(tempfile.mkstemp(suffix=".lua")[1])
     path.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
@@ -272,7 +287,7 @@ async def _grant(url: str, users: list[str], points: int) -> None:
     await engine.dispose()
 
 
-async def _item(url: str) -> str:
+async def _item(url: str, stock: int | None = None) -> str:
     from pull.rewards import redemption
     from pull.rewards.schemas import ItemWrite
 
@@ -281,7 +296,12 @@ async def _item(url: str) -> str:
     async with maker() as s, s.begin():
         row = await redemption.create_item(
             session=s,
-            data=ItemWrite(name="bench hoodie", kind="sweepstakes", points_price=100, stock=STOCK),
+            data=ItemWrite(
+                name="bench hoodie",
+                kind="sweepstakes",
+                points_price=100,
+                stock=STOCK if stock is None else stock,
+            ),
         )
         item_id = str(row.id)
     await engine.dispose()
@@ -349,6 +369,7 @@ async def redemption_race(
         url = httpx.URL(base)
         raw = _Raw(url.host, url.port or 80)
         w0 = time.monotonic()
+        warm_seconds = 0.0
         if WARM:
             # The buyers are in the app when the drop opens: each has made a request (its
             # balance) in the seconds before, so its session is in the API's auth cache, as
@@ -433,6 +454,9 @@ async def redemption_race(
         "stock": STOCK,
         "client": client,
         "warm_sessions": WARM,
+        # over auth_cache.ENTRY_TTL (10 s) on a loaded machine: the early buyers' sessions are
+        # read from PostgreSQL again in the race, as first requests
+        "warm_up_seconds": warm_seconds,
         "status_codes": codes,
         "redemptions_written": pending,
         "stock_left": stock,
@@ -602,8 +626,18 @@ def partial(phases: set[str]) -> None:
                             ),
                         )
                     ]
+                    sold = _sold_out_script(
+                        user["access_token"], asyncio.run(_item(s.database_url, 0))
+                    )
+                    name = "POST /api/v1/rewards/redeem (sold out: a race loser)"
+                    out["http"].append(
+                        _measured(
+                            api.pid, pg_pid, name, f"{base}/api/v1/rewards/redeem", script=sold
+                        )
+                    )
                     out["http_cpu"] = dict(CPU)
                     os.unlink(script)
+                    os.unlink(sold)
                 if "race" in phases:
                     out["redemption_race"] = asyncio.run(
                         redemption_race(base, s.database_url, api.pid, pg_pid)

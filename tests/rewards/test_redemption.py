@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -228,6 +229,39 @@ async def test_sold_out_is_answered_at_once_and_a_restock_lifts_it(
     r = await rw.redeem(late, item["id"])
     assert r.status_code == 201, r.text
     assert (await rw.balance(late))["available"] == 0
+    await rw.assert_books()
+
+
+async def test_a_buyer_refused_as_sold_out_builds_no_database_session(
+    rw: RewardsEnv, user_factory: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race's 900 losers cost what a cached read costs: no session built, exited and
+    closed for a buyer the sold-out mark refuses."""
+    monkeypatch.setattr(sold_out, "MAX_AGE", 3_600.0)
+    first, late = await user_factory(), await user_factory()
+    for u in (first, late):
+        await rw.grant(u, 100)
+    item = await rw.item(name="Only one", kind="sweepstakes", points_price=100, stock=1)
+    assert (await rw.redeem(first, item["id"])).status_code == 201
+    r = await rw.redeem(late, item["id"])  # finds it sold out in the database: marks it
+    assert r.status_code == 409, r.text
+    state = rw.app.state
+    real = state.sessionmaker
+    opened = 0
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        nonlocal opened
+        opened += 1
+        return real(*args, **kw)
+
+    state.sessionmaker = counting  # (starlette's State: monkeypatch cannot undo it)
+    try:
+        for _ in range(4):
+            r = await rw.redeem(late, item["id"])
+            assert r.status_code == 409 and r.json()["error"]["code"] == "OUT_OF_STOCK", r.text
+    finally:
+        state.sessionmaker = real
+    assert opened == 0
     await rw.assert_books()
 
 

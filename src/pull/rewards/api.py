@@ -180,7 +180,6 @@ async def catalog(user: CurrentUser, session: SessionDep) -> ItemList:
 async def redeem(
     body: RedeemRequest,
     user: ActiveUser,
-    session: SessionDep,
     key: IdempotencyKeyHeader,
     request: Request,
 ) -> JSONResponse:
@@ -204,46 +203,50 @@ async def redeem(
             holds.append(hold)
         return hold
 
-    async def handler() -> RedemptionRead:
-        found = await redemption.prepare(
-            session=session,
-            user_id=user.id,
-            data=body,
-            settings=request.app.state.settings,
-            now=utcnow(),
-            take=take,
-        )
-        prepared.append(found)
-        return redemption.read(found.row)
-
-    async def reserve() -> None:
-        # Last, after the stored response: the hold is taken and spent just before the commit.
-        await prepared[0].reserve()
-
-    # Waiting here holds no database connection (the session connects on first use).
+    # Waiting here holds no database connection; no SessionDep either: a refused buyer
+    # (sold out) builds no session at all, the rest open theirs after the wait.
     async with _gate(request):
         # Marked while this request waited its turn: refused without touching the database.
         gone.check(body.reward_id, gen)
-        try:
-            result = await run_idempotent(
-                session,
-                owner=str(user.id),
-                scope="POST /api/v1/rewards/redeem",
-                key=key,
-                request=body.model_dump(mode="json"),
-                status_code=201,
-                handler=handler,
-                finish=reserve,
-            )
-            await commit(session)
-        except OutOfStock:
-            if body.quantity == 1:  # then none is left (a larger ask may still fit less)
-                gone.mark(body.reward_id, gen)
-            await _give_back(session, maker, holds)
-            raise
-        except BaseException:
-            await _give_back(session, maker, holds)
-            raise
+        async with maker() as session:
+
+            async def handler() -> RedemptionRead:
+                found = await redemption.prepare(
+                    session=session,
+                    user_id=user.id,
+                    data=body,
+                    settings=request.app.state.settings,
+                    now=utcnow(),
+                    take=take,
+                )
+                prepared.append(found)
+                return redemption.read(found.row)
+
+            async def reserve() -> None:
+                # Last, after the stored response: the hold is taken and spent just before
+                # the commit.
+                await prepared[0].reserve()
+
+            try:
+                result = await run_idempotent(
+                    session,
+                    owner=str(user.id),
+                    scope="POST /api/v1/rewards/redeem",
+                    key=key,
+                    request=body.model_dump(mode="json"),
+                    status_code=201,
+                    handler=handler,
+                    finish=reserve,
+                )
+                await commit(session)
+            except OutOfStock:
+                if body.quantity == 1:  # then none is left (a larger ask may still fit less)
+                    gone.mark(body.reward_id, gen)
+                await _give_back(session, maker, holds)
+                raise
+            except BaseException:
+                await _give_back(session, maker, holds)
+                raise
     return result.response()
 
 
