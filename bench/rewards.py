@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import re
@@ -594,6 +595,12 @@ def partial(phases: set[str]) -> None:
         pg_pid = postmaster(s.postgres_port)
         if "consumer" in phases:
             assert s.postgres_port is not None
+            if os.environ.get("CONSUMER_GC_FREEZE") == "1":
+                # what `gc.freeze()` after start-up would give the worker: the collector no
+                # longer walks the imported modules' objects on every full collection
+                gc.collect()
+                gc.freeze()
+                payload["gc_frozen"] = gc.get_freeze_count()
             payload["pgbench_tps"] = pgbench(s.postgres_port, SECONDS).transactions_per_s
             payload["consumer"] = asyncio.run(
                 consumer_figures(s.database_url, mode="relay", events=EVENTS, pg_pid=pg_pid)
