@@ -1,6 +1,8 @@
 """Exchange benchmark: order placement through the HTTP API, and settlement of 100k positions.
 
-Run: `uv run python -m bench.orders` (needs wrk). Everything runs on this machine in one run:
+Run: `uv run python -m bench.orders` (needs wrk; `BENCH_SECONDS`, `BENCH_CONNECTIONS`, and
+`BENCH_ORDERS_SCENARIOS=reads,check` etc. to run a subset of orders, reads, check, order_path,
+settlement beside the baselines). Everything runs on this machine in one run:
 an embedded PostgreSQL/Redis/Temporal, a real `pull api` process (API_WORKERS=2, rate limits
 off so the handler itself is measured), and wrk as the load generator. wrk's Lua script
 (generated below) signs each request with the bearer token of one of USERS registered users,
@@ -63,6 +65,13 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 USERS = 64
 MARKETS = 50
 POSITIONS = 100_000
+# BENCH_ORDERS_SCENARIOS: a comma-separated subset of these to run (default all); the
+# baselines (bare Starlette, pgbench, /api/v1/status) always run. A partial run writes
+# bench/results/orders_partial.json, never orders.json.
+ALL_SCENARIOS = ("orders", "reads", "check", "order_path", "settlement")
+SCENARIOS = tuple(
+    x for x in os.environ.get("BENCH_ORDERS_SCENARIOS", ",".join(ALL_SCENARIOS)).split(",") if x
+)
 
 
 def pgbench(port: int, seconds: int) -> Result:
@@ -388,7 +397,79 @@ def measured(
     return r, extra
 
 
+def orders_scenarios(
+    url: str,
+    tmp: Path,
+    tokens: list[str],
+    tickers: list[str],
+    hot: str,
+    traders: list[Trader],
+    cpu: Cpu,
+    s: Stack,
+    details: dict[str, Any],
+) -> list[Result]:
+    """Order placement: one hot market, 50 markets, the Trade API (RSA-PSS signed)."""
+    hot_script = lua(tmp / "hot.lua", tokens, [hot])
+    multi_script = lua(tmp / "multi.lua", tokens, tickers)
+    wrk("warm-up", f"{url}/api/v1/orders", seconds=3, script=hot_script)
+    one, details["hot"] = measured(
+        "POST /api/v1/orders, one hot market",
+        f"{url}/api/v1/orders",
+        hot_script,
+        cpu,
+        lambda: asyncio.run(committed_orders(s.database_url, [hot])),
+    )
+    many, details["markets"] = measured(
+        f"POST /api/v1/orders, {MARKETS} markets",
+        f"{url}/api/v1/orders",
+        multi_script,
+        cpu,
+        lambda: asyncio.run(committed_orders(s.database_url, tickers)),
+    )
+    trade_path = "/trade-api/v2/portfolio/orders"
+    signed = [{**t.signed("POST", trade_path), "Content-Type": "application/json"} for t in traders]
+    trade, details["trade_api"] = measured(
+        f"POST {trade_path} (RSA-PSS signed), {MARKETS} markets",
+        url + trade_path,
+        order_script(tmp / "trade.lua", trade_path, signed, tickers),
+        cpu,
+        lambda: asyncio.run(committed_orders(s.database_url, tickers)),
+    )
+    return [one, many, trade]
+
+
+def read_scenarios(
+    url: str, tmp: Path, tokens: list[str], tickers: list[str], cpu: Cpu, details: dict[str, Any]
+) -> list[Result]:
+    """The market and order-book reads of the app API (signed in) and the Trade API (public)."""
+    t0 = tickers[0]
+    reads: list[Result] = []
+    for name, path in (
+        ("GET /api/v1/markets/{ticker}", f"/api/v1/markets/{t0}"),
+        ("GET /api/v1/markets/{ticker}/orderbook", f"/api/v1/markets/{t0}/orderbook"),
+        ("GET /trade-api/v2/markets/{ticker}", f"/trade-api/v2/markets/{t0}"),
+        (
+            "GET /trade-api/v2/markets/{ticker}/orderbook",
+            f"/trade-api/v2/markets/{t0}/orderbook",
+        ),
+    ):
+        script: Path | None = None  # the Trade API's market data is public
+        if path.startswith("/api/"):  # the app API's needs a signed-in user
+            script = get_script(
+                tmp / f"get{len(reads)}.lua", {"Authorization": f"Bearer {tokens[0]}"}
+            )
+        r, details[name] = measured(name, url + path, script, cpu)
+        reads.append(r)
+    return reads
+
+
 def main() -> None:
+    unknown = set(SCENARIOS) - set(ALL_SCENARIOS)
+    if unknown:
+        raise SystemExit(
+            f"BENCH_ORDERS_SCENARIOS: unknown {sorted(unknown)}; known {ALL_SCENARIOS}"
+        )
+    name = "orders" if set(SCENARIOS) == set(ALL_SCENARIOS) else "orders_partial"
     results: list[Result] = []
     details: dict[str, Any] = {}
     with open("/proc/loadavg") as f:
@@ -417,83 +498,50 @@ def main() -> None:
                 seconds=SECONDS,
                 connections=CONNECTIONS,
             )
-            hot_script = lua(tmp / "hot.lua", tokens, [hot])
-            multi_script = lua(tmp / "multi.lua", tokens, tickers)
-            wrk("warm-up", f"{url}/api/v1/orders", seconds=3, script=hot_script)
-            one, details["hot"] = measured(
-                "POST /api/v1/orders, one hot market",
-                f"{url}/api/v1/orders",
-                hot_script,
-                cpu,
-                lambda: asyncio.run(committed_orders(s.database_url, [hot])),
-            )
-            many, details["markets"] = measured(
-                f"POST /api/v1/orders, {MARKETS} markets",
-                f"{url}/api/v1/orders",
-                multi_script,
-                cpu,
-                lambda: asyncio.run(committed_orders(s.database_url, tickers)),
-            )
-            trade_path = "/trade-api/v2/portfolio/orders"
-            signed = [
-                {**t.signed("POST", trade_path), "Content-Type": "application/json"}
-                for t in traders
-            ]
-            trade, details["trade_api"] = measured(
-                f"POST {trade_path} (RSA-PSS signed), {MARKETS} markets",
-                url + trade_path,
-                order_script(tmp / "trade.lua", trade_path, signed, tickers),
-                cpu,
-                lambda: asyncio.run(committed_orders(s.database_url, tickers)),
-            )
-            t0 = tickers[0]
+            orders_run: list[Result] = []
+            if "orders" in SCENARIOS:
+                orders_run = orders_scenarios(
+                    url, tmp, tokens, tickers, hot, traders, cpu, s, details
+                )
             reads: list[Result] = []
-            for name, path in (
-                ("GET /api/v1/markets/{ticker}", f"/api/v1/markets/{t0}"),
-                ("GET /api/v1/markets/{ticker}/orderbook", f"/api/v1/markets/{t0}/orderbook"),
-                ("GET /trade-api/v2/markets/{ticker}", f"/trade-api/v2/markets/{t0}"),
-                (
-                    "GET /trade-api/v2/markets/{ticker}/orderbook",
-                    f"/trade-api/v2/markets/{t0}/orderbook",
-                ),
-            ):
-                script: Path | None = None  # the Trade API's market data is public
-                if path.startswith("/api/"):  # the app API's needs a signed-in user
-                    script = get_script(
-                        tmp / f"get{len(reads)}.lua", {"Authorization": f"Bearer {tokens[0]}"}
-                    )
-                r, details[name] = measured(name, url + path, script, cpu)
-                reads.append(r)
-            check_script = tmp / "check.lua"
-            check_script.write_text(
-                CHECK_LUA % {"tokens": ", ".join(json.dumps(t) for t in tokens)}
-            )
-            check, details["auth_check"] = measured(
-                "POST /api/auth/check (random signed-in users)",
-                f"{url}/api/auth/check",
-                check_script,
-                cpu,
-            )
-        results = [baseline, pg, status, one, many, trade, *reads, check]
+            if "reads" in SCENARIOS:
+                reads = read_scenarios(url, tmp, tokens, tickers, cpu, details)
+            checks: list[Result] = []
+            if "check" in SCENARIOS:
+                check_script = tmp / "check.lua"
+                check_script.write_text(
+                    CHECK_LUA % {"tokens": ", ".join(json.dumps(t) for t in tokens)}
+                )
+                check, details["auth_check"] = measured(
+                    "POST /api/auth/check (random signed-in users)",
+                    f"{url}/api/auth/check",
+                    check_script,
+                    cpu,
+                )
+                checks.append(check)
+        results = [baseline, pg, status, *orders_run, *reads, *checks]
         payload: dict[str, Any] = {
             "machine": machine(),
             "load_average_before": load_before,
             "seconds": SECONDS,
             "connections": CONNECTIONS,
             "users": USERS,
+            "scenarios": list(SCENARIOS),
             "results": results,
             "details": details,
         }
-        write("orders", payload)
+        write(name, payload)
         print(table(results, baseline))
         print(json.dumps(details, indent=2), flush=True)
-        payload["order_path"] = asyncio.run(order_path.run(s.database_url))
-        print(json.dumps(payload["order_path"], indent=2), flush=True)
-        payload["settlement"] = asyncio.run(settlement(s))
+        if "order_path" in SCENARIOS:
+            payload["order_path"] = asyncio.run(order_path.run(s.database_url))
+            print(json.dumps(payload["order_path"], indent=2), flush=True)
+        if "settlement" in SCENARIOS:
+            payload["settlement"] = asyncio.run(settlement(s))
+            print(json.dumps(payload["settlement"], indent=2))
         with open("/proc/loadavg") as f:
             payload["load_average_after"] = f.read().split()[:3]
-        written = write("orders", payload)
-        print(json.dumps(payload["settlement"], indent=2))
+        written = write(name, payload)
     print(f"\nwritten to {written}", file=sys.stderr)
 
 
