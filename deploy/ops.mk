@@ -51,6 +51,7 @@ k8s-apply: k8s-render
 	$(KUBECTL) -n $(K8S_NAMESPACE) wait --for=condition=complete job/pull-migrate --timeout=900s
 	$(KUBECTL) apply -f $(RENDERED) -l app.kubernetes.io/component=api
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/pull-api --timeout=600s
+	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/pull-sockets --timeout=600s
 	$(KUBECTL) apply -f $(RENDERED) -l app.kubernetes.io/component=worker
 	$(KUBECTL) -n $(K8S_NAMESPACE) rollout status deployment/pull-temporal-worker --timeout=900s
 	$(KUBECTL) apply -f $(RENDERED) -l app.kubernetes.io/component=web

@@ -27,6 +27,7 @@ K8S_BASE_FILES = [
     "network-policies.yaml",
     "migration-job.yaml",
     "api-deployment.yaml",
+    "sockets-deployment.yaml",
     "worker-deployment.yaml",
     "web-deployment.yaml",
     "ingress.yaml",

@@ -184,6 +184,7 @@ def test_ops_mk_k8s_apply_order() -> None:
         "wait --for=condition=complete job/pull-migrate",
         "-l app.kubernetes.io/component=api",
         "rollout status deployment/pull-api",
+        "rollout status deployment/pull-sockets",
         "-l app.kubernetes.io/component=worker",
         "rollout status deployment/pull-temporal-worker",
         "-l app.kubernetes.io/component=web",

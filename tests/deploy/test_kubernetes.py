@@ -32,6 +32,7 @@ from tests.deploy.helpers import (
 )
 
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+LIVE_FEED_PATHS = {"/api/v1/stream", "/trade-api/ws/v2"}
 needs_kubectl = pytest.mark.skipif(
     kubectl() is None, reason="kubectl (with built-in kustomize) is not installed"
 )
@@ -308,6 +309,7 @@ def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     ("kind", "name", "command"),
     [
         ("Deployment", "pull-api", ["pull", "api"]),
+        ("Deployment", "pull-sockets", ["pull", "api"]),
         ("Deployment", "pull-temporal-worker", ["pull", "worker"]),
         ("Deployment", "pull-web", ["pull", "web"]),
         ("Job", "pull-migrate", ["pull", "migrate"]),
@@ -386,6 +388,7 @@ def test_services_hpa_and_pdbs_select_the_right_pods() -> None:
         name: objs[(kind, name)]["spec"]["template"]["metadata"]["labels"]
         for kind, name in [
             ("Deployment", "pull-api"),
+            ("Deployment", "pull-sockets"),
             ("Deployment", "pull-temporal-worker"),
             ("Deployment", "pull-web"),
         ]
@@ -410,6 +413,7 @@ def test_services_hpa_and_pdbs_select_the_right_pods() -> None:
     pdbs = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     assert sorted(n for d in pdbs for n in selects(d["spec"]["selector"]["matchLabels"])) == [
         "pull-api",
+        "pull-sockets",
         "pull-temporal-worker",
         "pull-web",
     ]
@@ -488,7 +492,9 @@ def test_ingress_has_tls_for_every_host_and_routes_to_the_api() -> None:
     tls_hosts = [h for t in ing["spec"]["tls"] for h in t["hosts"]]
     assert hosts == tls_hosts == ["api.pull.com"]
     for path in ing["spec"]["rules"][0]["http"]["paths"]:
-        assert path["backend"]["service"] == {"name": "pull-api", "port": {"name": "http"}}
+        # the live feeds' paths go to their own pods (test_kubernetes_sockets.py)
+        name = "pull-sockets" if path["path"] in LIVE_FEED_PATHS else "pull-api"
+        assert path["backend"]["service"] == {"name": name, "port": {"name": "http"}}
 
 
 def _routed(paths: list[dict[str, Any]], url_path: str) -> bool:
@@ -569,6 +575,7 @@ def test_rendered_overlay_validates_and_has_environment_values(env: str) -> None
     assert shared["TEMPORAL_NAMESPACE"] == f"pull-{env}"
     for kind, name in [
         ("Deployment", "pull-api"),
+        ("Deployment", "pull-sockets"),
         ("Deployment", "pull-temporal-worker"),
         ("Job", "pull-migrate"),
     ]:

@@ -33,6 +33,8 @@ RUNBOOK_THRESHOLDS = {
 SINGLE_LEVEL = {
     "PullLedgerNegativeAccount": ("critical", 0.0),
     "PullStreamSlowConsumers": ("warning", 10.0),
+    "PullStreamDeliveryLag": ("warning", 0.1),
+    "PullStreamFanoutSlow": ("warning", 0.05),
     "PullPortfolioSnapshotStale": ("warning", 26.0),
     "PullEmailWebhooksRejected": ("warning", 5.0),
     "PullWebLatencyP99": ("warning", 0.15),

@@ -171,3 +171,45 @@ async def test_limits_close_abusive_connections(
                 await recv(ws, 30)
     finally:
         stop_process(proc)
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def test_each_tick_s_fan_out_is_timed(
+    two_apis: list[str], client: httpx.AsyncClient, trader: Any, market_factory: MarketFactory
+) -> None:
+    """`stream_fanout_seconds` (the alert PullStreamFanoutSlow and bench/stream.py read it)
+    observes every tick that sent a market's batch, in the process holding the socket."""
+    ticker = await market_factory()
+    alice = await trader(cents=1_000_000)
+    api = two_apis[1]
+    async with httpx.AsyncClient(base_url=api, timeout=20) as http:
+        before = (await http.get("/metrics")).text
+        ws = await websockets.connect(
+            url_of(api, f"?markets={ticker}"), additional_headers=alice.headers
+        )
+        try:
+            await until(ws, "book")
+            r = await client.post(
+                "/api/v1/orders",
+                json={
+                    "ticker": ticker,
+                    "side": "yes",
+                    "action": "buy",
+                    "count": 1,
+                    "yes_price": 40,
+                },
+                headers=alice.headers,
+            )
+            assert r.status_code == 201, r.text
+            await until(ws, "book_delta")
+        finally:
+            await ws.close()
+        after = (await http.get("/metrics")).text
+    name = "stream_fanout_seconds_count"
+    assert _metric(after, name) >= _metric(before, name) + 1
+    assert _metric(after, "stream_fanout_seconds_sum") > _metric(
+        before, "stream_fanout_seconds_sum"
+    )

@@ -268,6 +268,7 @@ class Hub:
     def flush(self) -> None:
         """Send this tick: per market, its batch to each subscription (one call per
         subscription, whatever the number of events), then lifecycle events."""
+        started = time.perf_counter()
         dirty, self.dirty = self.dirty, {}
         for feed in dirty.values():
             self._flush_feed(feed)
@@ -286,6 +287,7 @@ class Hub:
             for sub in targets:
                 if sub.wants(ticker):
                     sub.on_lifecycle(event)
+        metrics.FANOUT.observe(time.perf_counter() - started)
 
     def _flush_feed(self, feed: Feed) -> None:
         events, feed.batch = feed.batch, []

@@ -31,6 +31,11 @@ LAG = Histogram(
     "Commit (publish) to this process reading the event from Redis",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+FANOUT = Histogram(
+    "stream_fanout_seconds",
+    "One tick's fan-out in this process: its book events handed to every subscription",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 HUB_CONNECTED = Gauge(
     "stream_hub_redis_connected",
     "1 while this process's stream reader is connected to Redis",
