@@ -168,13 +168,16 @@ class Hub:
                 await self._read(redis, block=1000)
                 if self.dirty or self.loose or self.lifecycles:
                     # one tick: wait out the rest of it while events collect in Redis, read
-                    # them, then send everything per market, one write per connection
+                    # them, then send everything per market, one write per connection. Ticks
+                    # count from the start of the last flush: a fan-out that took most of the
+                    # tick is not followed by a whole tick more (events read during it wait
+                    # only for what is left)
                     wait = self.next_flush - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
                         await self._read(redis, block=None)
-                    self.flush()
                     self.next_flush = time.monotonic() + self.tick_seconds
+                    self.flush()
                 now = time.monotonic()
                 if now - last_gap_check > 0.25:
                     last_gap_check = now
