@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from pull.identity.api import routers as identity_routers
 from pull.identity.local_auth import LocalAuthCache
 from pull.kit.db import make_engine, make_sessionmaker
 from pull.kit.errors import install_error_handlers
+from pull.kit.heap import freeze_startup_heap
 from pull.kit.invalidation import Invalidations
 from pull.kit.logging import configure_sentry
 from pull.kit.middleware import RequestContextMiddleware
@@ -167,9 +167,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-YOUNG_GC_THRESHOLD = 50_000  # served_app's, in place of CPython's 700
-
-
 def served_app() -> FastAPI:
     """The app `pull api` serves (uvicorn's factory, once per worker process): `create_app`,
     then everything built so far (modules, routes, schemas: ~420,000 objects) moved out of the
@@ -184,9 +181,7 @@ def served_app() -> FastAPI:
     request allocates is freed by reference counting when it ends, so at 50,000 a collection is
     rare and garbage in cycles still goes within a few requests' worth of allocations."""
     app = create_app()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, 20, 100)
+    freeze_startup_heap()
     return app
 
 
