@@ -44,6 +44,7 @@ from starlette.responses import Response
 
 from pull.kit import db, invalidation
 from pull.kit.invalidation import Invalidations
+from pull.kit.single_flight import load_once
 
 T = TypeVar("T")
 
@@ -239,30 +240,9 @@ async def _cached(key: Key, token: Any, load: Callable[[], Awaitable[T]]) -> T:
     if hit is not None and hit[0] == token and now - hit[1] < MAX_AGE:
         value: T = hit[2]
         return value
-    running = _loading.get(key)
-    if running is not None and running[0] == token:
-        try:
-            shared: T = await asyncio.shield(running[1])
-            return shared
-        except BaseException:
-            if not running[1].done():
-                raise  # this request itself was cancelled
-            # the reader failed or was cancelled: this request reads for itself
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    _loading[key] = (token, future)
-    try:
-        value = await load()
-    except BaseException as exc:
-        if isinstance(exc, Exception):
-            future.set_exception(exc)
-            future.exception()  # (retrieved: the waiters read for themselves)
-        else:
-            future.cancel()
-        raise
-    finally:
-        if _loading.get(key, (None, None))[1] is future:
-            del _loading[key]
-    future.set_result(value)
+    value, mine = await load_once(_loading, key, token, load)
+    if not mine:
+        return value
     if len(_entries) >= MAX_ENTRIES:
         _entries.clear()
     _entries[key] = (token, now, value)  # a message meanwhile moved the token: dead at once

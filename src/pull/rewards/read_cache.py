@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from pull.kit import db, invalidation
 from pull.kit.invalidation import Invalidations
+from pull.kit.single_flight import Loading, load_once
 
 CHANNEL = "rewards:changed"
 BOARD = b"*board"
@@ -64,7 +65,7 @@ class _Local:
         self.balances: dict[bytes, Entry] = {}
         self.boards: dict[tuple[str, int, bytes], Entry] = {}
         # one read per key at a time: the requests that miss meanwhile wait for its answer
-        self.loading: dict[Any, tuple[tuple[int, int, int], asyncio.Future[bytes]]] = {}
+        self.loading: Loading = {}
 
     def message(self, data: bytes) -> None:
         if data == BOARD:
@@ -176,34 +177,9 @@ async def _single(
     token: tuple[int, int, int],
     load: Callable[[], Awaitable[bytes]],
 ) -> tuple[bytes, bool]:
-    """`load()` once for concurrent misses of one key under one token (an answer read under an
-    older token is not handed to a request that came after a message); (answer, whether this
-    call read it: only the reader keeps it)."""
-    running = local.loading.get(key)
-    if running is not None and running[0] == token:
-        try:
-            return await asyncio.shield(running[1]), False
-        except BaseException:
-            if not running[1].done():
-                raise  # this request itself was cancelled
-            # the reader failed or was cancelled: this request reads for itself
-    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    local.loading[key] = (token, future)
-    try:
-        body = await load()
-    except BaseException as exc:
-        if isinstance(exc, Exception):
-            future.set_exception(exc)
-            future.exception()  # (retrieved: the waiters read for themselves)
-        else:
-            future.cancel()
-        raise
-    else:
-        future.set_result(body)
-        return body, True
-    finally:
-        if local.loading.get(key, (None, None))[1] is future:
-            del local.loading[key]
+    """`load()` once for concurrent misses of one key under one token (kit.single_flight);
+    (answer, whether this call read it: only the reader keeps it)."""
+    return await load_once(local.loading, key, token, load)
 
 
 async def balance(
